@@ -1,0 +1,21 @@
+//! flatline: measure how long TCP peers take to notice a dead peer, and to come back.
+//!
+//! Pure core (no privileges, unit-tested):
+//! - [`duration`]: human durations ("3s") and windows ("3s..4.5s").
+//! - [`keepalive`]: keepalive settings and the kernel's limits.
+//! - [`scenario`]: parse and validate scenario files.
+//! - [`timeline`]: events and the JSON document a run produces.
+//! - [`verdict`]: expectations judged against a timeline.
+//! - [`report`]: the terminal summary.
+//!
+//! Side-effecting shell:
+//! - [`sandbox`]: the user and PID namespaces that make a run leave nothing behind.
+//! - [`lab`]: network namespaces, links and addresses.
+//! - [`fault`]: inject and heal faults (scripts in `scripts/fault/`).
+//! - [`peer`]: the reference server and client.
+//! - [`runner`]: the one event loop that runs a scenario.
+//! - [`clock`]: the monotonic clock every process stamps with.
+
+pub mod duration;
+pub mod keepalive;
+pub mod scenario;

@@ -1,0 +1,593 @@
+//! Scenario files: parse and validate the TOML a user writes, with errors that name file, line,
+//! column and field.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::duration::{Dur, Window};
+use crate::keepalive::{Keepalive, UserTimeout};
+
+/// Which peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    pub const BOTH: [Side; 2] = [Side::Client, Side::Server];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The failures flatline can inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// SIGKILL the target process; heal restarts it.
+    ProcessKill,
+    /// Drop traffic between client and server in the wire namespace (nftables).
+    FirewallDrop,
+    /// Take a link down; heal brings it back with its routes.
+    CablePull,
+}
+
+impl FaultKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::ProcessKill => "process-kill",
+            FaultKind::FirewallDrop => "firewall-drop",
+            FaultKind::CablePull => "cable-pull",
+        }
+    }
+}
+
+/// Which packets a firewall drop eats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    #[default]
+    Both,
+    ToServer,
+    ToClient,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Both => "both",
+            Direction::ToServer => "to-server",
+            Direction::ToClient => "to-client",
+        }
+    }
+}
+
+/// Which end of a link a cable pull takes down: the wire's (a remote failure, the default) or
+/// the peer's own (a local failure: its routes vanish and send() still succeeds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkEnd {
+    #[default]
+    Wire,
+    Peer,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default)]
+    keepalive: Keepalive,
+    user_timeout: Option<UserTimeout>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    #[serde(default)]
+    keepalive: Keepalive,
+    user_timeout: Option<UserTimeout>,
+    reconnect_interval: Option<Dur>,
+    connect_timeout: Option<Dur>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    id: Option<String>,
+    kind: FaultKind,
+    at: Dur,
+    heal: Option<Dur>,
+    target: Option<Side>,
+    direction: Option<Direction>,
+    end: Option<LinkEnd>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    side: Side,
+    fault: Option<String>,
+    detects: Option<Window>,
+    error: Option<String>,
+    reconnects: Option<Window>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: String,
+    #[serde(default)]
+    description: String,
+    end: Dur,
+    server: Option<RawServer>,
+    client: Option<RawClient>,
+    #[serde(default)]
+    fault: Vec<Spanned<RawFault>>,
+    #[serde(default)]
+    expect: Vec<Spanned<RawExpect>>,
+}
+
+/// Settings of one peer, resolved.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeerSettings {
+    pub keepalive: Keepalive,
+    /// TCP_USER_TIMEOUT in ms; 0 leaves the system default.
+    pub user_timeout_ms: u32,
+    /// Client only: pause between a loss or failed attempt and the next connect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnect_interval_ms: Option<u64>,
+    /// Client only: give up a connect attempt after this long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+}
+
+/// One scheduled fault, resolved.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Fault {
+    pub id: String,
+    pub kind: FaultKind,
+    /// Time after the client first connected.
+    pub at: Dur,
+    pub heal: Option<Dur>,
+    /// process-kill: the process; cable-pull: whose link.
+    pub target: Side,
+    pub direction: Direction,
+    pub end: LinkEnd,
+}
+
+/// What a scenario expects of one side.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "what")]
+pub enum Check {
+    /// Detection latency (fault-injected to peer-lost) in a window, optionally with an error.
+    Detects {
+        window: Window,
+        error: Option<String>,
+    },
+    /// Reconnect latency (fault-healed to connected again) in a window.
+    Reconnects { window: Window },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Expectation {
+    pub side: Side,
+    pub fault: String,
+    #[serde(flatten)]
+    pub check: Check,
+}
+
+impl fmt::Display for Expectation {
+    /// Writes the expectation in scenario syntax.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{ side = \"{}\", fault = \"{}\", ", self.side, self.fault)?;
+        match &self.check {
+            Check::Detects { window, error } => {
+                write!(f, "detects = \"{window}\"")?;
+                if let Some(e) = error {
+                    write!(f, ", error = \"{e}\"")?;
+                }
+            }
+            Check::Reconnects { window } => write!(f, "reconnects = \"{window}\"")?,
+        }
+        f.write_str(" }")
+    }
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub file: PathBuf,
+    pub description: String,
+    /// Longest run, counted from the client's first connection.
+    pub end: Dur,
+    pub server: PeerSettings,
+    pub client: PeerSettings,
+    pub faults: Vec<Fault>,
+    pub expectations: Vec<Expectation>,
+}
+
+impl Scenario {
+    pub fn settings(&self, side: Side) -> &PeerSettings {
+        match side {
+            Side::Client => &self.client,
+            Side::Server => &self.server,
+        }
+    }
+
+    pub fn fault(&self, id: &str) -> Option<&Fault> {
+        self.faults.iter().find(|f| f.id == id)
+    }
+}
+
+/// Errors an error code names: EOF for an orderly close, else an errno name.
+pub const KNOWN_ERRORS: &[&str] = &[
+    "EOF",
+    "ETIMEDOUT",
+    "ECONNRESET",
+    "ECONNREFUSED",
+    "EHOSTUNREACH",
+    "ENETUNREACH",
+    "EPIPE",
+];
+
+/// A scenario that cannot be used, located in its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}:{column}: {field}{message}", file.display())]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the field, with a trailing ": ", or empty.
+    pub field: String,
+    pub message: String,
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.to_owned(),
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message: format!("cannot read the scenario file: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates scenario text; `path` is only used in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    let error_at = |span: Option<std::ops::Range<usize>>, field: String, message: String| {
+        let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+        ScenarioError {
+            file: path.to_owned(),
+            line,
+            column,
+            field: if field.is_empty() || field == "." {
+                String::new()
+            } else {
+                format!("{field}: ")
+            },
+            message,
+        }
+    };
+    let de = toml::Deserializer::new(text);
+    let raw: RawScenario = serde_path_to_error::deserialize(de).map_err(|e| {
+        // toml's Spanned shows up in the path as a private field; users never wrote it.
+        let field = e
+            .path()
+            .to_string()
+            .replace("$__serde_spanned_private_value.", "");
+        let inner = e.into_inner();
+        error_at(inner.span(), field, inner.message().to_owned())
+    })?;
+    validate(raw, path, &|span, field, msg| error_at(Some(span), field.to_owned(), msg))
+}
+
+fn validate(
+    raw: RawScenario,
+    path: &Path,
+    err: &dyn Fn(std::ops::Range<usize>, &str, String) -> ScenarioError,
+) -> Result<Scenario, ScenarioError> {
+    let server = raw.server.map_or_else(
+        || PeerSettings {
+            keepalive: Keepalive::Off,
+            user_timeout_ms: 0,
+            reconnect_interval_ms: None,
+            connect_timeout_ms: None,
+        },
+        |s| PeerSettings {
+            keepalive: s.keepalive,
+            user_timeout_ms: s.user_timeout.map_or(0, |u| u.0),
+            reconnect_interval_ms: None,
+            connect_timeout_ms: None,
+        },
+    );
+    let client = raw.client.map_or_else(
+        || PeerSettings {
+            keepalive: Keepalive::Off,
+            user_timeout_ms: 0,
+            reconnect_interval_ms: Some(500),
+            connect_timeout_ms: Some(1000),
+        },
+        |c| PeerSettings {
+            keepalive: c.keepalive,
+            user_timeout_ms: c.user_timeout.map_or(0, |u| u.0),
+            reconnect_interval_ms: Some(c.reconnect_interval.map_or(500, Dur::as_millis)),
+            connect_timeout_ms: Some(c.connect_timeout.map_or(1000, Dur::as_millis)),
+        },
+    );
+
+    let mut faults: Vec<Fault> = Vec::new();
+    for (i, spanned) in raw.fault.iter().enumerate() {
+        let span = spanned.span();
+        let f = spanned.get_ref();
+        let here = |field: &str| format!("fault[{i}].{field}");
+        let id = f.id.clone().unwrap_or_else(|| {
+            if raw.fault.len() == 1 {
+                f.kind.as_str().to_owned()
+            } else {
+                format!("{}-{}", f.kind.as_str(), i + 1)
+            }
+        });
+        if faults.iter().any(|g| g.id == id) {
+            return Err(err(span, &here("id"), format!("`{id}` is used by another fault")));
+        }
+        if f.at > raw.end {
+            return Err(err(
+                span,
+                &here("at"),
+                format!("{} is after the scenario's end ({})", f.at, raw.end),
+            ));
+        }
+        if let Some(h) = f.heal {
+            if h <= f.at {
+                return Err(err(
+                    span,
+                    &here("heal"),
+                    format!("{h} must be after the injection at {}", f.at),
+                ));
+            }
+            if h > raw.end {
+                return Err(err(
+                    span,
+                    &here("heal"),
+                    format!("{h} is after the scenario's end ({})", raw.end),
+                ));
+            }
+        }
+        if f.direction.is_some() && f.kind != FaultKind::FirewallDrop {
+            return Err(err(span, &here("direction"), "only applies to firewall-drop".into()));
+        }
+        if f.end.is_some() && f.kind != FaultKind::CablePull {
+            return Err(err(span, &here("end"), "only applies to cable-pull".into()));
+        }
+        if f.target.is_some() && f.kind == FaultKind::FirewallDrop {
+            return Err(err(
+                span,
+                &here("target"),
+                "does not apply to firewall-drop: use `direction`".into(),
+            ));
+        }
+        faults.push(Fault {
+            id,
+            kind: f.kind,
+            at: f.at,
+            heal: f.heal,
+            target: f.target.unwrap_or(Side::Server),
+            direction: f.direction.unwrap_or_default(),
+            end: f.end.unwrap_or_default(),
+        });
+    }
+
+    let mut expectations = Vec::new();
+    for (i, spanned) in raw.expect.iter().enumerate() {
+        let span = spanned.span();
+        let e = spanned.get_ref();
+        let here = |field: &str| format!("expect[{i}].{field}");
+        let fault = match &e.fault {
+            Some(id) => faults.iter().find(|f| &f.id == id).ok_or_else(|| {
+                let known: Vec<&str> = faults.iter().map(|f| f.id.as_str()).collect();
+                err(
+                    span.clone(),
+                    &here("fault"),
+                    format!("no fault has id `{id}` (faults: {})", known.join(", ")),
+                )
+            })?,
+            None => faults.first().ok_or_else(|| {
+                err(span.clone(), &here("fault"), "the scenario has no [[fault]] to expect anything of".into())
+            })?,
+        };
+        let check = match (e.detects, e.reconnects) {
+            (Some(window), None) => {
+                if let Some(name) = &e.error {
+                    if !KNOWN_ERRORS.contains(&name.as_str()) {
+                        return Err(err(
+                            span,
+                            &here("error"),
+                            format!("unknown error `{name}`: use one of {}", KNOWN_ERRORS.join(", ")),
+                        ));
+                    }
+                    if window == Window::Never {
+                        return Err(err(span, &here("error"), "makes no sense with detects = \"never\"".into()));
+                    }
+                }
+                Check::Detects {
+                    window,
+                    error: e.error.clone(),
+                }
+            }
+            (None, Some(window)) => {
+                if e.error.is_some() {
+                    return Err(err(span, &here("error"), "only applies to `detects`".into()));
+                }
+                if fault.heal.is_none() && window != Window::Never {
+                    return Err(err(
+                        span,
+                        &here("reconnects"),
+                        format!("fault `{}` is never healed: give it `heal = ...`", fault.id),
+                    ));
+                }
+                Check::Reconnects { window }
+            }
+            _ => {
+                return Err(err(
+                    span,
+                    &here("detects"),
+                    "give exactly one of `detects` or `reconnects`".into(),
+                ))
+            }
+        };
+        expectations.push(Expectation {
+            side: e.side,
+            fault: fault.id.clone(),
+            check,
+        });
+    }
+
+    Ok(Scenario {
+        name: raw.name,
+        file: path.to_owned(),
+        description: raw.description,
+        end: raw.end,
+        server,
+        client,
+        faults,
+        expectations,
+    })
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+end = "20s"
+
+[server]
+keepalive = { idle = "3s", interval = "1s", count = 10 }
+
+[client]
+keepalive = "off"
+user_timeout = "1500ms"
+
+[[fault]]
+kind = "cable-pull"
+at = "2s"
+heal = "10s"
+
+[[expect]]
+side = "client"
+detects = "10s..15s"
+error = "ETIMEDOUT"
+
+[[expect]]
+side = "client"
+reconnects = "..2s"
+"#;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("s.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_a_good_scenario() {
+        let s = parse(Path::new("s.toml"), GOOD).unwrap();
+        assert_eq!(
+            s.server.keepalive,
+            Keepalive::On {
+                idle_s: 3,
+                interval_s: 1,
+                count: 10
+            }
+        );
+        assert_eq!(s.client.keepalive, Keepalive::Off);
+        assert_eq!(s.client.user_timeout_ms, 1500);
+        assert_eq!(s.client.reconnect_interval_ms, Some(500));
+        assert_eq!(s.faults[0].id, "cable-pull");
+        assert_eq!(s.faults[0].target, Side::Server);
+        assert_eq!(s.expectations.len(), 2);
+        assert_eq!(
+            s.expectations[0].to_string(),
+            r#"{ side = "client", fault = "cable-pull", detects = "10s..15s", error = "ETIMEDOUT" }"#
+        );
+    }
+
+    #[test]
+    fn keepalive_out_of_range_names_line_column_and_field() {
+        let text = GOOD.replace(r#"idle = "3s""#, r#"idle = "0s""#);
+        let e = err(&text);
+        assert!(e.starts_with("s.toml:6:22: server.keepalive.idle: must be between 1s"), "{e}");
+        let text = GOOD.replace("count = 10", "count = 200");
+        let e = err(&text);
+        assert!(e.starts_with("s.toml:6:"), "{e}");
+        assert!(e.contains("server.keepalive.count: must be between 1 and 127"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_located() {
+        let e = err(&GOOD.replace("at = \"2s\"", "at = \"2 parsecs\""));
+        assert!(e.starts_with("s.toml:14:"), "{e}");
+        assert!(e.starts_with("s.toml:14:6: fault[0].at: `2 parsecs` has unknown unit"), "{e}");
+        let e = err(&GOOD.replace("[client]", "[client]\nidel = 3"));
+        assert!(e.contains("unknown field `idel`"), "{e}");
+        let e = err(&GOOD.replace("cable-pull", "cable-cut"));
+        assert!(e.contains("fault[0].kind") && e.contains("cable-cut"), "{e}");
+        let e = err("name = \"x\"\nend = [");
+        assert!(e.starts_with("s.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn cross_field_rules_are_checked() {
+        let e = err(&GOOD.replace("heal = \"10s\"", "heal = \"1s\""));
+        assert!(e.starts_with("s.toml:12:1: fault[0].heal: 1s must be after"), "{e}");
+        let e = err(&GOOD.replace("heal = \"10s\"", "heal = \"30s\""));
+        assert!(e.contains("after the scenario's end"), "{e}");
+        let e = err(&GOOD.replace("error = \"ETIMEDOUT\"", "error = \"ETIMEOUT\""));
+        assert!(e.contains("expect[0].error: unknown error `ETIMEOUT`"), "{e}");
+        let e = err(&GOOD.replace("side = \"client\"\nreconnects", "side = \"client\"\nfault = \"nope\"\nreconnects"));
+        assert!(e.contains("expect[1].fault: no fault has id `nope`"), "{e}");
+        let e = err(&GOOD.replace("heal = \"10s\"\n", ""));
+        assert!(e.contains("never healed"), "{e}");
+        let e = err(&GOOD.replace("kind = \"cable-pull\"", "kind = \"cable-pull\"\ndirection = \"both\""));
+        assert!(e.contains("only applies to firewall-drop"), "{e}");
+    }
+
+    #[test]
+    fn shipped_scenarios_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "expected the three seed scenarios, found {n}");
+    }
+}
