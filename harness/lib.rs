@@ -19,3 +19,6 @@
 pub mod duration;
 pub mod keepalive;
 pub mod scenario;
+pub mod clock;
+pub mod timeline;
+pub mod verdict;
