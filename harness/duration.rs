@@ -29,35 +29,54 @@ impl Dur {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(|| format!("`{text}` has no unit: write e.g. `1500ms`, `3s` or `1m`"))?;
         let (number, unit) = text.split_at(split);
-        let scale_ms = match unit.trim() {
-            "ms" => 1.0,
-            "s" => 1000.0,
-            "m" | "min" => 60_000.0,
+        let scale_ms: u64 = match unit.trim() {
+            "ms" => 1,
+            "s" => 1000,
+            "m" | "min" => 60_000,
             other => {
                 return Err(format!(
                     "`{text}` has unknown unit `{other}`: use `ms`, `s` or `m`"
                 ))
             }
         };
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` does not start with a number"))?;
-        let ms = value * scale_ms;
-        if ms.fract() != 0.0 {
+        // Exact decimal arithmetic: "1.05s" is 1050 ms, not 1050.0000000000002.
+        let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && frac.is_empty() || frac.contains('.') {
+            return Err(format!("`{text}` does not start with a number"));
+        }
+        let digits = |s: &str| -> Result<u64, String> {
+            if s.is_empty() {
+                Ok(0)
+            } else {
+                s.parse().map_err(|_| format!("`{text}` is out of range"))
+            }
+        };
+        let frac = frac.trim_end_matches('0');
+        if frac.len() > 9 {
             return Err(format!("`{text}` is finer than a millisecond"));
         }
-        if !(0.0..=1e15).contains(&ms) {
-            return Err(format!("`{text}` is out of range"));
+        let denom = 10u64.pow(frac.len() as u32);
+        let frac_ms = digits(frac)? * scale_ms;
+        if !frac_ms.is_multiple_of(denom) {
+            return Err(format!("`{text}` is finer than a millisecond"));
         }
-        Ok(Dur::from_millis(ms as u64))
+        let ms = digits(whole)?
+            .checked_mul(scale_ms)
+            .and_then(|w| w.checked_add(frac_ms / denom))
+            .filter(|&ms| ms <= 1_000_000_000_000)
+            .ok_or_else(|| format!("`{text}` is out of range"))?;
+        Ok(Dur::from_millis(ms))
     }
 }
 
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.as_millis();
-        if ms != 0 && ms % 1000 == 0 {
+        if ms != 0 && ms.is_multiple_of(1000) {
             write!(f, "{}s", ms / 1000)
+        } else if ms > 1000 {
+            let frac = format!("{:03}", ms % 1000);
+            write!(f, "{}.{}s", ms / 1000, frac.trim_end_matches('0'))
         } else {
             write!(f, "{ms}ms")
         }
@@ -193,6 +212,9 @@ mod tests {
         assert!(Dur::parse("3h").unwrap_err().contains("unknown unit"));
         assert!(Dur::parse("0.5ms").unwrap_err().contains("finer"));
         assert!(Dur::parse("s").is_err());
+        assert_eq!(Dur::from_millis(9800).to_string(), "9.8s");
+        assert_eq!(Dur::from_millis(1050).to_string(), "1.05s");
+        assert_eq!(Dur::from_millis(500).to_string(), "500ms");
     }
 
     #[test]
@@ -203,7 +225,10 @@ mod tests {
         assert_eq!(w.place(4500.0), Placement::Inside);
         assert_eq!(w.place(4500.5), Placement::TooLate);
         assert_eq!(Window::parse("..2s").unwrap().place(0.0), Placement::Inside);
-        assert_eq!(Window::parse("never").unwrap().place(1.0), Placement::TooEarly);
+        assert_eq!(
+            Window::parse("never").unwrap().place(1.0),
+            Placement::TooEarly
+        );
         assert!(Window::parse("5s..1s").is_err());
         assert!(Window::parse("..").is_err());
         assert!(Window::parse("3s").is_err());

@@ -19,21 +19,16 @@ pub const MAX_KEEP_SECS: u32 = 32767;
 pub const MAX_KEEP_COUNT: u32 = 127;
 
 /// Keepalive for one side: off, or on with resolved idle, interval and count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "mode")]
 pub enum Keepalive {
+    #[default]
     Off,
     On {
         idle_s: u32,
         interval_s: u32,
         count: u32,
     },
-}
-
-impl Default for Keepalive {
-    fn default() -> Self {
-        Keepalive::Off
-    }
 }
 
 impl fmt::Display for Keepalive {
@@ -63,7 +58,7 @@ impl<'de> Deserialize<'de> for KeepSecs {
 /// Checks a duration against the kernel's limits for TCP_KEEPIDLE and TCP_KEEPINTVL.
 pub fn keep_secs(dur: Dur) -> Result<u32, String> {
     let ms = dur.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return Err(format!(
             "Linux takes whole seconds here, got {dur}: round to {}s",
             (ms / 1000).max(1)
@@ -105,7 +100,12 @@ impl<'de> Deserialize<'de> for UserTimeout {
             .ok()
             .filter(|&ms| ms <= i32::MAX as u32)
             .map(UserTimeout)
-            .ok_or_else(|| de::Error::custom(format!("{dur} is above the kernel's limit of {}ms", i32::MAX)))
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "{dur} is above the kernel's limit of {}ms",
+                    i32::MAX
+                ))
+            })
     }
 }
 
@@ -156,8 +156,12 @@ mod tests {
     #[test]
     fn limits_follow_the_kernel() {
         assert_eq!(keep_secs(Dur::from_millis(3000)), Ok(3));
-        assert!(keep_secs(Dur::from_millis(0)).unwrap_err().contains("between 1s"));
-        assert!(keep_secs(Dur::from_millis(1500)).unwrap_err().contains("whole seconds"));
+        assert!(keep_secs(Dur::from_millis(0))
+            .unwrap_err()
+            .contains("between 1s"));
+        assert!(keep_secs(Dur::from_millis(1500))
+            .unwrap_err()
+            .contains("whole seconds"));
         assert!(keep_secs(Dur::from_millis(32_768_000)).is_err());
         assert_eq!(keep_secs(Dur::from_millis(32_767_000)), Ok(32767));
     }

@@ -16,9 +16,15 @@
 //! - [`runner`]: the one event loop that runs a scenario.
 //! - [`clock`]: the monotonic clock every process stamps with.
 
-pub mod duration;
-pub mod keepalive;
-pub mod scenario;
 pub mod clock;
+pub mod duration;
+pub mod fault;
+pub mod keepalive;
+pub mod lab;
+pub mod peer;
+pub mod report;
+pub mod runner;
+pub mod sandbox;
+pub mod scenario;
 pub mod timeline;
 pub mod verdict;

@@ -1,1 +1,219 @@
-fn main() {}
+//! The `flatline` command: parse the command line, call the library, map the result to an
+//! exit code (0 every expectation held, 1 one failed, 2 bad input or environment).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use flatline::keepalive::Keepalive;
+use flatline::peer::{self, ClientOpts, Reporter, SocketOpts};
+use flatline::runner::{self, RunError, RunOptions};
+use flatline::{report, sandbox, scenario};
+
+#[derive(Parser)]
+#[command(
+    name = "flatline",
+    version,
+    about = "How long until each side of a TCP connection notices its peer is gone, and comes back"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenario files, print a summary per scenario and write each timeline as JSON.
+    Run {
+        /// Scenario files (TOML).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Directory for the timelines (<scenario name>.json).
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Run a reference peer (what `run` starts inside the lab); reports JSON lines on stdout.
+    #[command(hide = true)]
+    Peer {
+        #[command(subcommand)]
+        role: PeerRole,
+    },
+}
+
+#[derive(clap::Args)]
+struct PeerCommon {
+    /// Keepalive: `off` or IDLE/INTERVAL/COUNT in seconds, e.g. 3/1/10.
+    #[arg(long, default_value = "off", value_parser = parse_keepalive)]
+    keepalive: Keepalive,
+    /// TCP_USER_TIMEOUT in ms (0: system default).
+    #[arg(long, default_value_t = 0)]
+    user_timeout_ms: u32,
+}
+
+#[derive(Subcommand)]
+enum PeerRole {
+    Server {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[command(flatten)]
+        common: PeerCommon,
+    },
+    Client {
+        #[arg(long)]
+        connect: SocketAddr,
+        #[arg(long, default_value_t = 500)]
+        reconnect_interval_ms: u64,
+        #[arg(long, default_value_t = 1000)]
+        connect_timeout_ms: u64,
+        #[command(flatten)]
+        common: PeerCommon,
+    },
+}
+
+fn parse_keepalive(s: &str) -> Result<Keepalive, String> {
+    if s == "off" {
+        return Ok(Keepalive::Off);
+    }
+    let parts: Vec<u32> = s
+        .split('/')
+        .map(|p| {
+            p.parse()
+                .map_err(|_| format!("`{s}`: expected off or IDLE/INTERVAL/COUNT"))
+        })
+        .collect::<Result<_, _>>()?;
+    match parts[..] {
+        [idle_s, interval_s, count] => Ok(Keepalive::On {
+            idle_s,
+            interval_s,
+            count,
+        }),
+        _ => Err(format!("`{s}`: expected off or IDLE/INTERVAL/COUNT")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Peer { role } => run_peer(role),
+        Command::Run { scenarios, out } => run_scenarios(&scenarios, &out),
+    }
+}
+
+fn run_peer(role: PeerRole) -> ExitCode {
+    let report: &'static Reporter = Box::leak(Box::default());
+    match role {
+        PeerRole::Server { listen, common } => {
+            let opts = SocketOpts {
+                keepalive: common.keepalive,
+                user_timeout_ms: common.user_timeout_ms,
+            };
+            if let Err(e) = peer::serve(listen, opts, report) {
+                eprintln!("flatline peer server: cannot listen on {listen}: {e}");
+                return ExitCode::from(2);
+            }
+            ExitCode::SUCCESS
+        }
+        PeerRole::Client {
+            connect,
+            reconnect_interval_ms,
+            connect_timeout_ms,
+            common,
+        } => peer::run_client(
+            connect,
+            ClientOpts {
+                socket: SocketOpts {
+                    keepalive: common.keepalive,
+                    user_timeout_ms: common.user_timeout_ms,
+                },
+                reconnect_interval: Duration::from_millis(reconnect_interval_ms),
+                connect_timeout: Duration::from_millis(connect_timeout_ms),
+            },
+            report,
+        ),
+    }
+}
+
+fn run_scenarios(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
+    // Validate everything before touching anything.
+    let mut loaded = Vec::new();
+    let mut bad = false;
+    for file in files {
+        match scenario::load(file) {
+            Ok(s) => loaded.push(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad = true;
+            }
+        }
+    }
+    if bad {
+        return ExitCode::from(2);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot find the flatline binary to start peers: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!(
+            "error: cannot create the output directory {}: {e}",
+            out.display()
+        );
+        return ExitCode::from(2);
+    }
+    let privileges = match sandbox::enter() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds");
+    let opts = RunOptions { exe, privileges };
+    let mut failed = false;
+    for s in &loaded {
+        match rt.block_on(runner::run(s, &opts)) {
+            Ok(timeline) => {
+                let path = out.join(format!("{}.json", s.name));
+                let json = serde_json::to_string_pretty(&timeline).expect("timelines serialize");
+                if let Err(e) = std::fs::write(&path, json + "\n") {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+                print!("{}", report::render(&timeline, &path.display().to_string()));
+                failed |= !timeline.verdict.passed;
+            }
+            Err(RunError::Interrupted) => {
+                eprintln!("flatline: interrupted; the lab was torn down");
+                return ExitCode::from(130);
+            }
+            Err(e) => {
+                eprintln!("error: {}: {}", s.file.display(), error_chain(&e));
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text += &format!(": {s}");
+        source = s.source();
+    }
+    text
+}

@@ -194,7 +194,11 @@ pub struct Expectation {
 impl fmt::Display for Expectation {
     /// Writes the expectation in scenario syntax.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{{ side = \"{}\", fault = \"{}\", ", self.side, self.fault)?;
+        write!(
+            f,
+            "{{ side = \"{}\", fault = \"{}\", ",
+            self.side, self.fault
+        )?;
         match &self.check {
             Check::Detects { window, error } => {
                 write!(f, "detects = \"{window}\"")?;
@@ -296,7 +300,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         let inner = e.into_inner();
         error_at(inner.span(), field, inner.message().to_owned())
     })?;
-    validate(raw, path, &|span, field, msg| error_at(Some(span), field.to_owned(), msg))
+    validate(raw, path, &|span, field, msg| {
+        error_at(Some(span), field.to_owned(), msg)
+    })
 }
 
 fn validate(
@@ -346,7 +352,11 @@ fn validate(
             }
         });
         if faults.iter().any(|g| g.id == id) {
-            return Err(err(span, &here("id"), format!("`{id}` is used by another fault")));
+            return Err(err(
+                span,
+                &here("id"),
+                format!("`{id}` is used by another fault"),
+            ));
         }
         if f.at > raw.end {
             return Err(err(
@@ -372,7 +382,11 @@ fn validate(
             }
         }
         if f.direction.is_some() && f.kind != FaultKind::FirewallDrop {
-            return Err(err(span, &here("direction"), "only applies to firewall-drop".into()));
+            return Err(err(
+                span,
+                &here("direction"),
+                "only applies to firewall-drop".into(),
+            ));
         }
         if f.end.is_some() && f.kind != FaultKind::CablePull {
             return Err(err(span, &here("end"), "only applies to cable-pull".into()));
@@ -410,7 +424,11 @@ fn validate(
                 )
             })?,
             None => faults.first().ok_or_else(|| {
-                err(span.clone(), &here("fault"), "the scenario has no [[fault]] to expect anything of".into())
+                err(
+                    span.clone(),
+                    &here("fault"),
+                    "the scenario has no [[fault]] to expect anything of".into(),
+                )
             })?,
         };
         let check = match (e.detects, e.reconnects) {
@@ -420,11 +438,18 @@ fn validate(
                         return Err(err(
                             span,
                             &here("error"),
-                            format!("unknown error `{name}`: use one of {}", KNOWN_ERRORS.join(", ")),
+                            format!(
+                                "unknown error `{name}`: use one of {}",
+                                KNOWN_ERRORS.join(", ")
+                            ),
                         ));
                     }
                     if window == Window::Never {
-                        return Err(err(span, &here("error"), "makes no sense with detects = \"never\"".into()));
+                        return Err(err(
+                            span,
+                            &here("error"),
+                            "makes no sense with detects = \"never\"".into(),
+                        ));
                     }
                 }
                 Check::Detects {
@@ -434,7 +459,11 @@ fn validate(
             }
             (None, Some(window)) => {
                 if e.error.is_some() {
-                    return Err(err(span, &here("error"), "only applies to `detects`".into()));
+                    return Err(err(
+                        span,
+                        &here("error"),
+                        "only applies to `detects`".into(),
+                    ));
                 }
                 if fault.heal.is_none() && window != Window::Never {
                     return Err(err(
@@ -541,22 +570,34 @@ reconnects = "..2s"
     fn keepalive_out_of_range_names_line_column_and_field() {
         let text = GOOD.replace(r#"idle = "3s""#, r#"idle = "0s""#);
         let e = err(&text);
-        assert!(e.starts_with("s.toml:6:22: server.keepalive.idle: must be between 1s"), "{e}");
+        assert!(
+            e.starts_with("s.toml:6:22: server.keepalive.idle: must be between 1s"),
+            "{e}"
+        );
         let text = GOOD.replace("count = 10", "count = 200");
         let e = err(&text);
         assert!(e.starts_with("s.toml:6:"), "{e}");
-        assert!(e.contains("server.keepalive.count: must be between 1 and 127"), "{e}");
+        assert!(
+            e.contains("server.keepalive.count: must be between 1 and 127"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_fields_and_bad_values_are_located() {
         let e = err(&GOOD.replace("at = \"2s\"", "at = \"2 parsecs\""));
         assert!(e.starts_with("s.toml:14:"), "{e}");
-        assert!(e.starts_with("s.toml:14:6: fault[0].at: `2 parsecs` has unknown unit"), "{e}");
+        assert!(
+            e.starts_with("s.toml:14:6: fault[0].at: `2 parsecs` has unknown unit"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("[client]", "[client]\nidel = 3"));
         assert!(e.contains("unknown field `idel`"), "{e}");
         let e = err(&GOOD.replace("cable-pull", "cable-cut"));
-        assert!(e.contains("fault[0].kind") && e.contains("cable-cut"), "{e}");
+        assert!(
+            e.contains("fault[0].kind") && e.contains("cable-cut"),
+            "{e}"
+        );
         let e = err("name = \"x\"\nend = [");
         assert!(e.starts_with("s.toml:2:"), "{e}");
     }
@@ -564,16 +605,28 @@ reconnects = "..2s"
     #[test]
     fn cross_field_rules_are_checked() {
         let e = err(&GOOD.replace("heal = \"10s\"", "heal = \"1s\""));
-        assert!(e.starts_with("s.toml:12:1: fault[0].heal: 1s must be after"), "{e}");
+        assert!(
+            e.starts_with("s.toml:12:1: fault[0].heal: 1s must be after"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("heal = \"10s\"", "heal = \"30s\""));
         assert!(e.contains("after the scenario's end"), "{e}");
         let e = err(&GOOD.replace("error = \"ETIMEDOUT\"", "error = \"ETIMEOUT\""));
-        assert!(e.contains("expect[0].error: unknown error `ETIMEOUT`"), "{e}");
-        let e = err(&GOOD.replace("side = \"client\"\nreconnects", "side = \"client\"\nfault = \"nope\"\nreconnects"));
+        assert!(
+            e.contains("expect[0].error: unknown error `ETIMEOUT`"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace(
+            "side = \"client\"\nreconnects",
+            "side = \"client\"\nfault = \"nope\"\nreconnects",
+        ));
         assert!(e.contains("expect[1].fault: no fault has id `nope`"), "{e}");
         let e = err(&GOOD.replace("heal = \"10s\"\n", ""));
         assert!(e.contains("never healed"), "{e}");
-        let e = err(&GOOD.replace("kind = \"cable-pull\"", "kind = \"cable-pull\"\ndirection = \"both\""));
+        let e = err(&GOOD.replace(
+            "kind = \"cable-pull\"",
+            "kind = \"cable-pull\"\ndirection = \"both\"",
+        ));
         assert!(e.contains("only applies to firewall-drop"), "{e}");
     }
 

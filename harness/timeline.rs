@@ -76,8 +76,14 @@ pub struct FaultTimes {
 
 /// When `fault` was injected and healed, if it was.
 pub fn fault_times(events: &[Event], fault: &str) -> Option<FaultTimes> {
-    let inj = events.iter().find(|e| e.is_fault("fault-injected", fault))?;
-    let took = inj.fields.get("injection_ms").and_then(Value::as_f64).unwrap_or(0.0);
+    let inj = events
+        .iter()
+        .find(|e| e.is_fault("fault-injected", fault))?;
+    let took = inj
+        .fields
+        .get("injection_ms")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
     let healed_ms = events
         .iter()
         .find(|e| e.is_fault("fault-healed", fault) && e.t_ms >= inj.t_ms)
@@ -226,7 +232,10 @@ mod tests {
     #[test]
     fn detection_and_reconnect_are_measured_from_the_fault() {
         let ev = run_events();
-        assert_eq!(detection(&ev, Side::Client, "f"), Some((12995.5, "ETIMEDOUT".into())));
+        assert_eq!(
+            detection(&ev, Side::Client, "f"),
+            Some((12995.5, "ETIMEDOUT".into()))
+        );
         assert_eq!(detection(&ev, Side::Server, "f").unwrap().0, 11995.25);
         assert_eq!(reconnect(&ev, Side::Client, "f"), Some(400.0));
         assert_eq!(reconnect(&ev, Side::Server, "f"), Some(400.1));
@@ -238,7 +247,10 @@ mod tests {
     #[test]
     fn losses_before_the_fault_do_not_count() {
         let mut ev = run_events();
-        ev.insert(3, Event::new(1000.0, Source::Client, "peer-lost").with("error", "EOF"));
+        ev.insert(
+            3,
+            Event::new(1000.0, Source::Client, "peer-lost").with("error", "EOF"),
+        );
         assert_eq!(detection(&ev, Side::Client, "f").unwrap().1, "ETIMEDOUT");
     }
 }

@@ -67,7 +67,13 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>) -> Outcom
         reason,
     };
     // Nothing is pending once the run is over.
-    let pending_or = |status: Status| if now_ms.is_some() { Status::Pending } else { status };
+    let pending_or = |status: Status| {
+        if now_ms.is_some() {
+            Status::Pending
+        } else {
+            status
+        }
+    };
     let Some(times) = timeline::fault_times(events, &exp.fault) else {
         return outcome(
             pending_or(Status::Failed),
@@ -191,13 +197,32 @@ mod tests {
     #[test]
     fn wrong_error_too_early_too_late_all_fail() {
         let ev = events();
-        let o = one("[[expect]]\nside = \"client\"\ndetects = \"9.8s..15s\"\nerror = \"EOF\"", &ev, None);
-        assert!(!o.passed && o.reason.contains("saw ETIMEDOUT, expected EOF"), "{o:?}");
-        let o = one("[[expect]]\nside = \"client\"\ndetects = \"..500ms\"", &ev, None);
+        let o = one(
+            "[[expect]]\nside = \"client\"\ndetects = \"9.8s..15s\"\nerror = \"EOF\"",
+            &ev,
+            None,
+        );
+        assert!(
+            !o.passed && o.reason.contains("saw ETIMEDOUT, expected EOF"),
+            "{o:?}"
+        );
+        let o = one(
+            "[[expect]]\nside = \"client\"\ndetects = \"..500ms\"",
+            &ev,
+            None,
+        );
         assert!(!o.passed && o.reason.contains("too late"), "{o:?}");
-        let o = one("[[expect]]\nside = \"client\"\ndetects = \"14s..\"", &ev, None);
+        let o = one(
+            "[[expect]]\nside = \"client\"\ndetects = \"14s..\"",
+            &ev,
+            None,
+        );
         assert!(!o.passed && o.reason.contains("too early"), "{o:?}");
-        let o = one("[[expect]]\nside = \"client\"\ndetects = \"never\"", &ev, None);
+        let o = one(
+            "[[expect]]\nside = \"client\"\ndetects = \"never\"",
+            &ev,
+            None,
+        );
         assert!(!o.passed && o.reason.contains("expected never"), "{o:?}");
     }
 
@@ -218,20 +243,40 @@ mod tests {
     #[test]
     fn reconnects_are_measured_from_the_heal() {
         let ev = events();
-        let o = one("[[expect]]\nside = \"client\"\nreconnects = \"..2s\"", &ev, None);
+        let o = one(
+            "[[expect]]\nside = \"client\"\nreconnects = \"..2s\"",
+            &ev,
+            None,
+        );
         assert!(o.passed, "{o:?}");
-        let o = one("[[expect]]\nside = \"client\"\nreconnects = \"..300ms\"", &ev, None);
+        let o = one(
+            "[[expect]]\nside = \"client\"\nreconnects = \"..300ms\"",
+            &ev,
+            None,
+        );
         assert!(!o.passed, "{o:?}");
         let unhealed = &ev[..2];
-        let o = one("[[expect]]\nside = \"client\"\nreconnects = \"..2s\"", unhealed, None);
+        let o = one(
+            "[[expect]]\nside = \"client\"\nreconnects = \"..2s\"",
+            unhealed,
+            None,
+        );
         assert!(!o.passed && o.reason.contains("never healed"), "{o:?}");
     }
 
     #[test]
     fn a_fault_that_never_happened_fails_every_expectation() {
-        let o = one("[[expect]]\nside = \"client\"\ndetects = \"never\"", &[], None);
+        let o = one(
+            "[[expect]]\nside = \"client\"\ndetects = \"never\"",
+            &[],
+            None,
+        );
         assert!(!o.passed && o.reason.contains("never injected"), "{o:?}");
-        let o = one("[[expect]]\nside = \"client\"\ndetects = \"never\"", &[], Some(1.0));
+        let o = one(
+            "[[expect]]\nside = \"client\"\ndetects = \"never\"",
+            &[],
+            Some(1.0),
+        );
         assert_eq!(o.status, Status::Pending);
     }
 }

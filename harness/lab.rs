@@ -1,0 +1,232 @@
+//! The lab: three network namespaces (client, wire, server) joined by two veth pairs, held by
+//! file descriptors only, so they vanish with the runner.
+//!
+//! ```text
+//!  client netns                    wire netns                      server netns
+//!  [client] c0 ──────────── w0 [router: nft, conntrack] w1 ──────────── s0 [server]
+//!  198.18.1.2/24        198.18.1.1/24              198.18.2.1/24        198.18.2.2/24
+//! ```
+
+use std::fmt;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sched::{unshare, CloneFlags};
+
+pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+pub const WIRE_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+pub const WIRE_SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
+pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
+pub const SERVER_PORT: u16 = 7000;
+
+/// The link names, as a user sees them with `ip link` inside each namespace.
+pub const CLIENT_LINK: &str = "c0";
+pub const WIRE_CLIENT_LINK: &str = "w0";
+pub const WIRE_SERVER_LINK: &str = "w1";
+pub const SERVER_LINK: &str = "s0";
+
+/// One of the lab's network namespaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ns {
+    Client,
+    Wire,
+    Server,
+}
+
+impl fmt::Display for Ns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ns::Client => "client",
+            Ns::Wire => "wire",
+            Ns::Server => "server",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("failed to create the {ns} network namespace")]
+    Create {
+        ns: Ns,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to run `{program}` in namespace {ns}: is it installed? (apt-get install iproute2 nftables)")]
+    Spawn {
+        ns: Ns,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{what}` failed in namespace {ns}: {stderr}")]
+    Command {
+        ns: Ns,
+        what: String,
+        stderr: String,
+    },
+}
+
+/// The three namespaces; dropping the lab releases them.
+#[derive(Debug)]
+pub struct Lab {
+    client: OwnedFd,
+    wire: OwnedFd,
+    server: OwnedFd,
+    /// How long building it took.
+    pub setup: Duration,
+}
+
+/// Creates a network namespace on a throwaway thread, so no thread of ours changes namespace,
+/// and returns a descriptor that holds it. `sysctls` are written inside it.
+fn new_netns(
+    ns: Ns,
+    sysctls: &'static [(&'static str, &'static str)],
+) -> Result<OwnedFd, LabError> {
+    let create = move || -> std::io::Result<OwnedFd> {
+        unshare(CloneFlags::CLONE_NEWNET)?;
+        for (key, value) in sysctls {
+            std::fs::write(format!("/proc/sys/{}", key.replace('.', "/")), value)?;
+        }
+        let file = std::fs::File::open("/proc/thread-self/ns/net")?;
+        Ok(OwnedFd::from(file))
+    };
+    std::thread::spawn(create)
+        .join()
+        .expect("namespace thread does not panic")
+        .map_err(|source| LabError::Create { ns, source })
+}
+
+impl Lab {
+    /// Builds the lab: namespaces, veth pairs, addresses, routes, forwarding in the wire.
+    pub fn up() -> Result<Lab, LabError> {
+        let start = Instant::now();
+        let mut lab = Lab {
+            client: new_netns(Ns::Client, &[])?,
+            wire: new_netns(Ns::Wire, &[("net.ipv4.ip_forward", "1")])?,
+            server: new_netns(Ns::Server, &[])?,
+            setup: Duration::ZERO,
+        };
+        let wire_fd = lab.wire.as_raw_fd();
+        let server_fd = lab.server.as_raw_fd();
+        lab.ip_batch(
+            Ns::Client,
+            &format!(
+                "link set lo up\n\
+                 link add {CLIENT_LINK} type veth peer name {WIRE_CLIENT_LINK} netns /proc/self/fd/{wire_fd}\n\
+                 addr add {CLIENT_ADDR}/24 dev {CLIENT_LINK}\n\
+                 link set {CLIENT_LINK} up\n\
+                 route add default via {WIRE_CLIENT_ADDR}\n"
+            ),
+            &[wire_fd],
+        )?;
+        lab.ip_batch(
+            Ns::Wire,
+            &format!(
+                "link set lo up\n\
+                 addr add {WIRE_CLIENT_ADDR}/24 dev {WIRE_CLIENT_LINK}\n\
+                 link set {WIRE_CLIENT_LINK} up\n\
+                 link add {WIRE_SERVER_LINK} type veth peer name {SERVER_LINK} netns /proc/self/fd/{server_fd}\n\
+                 addr add {WIRE_SERVER_ADDR}/24 dev {WIRE_SERVER_LINK}\n\
+                 link set {WIRE_SERVER_LINK} up\n"
+            ),
+            &[server_fd],
+        )?;
+        lab.ip_batch(
+            Ns::Server,
+            &format!(
+                "link set lo up\n\
+                 addr add {SERVER_ADDR}/24 dev {SERVER_LINK}\n\
+                 link set {SERVER_LINK} up\n\
+                 route add default via {WIRE_SERVER_ADDR}\n"
+            ),
+            &[],
+        )?;
+        lab.setup = start.elapsed();
+        Ok(lab)
+    }
+
+    fn fd(&self, ns: Ns) -> RawFd {
+        match ns {
+            Ns::Client => self.client.as_raw_fd(),
+            Ns::Wire => self.wire.as_raw_fd(),
+            Ns::Server => self.server.as_raw_fd(),
+        }
+    }
+
+    /// A command that runs inside `ns`. `inherit` are descriptors the program may open as
+    /// /proc/self/fd/N (e.g. another namespace to move a link into).
+    pub fn command(&self, ns: Ns, program: &str, inherit: &[RawFd]) -> Command {
+        let fd = self.fd(ns);
+        let inherit = inherit.to_vec();
+        let mut cmd = Command::new(program);
+        // SAFETY: only async-signal-safe syscalls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &keep in &inherit {
+                    if libc::fcntl(keep, libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    /// Runs a command to completion inside `ns`, feeding it `stdin`.
+    pub fn run(&self, ns: Ns, mut cmd: Command, stdin: &str) -> Result<(), LabError> {
+        let what = format!("{:?}", cmd.get_program())
+            .trim_matches('"')
+            .to_owned()
+            + &cmd
+                .get_args()
+                .map(|a| format!(" {}", a.to_string_lossy()))
+                .collect::<String>();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| LabError::Spawn {
+                ns,
+                program: what.clone(),
+                source,
+            })?;
+        if let Some(mut input) = child.stdin.take() {
+            // A program that exits without reading is reported by its status below.
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(|source| LabError::Spawn {
+            ns,
+            program: what.clone(),
+            source,
+        })?;
+        if !out.status.success() {
+            return Err(LabError::Command {
+                ns,
+                what,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned()
+                    + String::from_utf8_lossy(&out.stdout).trim(),
+            });
+        }
+        Ok(())
+    }
+
+    fn ip_batch(&self, ns: Ns, batch: &str, inherit: &[RawFd]) -> Result<(), LabError> {
+        let mut cmd = self.command(ns, "ip", inherit);
+        cmd.args(["-batch", "-"]);
+        self.run(ns, cmd, batch)
+    }
+
+    /// Releases the namespaces. Processes still inside keep theirs alive until they exit.
+    pub fn teardown(self) {
+        drop(self);
+    }
+}

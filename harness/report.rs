@@ -1,0 +1,63 @@
+//! The short human summary `flatline run` prints per scenario.
+
+use std::fmt::Write;
+
+use crate::scenario::Side;
+use crate::timeline::{SideSummary, Timeline};
+
+fn secs(ms: f64) -> String {
+    if ms.abs() < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.3} s", ms / 1000.0)
+    }
+}
+
+fn side_line(side: Side, s: &SideSummary) -> String {
+    let detect = match (&s.detection_ms, &s.error) {
+        (Some(ms), Some(err)) => format!("detected after {:>10}  {err:<12}", secs(*ms)),
+        _ => format!("{:<39}", "did not detect"),
+    };
+    let back = match s.reconnect_ms {
+        Some(ms) => format!("back {} after heal", secs(ms)),
+        None => "not back after heal".into(),
+    };
+    format!("  {side:<7} {detect}{back}\n")
+}
+
+/// Renders the summary of one run; `path` is where its timeline was written.
+pub fn render(t: &Timeline, path: &str) -> String {
+    let mut out = String::new();
+    let verdict = if t.verdict.passed { "PASS" } else { "FAIL" };
+    let _ = writeln!(
+        out,
+        "{verdict} {} ({})",
+        t.scenario.name,
+        t.scenario.file.display()
+    );
+    for f in &t.summary.faults {
+        let injected = match (f.injected_at_ms, f.injection_ms) {
+            (Some(at), Some(took)) => format!("injected at {} (took {took:.1} ms)", secs(at)),
+            _ => "never injected".into(),
+        };
+        let healed = f
+            .healed_at_ms
+            .map_or(String::new(), |h| format!(", healed at {}", secs(h)));
+        let _ = writeln!(out, "  fault {} [{}]: {injected}{healed}", f.id, f.kind);
+        out += &side_line(Side::Client, &f.client);
+        out += &side_line(Side::Server, &f.server);
+    }
+    for o in &t.verdict.expectations {
+        if o.passed {
+            let _ = writeln!(out, "  PASS {}", o.expected);
+        } else {
+            let _ = writeln!(
+                out,
+                "  FAIL {}\n       {}\n       actual: {}",
+                o.expected, o.reason, o.actual
+            );
+        }
+    }
+    let _ = writeln!(out, "  timeline: {path}");
+    out
+}

@@ -1,0 +1,442 @@
+//! The one event loop: builds the lab, starts the peers, injects and heals faults on schedule,
+//! and alone appends events to the timeline.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{Map, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::clock;
+use crate::fault::{self, Action, Mechanism};
+use crate::keepalive::Keepalive;
+use crate::lab::{self, Lab, LabError, Ns};
+use crate::sandbox::Privileges;
+use crate::scenario::{Scenario, Side};
+use crate::timeline::{self, Environment, Event, Source, Timeline, FORMAT_VERSION};
+use crate::verdict::{self, Status};
+
+/// How long a peer may take to start listening or to connect for the first time.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Once every expectation is decided, keep listening this long for trailing events (the
+/// server's accept of a reconnect lands just after the client's connect).
+const SETTLE_GRACE: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    #[error("failed to start the {side} peer ({exe})")]
+    Spawn {
+        side: Side,
+        exe: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the {side} did not {what} within {}s (last events: {last})", STARTUP_TIMEOUT.as_secs())]
+    Startup {
+        side: Side,
+        what: &'static str,
+        last: String,
+    },
+    #[error("failed to {action} fault `{fault}`")]
+    Fault {
+        fault: String,
+        action: &'static str,
+        #[source]
+        source: Box<RunError>,
+    },
+    #[error("interrupted; the lab was torn down")]
+    Interrupted,
+}
+
+/// What the runner needs besides the scenario.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The flatline binary, started again as `flatline peer ...` inside the lab.
+    pub exe: PathBuf,
+    pub privileges: Privileges,
+}
+
+enum Msg {
+    Line {
+        side: Side,
+        line: String,
+    },
+    Exited {
+        side: Side,
+        pid: Pid,
+        status: String,
+    },
+}
+
+struct Run<'a> {
+    scenario: &'a Scenario,
+    opts: &'a RunOptions,
+    lab: Lab,
+    /// Monotonic nanoseconds when the lab came up: t_ms = 0.
+    origin_ns: u64,
+    events: Vec<Event>,
+    pids: BTreeMap<Side, Pid>,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+fn keepalive_arg(k: Keepalive) -> String {
+    match k {
+        Keepalive::Off => "off".into(),
+        Keepalive::On {
+            idle_s,
+            interval_s,
+            count,
+        } => format!("{idle_s}/{interval_s}/{count}"),
+    }
+}
+
+impl Run<'_> {
+    fn now_ms(&self) -> f64 {
+        clock::ms_since(self.origin_ns, clock::now_ns())
+    }
+
+    fn record(&mut self, event: Event) -> &Event {
+        self.events.push(event);
+        self.events.last().expect("just pushed")
+    }
+
+    /// Starts a peer process inside its namespace, with a task that forwards its reports.
+    fn spawn_peer(&mut self, side: Side) -> Result<Pid, RunError> {
+        let settings = self.scenario.settings(side);
+        let server_addr = format!("{}:{}", lab::SERVER_ADDR, lab::SERVER_PORT);
+        let ns = match side {
+            Side::Client => Ns::Client,
+            Side::Server => Ns::Server,
+        };
+        let exe = self.opts.exe.to_string_lossy().into_owned();
+        let mut cmd = self.lab.command(ns, &exe, &[]);
+        cmd.args(["peer", side.as_str()]);
+        match side {
+            Side::Server => cmd.args(["--listen", &server_addr]),
+            Side::Client => cmd.args([
+                "--connect",
+                &server_addr,
+                "--reconnect-interval-ms",
+                &settings.reconnect_interval_ms.unwrap_or(500).to_string(),
+                "--connect-timeout-ms",
+                &settings.connect_timeout_ms.unwrap_or(1000).to_string(),
+            ]),
+        };
+        cmd.args([
+            "--keepalive",
+            &keepalive_arg(settings.keepalive),
+            "--user-timeout-ms",
+            &settings.user_timeout_ms.to_string(),
+        ]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| RunError::Spawn { side, exe, source })?;
+        let pid = Pid::from_raw(child.id().expect("a running child has a pid") as i32);
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = tx.send(Msg::Line { side, line });
+            }
+            let status = match child.wait().await {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            };
+            let _ = tx.send(Msg::Exited { side, pid, status });
+        });
+        self.pids.insert(side, pid);
+        let t = self.now_ms();
+        self.record(
+            Event::new(t, Source::Runner, "process-started")
+                .with("side", side.as_str())
+                .with("pid", pid.as_raw()),
+        );
+        Ok(pid)
+    }
+
+    /// Turns a peer's report into a timeline event, stamped with the peer's own clock reading.
+    fn absorb(&mut self, msg: Msg) -> &Event {
+        match msg {
+            Msg::Line { side, line } => {
+                let event = match serde_json::from_str::<Map<String, Value>>(&line) {
+                    Ok(mut fields) => {
+                        let mono = fields.remove("mono_ns").and_then(|v| v.as_u64());
+                        let kind = fields
+                            .remove("kind")
+                            .and_then(|v| v.as_str().map(str::to_owned));
+                        match (mono, kind) {
+                            (Some(mono), Some(kind)) => Event {
+                                t_ms: clock::ms_since(self.origin_ns, mono),
+                                source: side.into(),
+                                kind,
+                                fields,
+                            },
+                            _ => Event::new(self.now_ms(), side.into(), "peer-output")
+                                .with("line", line),
+                        }
+                    }
+                    Err(_) => {
+                        Event::new(self.now_ms(), side.into(), "peer-output").with("line", line)
+                    }
+                };
+                self.record(event)
+            }
+            Msg::Exited { side, pid, status } => {
+                if self.pids.get(&side) == Some(&pid) {
+                    self.pids.remove(&side);
+                }
+                let t = self.now_ms();
+                self.record(
+                    Event::new(t, Source::Runner, "process-exited")
+                        .with("side", side.as_str())
+                        .with("pid", pid.as_raw())
+                        .with("status", status),
+                )
+            }
+        }
+    }
+
+    /// Receives events until `want` returns true for one, or the startup timeout.
+    async fn wait_for(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Msg>,
+        side: Side,
+        what: &'static str,
+        want: impl Fn(&Event) -> bool,
+    ) -> Result<f64, RunError> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(msg)) => {
+                    let event = self.absorb(msg);
+                    if want(event) {
+                        return Ok(event.t_ms);
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    let last = self
+                        .events
+                        .iter()
+                        .rev()
+                        .take(4)
+                        .map(|e| serde_json::to_string(e).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Err(RunError::Startup { side, what, last });
+                }
+            }
+        }
+    }
+
+    /// Carries out one step of a fault and stamps it when it is in effect.
+    fn step(&mut self, index: usize, action: Action) -> Result<(), RunError> {
+        let fault = &self.scenario.faults[index];
+        let mechanism = fault::mechanism(fault, action);
+        let started = clock::now_ns();
+        let result = match &mechanism {
+            Mechanism::Script {
+                ns,
+                name,
+                script,
+                args,
+            } => {
+                let mut cmd = self.lab.command(*ns, "sh", &[]);
+                cmd.arg("-c")
+                    .arg(script)
+                    .arg(format!("flatline-{name}"))
+                    .args(args);
+                self.lab.run(*ns, cmd, "").map_err(RunError::from)
+            }
+            Mechanism::Kill(side) => {
+                if let Some(&pid) = self.pids.get(side) {
+                    // The process stays ours until its reaper task sees it exit.
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
+                Ok(())
+            }
+            Mechanism::Restart(side) => self.spawn_peer(*side).map(|_| ()),
+        };
+        let done = clock::now_ns();
+        let fault = &self.scenario.faults[index];
+        result.map_err(|source| RunError::Fault {
+            fault: fault.id.clone(),
+            action: action.as_str(),
+            source: Box::new(source),
+        })?;
+        let (kind, took_key) = match action {
+            Action::Inject => ("fault-injected", "injection_ms"),
+            Action::Heal => ("fault-healed", "heal_ms"),
+        };
+        let event = Event::new(clock::ms_since(self.origin_ns, done), Source::Runner, kind)
+            .with("fault", fault.id.as_str())
+            .with("fault_kind", fault.kind.as_str())
+            .with("mechanism", mechanism.describe())
+            .with(took_key, clock::ms_since(started, done));
+        self.record(event);
+        Ok(())
+    }
+}
+
+/// Runs one scenario in a fresh lab and returns its timeline.
+pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Timeline, RunError> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let lab = Lab::up()?;
+    let origin_ns = clock::now_ns();
+    let setup_ms = lab.setup.as_secs_f64() * 1000.0;
+    let mut run = Run {
+        scenario,
+        opts,
+        lab,
+        origin_ns,
+        events: vec![Event::new(0.0, Source::Runner, "lab-up")
+            .with("setup_ms", (setup_ms * 1000.0).round() / 1000.0)],
+        pids: BTreeMap::new(),
+        tx,
+    };
+    let outcome = drive(&mut run, &mut rx).await;
+
+    // Stop the peers, collect what they said last, then release the namespaces.
+    for pid in run.pids.values() {
+        let _ = kill(*pid, Signal::SIGKILL);
+    }
+    let Run {
+        lab,
+        mut events,
+        tx,
+        origin_ns,
+        ..
+    } = run;
+    drop(tx);
+    let drain = async {
+        while let Some(msg) = rx.recv().await {
+            if let Msg::Exited { side, pid, status } = msg {
+                events.push(
+                    Event::new(
+                        clock::ms_since(origin_ns, clock::now_ns()),
+                        Source::Runner,
+                        "process-exited",
+                    )
+                    .with("side", side.as_str())
+                    .with("pid", pid.as_raw())
+                    .with("status", status),
+                );
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    let teardown_start = clock::now_ns();
+    lab.teardown();
+    let end = clock::now_ns();
+    events.push(
+        Event::new(clock::ms_since(origin_ns, end), Source::Runner, "lab-down")
+            .with("teardown_ms", clock::ms_since(teardown_start, end)),
+    );
+    let reason = outcome?;
+    if let Some(last) = events.iter_mut().rev().find(|e| e.kind == "lab-down") {
+        last.fields.insert("reason".into(), reason.into());
+    }
+    events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+
+    Ok(Timeline {
+        format_version: FORMAT_VERSION,
+        scenario: scenario.clone(),
+        environment: Environment {
+            kernel: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            flatline_version: env!("CARGO_PKG_VERSION").into(),
+            privileges: opts.privileges.as_str().into(),
+        },
+        summary: timeline::summarize(&scenario.faults, &events),
+        verdict: verdict::verdict(scenario, &events),
+        events,
+    })
+}
+
+/// Starts the peers, runs the schedule, and returns why the run ended.
+async fn drive(
+    run: &mut Run<'_>,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+) -> Result<&'static str, RunError> {
+    let mut interrupt = signal(SignalKind::interrupt()).expect("signal handler installs");
+    let mut terminate = signal(SignalKind::terminate()).expect("signal handler installs");
+
+    run.spawn_peer(Side::Server)?;
+    run.wait_for(rx, Side::Server, "listen", |e| {
+        e.source == Source::Server && e.kind == "listening"
+    })
+    .await?;
+    run.spawn_peer(Side::Client)?;
+    let start_ms = run
+        .wait_for(rx, Side::Client, "connect", |e| {
+            e.source == Source::Client && e.kind == "connected"
+        })
+        .await?;
+
+    // The schedule, in monotonic time: faults count from the client's first connection.
+    let anchor = (Instant::now(), run.now_ms());
+    let at = |ms_after_start: u64| {
+        anchor.0
+            + Duration::from_secs_f64(
+                ((start_ms + ms_after_start as f64 - anchor.1) / 1000.0).max(0.0),
+            )
+    };
+    let mut steps: Vec<(Instant, usize, Action)> = Vec::new();
+    for (i, f) in run.scenario.faults.iter().enumerate() {
+        steps.push((at(f.at.as_millis()), i, Action::Inject));
+        if let Some(h) = f.heal {
+            steps.push((at(h.as_millis()), i, Action::Heal));
+        }
+    }
+    steps.sort_by_key(|s| s.0);
+    let end = at(run.scenario.end.as_millis());
+    let mut next = 0;
+    let mut settled_at: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+
+    loop {
+        let step_at = steps.get(next).map(|s| s.0).unwrap_or(end);
+        tokio::select! {
+            biased;
+            _ = interrupt.recv() => return Err(RunError::Interrupted),
+            _ = terminate.recv() => return Err(RunError::Interrupted),
+            _ = tokio::time::sleep_until(step_at), if next < steps.len() => {
+                let (_, index, action) = steps[next];
+                next += 1;
+                run.step(index, action)?;
+            }
+            Some(msg) = rx.recv() => { run.absorb(msg); }
+            _ = tokio::time::sleep_until(end) => return Ok("end"),
+            _ = tick.tick() => {}
+        }
+        // Without expectations there is nothing to settle: observe until the end.
+        if next == steps.len() && !run.scenario.expectations.is_empty() {
+            let now = run.now_ms();
+            let open = verdict::judge(run.scenario, &run.events, Some(now))
+                .iter()
+                .any(|o| o.status == Status::Pending);
+            if open {
+                settled_at = None;
+            } else {
+                let since = *settled_at.get_or_insert_with(Instant::now);
+                if since.elapsed() >= SETTLE_GRACE {
+                    return Ok("settled");
+                }
+            }
+        }
+    }
+}
