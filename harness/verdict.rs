@@ -52,8 +52,14 @@ pub fn verdict(scenario: &Scenario, events: &[Event]) -> Verdict {
     }
 }
 
+/// A latency in scenario syntax: seconds to the millisecond, or milliseconds to the
+/// microsecond below one second.
 fn secs(ms: f64) -> String {
-    format!("{:.3}s", ms / 1000.0)
+    if ms.abs() < 1000.0 {
+        format!("{ms:.3}ms")
+    } else {
+        format!("{:.3}s", ms / 1000.0)
+    }
 }
 
 fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>) -> Outcome {

@@ -1,1 +1,8 @@
+//! Integration tests: the command line on bad input, and the lab for real.
+//!
+//! Lab tests need root or unprivileged user namespaces. They never skip themselves: without
+//! either, `flatline run` exits 2 with a message saying why, and the test fails showing it.
 
+mod cli;
+mod lab;
+mod support;

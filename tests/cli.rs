@@ -1,0 +1,71 @@
+//! The command line on bad input: exit 2, a message naming file, line and field, nothing
+//! created.
+
+use crate::support::{describe, flatline, run, scenario};
+
+#[test]
+fn a_bad_scenario_is_located_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(scenario("seed-firewall-drop.toml"))
+        .unwrap()
+        .replacen("count = 10", "count = 200", 2);
+    std::fs::write(&file, &text).unwrap();
+    let out = dir.path().join("results");
+    let (output, timeline) = run(&file, &out);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = text
+        .lines()
+        .position(|l| l.contains("count = 200"))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.contains(&format!("bad.toml:{line}:"))
+            && stderr.contains("server.keepalive.count: must be between 1 and 127"),
+        "{stderr}"
+    );
+    assert!(timeline.is_none());
+    assert!(
+        !out.exists(),
+        "a rejected scenario must not create {}",
+        out.display()
+    );
+}
+
+#[test]
+fn one_bad_file_stops_the_whole_batch_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\nend = \"1s\"\n[client]\nkeepalive = { idle = \"0s\" }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("results");
+    let output = flatline()
+        .arg("run")
+        .arg(scenario("seed-process-kill.toml"))
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml:4:22: client.keepalive.idle"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_missing_file_is_reported() {
+    let output = flatline()
+        .args(["run", "/nonexistent/s.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/s.toml"));
+}

@@ -1,0 +1,341 @@
+//! Lab tests: each shipped scenario runs for real, and the windows asserted here are derived
+//! from physics.md independently of the scenario's own expectations. The lower bound of each
+//! window proves the fault took effect (nothing else explains a loss that late), the upper
+//! bound proves detection happened.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{describe, flatline, run, scenario};
+
+/// Timer slack: physics.md measured +24..32 ms per 1 s timer; allow 100 ms per timer.
+const SLACK_PER_TIMER_MS: f64 = 100.0;
+
+fn side<'a>(t: &'a Value, side: &str) -> &'a Value {
+    &t["summary"][side]
+}
+
+fn detection(t: &Value, s: &str) -> (f64, String) {
+    let sum = side(t, s);
+    let ms = sum["detection_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{s} never detected the fault: {sum}"));
+    (ms, sum["error"].as_str().unwrap_or_default().to_owned())
+}
+
+/// The contract users parse: these fields, events in time order, kebab-case kinds.
+fn assert_contract(t: &Value) {
+    assert_eq!(t["format_version"], 1);
+    assert!(t["scenario"]["name"].is_string());
+    assert!(t["environment"]["kernel"].is_string());
+    let events = t["events"].as_array().expect("events");
+    let times: Vec<f64> = events.iter().map(|e| e["t_ms"].as_f64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "events out of order"
+    );
+    for e in events {
+        let kind = e["kind"].as_str().unwrap();
+        assert!(
+            kind.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+            "{kind}"
+        );
+        assert!(["runner", "client", "server", "wire", "observer"]
+            .contains(&e["source"].as_str().unwrap()));
+    }
+    assert!(t["verdict"]["passed"].is_boolean());
+}
+
+/// Runs a scenario that must pass; returns its timeline.
+fn run_passing(name: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, timeline) = run(&scenario(name), dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let t = timeline.expect("a timeline was written");
+    assert_contract(&t);
+    t
+}
+
+/// Idle keepalive I/V/N with only keepalives exchanged: D - F in [N*V, I + N*V] plus slack
+/// (physics.md formula 1), ETIMEDOUT.
+fn assert_keepalive_window(t: &Value, s: &str, idle: f64, interval: f64, count: f64) {
+    let (ms, error) = detection(t, s);
+    let lower = count * interval * 1000.0 - 50.0;
+    let upper = (idle + count * interval) * 1000.0 + (count + 1.0) * SLACK_PER_TIMER_MS;
+    assert!(
+        (lower..=upper).contains(&ms),
+        "{s} detected after {ms} ms, expected {lower}..{upper}"
+    );
+    assert_eq!(error, "ETIMEDOUT", "{s}");
+}
+
+#[test]
+fn seed_cable_pull_is_caught_by_keepalive_on_both_sides() {
+    let t = run_passing("seed-cable-pull.toml");
+    assert_keepalive_window(&t, "client", 3.0, 1.0, 10.0);
+    assert_keepalive_window(&t, "server", 3.0, 1.0, 10.0);
+    // Retry every 500 ms, connect timeout 1 s: back within 1.5 s of the heal (+ margin).
+    let back = side(&t, "client")["reconnect_ms"]
+        .as_f64()
+        .expect("client came back");
+    assert!(back <= 2000.0, "client back after {back} ms");
+    let fault = &t["summary"]["faults"][0];
+    assert!(fault["injection_ms"].as_f64().unwrap() < 500.0);
+}
+
+#[test]
+fn seed_firewall_drop_is_caught_by_keepalive_on_both_sides() {
+    let t = run_passing("seed-firewall-drop.toml");
+    assert_keepalive_window(&t, "client", 3.0, 1.0, 10.0);
+    assert_keepalive_window(&t, "server", 3.0, 1.0, 10.0);
+    let back = side(&t, "client")["reconnect_ms"]
+        .as_f64()
+        .expect("client came back");
+    assert!(back <= 2000.0, "client back after {back} ms");
+    // The server accepted the new connection too.
+    assert!(side(&t, "server")["reconnect_ms"].as_f64().is_some());
+}
+
+#[test]
+fn seed_process_kill_gives_eof_at_once_and_the_client_comes_back() {
+    let t = run_passing("seed-process-kill.toml");
+    let (ms, error) = detection(&t, "client");
+    // FIN from the dying process: ~1 ms (physics.md). Keepalive (idle 3 s) cannot be this fast.
+    assert!((0.0..500.0).contains(&ms), "client detected after {ms} ms");
+    assert_eq!(error, "EOF");
+    let back = side(&t, "client")["reconnect_ms"]
+        .as_f64()
+        .expect("client came back");
+    assert!(back <= 1500.0, "client back after {back} ms");
+    let exited = t["events"].as_array().unwrap().iter().any(|e| {
+        e["kind"] == "process-exited" && e["status"].as_str().unwrap_or("").contains("SIGKILL")
+    });
+    assert!(exited, "the server was not killed");
+}
+
+#[test]
+fn a_failed_expectation_exits_1_and_says_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wrong.toml");
+    // EOF arrives within a millisecond; expecting it only after 5 s must fail.
+    let text = std::fs::read_to_string(scenario("seed-process-kill.toml"))
+        .unwrap()
+        .replace("detects = \"..500ms\"", "detects = \"5s..6s\"");
+    std::fs::write(&file, text).unwrap();
+    let (output, timeline) = run(&file, dir.path());
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("too early"),
+        "{stdout}"
+    );
+    let t = timeline.unwrap();
+    assert_eq!(t["verdict"]["passed"], false);
+    assert_eq!(t["verdict"]["expectations"][0]["passed"], false);
+    assert_eq!(t["verdict"]["expectations"][1]["passed"], true);
+}
+
+/// What a run could change in the host's network namespace.
+fn host_state() -> String {
+    let mut state = String::new();
+    for args in [
+        &["-o", "link"][..],
+        &["-o", "addr"],
+        &["route"],
+        &["-6", "route"],
+        &["netns", "list"],
+    ] {
+        let out = Command::new("ip").args(args).output().expect("ip runs");
+        state += &String::from_utf8_lossy(&out.stdout);
+    }
+    if let Ok(out) = Command::new("nft").args(["list", "ruleset"]).output() {
+        state += &String::from_utf8_lossy(&out.stdout);
+    }
+    for key in [
+        "ipv4/ip_forward",
+        "ipv4/tcp_keepalive_time",
+        "ipv4/tcp_keepalive_intvl",
+        "ipv4/tcp_keepalive_probes",
+        "ipv4/tcp_retries2",
+    ] {
+        state += &std::fs::read_to_string(format!("/proc/sys/net/{key}")).unwrap_or_default();
+    }
+    state
+}
+
+#[test]
+fn the_host_namespace_is_unchanged_by_a_run() {
+    let before = host_state();
+    let t = run_passing("seed-process-kill.toml");
+    assert!(!t["events"].as_array().unwrap().is_empty());
+    assert_eq!(before, host_state());
+}
+
+/// PIDs of processes whose environment carries `tag`.
+fn tagged_pids(tag: &str) -> Vec<u32> {
+    let needle = format!("FLATLINE_TEST_TAG={tag}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn netns_of(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Every reference to a network namespace on the machine: processes' namespaces, open
+/// descriptors and nsfs mounts.
+fn netns_references() -> BTreeSet<String> {
+    let mut refs = BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        refs.extend(netns_of(pid));
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            for fd in fds.flatten() {
+                if let Ok(target) = std::fs::read_link(fd.path()) {
+                    let target = target.to_string_lossy().into_owned();
+                    if target.starts_with("net:[") {
+                        refs.insert(target);
+                    }
+                }
+            }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for word in mounts.split_whitespace() {
+        if word.starts_with("net:[") {
+            refs.insert(word.to_owned());
+        }
+    }
+    refs
+}
+
+/// Starts a long scenario, waits until the lab is up with both peers running, applies
+/// `stop`, and checks that no process or network namespace of the run survives.
+fn assert_nothing_survives(
+    stop: impl FnOnce(&mut std::process::Child),
+) -> std::process::ExitStatus {
+    let tag = format!("{}-{:?}", std::process::id(), Instant::now());
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = flatline()
+        .arg("run")
+        .arg(scenario("seed-cable-pull.toml"))
+        .arg("--out")
+        .arg(dir.path())
+        .env("FLATLINE_TEST_TAG", &tag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let host_netns = netns_of(std::process::id()).unwrap();
+    // The watcher, the runner, the server and the client.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lab_netns: BTreeSet<String> = loop {
+        let pids = tagged_pids(&tag);
+        let netns: BTreeSet<String> = pids
+            .iter()
+            .filter_map(|&p| netns_of(p))
+            .filter(|n| *n != host_netns)
+            .collect();
+        if pids.len() >= 4 && netns.len() >= 2 {
+            break netns;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never got both peers up: {pids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(netns_references().is_superset(&lab_netns));
+
+    stop(&mut child);
+    let status = child.wait().unwrap();
+    // The kernel kills the PID namespace asynchronously; give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = tagged_pids(&tag);
+        let refs: BTreeSet<String> = netns_references()
+            .intersection(&lab_netns)
+            .cloned()
+            .collect();
+        if left.is_empty() && refs.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: processes {left:?}, network namespaces {refs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    status
+}
+
+#[test]
+fn sigkill_of_the_runner_leaves_nothing_behind() {
+    let status = assert_nothing_survives(|child| child.kill().unwrap());
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+}
+
+#[test]
+fn ctrl_c_tears_the_lab_down() {
+    let status = assert_nothing_survives(|child| {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    });
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn runs_without_root_through_a_user_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = nix::unistd::geteuid().is_root();
+    let output = if root {
+        // Drop to nobody: the run must then go through a user namespace.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_flatline"))
+            .arg("run")
+            .arg(scenario("seed-process-kill.toml"))
+            .arg("--out")
+            .arg(dir.path())
+            .output()
+            .expect("setpriv (util-linux) runs")
+    } else {
+        flatline()
+            .arg("run")
+            .arg(scenario("seed-process-kill.toml"))
+            .arg("--out")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let t: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("seed-process-kill.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(t["environment"]["privileges"], "user-namespace");
+    let (_, error) = detection(&t, "client");
+    assert_eq!(error, "EOF");
+}
