@@ -1,11 +1,13 @@
 //! Faults as data: what injecting or healing each fault does (a script run in a lab namespace,
 //! or a signal to a peer), decided by a pure function; the runner carries it out.
 
+use nix::sys::signal::Signal;
+
 use crate::lab::{self, Ns};
-use crate::scenario::{Direction, Fault, FaultKind, LinkEnd, Side};
+use crate::scenario::{Fault, FaultKind, KillSignal, LinkEnd, RejectWith, Side};
 
 /// The fault scripts, embedded so the binary runs exactly what scripts/ shows a user.
-pub const FIREWALL_DROP_SH: &str = include_str!("../scripts/fault/firewall-drop.sh");
+pub const FIREWALL_SH: &str = include_str!("../scripts/fault/firewall.sh");
 pub const CABLE_PULL_SH: &str = include_str!("../scripts/fault/cable-pull.sh");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +35,8 @@ pub enum Mechanism {
         script: &'static str,
         args: Vec<String>,
     },
-    /// SIGKILL the peer process.
-    Kill(Side),
+    /// Send a signal to the peer process.
+    Signal(Side, nix::sys::signal::Signal),
     /// Start the peer process again.
     Restart(Side),
 }
@@ -46,7 +48,9 @@ impl Mechanism {
             Mechanism::Script { ns, name, args, .. } => {
                 format!("(netns {ns}) sh scripts/fault/{name}.sh {}", args.join(" "))
             }
-            Mechanism::Kill(side) => format!("kill -KILL <{side} pid>"),
+            Mechanism::Signal(side, sig) => {
+                format!("kill -{} <{side} pid>", &sig.as_str()[3..])
+            }
             Mechanism::Restart(side) => format!("restart the {side}"),
         }
     }
@@ -69,24 +73,43 @@ pub fn mechanism(fault: &Fault, action: Action) -> Mechanism {
     };
     match fault.kind {
         FaultKind::ProcessKill => match action {
-            Action::Inject => Mechanism::Kill(fault.target),
+            Action::Inject => Mechanism::Signal(
+                fault.target,
+                match fault.signal {
+                    KillSignal::Kill => Signal::SIGKILL,
+                    KillSignal::Term => Signal::SIGTERM,
+                },
+            ),
             Action::Heal => Mechanism::Restart(fault.target),
         },
-        FaultKind::FirewallDrop => {
+        FaultKind::Freeze => Mechanism::Signal(
+            fault.target,
+            match action {
+                Action::Inject => Signal::SIGSTOP,
+                Action::Heal => Signal::SIGCONT,
+            },
+        ),
+        FaultKind::FirewallDrop | FaultKind::Reject | FaultKind::Loss => {
             let mut args = vec![action.as_str().to_owned(), ident(&fault.id)];
             if action == Action::Inject {
+                let verdict = match (fault.kind, fault.with) {
+                    (FaultKind::FirewallDrop, _) => "drop",
+                    (FaultKind::Loss, _) => "loss",
+                    (_, RejectWith::TcpReset) => "tcp-reset",
+                    (_, RejectWith::IcmpHostUnreachable) => "icmp-host",
+                    (_, RejectWith::IcmpPortUnreachable) => "icmp-port",
+                };
                 args.extend([
                     lab::CLIENT_ADDR.to_string(),
                     lab::SERVER_ADDR.to_string(),
-                    match fault.direction {
-                        Direction::Both => "both",
-                        Direction::ToServer => "to-server",
-                        Direction::ToClient => "to-client",
-                    }
-                    .to_owned(),
+                    fault.direction.as_str().to_owned(),
+                    verdict.to_owned(),
                 ]);
+                if fault.kind == FaultKind::Loss {
+                    args.push(fault.percent.to_string());
+                }
             }
-            script(Ns::Wire, "firewall-drop", FIREWALL_DROP_SH, args)
+            script(Ns::Wire, "firewall", FIREWALL_SH, args)
         }
         FaultKind::CablePull => {
             let (ns, dev, gateway) = match (fault.end, fault.target) {
@@ -108,10 +131,25 @@ pub fn mechanism(fault: &Fault, action: Action) -> Mechanism {
     }
 }
 
+/// Sums the packet counters in a heal's listing of its nftables rules, if it printed any.
+pub fn packets_matched(listing: &str) -> Option<u64> {
+    let mut words = listing.split_whitespace();
+    let mut total = None;
+    while let Some(w) = words.next() {
+        if w == "packets" {
+            if let Some(n) = words.next().and_then(|n| n.parse::<u64>().ok()) {
+                *total.get_or_insert(0) += n;
+            }
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::duration::Dur;
+    use crate::scenario::Direction;
 
     fn fault(kind: FaultKind, target: Side, end: LinkEnd) -> Fault {
         Fault {
@@ -122,6 +160,9 @@ mod tests {
             target,
             direction: Direction::Both,
             end,
+            signal: KillSignal::Kill,
+            with: RejectWith::TcpReset,
+            percent: 0,
         }
     }
 
@@ -150,21 +191,58 @@ mod tests {
         let f = fault(FaultKind::FirewallDrop, Side::Server, LinkEnd::Wire);
         assert_eq!(
             mechanism(&f, Action::Inject).describe(),
-            "(netns wire) sh scripts/fault/firewall-drop.sh inject f_1 198.18.1.2 198.18.2.2 both"
+            "(netns wire) sh scripts/fault/firewall.sh inject f_1 198.18.1.2 198.18.2.2 both drop"
         );
         assert_eq!(
             mechanism(&f, Action::Heal).describe(),
-            "(netns wire) sh scripts/fault/firewall-drop.sh heal f_1"
+            "(netns wire) sh scripts/fault/firewall.sh heal f_1"
         );
     }
 
     #[test]
     fn process_kill_pairs_kill_with_restart() {
         let f = fault(FaultKind::ProcessKill, Side::Client, LinkEnd::Wire);
-        assert_eq!(mechanism(&f, Action::Inject), Mechanism::Kill(Side::Client));
+        assert_eq!(
+            mechanism(&f, Action::Inject),
+            Mechanism::Signal(Side::Client, Signal::SIGKILL)
+        );
         assert_eq!(
             mechanism(&f, Action::Heal),
             Mechanism::Restart(Side::Client)
         );
+        let freeze = Fault {
+            kind: FaultKind::Freeze,
+            ..f
+        };
+        assert_eq!(
+            mechanism(&freeze, Action::Inject).describe(),
+            "kill -STOP <client pid>"
+        );
+        assert_eq!(
+            mechanism(&freeze, Action::Heal).describe(),
+            "kill -CONT <client pid>"
+        );
+    }
+
+    #[test]
+    fn counters_are_summed() {
+        let listing = "ip saddr 1 counter packets 3 bytes 180 drop\nip saddr 2 counter packets 4 bytes 1 drop";
+        assert_eq!(packets_matched(listing), Some(7));
+        assert_eq!(packets_matched(""), None);
+    }
+
+    #[test]
+    fn reject_and_loss_name_their_verdict() {
+        let mut f = fault(FaultKind::Reject, Side::Server, LinkEnd::Wire);
+        f.with = RejectWith::IcmpHostUnreachable;
+        f.direction = Direction::ToServer;
+        assert!(mechanism(&f, Action::Inject)
+            .describe()
+            .ends_with("to-server icmp-host"));
+        f.kind = FaultKind::Loss;
+        f.percent = 20;
+        assert!(mechanism(&f, Action::Inject)
+            .describe()
+            .ends_with("to-server loss 20"));
     }
 }

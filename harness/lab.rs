@@ -180,8 +180,8 @@ impl Lab {
         cmd
     }
 
-    /// Runs a command to completion inside `ns`, feeding it `stdin`.
-    pub fn run(&self, ns: Ns, mut cmd: Command, stdin: &str) -> Result<(), LabError> {
+    /// Runs a command to completion inside `ns`, feeding it `stdin`; returns its stdout.
+    pub fn run(&self, ns: Ns, mut cmd: Command, stdin: &str) -> Result<String, LabError> {
         let what = format!("{:?}", cmd.get_program())
             .trim_matches('"')
             .to_owned()
@@ -216,13 +216,13 @@ impl Lab {
                     + String::from_utf8_lossy(&out.stdout).trim(),
             });
         }
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     fn ip_batch(&self, ns: Ns, batch: &str, inherit: &[RawFd]) -> Result<(), LabError> {
         let mut cmd = self.command(ns, "ip", inherit);
         cmd.args(["-batch", "-"]);
-        self.run(ns, cmd, batch)
+        self.run(ns, cmd, batch).map(drop)
     }
 
     /// Releases the namespaces. Processes still inside keep theirs alive until they exit.

@@ -7,6 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
+
 use nix::unistd::Pid;
 use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -261,18 +262,18 @@ impl Run<'_> {
                     .args(args);
                 self.lab.run(*ns, cmd, "").map_err(RunError::from)
             }
-            Mechanism::Kill(side) => {
+            Mechanism::Signal(side, sig) => {
                 if let Some(&pid) = self.pids.get(side) {
                     // The process stays ours until its reaper task sees it exit.
-                    let _ = kill(pid, Signal::SIGKILL);
+                    let _ = kill(pid, *sig);
                 }
-                Ok(())
+                Ok(String::new())
             }
-            Mechanism::Restart(side) => self.spawn_peer(*side).map(|_| ()),
+            Mechanism::Restart(side) => self.spawn_peer(*side).map(|_| String::new()),
         };
         let done = clock::now_ns();
         let fault = &self.scenario.faults[index];
-        result.map_err(|source| RunError::Fault {
+        let output = result.map_err(|source| RunError::Fault {
             fault: fault.id.clone(),
             action: action.as_str(),
             source: Box::new(source),
@@ -281,11 +282,15 @@ impl Run<'_> {
             Action::Inject => ("fault-injected", "injection_ms"),
             Action::Heal => ("fault-healed", "heal_ms"),
         };
-        let event = Event::new(clock::ms_since(self.origin_ns, done), Source::Runner, kind)
+        let mut event = Event::new(clock::ms_since(self.origin_ns, done), Source::Runner, kind)
             .with("fault", fault.id.as_str())
             .with("fault_kind", fault.kind.as_str())
             .with("mechanism", mechanism.describe())
             .with(took_key, clock::ms_since(started, done));
+        if let Some(packets) = fault::packets_matched(&output) {
+            // Evidence that the fault touched traffic: what its rules matched while in force.
+            event = event.with("packets_matched", packets);
+        }
         self.record(event);
         Ok(())
     }

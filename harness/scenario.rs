@@ -45,6 +45,12 @@ pub enum FaultKind {
     FirewallDrop,
     /// Take a link down; heal brings it back with its routes.
     CablePull,
+    /// SIGSTOP the target process; SIGCONT heals. Its kernel still answers for it.
+    Freeze,
+    /// The wire answers with a TCP reset or an ICMP error instead of forwarding.
+    Reject,
+    /// The wire drops a percentage of packets at random.
+    Loss,
 }
 
 impl FaultKind {
@@ -53,7 +59,18 @@ impl FaultKind {
             FaultKind::ProcessKill => "process-kill",
             FaultKind::FirewallDrop => "firewall-drop",
             FaultKind::CablePull => "cable-pull",
+            FaultKind::Freeze => "freeze",
+            FaultKind::Reject => "reject",
+            FaultKind::Loss => "loss",
         }
+    }
+
+    /// Faults that act on packets in the wire and take a `direction`.
+    pub fn is_firewall(self) -> bool {
+        matches!(
+            self,
+            FaultKind::FirewallDrop | FaultKind::Reject | FaultKind::Loss
+        )
     }
 }
 
@@ -75,6 +92,27 @@ impl Direction {
             Direction::ToClient => "to-client",
         }
     }
+}
+
+/// The signal a process kill sends: KILL (abrupt) or TERM (the default action: an ordinary
+/// exit, whose close sends FIN when nothing is left unread).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub enum KillSignal {
+    #[default]
+    #[serde(rename = "KILL")]
+    Kill,
+    #[serde(rename = "TERM")]
+    Term,
+}
+
+/// What a reject answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RejectWith {
+    #[default]
+    TcpReset,
+    IcmpHostUnreachable,
+    IcmpPortUnreachable,
 }
 
 /// Which end of a link a cable pull takes down: the wire's (a remote failure, the default) or
@@ -115,6 +153,9 @@ struct RawFault {
     target: Option<Side>,
     direction: Option<Direction>,
     end: Option<LinkEnd>,
+    signal: Option<KillSignal>,
+    with: Option<RejectWith>,
+    percent: Option<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -164,10 +205,14 @@ pub struct Fault {
     /// Time after the client first connected.
     pub at: Dur,
     pub heal: Option<Dur>,
-    /// process-kill: the process; cable-pull: whose link.
+    /// process-kill, freeze: the process; cable-pull: whose link.
     pub target: Side,
     pub direction: Direction,
     pub end: LinkEnd,
+    pub signal: KillSignal,
+    pub with: RejectWith,
+    /// loss: percentage of packets dropped.
+    pub percent: u8,
 }
 
 /// What a scenario expects of one side.
@@ -381,23 +426,71 @@ fn validate(
                 ));
             }
         }
-        if f.direction.is_some() && f.kind != FaultKind::FirewallDrop {
-            return Err(err(
-                span,
-                &here("direction"),
-                "only applies to firewall-drop".into(),
-            ));
-        }
-        if f.end.is_some() && f.kind != FaultKind::CablePull {
-            return Err(err(span, &here("end"), "only applies to cable-pull".into()));
-        }
-        if f.target.is_some() && f.kind == FaultKind::FirewallDrop {
-            return Err(err(
-                span,
-                &here("target"),
-                "does not apply to firewall-drop: use `direction`".into(),
-            ));
-        }
+        let only = |present: bool, applies: bool, field: &str, kinds: &str| {
+            if present && !applies {
+                Err(err(
+                    span.clone(),
+                    &here(field),
+                    format!("only applies to {kinds}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        only(
+            f.direction.is_some(),
+            f.kind.is_firewall(),
+            "direction",
+            "firewall-drop, reject and loss",
+        )?;
+        only(
+            f.end.is_some(),
+            f.kind == FaultKind::CablePull,
+            "end",
+            "cable-pull",
+        )?;
+        only(
+            f.signal.is_some(),
+            f.kind == FaultKind::ProcessKill,
+            "signal",
+            "process-kill",
+        )?;
+        only(
+            f.with.is_some(),
+            f.kind == FaultKind::Reject,
+            "with",
+            "reject",
+        )?;
+        only(
+            f.percent.is_some(),
+            f.kind == FaultKind::Loss,
+            "percent",
+            "loss",
+        )?;
+        only(
+            f.target.is_some(),
+            !f.kind.is_firewall(),
+            "target",
+            "process-kill, freeze and cable-pull (firewall faults take `direction`)",
+        )?;
+        let percent = match (f.kind, f.percent) {
+            (FaultKind::Loss, Some(p @ 1..=100)) => p,
+            (FaultKind::Loss, Some(p)) => {
+                return Err(err(
+                    span,
+                    &here("percent"),
+                    format!("must be 1..=100, got {p}"),
+                ))
+            }
+            (FaultKind::Loss, None) => {
+                return Err(err(
+                    span,
+                    &here("percent"),
+                    "loss needs `percent = 1..100`".into(),
+                ))
+            }
+            _ => 0,
+        };
         faults.push(Fault {
             id,
             kind: f.kind,
@@ -406,6 +499,9 @@ fn validate(
             target: f.target.unwrap_or(Side::Server),
             direction: f.direction.unwrap_or_default(),
             end: f.end.unwrap_or_default(),
+            signal: f.signal.unwrap_or_default(),
+            with: f.with.unwrap_or_default(),
+            percent,
         });
     }
 
@@ -627,7 +723,14 @@ reconnects = "..2s"
             "kind = \"cable-pull\"",
             "kind = \"cable-pull\"\ndirection = \"both\"",
         ));
-        assert!(e.contains("only applies to firewall-drop"), "{e}");
+        assert!(
+            e.contains("fault[0].direction: only applies to firewall-drop"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("kind = \"cable-pull\"", "kind = \"loss\""));
+        assert!(e.contains("fault[0].percent: loss needs"), "{e}");
+        let e = err(&GOOD.replace("kind = \"cable-pull\"", "kind = \"loss\"\npercent = 101"));
+        assert!(e.contains("fault[0].percent: must be 1..=100"), "{e}");
     }
 
     #[test]

@@ -116,6 +116,55 @@ fn seed_process_kill_gives_eof_at_once_and_the_client_comes_back() {
     assert!(exited, "the server was not killed");
 }
 
+/// Packets the fault's firewall rules matched while in force (recorded at heal).
+fn packets_matched(t: &Value) -> u64 {
+    t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "fault-healed")
+        .and_then(|e| e["packets_matched"].as_u64())
+        .expect("the heal recorded the rules' counters")
+}
+
+#[test]
+fn one_way_drop_times_out_both_sides() {
+    let t = run_passing("drop-one-way.toml");
+    assert_keepalive_window(&t, "client", 1.0, 1.0, 3.0);
+    assert_keepalive_window(&t, "server", 1.0, 1.0, 3.0);
+    assert!(packets_matched(&t) > 0);
+}
+
+#[test]
+fn reject_with_tcp_reset_aborts_at_the_next_probe() {
+    let t = run_passing("reject-tcp-reset.toml");
+    for s in ["client", "server"] {
+        let (ms, error) = detection(&t, s);
+        // The next probe leaves within I = 1 s of the fault (plus slack) and is answered by RST.
+        assert!(ms <= 1000.0 + 2.0 * SLACK_PER_TIMER_MS, "{s} after {ms} ms");
+        assert_eq!(error, "ECONNRESET", "{s}");
+    }
+    assert!(packets_matched(&t) > 0);
+}
+
+#[test]
+fn reject_with_icmp_does_not_abort_an_idle_connection() {
+    let t = run_passing("reject-icmp.toml");
+    // The lower bound N*V is the point: ICMP about a probe is ignored, keepalive decides.
+    assert_keepalive_window(&t, "client", 1.0, 1.0, 3.0);
+    assert_keepalive_window(&t, "server", 1.0, 1.0, 3.0);
+    assert!(packets_matched(&t) > 0);
+}
+
+#[test]
+fn local_cable_pull_times_out_and_heal_restores_the_route() {
+    let t = run_passing("cable-pull-local.toml");
+    assert_keepalive_window(&t, "client", 1.0, 1.0, 3.0);
+    assert_keepalive_window(&t, "server", 1.0, 1.0, 3.0);
+    // Reconnecting needs the default route the link-down deleted.
+    assert!(side(&t, "client")["reconnect_ms"].as_f64().unwrap() <= 2000.0);
+}
+
 #[test]
 fn a_failed_expectation_exits_1_and_says_what_happened() {
     let dir = tempfile::tempdir().unwrap();
