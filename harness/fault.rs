@@ -9,6 +9,8 @@ use crate::scenario::{Fault, FaultKind, KillSignal, LinkEnd, RejectWith, Side};
 /// The fault scripts, embedded so the binary runs exactly what scripts/ shows a user.
 pub const FIREWALL_SH: &str = include_str!("../scripts/fault/firewall.sh");
 pub const CABLE_PULL_SH: &str = include_str!("../scripts/fault/cable-pull.sh");
+pub const NAT_SH: &str = include_str!("../scripts/fault/nat.sh");
+pub const FORGET_CONNECTIONS_SH: &str = include_str!("../scripts/fault/forget-connections.sh");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -63,8 +65,72 @@ fn ident(id: &str) -> String {
         .collect()
 }
 
-/// What `action` of `fault` does.
-pub fn mechanism(fault: &Fault, action: Action) -> Mechanism {
+/// The commands a user would type to do the same by hand, in order.
+pub fn describe(steps: &[Mechanism]) -> String {
+    steps
+        .iter()
+        .map(Mechanism::describe)
+        .collect::<Vec<_>>()
+        .join(" && ")
+}
+
+/// Sets the wire up as a NAT for the scenario's nat-timeout fault; run before the peers start.
+pub fn nat_setup(fault: &Fault) -> Mechanism {
+    Mechanism::Script {
+        ns: Ns::Wire,
+        name: "nat",
+        script: NAT_SH,
+        args: vec![
+            "setup".into(),
+            format!("{}/24", lab::CLIENT_NET),
+            lab::WIRE_SERVER_LINK.into(),
+            if fault.reset { "reset" } else { "drop" }.into(),
+        ],
+    }
+}
+
+/// What `action` of `fault` does, step by step.
+pub fn mechanism(fault: &Fault, action: Action) -> Vec<Mechanism> {
+    match fault.kind {
+        FaultKind::HostReboot => {
+            // The host drops off the network first, so nothing its dying stack sends arrives.
+            let unplug = Fault {
+                id: format!("{}_down", fault.id),
+                kind: FaultKind::FirewallDrop,
+                ..fault.clone()
+            };
+            let ns = match fault.target {
+                Side::Client => Ns::Client,
+                Side::Server => Ns::Server,
+            };
+            match action {
+                Action::Inject => {
+                    let mut steps = step(&unplug, Action::Inject);
+                    steps.push(Mechanism::Signal(fault.target, Signal::SIGKILL));
+                    steps.push(Mechanism::Script {
+                        ns,
+                        name: "forget-connections",
+                        script: FORGET_CONNECTIONS_SH,
+                        args: vec![],
+                    });
+                    steps
+                }
+                Action::Heal => {
+                    let mut steps = vec![Mechanism::Restart(fault.target)];
+                    steps.extend(step(&unplug, Action::Heal));
+                    steps
+                }
+            }
+        }
+        _ => step(fault, action),
+    }
+}
+
+fn step(fault: &Fault, action: Action) -> Vec<Mechanism> {
+    vec![single(fault, action)]
+}
+
+fn single(fault: &Fault, action: Action) -> Mechanism {
     let script = |ns, name, script, args: Vec<String>| Mechanism::Script {
         ns,
         name,
@@ -89,6 +155,16 @@ pub fn mechanism(fault: &Fault, action: Action) -> Mechanism {
                 Action::Heal => Signal::SIGCONT,
             },
         ),
+        FaultKind::NatTimeout => script(
+            Ns::Wire,
+            "nat",
+            NAT_SH,
+            match action {
+                Action::Inject => vec!["inject".into(), fault.timeout_s.to_string()],
+                Action::Heal => vec!["heal".into()],
+            },
+        ),
+        FaultKind::HostReboot => unreachable!("host-reboot is composed in mechanism()"),
         FaultKind::FirewallDrop | FaultKind::Reject | FaultKind::Loss => {
             let mut args = vec![action.as_str().to_owned(), ident(&fault.id)];
             if action == Action::Inject {
@@ -163,6 +239,8 @@ mod tests {
             signal: KillSignal::Kill,
             with: RejectWith::TcpReset,
             percent: 0,
+            timeout_s: 0,
+            reset: false,
         }
     }
 
@@ -173,7 +251,7 @@ mod tests {
             Action::Inject,
         );
         assert_eq!(
-            m.describe(),
+            describe(&m),
             "(netns wire) sh scripts/fault/cable-pull.sh inject w1"
         );
         let m = mechanism(
@@ -181,7 +259,7 @@ mod tests {
             Action::Heal,
         );
         assert_eq!(
-            m.describe(),
+            describe(&m),
             "(netns client) sh scripts/fault/cable-pull.sh heal c0 198.18.1.1"
         );
     }
@@ -190,11 +268,11 @@ mod tests {
     fn firewall_drop_heals_exactly_its_own_table() {
         let f = fault(FaultKind::FirewallDrop, Side::Server, LinkEnd::Wire);
         assert_eq!(
-            mechanism(&f, Action::Inject).describe(),
+            describe(&mechanism(&f, Action::Inject)),
             "(netns wire) sh scripts/fault/firewall.sh inject f_1 198.18.1.2 198.18.2.2 both drop"
         );
         assert_eq!(
-            mechanism(&f, Action::Heal).describe(),
+            describe(&mechanism(&f, Action::Heal)),
             "(netns wire) sh scripts/fault/firewall.sh heal f_1"
         );
     }
@@ -204,23 +282,37 @@ mod tests {
         let f = fault(FaultKind::ProcessKill, Side::Client, LinkEnd::Wire);
         assert_eq!(
             mechanism(&f, Action::Inject),
-            Mechanism::Signal(Side::Client, Signal::SIGKILL)
+            vec![Mechanism::Signal(Side::Client, Signal::SIGKILL)]
         );
         assert_eq!(
             mechanism(&f, Action::Heal),
-            Mechanism::Restart(Side::Client)
+            vec![Mechanism::Restart(Side::Client)]
         );
         let freeze = Fault {
             kind: FaultKind::Freeze,
             ..f
         };
         assert_eq!(
-            mechanism(&freeze, Action::Inject).describe(),
+            describe(&mechanism(&freeze, Action::Inject)),
             "kill -STOP <client pid>"
         );
         assert_eq!(
-            mechanism(&freeze, Action::Heal).describe(),
+            describe(&mechanism(&freeze, Action::Heal)),
             "kill -CONT <client pid>"
+        );
+    }
+
+    #[test]
+    fn host_reboot_unplugs_before_killing_and_forgetting() {
+        let f = fault(FaultKind::HostReboot, Side::Server, LinkEnd::Wire);
+        assert_eq!(
+            describe(&mechanism(&f, Action::Inject)),
+            "(netns wire) sh scripts/fault/firewall.sh inject f_1_down 198.18.1.2 198.18.2.2 both drop \
+             && kill -KILL <server pid> && (netns server) sh scripts/fault/forget-connections.sh "
+        );
+        assert_eq!(
+            describe(&mechanism(&f, Action::Heal)),
+            "restart the server && (netns wire) sh scripts/fault/firewall.sh heal f_1_down"
         );
     }
 
@@ -236,13 +328,9 @@ mod tests {
         let mut f = fault(FaultKind::Reject, Side::Server, LinkEnd::Wire);
         f.with = RejectWith::IcmpHostUnreachable;
         f.direction = Direction::ToServer;
-        assert!(mechanism(&f, Action::Inject)
-            .describe()
-            .ends_with("to-server icmp-host"));
+        assert!(describe(&mechanism(&f, Action::Inject)).ends_with("to-server icmp-host"));
         f.kind = FaultKind::Loss;
         f.percent = 20;
-        assert!(mechanism(&f, Action::Inject)
-            .describe()
-            .ends_with("to-server loss 20"));
+        assert!(describe(&mechanism(&f, Action::Inject)).ends_with("to-server loss 20"));
     }
 }

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use nix::sched::{unshare, CloneFlags};
 
+/// The client's network, which a NAT in the wire masquerades.
+pub const CLIENT_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 0);
 pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 pub const WIRE_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 pub const WIRE_SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);

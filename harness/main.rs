@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use flatline::keepalive::Keepalive;
-use flatline::peer::{self, ClientOpts, Reporter, SocketOpts};
+use flatline::peer::{self, AppOpts, ClientOpts, Reporter, ServerOpts, SocketOpts, Traffic};
 use flatline::runner::{self, RunError, RunOptions};
 use flatline::{report, sandbox, scenario};
 
@@ -51,6 +51,42 @@ struct PeerCommon {
     /// TCP_USER_TIMEOUT in ms (0: system default).
     #[arg(long, default_value_t = 0)]
     user_timeout_ms: u32,
+    /// Traffic on each connection: idle, stream (client writes), request-response (client
+    /// asks, server answers) or push (server writes). Give both sides the same value.
+    #[arg(long, default_value = "idle")]
+    traffic: Traffic,
+    /// Time between two records of the traffic pattern, in ms.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    traffic_interval_ms: u64,
+    /// Payload size of each record, in bytes.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=i64::from(peer::MAX_PAYLOAD)))]
+    record_bytes: u32,
+    /// Application heartbeat: the client sends PING every N ms, the server answers PONG
+    /// (0: off).
+    #[arg(long, default_value_t = 0)]
+    heartbeat_interval_ms: u64,
+    /// A peer silent for this many heartbeat intervals is lost (error HEARTBEAT).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    heartbeat_misses: u32,
+}
+
+impl PeerCommon {
+    fn socket(&self) -> SocketOpts {
+        SocketOpts {
+            keepalive: self.keepalive,
+            user_timeout_ms: self.user_timeout_ms,
+        }
+    }
+
+    fn app(&self) -> AppOpts {
+        AppOpts {
+            traffic: self.traffic,
+            traffic_interval: Duration::from_millis(self.traffic_interval_ms),
+            record_bytes: self.record_bytes,
+            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
+            heartbeat_misses: self.heartbeat_misses,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -106,9 +142,9 @@ fn run_peer(role: PeerRole) -> ExitCode {
     let report: &'static Reporter = Box::leak(Box::default());
     match role {
         PeerRole::Server { listen, common } => {
-            let opts = SocketOpts {
-                keepalive: common.keepalive,
-                user_timeout_ms: common.user_timeout_ms,
+            let opts = ServerOpts {
+                socket: common.socket(),
+                app: common.app(),
             };
             if let Err(e) = peer::serve(listen, opts, report) {
                 eprintln!("flatline peer server: cannot listen on {listen}: {e}");
@@ -124,12 +160,10 @@ fn run_peer(role: PeerRole) -> ExitCode {
         } => peer::run_client(
             connect,
             ClientOpts {
-                socket: SocketOpts {
-                    keepalive: common.keepalive,
-                    user_timeout_ms: common.user_timeout_ms,
-                },
+                socket: common.socket(),
                 reconnect_interval: Duration::from_millis(reconnect_interval_ms),
                 connect_timeout: Duration::from_millis(connect_timeout_ms),
+                app: common.app(),
             },
             report,
         ),

@@ -2,13 +2,22 @@
 //! what happens to it as JSON lines on stdout, stamped on the monotonic clock.
 //!
 //! Detection is event-driven: a thread blocks in read() until the kernel reports data, EOF or
-//! an error, so no sleep adds to any measurement.
+//! an error, so no sleep adds to any measurement. With traffic or an application heartbeat,
+//! each connection also has a writer thread (blocked in write(), or waiting for its next send)
+//! and, with a heartbeat, a watchdog that waits for the heartbeat deadline. Whichever of them
+//! sees the loss first records the one `peer-lost` of that connection and shuts the socket down
+//! both ways, which wakes the others.
+//!
+//! Wire format, shared by both sides when framing is on (any traffic but `idle`, or a
+//! heartbeat): 1 byte record type ([`FrameType`]), 4 bytes big-endian payload length, payload.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
@@ -45,21 +54,191 @@ impl SocketOpts {
     }
 }
 
+/// What the application sends on each connection. Both sides must be given the same value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Traffic {
+    /// Nothing is sent.
+    #[default]
+    Idle,
+    /// The client writes a DATA record every interval; the server only reads.
+    Stream,
+    /// The client sends a REQUEST every interval; the server answers each with a REPLY of the
+    /// same size.
+    RequestResponse,
+    /// The server sends a DATA record every interval to each client.
+    Push,
+}
+
+impl FromStr for Traffic {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "idle" => Ok(Traffic::Idle),
+            "stream" => Ok(Traffic::Stream),
+            "request-response" => Ok(Traffic::RequestResponse),
+            "push" => Ok(Traffic::Push),
+            _ => Err(format!(
+                "`{s}`: expected idle, stream, request-response or push"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Traffic::Idle => "idle",
+            Traffic::Stream => "stream",
+            Traffic::RequestResponse => "request-response",
+            Traffic::Push => "push",
+        })
+    }
+}
+
+/// The application's behaviour on each connection: traffic and heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppOpts {
+    pub traffic: Traffic,
+    /// Time between two records of the traffic pattern.
+    pub traffic_interval: Duration,
+    /// Payload size of each record.
+    pub record_bytes: u32,
+    /// Time between two PINGs; zero turns the heartbeat off.
+    pub heartbeat_interval: Duration,
+    /// A peer silent for `heartbeat_misses * heartbeat_interval` is lost ("HEARTBEAT").
+    pub heartbeat_misses: u32,
+}
+
+impl Default for AppOpts {
+    fn default() -> Self {
+        AppOpts {
+            traffic: Traffic::Idle,
+            traffic_interval: Duration::from_millis(100),
+            record_bytes: 64,
+            heartbeat_interval: Duration::ZERO,
+            heartbeat_misses: 3,
+        }
+    }
+}
+
+impl AppOpts {
+    fn heartbeat(&self) -> bool {
+        !self.heartbeat_interval.is_zero()
+    }
+
+    /// Whether the connection carries frames; otherwise the reader just discards what arrives.
+    fn framed(&self) -> bool {
+        self.traffic != Traffic::Idle || self.heartbeat()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Framing
+
+/// The type byte of a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameType {
+    Data = 1,
+    Request = 2,
+    Reply = 3,
+    Ping = 4,
+    Pong = 5,
+}
+
+impl FrameType {
+    pub fn from_byte(b: u8) -> Option<FrameType> {
+        Some(match b {
+            1 => FrameType::Data,
+            2 => FrameType::Request,
+            3 => FrameType::Reply,
+            4 => FrameType::Ping,
+            5 => FrameType::Pong,
+            _ => return None,
+        })
+    }
+}
+
+/// Type byte plus big-endian u32 length.
+pub const HEADER_LEN: usize = 5;
+/// Longest payload a reader accepts (16 MiB); a longer length is a protocol error.
+pub const MAX_PAYLOAD: u32 = 16 << 20;
+
+/// Writes one frame (header and payload) into `out`, replacing its contents.
+pub fn encode_frame(kind: FrameType, payload: &[u8], out: &mut Vec<u8>) {
+    let len = u32::try_from(payload.len()).expect("payloads are at most MAX_PAYLOAD bytes");
+    out.clear();
+    out.reserve(HEADER_LEN + payload.len());
+    out.push(kind as u8);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Reads one frame, its payload into `payload`. `Ok(None)`: the peer closed (EOF), whether at a
+/// frame boundary or inside a frame. An unknown type or a length over [`MAX_PAYLOAD`] is
+/// EPROTO.
+pub fn read_frame(r: &mut impl Read, payload: &mut Vec<u8>) -> io::Result<Option<FrameType>> {
+    let mut header = [0u8; HEADER_LEN];
+    if !fill(r, &mut header)? {
+        return Ok(None);
+    }
+    let kind = FrameType::from_byte(header[0]).ok_or_else(protocol_error)?;
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+    if len > MAX_PAYLOAD {
+        return Err(protocol_error());
+    }
+    payload.clear();
+    payload.resize(len as usize, 0);
+    if !fill(r, payload)? {
+        return Ok(None);
+    }
+    Ok(Some(kind))
+}
+
+fn protocol_error() -> io::Error {
+    io::Error::from_raw_os_error(libc::EPROTO)
+}
+
+/// Fills `buf` completely; false if EOF came first.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut at = 0;
+    while at < buf.len() {
+        match r.read(&mut buf[at..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
 /// Writes events as JSON lines to stdout. If the runner is gone, the peer has no one to
 /// report to and exits.
 pub struct Reporter {
-    out: Mutex<io::Stdout>,
+    out: Mutex<Box<dyn Write + Send>>,
 }
 
 impl Default for Reporter {
     fn default() -> Self {
         Reporter {
-            out: Mutex::new(io::stdout()),
+            out: Mutex::new(Box::new(io::stdout())),
         }
     }
 }
 
 impl Reporter {
+    #[cfg(test)]
+    pub(crate) fn to_writer(out: Box<dyn Write + Send>) -> Self {
+        Reporter {
+            out: Mutex::new(out),
+        }
+    }
+
     pub fn emit(&self, kind: &str, fields: Value) {
         let t = clock::now_ns();
         let mut line = Map::new();
@@ -68,12 +247,16 @@ impl Reporter {
         if let Value::Object(map) = fields {
             line.extend(map);
         }
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = lock(&self.out);
         let text = Value::Object(line).to_string();
         if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
             std::process::exit(0);
         }
     }
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The name a user knows an error by: EOF for an orderly close, else the errno name.
@@ -82,6 +265,23 @@ pub fn error_name(err: &io::Error) -> String {
         Some(code) => format!("{:?}", nix::errno::Errno::from_raw(code)),
         None if err.kind() == io::ErrorKind::TimedOut => "ETIMEDOUT".into(),
         None => format!("{:?}", err.kind()),
+    }
+}
+
+/// What detected a loss, from the error name (as [`error_name`] gives it, or "EOF" or
+/// "HEARTBEAT"), the retransmissions of the last unacknowledged segment (tcpi_retransmits:
+/// the abort keeps it, while tcpi_unacked is cleared with the write queue) and the
+/// TCP_USER_TIMEOUT in force. ETIMEDOUT without retransmissions came from keepalive probes.
+pub fn mechanism(error: &str, retransmits: u32, user_timeout_ms: u32) -> &'static str {
+    match error {
+        "EOF" => "eof",
+        "ECONNRESET" | "EPIPE" => "reset",
+        "HEARTBEAT" => "app-heartbeat",
+        "ETIMEDOUT" if user_timeout_ms > 0 => "user-timeout",
+        "ETIMEDOUT" if retransmits > 0 => "retransmission-timeout",
+        "ETIMEDOUT" => "keepalive",
+        "EHOSTUNREACH" | "ENETUNREACH" | "ECONNREFUSED" => "icmp",
+        _ => "other",
     }
 }
 
@@ -117,23 +317,335 @@ pub fn tcp_info(fd: &impl AsRawFd) -> Value {
     })
 }
 
-/// Reads until the connection ends; returns the error name (EOF for an orderly close) and a
-/// TCP_INFO snapshot taken before the socket is closed.
-fn read_until_lost(stream: &mut TcpStream) -> (String, Value) {
+// ---------------------------------------------------------------------------------------------
+// One connection
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Server,
+    Client,
+}
+
+/// One connection and what its reader, writer and watchdog threads share.
+struct Conn {
+    stream: TcpStream,
+    role: Role,
+    app: AppOpts,
+    user_timeout_ms: u32,
+    /// How the event names the connection: ("peer", addr) on the server, ("local", addr) on
+    /// the client.
+    who: (&'static str, String),
+    report: &'static Reporter,
+    /// Serialises whole frames from the reader (PONG, REPLY) and the writer; the buffer a frame
+    /// is encoded into.
+    write_buf: Mutex<Vec<u8>>,
+    /// Set by the first to see the loss; only that one records `peer-lost`.
+    lost: AtomicBool,
+    /// Set once the loss is recorded and the socket shut down; wakes the writer and watchdog.
+    closed: Mutex<bool>,
+    wake: Condvar,
+    /// When the peer was last heard from (client: any frame; server: a PING).
+    last_heard: Mutex<Instant>,
+    records_sent: AtomicU64,
+    records_received: AtomicU64,
+    heartbeats_sent: AtomicU64,
+    heartbeats_received: AtomicU64,
+}
+
+impl Conn {
+    fn new(
+        stream: TcpStream,
+        role: Role,
+        who: (&'static str, String),
+        socket: SocketOpts,
+        app: AppOpts,
+        report: &'static Reporter,
+    ) -> Conn {
+        Conn {
+            stream,
+            role,
+            app,
+            user_timeout_ms: socket.user_timeout_ms,
+            who,
+            report,
+            write_buf: Mutex::new(Vec::new()),
+            lost: AtomicBool::new(false),
+            closed: Mutex::new(false),
+            wake: Condvar::new(),
+            last_heard: Mutex::new(Instant::now()),
+            records_sent: AtomicU64::new(0),
+            records_received: AtomicU64::new(0),
+            heartbeats_sent: AtomicU64::new(0),
+            heartbeats_received: AtomicU64::new(0),
+        }
+    }
+
+    /// Records the loss unless already recorded, then shuts the socket down both ways so every
+    /// thread of this connection returns.
+    fn lose(&self, error: &str) {
+        if self.lost.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let info = tcp_info(&self.stream);
+        let retransmits = info
+            .get("retransmits")
+            .and_then(Value::as_u64)
+            .map_or(0, |u| u32::try_from(u).unwrap_or(u32::MAX));
+        let mut fields = Map::new();
+        fields.insert(self.who.0.into(), self.who.1.clone().into());
+        fields.insert("error".into(), error.into());
+        fields.insert(
+            "mechanism".into(),
+            mechanism(error, retransmits, self.user_timeout_ms).into(),
+        );
+        fields.insert("tcp_info".into(), info);
+        let load = |c: &AtomicU64| Value::from(c.load(Ordering::SeqCst));
+        fields.insert("records_sent".into(), load(&self.records_sent));
+        fields.insert("records_received".into(), load(&self.records_received));
+        fields.insert("heartbeats_sent".into(), load(&self.heartbeats_sent));
+        fields.insert(
+            "heartbeats_received".into(),
+            load(&self.heartbeats_received),
+        );
+        self.report.emit("peer-lost", Value::Object(fields));
+        let _ = self.stream.shutdown(Shutdown::Both);
+        *lock(&self.closed) = true;
+        self.wake.notify_all();
+    }
+
+    /// Sends one frame; on a write error records the loss and returns false.
+    fn send(&self, kind: FrameType, payload: &[u8]) -> bool {
+        let result = {
+            let mut buf = lock(&self.write_buf);
+            encode_frame(kind, payload, &mut buf);
+            (&self.stream).write_all(&buf)
+        };
+        match result {
+            Ok(()) => {
+                let counter = match kind {
+                    FrameType::Ping | FrameType::Pong => &self.heartbeats_sent,
+                    _ => &self.records_sent,
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                true
+            }
+            Err(e) => {
+                self.lose(&error_name(&e));
+                false
+            }
+        }
+    }
+
+    /// Waits until `deadline`; false if the connection closed first.
+    fn wait_until(&self, deadline: Instant) -> bool {
+        let mut closed = lock(&self.closed);
+        loop {
+            if *closed {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            closed = self
+                .wake
+                .wait_timeout(closed, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The record this side sends every traffic interval, if any.
+    fn record_kind(&self) -> Option<FrameType> {
+        match (self.role, self.app.traffic) {
+            (Role::Client, Traffic::Stream) | (Role::Server, Traffic::Push) => {
+                Some(FrameType::Data)
+            }
+            (Role::Client, Traffic::RequestResponse) => Some(FrameType::Request),
+            _ => None,
+        }
+    }
+
+    fn sends_pings(&self) -> bool {
+        self.role == Role::Client && self.app.heartbeat()
+    }
+}
+
+/// Runs a connection until it is lost: the reader here, a writer and a heartbeat watchdog on
+/// their own threads when needed. Returns once all of them have ended.
+fn run_connection(conn: Arc<Conn>) {
+    if !conn.app.framed() {
+        read_raw(&conn);
+        return;
+    }
+    let mut helpers = Vec::new();
+    if conn.record_kind().is_some() || conn.sends_pings() {
+        let c = Arc::clone(&conn);
+        helpers.push(
+            std::thread::Builder::new()
+                .name("writer".into())
+                .spawn(move || writer(&c)),
+        );
+    }
+    if conn.app.heartbeat() {
+        let c = Arc::clone(&conn);
+        helpers.push(
+            std::thread::Builder::new()
+                .name("watchdog".into())
+                .spawn(move || watchdog(&c)),
+        );
+    }
+    let mut handles = Vec::new();
+    for h in helpers {
+        match h {
+            Ok(h) => handles.push(h),
+            Err(e) => conn.lose(&error_name(&e)),
+        }
+    }
+    read_frames(&conn);
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+/// Unframed reader (idle traffic, no heartbeat): discards what arrives until the connection
+/// ends.
+fn read_raw(conn: &Conn) {
     let mut buf = [0u8; 16 * 1024];
     loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return ("EOF".into(), tcp_info(stream)),
+        match (&conn.stream).read(&mut buf) {
+            Ok(0) => return conn.lose("EOF"),
             Ok(_) => continue,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return (error_name(&e), tcp_info(stream)),
+            Err(e) => return conn.lose(&error_name(&e)),
         }
     }
 }
 
-/// The server: accepts any number of clients, turns on keepalive for each, reads until each
-/// connection fails, records the loss and closes that connection.
-pub fn serve(listen: SocketAddr, opts: SocketOpts, report: &'static Reporter) -> io::Result<()> {
+/// Framed reader: answers PING with PONG and REQUEST with REPLY, counts the rest, and notes
+/// when the peer was last heard from.
+fn read_frames(conn: &Conn) {
+    let mut reader = BufReader::with_capacity(16 * 1024, &conn.stream);
+    let mut payload = Vec::new();
+    loop {
+        let kind = match read_frame(&mut reader, &mut payload) {
+            Ok(Some(kind)) => kind,
+            Ok(None) => return conn.lose("EOF"),
+            Err(e) => return conn.lose(&error_name(&e)),
+        };
+        if conn.role == Role::Client || kind == FrameType::Ping {
+            *lock(&conn.last_heard) = Instant::now();
+        }
+        let answered = match kind {
+            FrameType::Ping => {
+                conn.heartbeats_received.fetch_add(1, Ordering::SeqCst);
+                conn.send(FrameType::Pong, &payload)
+            }
+            FrameType::Pong => {
+                conn.heartbeats_received.fetch_add(1, Ordering::SeqCst);
+                true
+            }
+            FrameType::Request => {
+                conn.records_received.fetch_add(1, Ordering::SeqCst);
+                conn.send(FrameType::Reply, &payload)
+            }
+            FrameType::Data | FrameType::Reply => {
+                conn.records_received.fetch_add(1, Ordering::SeqCst);
+                true
+            }
+        };
+        if !answered {
+            return;
+        }
+    }
+}
+
+/// Sends this side's records every traffic interval and PINGs every heartbeat interval, until
+/// the connection closes. A send that falls behind is not caught up with a burst.
+fn writer(conn: &Conn) {
+    let record = conn.record_kind();
+    let payload = vec![0u8; conn.app.record_bytes as usize];
+    let start = Instant::now();
+    let mut next_record = record.map(|_| later(start, conn.app.traffic_interval));
+    let mut next_ping = conn
+        .sends_pings()
+        .then(|| later(start, conn.app.heartbeat_interval));
+    loop {
+        let Some(due) = [next_record, next_ping].into_iter().flatten().min() else {
+            return;
+        };
+        if !conn.wait_until(due) {
+            return;
+        }
+        if let (Some(kind), Some(t)) = (record, next_record) {
+            if Instant::now() >= t {
+                if !conn.send(kind, &payload) {
+                    return;
+                }
+                next_record = Some(next_tick(t, conn.app.traffic_interval));
+            }
+        }
+        if let Some(t) = next_ping {
+            if Instant::now() >= t {
+                if !conn.send(FrameType::Ping, &[]) {
+                    return;
+                }
+                next_ping = Some(next_tick(t, conn.app.heartbeat_interval));
+            }
+        }
+    }
+}
+
+/// The tick after `t`, or a full interval from now if that one has already passed.
+fn next_tick(t: Instant, interval: Duration) -> Instant {
+    let now = Instant::now();
+    let next = later(t, interval);
+    if next <= now {
+        later(now, interval)
+    } else {
+        next
+    }
+}
+
+/// Longest wait the peers schedule; longer intervals (and heartbeat limits) are cut to this
+/// so that no deadline overflows.
+const LONGEST_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `t + d`, with `d` cut to [`LONGEST_WAIT`].
+fn later(t: Instant, d: Duration) -> Instant {
+    t + d.min(LONGEST_WAIT)
+}
+
+/// Declares the peer lost ("HEARTBEAT") once it has been silent for `misses * interval`.
+fn watchdog(conn: &Conn) {
+    let limit = conn
+        .app
+        .heartbeat_interval
+        .saturating_mul(conn.app.heartbeat_misses);
+    loop {
+        let deadline = later(*lock(&conn.last_heard), limit);
+        if !conn.wait_until(deadline) {
+            return;
+        }
+        if Instant::now() >= later(*lock(&conn.last_heard), limit) {
+            return conn.lose("HEARTBEAT");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server and client
+
+/// How the server treats each connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerOpts {
+    pub socket: SocketOpts,
+    pub app: AppOpts,
+}
+
+/// The server: accepts any number of clients, turns on keepalive for each, runs each
+/// connection until it fails, records the loss and closes that connection.
+pub fn serve(listen: SocketAddr, opts: ServerOpts, report: &'static Reporter) -> io::Result<()> {
     let sock = Socket::new(
         Domain::for_address(listen),
         Type::STREAM,
@@ -146,7 +658,7 @@ pub fn serve(listen: SocketAddr, opts: SocketOpts, report: &'static Reporter) ->
     let listener: std::net::TcpListener = sock.into();
     report.emit("listening", json!({ "addr": listen.to_string() }));
     loop {
-        let (mut stream, peer) = match listener.accept() {
+        let (stream, peer) = match listener.accept() {
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -154,33 +666,36 @@ pub fn serve(listen: SocketAddr, opts: SocketOpts, report: &'static Reporter) ->
                 continue;
             }
         };
-        if let Err(e) = opts.apply(&SockRef::from(&stream)) {
+        if let Err(e) = opts.socket.apply(&SockRef::from(&stream)) {
             report.emit(
                 "setsockopt-failed",
                 json!({ "peer": peer.to_string(), "error": error_name(&e) }),
             );
         }
         report.emit("connected", json!({ "peer": peer.to_string() }));
-        std::thread::spawn(move || {
-            let (error, info) = read_until_lost(&mut stream);
-            report.emit(
-                "peer-lost",
-                json!({ "peer": peer.to_string(), "error": error, "tcp_info": info }),
-            );
-        });
+        let conn = Arc::new(Conn::new(
+            stream,
+            Role::Server,
+            ("peer", peer.to_string()),
+            opts.socket,
+            opts.app,
+            report,
+        ));
+        std::thread::spawn(move || run_connection(conn));
     }
 }
 
-/// How the client reconnects.
+/// How the client reconnects, and what it does on each connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientOpts {
     pub socket: SocketOpts,
     pub reconnect_interval: Duration,
     pub connect_timeout: Duration,
+    pub app: AppOpts,
 }
 
-/// The client: connects, reads until the connection fails, records the loss, and retries on a
-/// reconnect timer until connected again. Never returns.
+/// The client: connects, runs the connection until it fails, records the loss, and retries on
+/// a reconnect timer until connected again. Never returns.
 pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporter) -> ! {
     let mut connected_before = false;
     let mut attempt: u32 = 0;
@@ -190,7 +705,7 @@ pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporte
             report.emit("reconnect-attempt", json!({ "attempt": attempt }));
         }
         match connect(server, &opts) {
-            Ok(mut stream) => {
+            Ok(stream) => {
                 let local = stream
                     .local_addr()
                     .map(|a| a.to_string())
@@ -203,11 +718,14 @@ pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporte
                 report.emit(kind, json!({ "local": local, "attempts": attempt }));
                 connected_before = true;
                 attempt = 0;
-                let (error, info) = read_until_lost(&mut stream);
-                report.emit(
-                    "peer-lost",
-                    json!({ "local": local, "error": error, "tcp_info": info }),
-                );
+                run_connection(Arc::new(Conn::new(
+                    stream,
+                    Role::Client,
+                    ("local", local),
+                    opts.socket,
+                    opts.app,
+                    report,
+                )));
             }
             Err(e) => {
                 report.emit(
@@ -229,4 +747,374 @@ fn connect(server: SocketAddr, opts: &ClientOpts) -> io::Result<TcpStream> {
     opts.socket.apply(&SockRef::from(&sock))?;
     sock.connect_timeout(&server.into(), opts.connect_timeout)?;
     Ok(sock.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn mechanism_names_what_detected_the_loss() {
+        assert_eq!(mechanism("EOF", 0, 0), "eof");
+        assert_eq!(mechanism("EOF", 3, 5000), "eof");
+        assert_eq!(mechanism("ECONNRESET", 0, 0), "reset");
+        assert_eq!(mechanism("EPIPE", 2, 0), "reset");
+        assert_eq!(mechanism("HEARTBEAT", 0, 0), "app-heartbeat");
+        assert_eq!(mechanism("HEARTBEAT", 7, 5000), "app-heartbeat");
+        assert_eq!(mechanism("ETIMEDOUT", 0, 0), "keepalive");
+        assert_eq!(mechanism("ETIMEDOUT", 4, 0), "retransmission-timeout");
+        assert_eq!(mechanism("ETIMEDOUT", 0, 5000), "user-timeout");
+        assert_eq!(mechanism("ETIMEDOUT", 4, 5000), "user-timeout");
+        assert_eq!(mechanism("EHOSTUNREACH", 1, 0), "icmp");
+        assert_eq!(mechanism("ENETUNREACH", 0, 0), "icmp");
+        assert_eq!(mechanism("ECONNREFUSED", 0, 0), "icmp");
+        assert_eq!(mechanism("EPROTO", 0, 0), "other");
+        assert_eq!(mechanism("", 0, 0), "other");
+    }
+
+    #[test]
+    fn error_names_feed_mechanism() {
+        let name = |code| error_name(&io::Error::from_raw_os_error(code));
+        assert_eq!(mechanism(&name(libc::ECONNRESET), 0, 0), "reset");
+        assert_eq!(mechanism(&name(libc::EPIPE), 0, 0), "reset");
+        assert_eq!(
+            mechanism(&name(libc::ETIMEDOUT), 1, 0),
+            "retransmission-timeout"
+        );
+        assert_eq!(mechanism(&name(libc::EHOSTUNREACH), 0, 0), "icmp");
+        assert_eq!(name(libc::EPROTO), "EPROTO");
+    }
+
+    #[test]
+    fn traffic_parses_and_prints() {
+        for t in [
+            Traffic::Idle,
+            Traffic::Stream,
+            Traffic::RequestResponse,
+            Traffic::Push,
+        ] {
+            assert_eq!(t.to_string().parse::<Traffic>(), Ok(t));
+        }
+        assert!("bulk".parse::<Traffic>().is_err());
+        assert_eq!(Traffic::default(), Traffic::Idle);
+        assert!(!AppOpts::default().framed());
+    }
+
+    const ALL: [FrameType; 5] = [
+        FrameType::Data,
+        FrameType::Request,
+        FrameType::Reply,
+        FrameType::Ping,
+        FrameType::Pong,
+    ];
+
+    fn frames(list: &[(FrameType, Vec<u8>)]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        let mut buf = Vec::new();
+        for (kind, payload) in list {
+            encode_frame(*kind, payload, &mut buf);
+            wire.extend_from_slice(&buf);
+        }
+        wire
+    }
+
+    #[test]
+    fn encodes_type_then_big_endian_length() {
+        let mut buf = vec![9, 9, 9];
+        encode_frame(FrameType::Request, &[0xAB; 258], &mut buf);
+        assert_eq!(&buf[..HEADER_LEN], &[2, 0, 0, 1, 2]);
+        assert_eq!(buf.len(), HEADER_LEN + 258);
+        encode_frame(FrameType::Ping, &[], &mut buf);
+        assert_eq!(buf, [4, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let list: Vec<(FrameType, Vec<u8>)> = ALL
+            .iter()
+            .zip([0usize, 1, 64, 100_000, 7])
+            .map(|(&k, n)| (k, (0..n).map(|i| i as u8).collect()))
+            .collect();
+        let wire = frames(&list);
+        let mut r = &wire[..];
+        let mut payload = Vec::new();
+        for (kind, expected) in &list {
+            assert_eq!(read_frame(&mut r, &mut payload).unwrap(), Some(*kind));
+            assert_eq!(&payload, expected);
+        }
+        assert_eq!(read_frame(&mut r, &mut payload).unwrap(), None);
+    }
+
+    /// Hands out at most `step` bytes per read, with an EINTR before every other one.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+        interrupt: bool,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn partial_and_interrupted_reads_reassemble_frames() {
+        let list: Vec<(FrameType, Vec<u8>)> = ALL
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| (k, vec![i as u8; i * 13]))
+            .collect();
+        let wire = frames(&list);
+        for step in [1, 2, 3, 4, 5, 6, 7, 64] {
+            let mut r = Trickle {
+                data: &wire,
+                step,
+                interrupt: false,
+            };
+            let mut payload = Vec::new();
+            for (kind, expected) in &list {
+                assert_eq!(read_frame(&mut r, &mut payload).unwrap(), Some(*kind));
+                assert_eq!(&payload, expected, "step {step}");
+            }
+            assert_eq!(read_frame(&mut r, &mut payload).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn eof_inside_a_frame_is_eof() {
+        let wire = frames(&[(FrameType::Data, vec![1; 10])]);
+        let mut payload = Vec::new();
+        for cut in 0..wire.len() {
+            let mut r = &wire[..cut];
+            assert_eq!(read_frame(&mut r, &mut payload).unwrap(), None, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn unknown_type_or_oversized_length_is_eproto() {
+        let mut payload = Vec::new();
+        for bad in [[0u8, 0, 0, 0, 0], [6, 0, 0, 0, 0], [0xFF, 0, 0, 0, 1]] {
+            let err = read_frame(&mut &bad[..], &mut payload).unwrap_err();
+            assert_eq!(error_name(&err), "EPROTO");
+        }
+        let mut header = vec![FrameType::Data as u8];
+        header.extend_from_slice(&(MAX_PAYLOAD + 1).to_be_bytes());
+        let err = read_frame(&mut &header[..], &mut payload).unwrap_err();
+        assert_eq!(error_name(&err), "EPROTO");
+    }
+
+    // Loopback runs of whole connections (127.0.0.1 only).
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn reporter(&self) -> &'static Reporter {
+            Box::leak(Box::new(Reporter::to_writer(Box::new(self.clone()))))
+        }
+
+        fn events(&self) -> Vec<Value> {
+            String::from_utf8(lock(&self.0).clone())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        }
+    }
+
+    const NO_SOCKOPTS: SocketOpts = SocketOpts {
+        keepalive: Keepalive::Off,
+        user_timeout_ms: 0,
+    };
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    }
+
+    fn conn(stream: TcpStream, role: Role, app: AppOpts, out: &Captured) -> Arc<Conn> {
+        let who = match role {
+            Role::Server => "peer",
+            Role::Client => "local",
+        };
+        Arc::new(Conn::new(
+            stream,
+            role,
+            (who, "test".into()),
+            NO_SOCKOPTS,
+            app,
+            out.reporter(),
+        ))
+    }
+
+    fn heartbeat(interval_ms: u64, misses: u32) -> AppOpts {
+        AppOpts {
+            heartbeat_interval: Duration::from_millis(interval_ms),
+            heartbeat_misses: misses,
+            ..AppOpts::default()
+        }
+    }
+
+    #[test]
+    fn a_silent_server_is_lost_by_heartbeat_exactly_once() {
+        // The other end is connected (its kernel ACKs) but its application never answers.
+        let (client, _silent) = pair();
+        let out = Captured::default();
+        let started = Instant::now();
+        run_connection(conn(client, Role::Client, heartbeat(50, 3), &out));
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(150), "{took:?}");
+        assert!(took < Duration::from_millis(1000), "{took:?}");
+        let events = out.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let e = &events[0];
+        assert_eq!(e["kind"], "peer-lost");
+        assert_eq!(e["error"], "HEARTBEAT");
+        assert_eq!(e["mechanism"], "app-heartbeat");
+        assert_eq!(e["local"], "test");
+        assert!(e["heartbeats_sent"].as_u64().unwrap() >= 2, "{e}");
+        assert_eq!(e["heartbeats_received"], 0);
+    }
+
+    #[test]
+    fn heartbeats_keep_both_sides_up_until_one_closes() {
+        let (client, server) = pair();
+        let closer = client.try_clone().unwrap();
+        let (c_out, s_out) = (Captured::default(), Captured::default());
+        let app = heartbeat(20, 10);
+        let c = conn(client, Role::Client, app, &c_out);
+        let s = conn(server, Role::Server, app, &s_out);
+        let server_thread = std::thread::spawn(move || run_connection(s));
+        let client_thread = std::thread::spawn(move || run_connection(c));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(c_out.events().is_empty() && s_out.events().is_empty());
+        // Only the read side: a full shutdown from outside could fail the client's next PING
+        // with EPIPE before its reader sees the EOF.
+        closer.shutdown(Shutdown::Read).unwrap();
+        client_thread.join().unwrap();
+        server_thread.join().unwrap();
+        let (c_ev, s_ev) = (c_out.events(), s_out.events());
+        assert_eq!(c_ev.len(), 1, "{c_ev:?}");
+        assert_eq!(s_ev.len(), 1, "{s_ev:?}");
+        assert_eq!(c_ev[0]["mechanism"], "eof");
+        assert_eq!(s_ev[0]["error"], "EOF");
+        assert_eq!(s_ev[0]["mechanism"], "eof");
+        assert_eq!(s_ev[0]["peer"], "test");
+        assert!(c_ev[0]["heartbeats_received"].as_u64().unwrap() >= 5);
+        assert!(s_ev[0]["heartbeats_received"].as_u64().unwrap() >= 5);
+    }
+
+    /// Runs both ends with `traffic` for a while, ends the client (its reader sees EOF), returns
+    /// both losses.
+    fn run_traffic(traffic: Traffic) -> (Value, Value) {
+        let (client, server) = pair();
+        let closer = client.try_clone().unwrap();
+        let (c_out, s_out) = (Captured::default(), Captured::default());
+        let app = AppOpts {
+            traffic,
+            traffic_interval: Duration::from_millis(10),
+            record_bytes: 100,
+            ..AppOpts::default()
+        };
+        let c = conn(client, Role::Client, app, &c_out);
+        let s = conn(server, Role::Server, app, &s_out);
+        let server_thread = std::thread::spawn(move || run_connection(s));
+        let client_thread = std::thread::spawn(move || run_connection(c));
+        std::thread::sleep(Duration::from_millis(200));
+        closer.shutdown(Shutdown::Read).unwrap();
+        client_thread.join().unwrap();
+        server_thread.join().unwrap();
+        let (c_ev, s_ev) = (c_out.events(), s_out.events());
+        assert_eq!(c_ev.len(), 1, "{c_ev:?}");
+        assert_eq!(s_ev.len(), 1, "{s_ev:?}");
+        (c_ev[0].clone(), s_ev[0].clone())
+    }
+
+    fn count(e: &Value, field: &str) -> u64 {
+        e[field].as_u64().unwrap()
+    }
+
+    #[test]
+    fn stream_goes_client_to_server_only() {
+        let (c, s) = run_traffic(Traffic::Stream);
+        assert!(count(&c, "records_sent") >= 5, "{c}");
+        assert_eq!(count(&c, "records_received"), 0);
+        assert_eq!(count(&s, "records_sent"), 0);
+        assert!(count(&s, "records_received") >= 5, "{s}");
+    }
+
+    #[test]
+    fn requests_get_replies() {
+        let (c, s) = run_traffic(Traffic::RequestResponse);
+        assert!(count(&c, "records_sent") >= 5, "{c}");
+        assert!(count(&c, "records_received") >= 5, "{c}");
+        assert!(count(&s, "records_received") >= 5, "{s}");
+        assert_eq!(count(&s, "records_sent"), count(&s, "records_received"));
+    }
+
+    #[test]
+    fn push_goes_server_to_client_only() {
+        let (c, s) = run_traffic(Traffic::Push);
+        assert_eq!(count(&c, "records_sent"), 0);
+        assert!(count(&c, "records_received") >= 5, "{c}");
+        assert!(count(&s, "records_sent") >= 5, "{s}");
+        assert_eq!(count(&s, "records_received"), 0);
+    }
+
+    #[test]
+    fn a_reset_while_streaming_is_one_loss() {
+        let (client, server) = pair();
+        let out = Captured::default();
+        let app = AppOpts {
+            traffic: Traffic::Stream,
+            traffic_interval: Duration::from_millis(5),
+            ..AppOpts::default()
+        };
+        let c = conn(client, Role::Client, app, &out);
+        let client_thread = std::thread::spawn(move || run_connection(c));
+        std::thread::sleep(Duration::from_millis(50));
+        // Unread data in the receive queue: close() answers with a reset.
+        drop(server);
+        client_thread.join().unwrap();
+        let events = out.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["mechanism"], "reset", "{}", events[0]);
+    }
+
+    #[test]
+    fn idle_without_heartbeat_reads_raw_until_eof() {
+        let (client, server) = pair();
+        let out = Captured::default();
+        let c = conn(client, Role::Client, AppOpts::default(), &out);
+        let t = std::thread::spawn(move || run_connection(c));
+        (&server).write_all(b"not a frame at all").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        server.shutdown(Shutdown::Write).unwrap();
+        t.join().unwrap();
+        let events = out.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["error"], "EOF");
+        assert_eq!(events[0]["mechanism"], "eof");
+    }
 }

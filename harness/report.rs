@@ -13,16 +13,17 @@ fn secs(ms: f64) -> String {
     }
 }
 
-fn side_line(side: Side, s: &SideSummary) -> String {
+fn side_line(side: Side, s: &SideSummary, healed: bool) -> String {
     let detect = match (&s.detection_ms, &s.error) {
         (Some(ms), Some(err)) => format!("detected after {:>10}  {err:<12}", secs(*ms)),
         _ => format!("{:<39}", "did not detect"),
     };
-    let back = match s.reconnect_ms {
-        Some(ms) => format!("back {} after heal", secs(ms)),
-        None => "not back after heal".into(),
+    let back = match (healed, s.reconnect_ms) {
+        (false, _) => String::new(),
+        (true, Some(ms)) => format!("back {} after heal", secs(ms)),
+        (true, None) => "not back after heal".into(),
     };
-    format!("  {side:<7} {detect}{back}\n")
+    format!("  {side:<7} {detect}{back}").trim_end().to_owned() + "\n"
 }
 
 /// Renders the summary of one run; `path` is where its timeline was written.
@@ -44,8 +45,9 @@ pub fn render(t: &Timeline, path: &str) -> String {
             .healed_at_ms
             .map_or(String::new(), |h| format!(", healed at {}", secs(h)));
         let _ = writeln!(out, "  fault {} [{}]: {injected}{healed}", f.id, f.kind);
-        out += &side_line(Side::Client, &f.client);
-        out += &side_line(Side::Server, &f.server);
+        let healed = f.healed_at_ms.is_some();
+        out += &side_line(Side::Client, &f.client, healed);
+        out += &side_line(Side::Server, &f.server, healed);
     }
     for o in &t.verdict.expectations {
         if o.passed {

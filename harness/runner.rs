@@ -20,7 +20,7 @@ use crate::fault::{self, Action, Mechanism};
 use crate::keepalive::Keepalive;
 use crate::lab::{self, Lab, LabError, Ns};
 use crate::sandbox::Privileges;
-use crate::scenario::{Scenario, Side};
+use crate::scenario::{FaultKind, Scenario, Side};
 use crate::timeline::{self, Environment, Event, Source, Timeline, FORMAT_VERSION};
 use crate::verdict::{self, Status};
 
@@ -132,12 +132,27 @@ impl Run<'_> {
                 &settings.connect_timeout_ms.unwrap_or(1000).to_string(),
             ]),
         };
+        let traffic = self.scenario.traffic;
         cmd.args([
             "--keepalive",
             &keepalive_arg(settings.keepalive),
             "--user-timeout-ms",
             &settings.user_timeout_ms.to_string(),
+            "--traffic",
+            traffic.pattern.as_str(),
+            "--traffic-interval-ms",
+            &traffic.interval_ms.to_string(),
+            "--record-bytes",
+            &traffic.record_bytes.to_string(),
         ]);
+        if let Some(hb) = self.scenario.heartbeat {
+            cmd.args([
+                "--heartbeat-interval-ms",
+                &hb.interval_ms.to_string(),
+                "--heartbeat-misses",
+                &hb.misses.to_string(),
+            ]);
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -243,12 +258,9 @@ impl Run<'_> {
         }
     }
 
-    /// Carries out one step of a fault and stamps it when it is in effect.
-    fn step(&mut self, index: usize, action: Action) -> Result<(), RunError> {
-        let fault = &self.scenario.faults[index];
-        let mechanism = fault::mechanism(fault, action);
-        let started = clock::now_ns();
-        let result = match &mechanism {
+    /// Carries out one mechanism; returns what a script printed.
+    fn perform(&mut self, mechanism: &Mechanism) -> Result<String, RunError> {
+        match mechanism {
             Mechanism::Script {
                 ns,
                 name,
@@ -270,7 +282,19 @@ impl Run<'_> {
                 Ok(String::new())
             }
             Mechanism::Restart(side) => self.spawn_peer(*side).map(|_| String::new()),
-        };
+        }
+    }
+
+    /// Carries out one step of a fault and stamps it when it is in effect.
+    fn step(&mut self, index: usize, action: Action) -> Result<(), RunError> {
+        let fault = &self.scenario.faults[index];
+        let mechanisms = fault::mechanism(fault, action);
+        let started = clock::now_ns();
+        let result = mechanisms
+            .iter()
+            .map(|m| self.perform(m))
+            .collect::<Result<Vec<String>, RunError>>()
+            .map(|outputs| outputs.concat());
         let done = clock::now_ns();
         let fault = &self.scenario.faults[index];
         let output = result.map_err(|source| RunError::Fault {
@@ -285,7 +309,7 @@ impl Run<'_> {
         let mut event = Event::new(clock::ms_since(self.origin_ns, done), Source::Runner, kind)
             .with("fault", fault.id.as_str())
             .with("fault_kind", fault.kind.as_str())
-            .with("mechanism", mechanism.describe())
+            .with("mechanism", fault::describe(&mechanisms))
             .with(took_key, clock::ms_since(started, done));
         if let Some(packets) = fault::packets_matched(&output) {
             // Evidence that the fault touched traffic: what its rules matched while in force.
@@ -380,6 +404,22 @@ async fn drive(
     let mut interrupt = signal(SignalKind::interrupt()).expect("signal handler installs");
     let mut terminate = signal(SignalKind::terminate()).expect("signal handler installs");
 
+    // A NAT must be in the path before the connection exists.
+    let nat = run
+        .scenario
+        .faults
+        .iter()
+        .find(|f| f.kind == FaultKind::NatTimeout);
+    if let Some(f) = nat {
+        let setup = fault::nat_setup(f);
+        run.perform(&setup).map_err(|source| RunError::Fault {
+            fault: f.id.clone(),
+            action: "set up the NAT for",
+            source: Box::new(source),
+        })?;
+        let t = run.now_ms();
+        run.record(Event::new(t, Source::Wire, "nat-up").with("mechanism", setup.describe()));
+    }
     run.spawn_peer(Side::Server)?;
     run.wait_for(rx, Side::Server, "listen", |e| {
         e.source == Source::Server && e.kind == "listening"

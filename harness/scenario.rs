@@ -51,6 +51,11 @@ pub enum FaultKind {
     Reject,
     /// The wire drops a percentage of packets at random.
     Loss,
+    /// The target's host reboots: it drops off the network, loses every connection and its
+    /// process, and comes back at the same address when healed.
+    HostReboot,
+    /// The wire is a NAT from the start; from `at` it forgets flows idle for `timeout`.
+    NatTimeout,
 }
 
 impl FaultKind {
@@ -62,6 +67,8 @@ impl FaultKind {
             FaultKind::Freeze => "freeze",
             FaultKind::Reject => "reject",
             FaultKind::Loss => "loss",
+            FaultKind::HostReboot => "host-reboot",
+            FaultKind::NatTimeout => "nat-timeout",
         }
     }
 
@@ -156,6 +163,8 @@ struct RawFault {
     signal: Option<KillSignal>,
     with: Option<RejectWith>,
     percent: Option<u8>,
+    timeout: Option<Dur>,
+    reset: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -168,6 +177,63 @@ struct RawExpect {
     reconnects: Option<Window>,
 }
 
+/// What the peers send while connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pattern {
+    /// Nothing: only keepalives, if on, cross the wire.
+    #[default]
+    Idle,
+    /// The client writes a record every interval (unacked data when the path dies).
+    Stream,
+    /// The client sends a request every interval; the server answers each.
+    RequestResponse,
+    /// The server sends a record every interval (the seed's server).
+    Push,
+}
+
+impl Pattern {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::Idle => "idle",
+            Pattern::Stream => "stream",
+            Pattern::RequestResponse => "request-response",
+            Pattern::Push => "push",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTraffic {
+    pattern: Pattern,
+    interval: Option<Dur>,
+    record_bytes: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeartbeat {
+    interval: Dur,
+    misses: Option<u32>,
+}
+
+/// Traffic on the connection, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    pub pattern: Pattern,
+    pub interval_ms: u64,
+    pub record_bytes: u32,
+}
+
+/// The application heartbeat: the client pings every interval, the server answers; either
+/// side declares the other lost after `misses` intervals without hearing from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Heartbeat {
+    pub interval_ms: u64,
+    pub misses: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScenario {
@@ -177,6 +243,8 @@ struct RawScenario {
     end: Dur,
     server: Option<RawServer>,
     client: Option<RawClient>,
+    traffic: Option<Spanned<RawTraffic>>,
+    heartbeat: Option<Spanned<RawHeartbeat>>,
     #[serde(default)]
     fault: Vec<Spanned<RawFault>>,
     #[serde(default)]
@@ -213,6 +281,10 @@ pub struct Fault {
     pub with: RejectWith,
     /// loss: percentage of packets dropped.
     pub percent: u8,
+    /// nat-timeout: idle time after which the NAT forgets a flow, whole seconds.
+    pub timeout_s: u32,
+    /// nat-timeout: answer packets of forgotten flows with a TCP reset instead of dropping.
+    pub reset: bool,
 }
 
 /// What a scenario expects of one side.
@@ -267,6 +339,8 @@ pub struct Scenario {
     pub end: Dur,
     pub server: PeerSettings,
     pub client: PeerSettings,
+    pub traffic: Traffic,
+    pub heartbeat: Option<Heartbeat>,
     pub faults: Vec<Fault>,
     pub expectations: Vec<Expectation>,
 }
@@ -293,6 +367,7 @@ pub const KNOWN_ERRORS: &[&str] = &[
     "EHOSTUNREACH",
     "ENETUNREACH",
     "EPIPE",
+    "HEARTBEAT",
 ];
 
 /// A scenario that cannot be used, located in its file.
@@ -384,6 +459,55 @@ fn validate(
         },
     );
 
+    let traffic = match &raw.traffic {
+        None => Traffic {
+            pattern: Pattern::Idle,
+            interval_ms: 100,
+            record_bytes: 64,
+        },
+        Some(t) => {
+            let (span, t) = (t.span(), t.get_ref());
+            let interval_ms = t.interval.map_or(100, Dur::as_millis);
+            if interval_ms == 0 {
+                return Err(err(span, "traffic.interval", "must be at least 1ms".into()));
+            }
+            let record_bytes = t.record_bytes.unwrap_or(64);
+            if !(1..=1 << 20).contains(&record_bytes) {
+                return Err(err(
+                    span,
+                    "traffic.record_bytes",
+                    "must be 1..=1048576".into(),
+                ));
+            }
+            Traffic {
+                pattern: t.pattern,
+                interval_ms,
+                record_bytes,
+            }
+        }
+    };
+    let heartbeat = match &raw.heartbeat {
+        None => None,
+        Some(h) => {
+            let (span, h) = (h.span(), h.get_ref());
+            if h.interval.as_millis() == 0 {
+                return Err(err(
+                    span,
+                    "heartbeat.interval",
+                    "must be at least 1ms".into(),
+                ));
+            }
+            let misses = h.misses.unwrap_or(3);
+            if misses == 0 {
+                return Err(err(span, "heartbeat.misses", "must be at least 1".into()));
+            }
+            Some(Heartbeat {
+                interval_ms: h.interval.as_millis(),
+                misses,
+            })
+        }
+    };
+
     let mut faults: Vec<Fault> = Vec::new();
     for (i, spanned) in raw.fault.iter().enumerate() {
         let span = spanned.span();
@@ -469,10 +593,48 @@ fn validate(
         )?;
         only(
             f.target.is_some(),
-            !f.kind.is_firewall(),
+            matches!(
+                f.kind,
+                FaultKind::ProcessKill
+                    | FaultKind::Freeze
+                    | FaultKind::CablePull
+                    | FaultKind::HostReboot
+            ),
             "target",
-            "process-kill, freeze and cable-pull (firewall faults take `direction`)",
+            "process-kill, freeze, cable-pull and host-reboot",
         )?;
+        only(
+            f.reset.is_some(),
+            f.kind == FaultKind::NatTimeout,
+            "reset",
+            "nat-timeout",
+        )?;
+        only(
+            f.timeout.is_some(),
+            f.kind == FaultKind::NatTimeout,
+            "timeout",
+            "nat-timeout",
+        )?;
+        let timeout_s = match (f.kind, f.timeout) {
+            (FaultKind::NatTimeout, Some(t)) => crate::keepalive::keep_secs(t)
+                .map_err(|m| err(span.clone(), &here("timeout"), m.replace("TCP_KEEP", "")))?,
+            (FaultKind::NatTimeout, None) => {
+                return Err(err(
+                    span,
+                    &here("timeout"),
+                    "nat-timeout needs `timeout = \"30s\"`".into(),
+                ))
+            }
+            _ => 0,
+        };
+        if f.kind == FaultKind::NatTimeout && faults.iter().any(|g| g.kind == FaultKind::NatTimeout)
+        {
+            return Err(err(
+                span,
+                &here("kind"),
+                "the wire has one NAT: one nat-timeout per scenario".into(),
+            ));
+        }
         let percent = match (f.kind, f.percent) {
             (FaultKind::Loss, Some(p @ 1..=100)) => p,
             (FaultKind::Loss, Some(p)) => {
@@ -502,6 +664,8 @@ fn validate(
             signal: f.signal.unwrap_or_default(),
             with: f.with.unwrap_or_default(),
             percent,
+            timeout_s,
+            reset: f.reset.unwrap_or(false),
         });
     }
 
@@ -592,6 +756,8 @@ fn validate(
         end: raw.end,
         server,
         client,
+        traffic,
+        heartbeat,
         faults,
         expectations,
     })

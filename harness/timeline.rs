@@ -95,12 +95,31 @@ pub fn fault_times(events: &[Event], fault: &str) -> Option<FaultTimes> {
     })
 }
 
-/// A side's first `peer-lost` since `fault` started to be injected: (latency, error).
+/// A side's first `peer-lost` since `fault` started to be injected and before the next fault
+/// did: (latency, error). A loss belongs to the latest fault injected before it.
 pub fn detection(events: &[Event], side: Side, fault: &str) -> Option<(f64, String)> {
     let times = fault_times(events, fault)?;
+    let next_fault_ms = events
+        .iter()
+        .filter(|e| e.source == Source::Runner && e.kind == "fault-injected")
+        .filter(|e| e.str_field("fault") != Some(fault))
+        .map(|e| {
+            e.t_ms
+                - e.fields
+                    .get("injection_ms")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0)
+        })
+        .filter(|&start| start > times.started_ms)
+        .fold(f64::INFINITY, f64::min);
     events
         .iter()
-        .find(|e| e.source == side.into() && e.kind == "peer-lost" && e.t_ms >= times.started_ms)
+        .find(|e| {
+            e.source == side.into()
+                && e.kind == "peer-lost"
+                && e.t_ms >= times.started_ms
+                && e.t_ms < next_fault_ms
+        })
         .map(|e| {
             let error = e.str_field("error").unwrap_or("unknown").to_owned();
             (round_us(e.t_ms - times.injected_ms), error)
@@ -242,6 +261,19 @@ mod tests {
         assert_eq!(detection(&ev, Side::Client, "other"), None);
         let t = fault_times(&ev, "f").unwrap();
         assert_eq!(t.started_ms, 2003.5);
+    }
+
+    #[test]
+    fn a_loss_belongs_to_the_latest_fault_before_it() {
+        let mut ev = run_events();
+        ev.insert(
+            4,
+            Event::new(9000.0, Source::Runner, "fault-injected")
+                .with("fault", "g")
+                .with("injection_ms", 1.0),
+        );
+        assert_eq!(detection(&ev, Side::Client, "f"), None);
+        assert_eq!(detection(&ev, Side::Client, "g").unwrap().0, 6000.5);
     }
 
     #[test]

@@ -166,6 +166,177 @@ fn local_cable_pull_times_out_and_heal_restores_the_route() {
 }
 
 #[test]
+fn graceful_exit_sends_fin() {
+    let t = run_passing("graceful-exit.toml");
+    let (ms, error) = detection(&t, "client");
+    assert!((0.0..500.0).contains(&ms), "client detected after {ms} ms");
+    assert_eq!(error, "EOF");
+    let exited = t["events"].as_array().unwrap().iter().any(|e| {
+        e["kind"] == "process-exited" && e["status"].as_str().unwrap_or("").contains("SIGTERM")
+    });
+    assert!(exited, "the server did not exit on SIGTERM");
+}
+
+#[test]
+fn killing_a_peer_with_unread_data_sends_a_reset() {
+    let t = run_passing("kill-unread-data.toml");
+    let fault = t["summary"]["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "kill")
+        .unwrap();
+    let ms = fault["client"]["detection_ms"]
+        .as_f64()
+        .expect("client detected the kill");
+    // RST within a round trip; the client notices at its next read or 100 ms write.
+    assert!((0.0..300.0).contains(&ms), "client detected after {ms} ms");
+    // ECONNRESET rather than EOF proves data was left unread: the freeze took effect.
+    assert_eq!(fault["client"]["error"], "ECONNRESET");
+}
+
+#[test]
+fn a_frozen_peer_is_caught_only_by_the_app_heartbeat() {
+    let t = run_passing("freeze-heartbeat.toml");
+    let (ms, error) = detection(&t, "client");
+    // 3 missed 200 ms pings after the last reply (<= 200 ms before the freeze): 400..600 ms,
+    // plus a ping interval of timer granularity. Keepalive (idle 1 s) cannot fire under 3 s.
+    assert!(
+        (300.0..1200.0).contains(&ms),
+        "client detected after {ms} ms"
+    );
+    assert_eq!(error, "HEARTBEAT");
+    let lost = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "peer-lost" && e["source"] == "client")
+        .unwrap();
+    assert_eq!(lost["mechanism"], "app-heartbeat");
+}
+
+#[test]
+fn a_frozen_peer_is_never_caught_by_keepalive() {
+    let t = run_passing("freeze-keepalive.toml");
+    // 8 s frozen, keepalive 1/1/3 would give up after ~3.1 s on a dead peer (drop-one-way).
+    assert!(side(&t, "client")["detection_ms"].is_null());
+    let events = t["events"].as_array().unwrap();
+    let injected = events
+        .iter()
+        .find(|e| e["kind"] == "fault-injected")
+        .unwrap();
+    assert_eq!(injected["mechanism"], "kill -STOP <server pid>");
+}
+
+#[test]
+fn a_busy_writer_never_notices_a_drop_but_the_idle_reader_does() {
+    let t = run_passing("busy-writer-drop.toml");
+    assert!(
+        side(&t, "client")["detection_ms"].is_null(),
+        "keepalive must not fire with unacked data: {}",
+        side(&t, "client")
+    );
+    // The reader's last data came within 100 ms before the drop: L + I + N*V = [3.9 s, 4 s].
+    let (ms, error) = detection(&t, "server");
+    assert!(
+        (3800.0..=4000.0 + 4.0 * SLACK_PER_TIMER_MS).contains(&ms),
+        "server after {ms} ms"
+    );
+    assert_eq!(error, "ETIMEDOUT");
+}
+
+#[test]
+fn user_timeout_makes_a_busy_writer_give_up() {
+    let t = run_passing("busy-writer-user-timeout.toml");
+    let (ms, error) = detection(&t, "client");
+    // t_rtx1 + UT: first retransmission one RTO (>= 200 ms) after the first lost write (<=
+    // 100 ms after the fault), then 3 s (physics.md formula 4, measured send + 3.42 s).
+    assert!((3000.0..4200.0).contains(&ms), "client after {ms} ms");
+    assert_eq!(error, "ETIMEDOUT");
+    let lost = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "peer-lost" && e["source"] == "client")
+        .unwrap();
+    assert_eq!(lost["mechanism"], "user-timeout");
+    // Data was being retransmitted, not keepalive probes sent.
+    assert!(lost["tcp_info"]["retransmits"].as_u64().unwrap() > 0);
+    assert_eq!(lost["tcp_info"]["probes"], 0);
+}
+
+#[test]
+fn random_loss_slows_but_does_not_kill_a_busy_connection() {
+    let t = run_passing("loss.toml");
+    assert!(side(&t, "client")["detection_ms"].is_null());
+    assert!(side(&t, "server")["detection_ms"].is_null());
+    // 7 s of a request and a reply every 50 ms through 20 % loss: the rules must have hit.
+    assert!(packets_matched(&t) > 10, "{}", packets_matched(&t));
+}
+
+#[test]
+fn a_rebooted_host_answers_the_next_probe_with_a_reset() {
+    let t = run_passing("host-reboot.toml");
+    let (ms, error) = detection(&t, "client");
+    // Nothing answers while the host is down (1 s); the next probe is due within I = 3 s.
+    assert!(
+        (950.0..=3000.0 + 2.0 * SLACK_PER_TIMER_MS).contains(&ms),
+        "client after {ms} ms"
+    );
+    assert_eq!(error, "ECONNRESET");
+}
+
+/// The server sees the client as the NAT's address when the wire is a NAT.
+fn server_saw_nat(t: &Value) -> bool {
+    t["events"].as_array().unwrap().iter().any(|e| {
+        e["source"] == "server"
+            && e["kind"] == "connected"
+            && e["peer"].as_str().unwrap_or("").starts_with("198.18.2.1:")
+    })
+}
+
+#[test]
+fn keepalive_below_the_nat_timeout_keeps_the_mapping() {
+    let t = run_passing("nat-timeout-survives.toml");
+    assert!(
+        server_saw_nat(&t),
+        "the connection did not go through the NAT"
+    );
+    assert!(side(&t, "client")["detection_ms"].is_null());
+    assert!(side(&t, "server")["detection_ms"].is_null());
+}
+
+#[test]
+fn keepalive_above_the_nat_timeout_loses_the_mapping() {
+    let t = run_passing("nat-timeout-dies.toml");
+    assert!(server_saw_nat(&t));
+    for s in ["client", "server"] {
+        let (ms, error) = detection(&t, s);
+        // p1 + I + N*V with p1 in [F, F + I): [6 s, 9 s] plus slack.
+        assert!(
+            (5900.0..=9000.0 + 5.0 * SLACK_PER_TIMER_MS).contains(&ms),
+            "{s} after {ms} ms"
+        );
+        assert_eq!(error, "ETIMEDOUT");
+    }
+}
+
+#[test]
+fn a_nat_that_resets_forgotten_flows_aborts_both_sides() {
+    let t = run_passing("nat-timeout-reset.toml");
+    assert!(server_saw_nat(&t));
+    for s in ["client", "server"] {
+        let (ms, error) = detection(&t, s);
+        // The first probe after expiry, at p1 + I with p1 in [F, F + I): [3 s, 6 s].
+        assert!(
+            (2900.0..=6000.0 + 2.0 * SLACK_PER_TIMER_MS).contains(&ms),
+            "{s} after {ms} ms"
+        );
+        assert_eq!(error, "ECONNRESET");
+    }
+}
+
+#[test]
 fn a_failed_expectation_exits_1_and_says_what_happened() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("wrong.toml");
