@@ -72,6 +72,14 @@ pub enum LabError {
     },
 }
 
+/// Settings of the lab's namespaces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LabConfig {
+    /// net.ipv4.tcp_retries2 in the client and server namespaces (default 15): how many
+    /// retransmissions before a connection with unacknowledged data is aborted.
+    pub tcp_retries2: Option<u8>,
+}
+
 /// The three namespaces; dropping the lab releases them.
 #[derive(Debug)]
 pub struct Lab {
@@ -84,10 +92,7 @@ pub struct Lab {
 
 /// Creates a network namespace on a throwaway thread, so no thread of ours changes namespace,
 /// and returns a descriptor that holds it. `sysctls` are written inside it.
-fn new_netns(
-    ns: Ns,
-    sysctls: &'static [(&'static str, &'static str)],
-) -> Result<OwnedFd, LabError> {
+fn new_netns(ns: Ns, sysctls: Vec<(&'static str, String)>) -> Result<OwnedFd, LabError> {
     let create = move || -> std::io::Result<OwnedFd> {
         unshare(CloneFlags::CLONE_NEWNET)?;
         for (key, value) in sysctls {
@@ -104,12 +109,19 @@ fn new_netns(
 
 impl Lab {
     /// Builds the lab: namespaces, veth pairs, addresses, routes, forwarding in the wire.
-    pub fn up() -> Result<Lab, LabError> {
+    pub fn up(config: &LabConfig) -> Result<Lab, LabError> {
         let start = Instant::now();
+        let host = || {
+            config
+                .tcp_retries2
+                .map(|n| ("net.ipv4.tcp_retries2", n.to_string()))
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
         let mut lab = Lab {
-            client: new_netns(Ns::Client, &[])?,
-            wire: new_netns(Ns::Wire, &[("net.ipv4.ip_forward", "1")])?,
-            server: new_netns(Ns::Server, &[])?,
+            client: new_netns(Ns::Client, host())?,
+            wire: new_netns(Ns::Wire, vec![("net.ipv4.ip_forward", "1".into())])?,
+            server: new_netns(Ns::Server, host())?,
             setup: Duration::ZERO,
         };
         let wire_fd = lab.wire.as_raw_fd();

@@ -323,7 +323,7 @@ impl Run<'_> {
 /// Runs one scenario in a fresh lab and returns its timeline.
 pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Timeline, RunError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let lab = Lab::up()?;
+    let lab = Lab::up(&scenario.lab)?;
     let origin_ns = clock::now_ns();
     let setup_ms = lab.setup.as_secs_f64() * 1000.0;
     let mut run = Run {

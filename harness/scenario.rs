@@ -236,6 +236,12 @@ pub struct Heartbeat {
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawLab {
+    tcp_retries2: Option<Spanned<u8>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawScenario {
     name: String,
     #[serde(default)]
@@ -245,6 +251,7 @@ struct RawScenario {
     client: Option<RawClient>,
     traffic: Option<Spanned<RawTraffic>>,
     heartbeat: Option<Spanned<RawHeartbeat>>,
+    lab: Option<RawLab>,
     #[serde(default)]
     fault: Vec<Spanned<RawFault>>,
     #[serde(default)]
@@ -341,6 +348,7 @@ pub struct Scenario {
     pub client: PeerSettings,
     pub traffic: Traffic,
     pub heartbeat: Option<Heartbeat>,
+    pub lab: crate::lab::LabConfig,
     pub faults: Vec<Fault>,
     pub expectations: Vec<Expectation>,
 }
@@ -507,6 +515,11 @@ fn validate(
             })
         }
     };
+
+    let mut lab = crate::lab::LabConfig::default();
+    if let Some(r) = raw.lab.as_ref().and_then(|l| l.tcp_retries2.as_ref()) {
+        lab.tcp_retries2 = Some(*r.get_ref());
+    }
 
     let mut faults: Vec<Fault> = Vec::new();
     for (i, spanned) in raw.fault.iter().enumerate() {
@@ -758,6 +771,7 @@ fn validate(
         client,
         traffic,
         heartbeat,
+        lab,
         faults,
         expectations,
     })
@@ -903,12 +917,15 @@ reconnects = "..2s"
     fn shipped_scenarios_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let mut n = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
                 load(&path).unwrap_or_else(|e| panic!("{e}"));
                 n += 1;
             }
+        }
+        for entry in std::fs::read_dir(dir.join("long")).unwrap() {
+            load(&entry.unwrap().path()).unwrap_or_else(|e| panic!("{e}"));
         }
         assert!(n >= 3, "expected the three seed scenarios, found {n}");
     }

@@ -266,6 +266,24 @@ fn user_timeout_makes_a_busy_writer_give_up() {
 }
 
 #[test]
+fn a_lower_tcp_retries2_ends_the_retransmissions_sooner() {
+    let t = run_passing("busy-writer-retries2.toml");
+    let (ms, error) = detection(&t, "client");
+    // First RTO expiry past H(5) = 12.6 s after the first retransmission: 12.85 s after the
+    // first lost write with RTO 204 ms; the last timer (6.5 s) adds up to 12.5 % slack.
+    assert!((12_600.0..15_000.0).contains(&ms), "client after {ms} ms");
+    assert_eq!(error, "ETIMEDOUT");
+    let lost = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "peer-lost" && e["source"] == "client")
+        .unwrap();
+    assert_eq!(lost["mechanism"], "retransmission-timeout");
+    assert_eq!(lost["tcp_info"]["retransmits"], 5);
+}
+
+#[test]
 fn random_loss_slows_but_does_not_kill_a_busy_connection() {
     let t = run_passing("loss.toml");
     assert!(side(&t, "client")["detection_ms"].is_null());
