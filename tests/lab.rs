@@ -136,6 +136,32 @@ fn one_way_drop_times_out_both_sides() {
 }
 
 #[test]
+fn one_way_drop_the_other_way_times_out_both_sides() {
+    let t = run_passing("drop-one-way-to-client.toml");
+    assert_keepalive_window(&t, "client", 1.0, 1.0, 3.0);
+    assert_keepalive_window(&t, "server", 1.0, 1.0, 3.0);
+    assert!(packets_matched(&t) > 0);
+}
+
+#[test]
+fn a_pushing_server_gives_up_by_user_timeout_before_the_idle_client() {
+    let t = run_passing("push-drop.toml");
+    let (server_ms, error) = detection(&t, "server");
+    // t_rtx1 + UT 2 s, the first retransmission one RTO after the last push before the fault.
+    assert!(
+        (2000.0..3200.0).contains(&server_ms),
+        "server after {server_ms} ms"
+    );
+    assert_eq!(error, "ETIMEDOUT");
+    let (client_ms, error) = detection(&t, "client");
+    assert!(
+        (3800.0..=4000.0 + 4.0 * SLACK_PER_TIMER_MS).contains(&client_ms),
+        "client after {client_ms} ms"
+    );
+    assert_eq!(error, "ETIMEDOUT");
+}
+
+#[test]
 fn reject_with_tcp_reset_aborts_at_the_next_probe() {
     let t = run_passing("reject-tcp-reset.toml");
     for s in ["client", "server"] {
