@@ -3,6 +3,7 @@
 //! Pure core (no privileges, unit-tested):
 //! - [`duration`]: human durations ("3s") and windows ("3s..4.5s").
 //! - [`keepalive`]: keepalive settings and the kernel's limits.
+//! - [`model`]: predicted detection windows from the kernel's rules.
 //! - [`scenario`]: parse and validate scenario files.
 //! - [`timeline`]: events and the JSON document a run produces.
 //! - [`verdict`]: expectations judged against a timeline.
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod duration;
 pub mod fault;
 pub mod keepalive;
+pub mod model;
 pub mod lab;
 pub mod peer;
 pub mod report;
