@@ -134,6 +134,65 @@ pub enum FaultModel {
     Loss { percent: u8 },
 }
 
+impl FaultModel {
+    /// Parses the command line's spelling: silence, reset, icmp, frozen, exit, exit-unread,
+    /// reboot:MS, nat:MS[:reset], loss:PERCENT.
+    pub fn parse(s: &str) -> Result<FaultModel, String> {
+        let mut parts = s.split(':');
+        let name = parts.next().unwrap_or_default();
+        let mut number = |what: &str| -> Result<u64, String> {
+            parts
+                .next()
+                .ok_or_else(|| format!("`{s}`: {name} needs {what}, e.g. {name}:1000"))?
+                .parse()
+                .map_err(|_| format!("`{s}`: {what} must be a whole number"))
+        };
+        let fault = match name {
+            "silence" | "drop" | "cable-pull" => FaultModel::Silence,
+            "reset" => FaultModel::Reset,
+            "icmp" => FaultModel::Icmp,
+            "frozen" | "freeze" => FaultModel::PeerFrozen,
+            "exit" | "kill" => FaultModel::PeerExited { unread: false },
+            "exit-unread" => FaultModel::PeerExited { unread: true },
+            "reboot" => FaultModel::HostReboot {
+                down_ms: number("the downtime in ms")?,
+            },
+            "nat" => {
+                let timeout_ms = number("the NAT timeout in ms")?;
+                let reset = match parts.next() {
+                    None => false,
+                    Some("reset") => true,
+                    Some(other) => {
+                        return Err(format!("`{s}`: `{other}`: only `reset` may follow"))
+                    }
+                };
+                FaultModel::NatTimeout { timeout_ms, reset }
+            }
+            "loss" => FaultModel::Loss {
+                percent: u8::try_from(number("a percentage")?.clamp(1, 100)).unwrap_or(100),
+            },
+            _ => {
+                return Err(format!(
+                    "unknown fault `{s}`: use silence, reset, icmp, frozen, exit, exit-unread, \
+                     reboot:MS, nat:MS[:reset] or loss:PERCENT"
+                ))
+            }
+        };
+        Ok(fault)
+    }
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Result<Role, String> {
+        match s {
+            "idle" => Ok(Role::Idle),
+            "writer" => Ok(Role::Writer),
+            "reader" => Ok(Role::Reader),
+            _ => Err(format!("unknown role `{s}`: use idle, writer or reader")),
+        }
+    }
+}
+
 /// When a side should notice a fault, measured from the moment it is injected.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Prediction {
@@ -549,10 +608,17 @@ pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel 
 
 /// Predicts how `side` detects fault number `index` of `scenario` (Linux, as run here).
 pub fn predict(scenario: &Scenario, index: usize, side: Side) -> Prediction {
-    predict_side(
-        &side_model(scenario, side),
-        fault_model(scenario, index, side),
-    )
+    predict_on(scenario, index, side, Os::Linux)
+}
+
+/// As [`predict`], for the same settings on another stack: keepalive idle and interval as
+/// given, the probe count as that stack really uses it.
+pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Prediction {
+    let mut me = side_model(scenario, side);
+    if let Some(k) = me.keepalive.as_mut() {
+        k.count = os.probes(Some(k.count));
+    }
+    predict_side(&me, fault_model(scenario, index, side))
 }
 
 #[cfg(test)]

@@ -63,3 +63,33 @@ pub fn render(t: &Timeline, path: &str) -> String {
     let _ = writeln!(out, "  timeline: {path}");
     out
 }
+
+/// The predictions for every fault of a scenario, both sides.
+pub fn render_predictions(s: &crate::scenario::Scenario, os: crate::model::Os) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} ({}), predicted for {os:?}",
+        s.name,
+        s.file.display()
+    );
+    for (i, f) in s.faults.iter().enumerate() {
+        let _ = writeln!(out, "  fault {} [{}] at {}", f.id, f.kind.as_str(), f.at);
+        for side in Side::BOTH {
+            let p = crate::model::predict_on(s, i, side, os);
+            out += &prediction_line(side.as_str(), &p);
+        }
+    }
+    out
+}
+
+/// One prediction: who, window, error, mechanism, why.
+pub fn prediction_line(who: &str, p: &crate::model::Prediction) -> String {
+    format!(
+        "  {who:<7} {:<20} {:<11} {:<23} {}\n",
+        p.window_text(),
+        p.error.as_deref().unwrap_or("-"),
+        p.mechanism,
+        p.why
+    )
+}

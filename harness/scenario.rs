@@ -172,9 +172,29 @@ struct RawFault {
 struct RawExpect {
     side: Side,
     fault: Option<String>,
-    detects: Option<Window>,
+    detects: Option<Detects>,
     error: Option<String>,
     reconnects: Option<Window>,
+    tolerance: Option<Dur>,
+}
+
+/// A detection window as written: explicit, or "predicted" (the model's window).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Detects {
+    Window(Window),
+    Predicted,
+}
+
+impl<'de> Deserialize<'de> for Detects {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim() == "predicted" {
+            return Ok(Detects::Predicted);
+        }
+        Window::parse(&text)
+            .map(Detects::Window)
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or `predicted`")))
+    }
 }
 
 /// What the peers send while connected.
@@ -683,6 +703,7 @@ fn validate(
     }
 
     let mut expectations = Vec::new();
+    let mut predicted = Vec::new();
     for (i, spanned) in raw.expect.iter().enumerate() {
         let span = spanned.span();
         let e = spanned.get_ref();
@@ -704,8 +725,23 @@ fn validate(
                 )
             })?,
         };
+        if e.tolerance.is_some() && e.detects != Some(Detects::Predicted) {
+            return Err(err(
+                span,
+                &here("tolerance"),
+                "only applies to detects = \"predicted\"".into(),
+            ));
+        }
         let check = match (e.detects, e.reconnects) {
-            (Some(window), None) => {
+            (Some(Detects::Predicted), None) => {
+                // Resolved against the model once the whole scenario is known.
+                predicted.push((expectations.len(), e.tolerance.unwrap_or_default()));
+                Check::Detects {
+                    window: Window::Never,
+                    error: e.error.clone(),
+                }
+            }
+            (Some(Detects::Window(window)), None) => {
                 if let Some(name) = &e.error {
                     if !KNOWN_ERRORS.contains(&name.as_str()) {
                         return Err(err(
@@ -762,7 +798,7 @@ fn validate(
         });
     }
 
-    Ok(Scenario {
+    let mut scenario = Scenario {
         name: raw.name,
         file: path.to_owned(),
         description: raw.description,
@@ -774,7 +810,30 @@ fn validate(
         lab,
         faults,
         expectations,
-    })
+    };
+    for (index, tolerance) in predicted {
+        let e = &scenario.expectations[index];
+        let fault = scenario
+            .faults
+            .iter()
+            .position(|f| f.id == e.fault)
+            .expect("validated above");
+        let p = crate::model::predict(&scenario, fault, e.side);
+        let tol = tolerance.as_millis() as f64;
+        let window = match p.window_ms {
+            None => Window::Never,
+            Some((lo, hi)) => Window::Within {
+                from: Some(Dur::from_millis((lo - tol).max(0.0).floor() as u64)),
+                to: Some(Dur::from_millis((hi + tol).ceil() as u64)),
+            },
+        };
+        let e = &mut scenario.expectations[index];
+        if let Check::Detects { error, .. } = &e.check {
+            let error = error.clone().or(p.error);
+            e.check = Check::Detects { window, error };
+        }
+    }
+    Ok(scenario)
 }
 
 /// 1-based line and column of a byte offset.
@@ -911,6 +970,35 @@ reconnects = "..2s"
         assert!(e.contains("fault[0].percent: loss needs"), "{e}");
         let e = err(&GOOD.replace("kind = \"cable-pull\"", "kind = \"loss\"\npercent = 101"));
         assert!(e.contains("fault[0].percent: must be 1..=100"), "{e}");
+    }
+
+    #[test]
+    fn predicted_windows_come_from_the_model() {
+        let text = GOOD
+            .replace(
+                "detects = \"10s..15s\"\nerror = \"ETIMEDOUT\"",
+                "detects = \"predicted\"\ntolerance = \"500ms\"",
+            )
+            .replace("side = \"client\"\ndetects", "side = \"server\"\ndetects");
+        let s = parse(Path::new("s.toml"), &text).unwrap();
+        // Server keepalive 3s/1s/10, idle, cable pull: [10 s, 13 s] plus slack, ETIMEDOUT.
+        let Check::Detects { window, error } = &s.expectations[0].check else {
+            panic!()
+        };
+        assert_eq!(error.as_deref(), Some("ETIMEDOUT"));
+        let Window::Within { from, to } = window else {
+            panic!("{window}")
+        };
+        assert_eq!(from.unwrap().as_millis(), 9500);
+        assert!(
+            (13_500..15_500).contains(&to.unwrap().as_millis()),
+            "{window}"
+        );
+        let e = err(&GOOD.replace(
+            "error = \"ETIMEDOUT\"",
+            "error = \"ETIMEDOUT\"\ntolerance = \"1s\"",
+        ));
+        assert!(e.contains("expect[0].tolerance: only applies"), "{e}");
     }
 
     #[test]

@@ -69,3 +69,47 @@ fn a_missing_file_is_reported() {
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/s.toml"));
 }
+
+#[test]
+fn predict_answers_for_the_seeds_windows_settings_without_a_lab() {
+    let output = flatline()
+        .args([
+            "predict",
+            "--os",
+            "windows",
+            "--keepalive-ms",
+            "3000/1",
+            "--fault",
+            "silence",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // 3000 ms idle + 10 probes x 1 ms after the last activity (physics.md, Windows).
+    assert!(
+        stdout.contains("10ms..3.48s") && stdout.contains("ETIMEDOUT"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn predict_reads_scenarios_and_rejects_bad_flags() {
+    let output = flatline()
+        .arg("predict")
+        .arg(scenario("freeze-heartbeat.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("HEARTBEAT") && stdout.contains("app-heartbeat"),
+        "{stdout}"
+    );
+    let output = flatline()
+        .args(["predict", "--fault", "nat"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nat needs"));
+}
