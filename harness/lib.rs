@@ -7,6 +7,7 @@
 //! - [`scenario`]: parse and validate scenario files.
 //! - [`timeline`]: events and the JSON document a run produces.
 //! - [`verdict`]: expectations judged against a timeline.
+//! - [`compare`]: settings x faults matrices, as tables.
 //! - [`report`]: the terminal summary.
 //!
 //! Side-effecting shell:
@@ -18,6 +19,7 @@
 //! - [`clock`]: the monotonic clock every process stamps with.
 
 pub mod clock;
+pub mod compare;
 pub mod duration;
 pub mod fault;
 pub mod keepalive;

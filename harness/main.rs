@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use flatline::keepalive::Keepalive;
 use flatline::peer::{self, AppOpts, ClientOpts, Reporter, ServerOpts, SocketOpts, Traffic};
 use flatline::runner::{self, RunError, RunOptions};
-use flatline::{report, sandbox, scenario};
+use flatline::{compare, report, sandbox, scenario};
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +67,22 @@ enum Command {
         /// nat:MS[:reset] or loss:PERCENT.
         #[arg(long, value_parser = flatline::model::FaultModel::parse)]
         fault: Option<flatline::model::FaultModel>,
+    },
+    /// Run one comparison file: settings x faults, each cell in its own lab, all at once;
+    /// print a table per fault (measured next to predicted) and keep every timeline.
+    /// Exit 1 when a measurement falls outside its predicted window.
+    Compare {
+        /// Comparison file (TOML), e.g. scenarios/compare/compare-seed.toml.
+        file: PathBuf,
+        /// Directory for the tables and timelines (<out>/<comparison name>/).
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// text, markdown, csv or json.
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Also run cells the model says take longer than the run allows.
+        #[arg(long)]
+        run_slow: bool,
     },
     /// Run a reference peer (what `run` starts inside the lab); reports JSON lines on stdout.
     #[command(hide = true)]
@@ -168,6 +184,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Peer { role } => run_peer(role),
         Command::Run { scenarios, out } => run_scenarios(&scenarios, &out),
+        Command::Compare {
+            file,
+            out,
+            format,
+            run_slow,
+        } => compare_matrix(&file, &out, &format, run_slow),
         Command::Predict {
             scenarios,
             os,
@@ -305,6 +327,96 @@ fn run_peer(role: PeerRole) -> ExitCode {
     }
 }
 
+/// Creates the output directory, enters the sandbox (from here on this is the runner, PID 1 of
+/// its own PID namespace) and builds the runtime.
+fn enter_lab(out: &std::path::Path) -> Result<(tokio::runtime::Runtime, RunOptions), ExitCode> {
+    let exe = std::env::current_exe().map_err(|e| {
+        eprintln!("error: cannot find the flatline binary to start peers: {e}");
+        ExitCode::from(2)
+    })?;
+    std::fs::create_dir_all(out).map_err(|e| {
+        eprintln!(
+            "error: cannot create the output directory {}: {e}",
+            out.display()
+        );
+        ExitCode::from(2)
+    })?;
+    let privileges = sandbox::enter().map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds");
+    Ok((rt, RunOptions { exe, privileges }))
+}
+
+/// Renders comparison results in one format.
+type Render = fn(&compare::Results) -> String;
+
+fn compare_matrix(
+    file: &std::path::Path,
+    out: &std::path::Path,
+    format: &str,
+    run_slow: bool,
+) -> ExitCode {
+    let render: Render = match format {
+        "text" => compare::render_text,
+        "markdown" => compare::render_markdown,
+        "csv" => compare::render_csv,
+        "json" => |r| serde_json::to_string_pretty(r).expect("results serialize") + "\n",
+        other => {
+            eprintln!("error: unknown format `{other}`: use text, markdown, csv or json");
+            return ExitCode::from(2);
+        }
+    };
+    let comparison = match compare::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (rt, opts) = match enter_lab(out) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let results = match rt.block_on(compare::run(&comparison, &opts, out, run_slow)) {
+        Ok(r) => r,
+        Err(RunError::Interrupted) => {
+            eprintln!("flatline: interrupted; the labs were torn down");
+            return ExitCode::from(130);
+        }
+        Err(e) => {
+            eprintln!("error: {}: {}", file.display(), error_chain(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let dir = out.join(&comparison.name);
+    let tables: [(&str, Render); 4] = [
+        ("table.txt", compare::render_text),
+        ("table.md", compare::render_markdown),
+        ("table.csv", compare::render_csv),
+        ("table.json", |r| {
+            serde_json::to_string_pretty(r).expect("results serialize") + "\n"
+        }),
+    ];
+    for (name, f) in tables {
+        if let Err(e) = std::fs::write(dir.join(name), f(&results)) {
+            eprintln!("error: cannot write {}: {e}", dir.join(name).display());
+            return ExitCode::from(2);
+        }
+    }
+    print!("{}", render(&results));
+    eprintln!("tables and timelines: {}", dir.display());
+    if results.all_as_predicted() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn run_scenarios(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
     // Validate everything before touching anything.
     let mut loaded = Vec::new();
@@ -321,32 +433,10 @@ fn run_scenarios(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
     if bad {
         return ExitCode::from(2);
     }
-    let exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot find the flatline binary to start peers: {e}");
-            return ExitCode::from(2);
-        }
+    let (rt, opts) = match enter_lab(out) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    if let Err(e) = std::fs::create_dir_all(out) {
-        eprintln!(
-            "error: cannot create the output directory {}: {e}",
-            out.display()
-        );
-        return ExitCode::from(2);
-    }
-    let privileges = match sandbox::enter() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime builds");
-    let opts = RunOptions { exe, privileges };
     let mut failed = false;
     for s in &loaded {
         match rt.block_on(runner::run(s, &opts)) {

@@ -56,6 +56,12 @@ pub enum RunError {
     },
     #[error("interrupted; the lab was torn down")]
     Interrupted,
+    #[error("cannot write {path}")]
+    Output {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What the runner needs besides the scenario.

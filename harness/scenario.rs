@@ -424,32 +424,47 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 
 /// Parses and validates scenario text; `path` is only used in errors.
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-    let error_at = |span: Option<std::ops::Range<usize>>, field: String, message: String| {
-        let (line, column) = line_col(text, span.map_or(0, |s| s.start));
-        ScenarioError {
-            file: path.to_owned(),
-            line,
-            column,
-            field: if field.is_empty() || field == "." {
-                String::new()
-            } else {
-                format!("{field}: ")
-            },
-            message,
-        }
-    };
+    let raw: RawScenario = deserialize(path, text)?;
+    validate(raw, path, &|span, field, msg| {
+        located(path, text, Some(span), field.to_owned(), msg)
+    })
+}
+
+fn located(
+    path: &Path,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+    field: String,
+    message: String,
+) -> ScenarioError {
+    let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+    ScenarioError {
+        file: path.to_owned(),
+        line,
+        column,
+        field: if field.is_empty() || field == "." {
+            String::new()
+        } else {
+            format!("{field}: ")
+        },
+        message,
+    }
+}
+
+/// Deserializes TOML text, locating any error by line, column and field path.
+pub fn deserialize<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ScenarioError> {
     let de = toml::Deserializer::new(text);
-    let raw: RawScenario = serde_path_to_error::deserialize(de).map_err(|e| {
+    serde_path_to_error::deserialize(de).map_err(|e| {
         // toml's Spanned shows up in the path as a private field; users never wrote it.
         let field = e
             .path()
             .to_string()
             .replace("$__serde_spanned_private_value.", "");
         let inner = e.into_inner();
-        error_at(inner.span(), field, inner.message().to_owned())
-    })?;
-    validate(raw, path, &|span, field, msg| {
-        error_at(Some(span), field.to_owned(), msg)
+        located(path, text, inner.span(), field, inner.message().to_owned())
     })
 }
 

@@ -603,3 +603,60 @@ fn runs_without_root_through_a_user_namespace() {
     let (_, error) = detection(&t, "client");
     assert_eq!(error, "EOF");
 }
+
+#[test]
+fn compare_runs_every_cell_at_once_next_to_its_prediction() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/compare/compare-seed.toml");
+    let output = flatline()
+        .arg("compare")
+        .arg(&file)
+        .args(["--format", "json", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let r: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let cells = r["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 12);
+    let ran: Vec<&Value> = cells.iter().filter(|c| c["ran"] == true).collect();
+    // Linux defaults under a cable pull (7875 s) and a busy writer without a user timeout
+    // (>= 924.6 s) are predicted only.
+    assert!(cells
+        .iter()
+        .any(|c| c["ran"] == false && c["settings"].as_str().unwrap().contains("defaults")));
+    assert!(ran.len() >= 8, "{} cells ran", ran.len());
+    for c in &ran {
+        for side in ["client", "server"] {
+            assert_eq!(c[side]["as_predicted"], true, "{c}");
+        }
+        let timeline = c["timeline"].as_str().unwrap();
+        assert!(std::path::Path::new(timeline).exists(), "{timeline}");
+    }
+    // The heartbeat catches the frozen server; keepalive does not.
+    let frozen = |settings: &str| {
+        cells
+            .iter()
+            .find(|c| {
+                c["fault"].as_str().unwrap().contains("frozen")
+                    && c["settings"].as_str().unwrap().contains(settings)
+            })
+            .unwrap()
+    };
+    assert_eq!(frozen("heartbeat")["client"]["error"], "HEARTBEAT");
+    assert!(frozen("seed")["client"]["measured_ms"].is_null());
+    // Cells ran at the same time: the matrix took less than its cells one after another.
+    let total: f64 = ran.iter().map(|c| c["run_ms"].as_f64().unwrap()).sum();
+    assert!(
+        r["wall_ms"].as_f64().unwrap() < total,
+        "{} vs {total}",
+        r["wall_ms"]
+    );
+    for table in ["table.txt", "table.md", "table.csv", "table.json"] {
+        assert!(
+            dir.path().join("compare-seed").join(table).exists(),
+            "{table}"
+        );
+    }
+}
