@@ -188,6 +188,8 @@ pub struct SideResult {
     pub error: Option<String>,
     pub mechanism: Option<String>,
     pub predicted: String,
+    /// The predicted window, ms after the fault; None for never.
+    pub predicted_ms: Option<(f64, f64)>,
     pub predicted_error: Option<String>,
     /// Whether the measurement fell inside the predicted window (with tolerance); None when
     /// the cell was not run.
@@ -268,6 +270,7 @@ pub fn cell_result(cell: &Cell, timeline: Option<(&Timeline, String)>) -> CellRe
             error,
             mechanism,
             predicted: p.window_text(),
+            predicted_ms: p.window_ms,
             predicted_error: p.error,
             as_predicted,
         }

@@ -58,6 +58,26 @@ impl Mechanism {
     }
 }
 
+/// Runs a script mechanism in its namespace; returns what it printed, or None for mechanisms
+/// that are not scripts (signals and restarts belong to whoever owns the peers).
+pub fn run_script(lab: &lab::Lab, mechanism: &Mechanism) -> Result<Option<String>, lab::LabError> {
+    let Mechanism::Script {
+        ns,
+        name,
+        script,
+        args,
+    } = mechanism
+    else {
+        return Ok(None);
+    };
+    let mut cmd = lab.command(*ns, "sh", &[]);
+    cmd.arg("-c")
+        .arg(script)
+        .arg(format!("flatline-{name}"))
+        .args(args);
+    lab.run(*ns, cmd, "").map(Some)
+}
+
 /// A name usable in nftables identifiers.
 fn ident(id: &str) -> String {
     id.chars()

@@ -16,8 +16,10 @@
 //! - [`fault`]: inject and heal faults (scripts in `scripts/fault/`).
 //! - [`peer`]: the reference server and client.
 //! - [`runner`]: the one event loop that runs a scenario.
+//! - [`bench`]: `flatline bench`, medians against baselines.
 //! - [`clock`]: the monotonic clock every process stamps with.
 
+pub mod bench;
 pub mod clock;
 pub mod compare;
 pub mod duration;

@@ -84,6 +84,19 @@ enum Command {
         #[arg(long)]
         run_slow: bool,
     },
+    /// Benchmarks: lab setup and teardown, fault injection, a matrix's wall time against its
+    /// slowest cell, measured against predicted detection. Medians over runs, with baselines.
+    Bench {
+        /// Repetitions of each figure (the matrix runs at most 3 times: it takes ~6 s).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Directory for bench.json and the matrix's timelines.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// The comparison file the matrix figures run.
+        #[arg(long, default_value = "scenarios/compare/bench-matrix.toml")]
+        matrix: PathBuf,
+    },
     /// Run a reference peer (what `run` starts inside the lab); reports JSON lines on stdout.
     #[command(hide = true)]
     Peer {
@@ -184,6 +197,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Peer { role } => run_peer(role),
         Command::Run { scenarios, out } => run_scenarios(&scenarios, &out),
+        Command::Bench { runs, out, matrix } => bench(runs.max(1), &out, &matrix),
         Command::Compare {
             file,
             out,
@@ -350,6 +364,52 @@ fn enter_lab(out: &std::path::Path) -> Result<(tokio::runtime::Runtime, RunOptio
         .build()
         .expect("a current-thread runtime builds");
     Ok((rt, RunOptions { exe, privileges }))
+}
+
+fn bench(runs: usize, out: &std::path::Path, matrix: &std::path::Path) -> ExitCode {
+    if let Err(e) = compare::load(matrix) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let (rt, opts) = match enter_lab(out) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let mut figures = match flatline::bench::lab_figures(runs) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let matrix_runs = runs.min(3);
+    let (matrix_figures, gap, cells) = match rt.block_on(flatline::bench::matrix_figures(
+        matrix,
+        &opts,
+        &out.join("bench"),
+        matrix_runs,
+    )) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            return ExitCode::from(2);
+        }
+    };
+    figures.extend(matrix_figures);
+    let report = flatline::bench::Report {
+        figures,
+        gap,
+        matrix_cells: cells,
+    };
+    let path = out.join("bench.json");
+    let json = serde_json::to_string_pretty(&report).expect("reports serialize");
+    if let Err(e) = std::fs::write(&path, json + "\n") {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    print!("{}", flatline::bench::render(&report));
+    eprintln!("figures: {}", path.display());
+    ExitCode::SUCCESS
 }
 
 /// Renders comparison results in one format.

@@ -56,6 +56,8 @@ pub enum RunError {
     },
     #[error("interrupted; the lab was torn down")]
     Interrupted,
+    #[error("{0}")]
+    Setup(String),
     #[error("cannot write {path}")]
     Output {
         path: String,
@@ -267,19 +269,9 @@ impl Run<'_> {
     /// Carries out one mechanism; returns what a script printed.
     fn perform(&mut self, mechanism: &Mechanism) -> Result<String, RunError> {
         match mechanism {
-            Mechanism::Script {
-                ns,
-                name,
-                script,
-                args,
-            } => {
-                let mut cmd = self.lab.command(*ns, "sh", &[]);
-                cmd.arg("-c")
-                    .arg(script)
-                    .arg(format!("flatline-{name}"))
-                    .args(args);
-                self.lab.run(*ns, cmd, "").map_err(RunError::from)
-            }
+            Mechanism::Script { .. } => fault::run_script(&self.lab, mechanism)
+                .map(|out| out.unwrap_or_default())
+                .map_err(RunError::from),
             Mechanism::Signal(side, sig) => {
                 if let Some(&pid) = self.pids.get(side) {
                     // The process stays ours until its reaper task sees it exit.

@@ -1,0 +1,275 @@
+//! Benchmarks (`flatline bench`): lab setup and teardown, fault injection, a settings matrix's
+//! wall time against its slowest cell, and the gap between measured and predicted detection.
+//! Figures are medians over runs, each next to a baseline measured in the same run.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::compare;
+use crate::duration::Dur;
+use crate::fault::{self, Action};
+use crate::lab::{Lab, LabConfig, LabError, Ns};
+use crate::runner::{RunError, RunOptions};
+use crate::scenario::{Direction, Fault, FaultKind, KillSignal, LinkEnd, RejectWith, Side};
+
+/// The median of some figures (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// One figure: its median, the baseline's, and their ratio.
+#[derive(Clone, Debug, Serialize)]
+pub struct Figure {
+    pub what: String,
+    pub median_ms: f64,
+    pub baseline: String,
+    pub baseline_median_ms: f64,
+    pub ratio: f64,
+    pub runs: usize,
+}
+
+impl Figure {
+    fn new(what: &str, samples: &[f64], baseline: &str, base: &[f64]) -> Figure {
+        let (m, b) = (median(samples), median(base));
+        Figure {
+            what: what.into(),
+            median_ms: m,
+            baseline: baseline.into(),
+            baseline_median_ms: b,
+            ratio: m / b,
+            runs: samples.len(),
+        }
+    }
+}
+
+/// How far measured detections fell from the model's windows.
+#[derive(Clone, Debug, Serialize)]
+pub struct Gap {
+    /// Detections measured (cells x sides that detected).
+    pub detections: usize,
+    /// Median of (measured - predicted earliest), ms.
+    pub median_above_earliest_ms: f64,
+    /// Median of (predicted latest - measured), ms.
+    pub median_below_latest_ms: f64,
+    /// Median position inside the window: 0 at the earliest, 1 at the latest.
+    pub median_position: f64,
+    /// Detections outside their window (with the comparison's tolerance).
+    pub outside: usize,
+    /// Which, as "run N: fault / settings / side: measured vs predicted".
+    pub outside_cells: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub figures: Vec<Figure>,
+    pub gap: Gap,
+    pub matrix_cells: usize,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn bench_fault(kind: FaultKind) -> Fault {
+    Fault {
+        id: "bench".into(),
+        kind,
+        at: Dur::from_millis(0),
+        heal: Some(Dur::from_millis(1)),
+        target: Side::Server,
+        direction: Direction::Both,
+        end: LinkEnd::Wire,
+        signal: KillSignal::Kill,
+        with: RejectWith::TcpReset,
+        percent: 20,
+        timeout_s: 0,
+        reset: false,
+    }
+}
+
+/// Lab and fault figures: no peers, `runs` repetitions each.
+pub fn lab_figures(runs: usize) -> Result<Vec<Figure>, LabError> {
+    let (mut setup, mut teardown, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        // Baseline: one bare network namespace, nothing in it.
+        let t = Instant::now();
+        let fd = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+            std::fs::File::open("/proc/thread-self/ns/net")
+        })
+        .join()
+        .expect("no panic");
+        drop(fd);
+        bare.push(ms_since(t));
+
+        let t = Instant::now();
+        let lab = Lab::up(&LabConfig::default())?;
+        setup.push(ms_since(t));
+        let t = Instant::now();
+        lab.teardown();
+        teardown.push(ms_since(t));
+    }
+    let mut figures = vec![
+        Figure::new(
+            "lab setup (3 namespaces, 2 veth pairs, routes)",
+            &setup,
+            "one bare network namespace",
+            &bare,
+        ),
+        Figure::new(
+            "lab teardown",
+            &teardown,
+            "one bare network namespace",
+            &bare,
+        ),
+    ];
+
+    let lab = Lab::up(&LabConfig::default())?;
+    let mut shell = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut cmd = lab.command(Ns::Wire, "sh", &[]);
+        cmd.args(["-c", "true"]);
+        lab.run(Ns::Wire, cmd, "")?;
+        shell.push(ms_since(t));
+    }
+    for kind in [
+        FaultKind::FirewallDrop,
+        FaultKind::CablePull,
+        FaultKind::Reject,
+        FaultKind::Loss,
+    ] {
+        let f = bench_fault(kind);
+        let mut inject = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            for m in fault::mechanism(&f, Action::Inject) {
+                fault::run_script(&lab, &m)?;
+            }
+            inject.push(ms_since(t));
+            for m in fault::mechanism(&f, Action::Heal) {
+                fault::run_script(&lab, &m)?;
+            }
+        }
+        figures.push(Figure::new(
+            &format!("inject {}", kind.as_str()),
+            &inject,
+            "`sh -c true` in the wire namespace",
+            &shell,
+        ));
+    }
+    lab.teardown();
+    Ok(figures)
+}
+
+/// Runs the benchmark comparison `runs` times; returns matrix figures and the model gap.
+pub async fn matrix_figures(
+    file: &Path,
+    opts: &RunOptions,
+    out: &Path,
+    runs: usize,
+) -> Result<(Vec<Figure>, Gap, usize), RunError> {
+    let comparison = compare::load(file).map_err(|e| RunError::Setup(e.to_string()))?;
+    let (mut wall, mut slowest, mut sums) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut above, mut below, mut position, mut outside) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 0..runs {
+        // Each run keeps its own timelines, so an outlier can be looked at.
+        let r = compare::run(&comparison, opts, &out.join(format!("run-{run}")), false).await?;
+        wall.push(r.wall_ms);
+        slowest.push(r.slowest_cell_ms());
+        sums.push(r.cells.iter().filter_map(|c| c.run_ms).sum());
+        for cell in &r.cells {
+            for (side, s) in [("client", &cell.client), ("server", &cell.server)] {
+                let (Some(ms), Some(predicted)) = (s.measured_ms, s.predicted_ms) else {
+                    continue;
+                };
+                above.push(ms - predicted.0);
+                below.push(predicted.1 - ms);
+                position.push((ms - predicted.0) / (predicted.1 - predicted.0));
+                if s.as_predicted == Some(false) {
+                    outside.push(format!(
+                        "run {run}: {} / {} / {side}: {ms:.0} ms {} vs {} {}",
+                        cell.fault,
+                        cell.settings,
+                        s.error.as_deref().unwrap_or("-"),
+                        s.predicted,
+                        s.predicted_error.as_deref().unwrap_or("-"),
+                    ));
+                }
+            }
+        }
+    }
+    let figures = vec![
+        Figure::new(
+            &format!("matrix of {} cells, wall time", comparison.cells.len()),
+            &wall,
+            "its slowest cell",
+            &slowest,
+        ),
+        Figure::new(
+            "same matrix, cells one after another (sum)",
+            &sums,
+            "its slowest cell",
+            &slowest,
+        ),
+    ];
+    let gap = Gap {
+        detections: above.len(),
+        median_above_earliest_ms: median(&above),
+        median_below_latest_ms: median(&below),
+        median_position: median(&position),
+        outside: outside.len(),
+        outside_cells: outside,
+    };
+    Ok((figures, gap, comparison.cells.len()))
+}
+
+pub fn render(r: &Report) -> String {
+    let mut out = String::from("| what | median | baseline | baseline median | ratio | runs |\n|---|---|---|---|---|---|\n");
+    for f in &r.figures {
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} ms | {} | {:.2} ms | {:.2} | {} |",
+            f.what, f.median_ms, f.baseline, f.baseline_median_ms, f.ratio, f.runs
+        );
+    }
+    let g = &r.gap;
+    let _ = writeln!(
+        out,
+        "\nMeasured vs predicted detection, {} detections over the matrix runs: median {:.0} ms above \
+         the predicted earliest, {:.0} ms below the predicted latest (median position {:.2} of the \
+         window, 0 = earliest, 1 = latest); {} outside their window.",
+        g.detections, g.median_above_earliest_ms, g.median_below_latest_ms, g.median_position, g.outside
+    );
+    for cell in &g.outside_cells {
+        let _ = writeln!(out, "- outside: {cell}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+        assert_eq!(median(&[f64::NAN, 5.0]), 5.0);
+    }
+}
