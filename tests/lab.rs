@@ -660,3 +660,26 @@ fn compare_runs_every_cell_at_once_next_to_its_prediction() {
         );
     }
 }
+
+#[test]
+fn bench_reports_medians_with_baselines() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = flatline()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["bench", "--runs", "2", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("bench.json")).unwrap())
+            .unwrap();
+    let figures = r["figures"].as_array().unwrap();
+    assert!(figures.len() >= 8);
+    for f in figures {
+        // Every figure has a positive baseline measured in the same run (teardown may be ~0).
+        assert!(f["baseline_median_ms"].as_f64().unwrap() > 0.0, "{f}");
+        assert_eq!(f["runs"], 2, "{f}");
+    }
+    assert!(r["gap"]["detections"].as_u64().unwrap() > 0);
+}
