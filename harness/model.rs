@@ -454,7 +454,9 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
             }
         }
         FaultModel::HostReboot { down_ms } => {
-            let down = down_ms as f64;
+            // Down from the unplug, the first step of the injection; fault-injected is stamped
+            // after the last (kill, forget), up to ~100 ms later.
+            let down = (down_ms as f64 - 100.0).max(0.0);
             if writer {
                 // Retransmissions back off; the first one after the host is back draws RST.
                 Prediction::at(
