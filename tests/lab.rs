@@ -26,6 +26,26 @@ fn detection(t: &Value, s: &str) -> (f64, String) {
     (ms, sum["error"].as_str().unwrap_or_default().to_owned())
 }
 
+/// A side's first `peer-lost` event.
+fn first_loss<'a>(t: &'a Value, side: &str) -> &'a Value {
+    t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "peer-lost" && e["source"] == side)
+        .unwrap_or_else(|| panic!("{side} lost nothing"))
+}
+
+/// Asserts a side's detection latency lies in `window` (ms) with `error`.
+fn assert_detects(t: &Value, s: &str, window: std::ops::RangeInclusive<f64>, error: &str) {
+    let (ms, seen) = detection(t, s);
+    assert!(
+        window.contains(&ms),
+        "{s} detected after {ms} ms, expected {window:?}"
+    );
+    assert_eq!(seen, error, "{s}");
+}
+
 /// The contract users parse: these fields, events in time order, kebab-case kinds.
 fn assert_contract(t: &Value) {
     assert_eq!(t["format_version"], 1);
@@ -62,14 +82,9 @@ fn run_passing(name: &str) -> Value {
 /// Idle keepalive I/V/N with only keepalives exchanged: D - F in [N*V, I + N*V] plus slack
 /// (physics.md formula 1), ETIMEDOUT.
 fn assert_keepalive_window(t: &Value, s: &str, idle: f64, interval: f64, count: f64) {
-    let (ms, error) = detection(t, s);
     let lower = count * interval * 1000.0 - 50.0;
     let upper = (idle + count * interval) * 1000.0 + (count + 1.0) * SLACK_PER_TIMER_MS;
-    assert!(
-        (lower..=upper).contains(&ms),
-        "{s} detected after {ms} ms, expected {lower}..{upper}"
-    );
-    assert_eq!(error, "ETIMEDOUT", "{s}");
+    assert_detects(t, s, lower..=upper, "ETIMEDOUT");
 }
 
 #[test]
@@ -102,10 +117,8 @@ fn seed_firewall_drop_is_caught_by_keepalive_on_both_sides() {
 #[test]
 fn seed_process_kill_gives_eof_at_once_and_the_client_comes_back() {
     let t = run_passing("seed-process-kill.toml");
-    let (ms, error) = detection(&t, "client");
     // FIN from the dying process: ~1 ms (physics.md). Keepalive (idle 3 s) cannot be this fast.
-    assert!((0.0..500.0).contains(&ms), "client detected after {ms} ms");
-    assert_eq!(error, "EOF");
+    assert_detects(&t, "client", 0.0..=500.0, "EOF");
     let back = side(&t, "client")["reconnect_ms"]
         .as_f64()
         .expect("client came back");
@@ -165,10 +178,8 @@ fn a_pushing_server_gives_up_by_user_timeout_before_the_idle_client() {
 fn reject_with_tcp_reset_aborts_at_the_next_probe() {
     let t = run_passing("reject-tcp-reset.toml");
     for s in ["client", "server"] {
-        let (ms, error) = detection(&t, s);
         // The next probe leaves within I = 1 s of the fault (plus slack) and is answered by RST.
-        assert!(ms <= 1000.0 + 2.0 * SLACK_PER_TIMER_MS, "{s} after {ms} ms");
-        assert_eq!(error, "ECONNRESET", "{s}");
+        assert_detects(&t, s, 0.0..=1000.0 + 2.0 * SLACK_PER_TIMER_MS, "ECONNRESET");
     }
     assert!(packets_matched(&t) > 0);
 }
@@ -194,9 +205,7 @@ fn local_cable_pull_times_out_and_heal_restores_the_route() {
 #[test]
 fn graceful_exit_sends_fin() {
     let t = run_passing("graceful-exit.toml");
-    let (ms, error) = detection(&t, "client");
-    assert!((0.0..500.0).contains(&ms), "client detected after {ms} ms");
-    assert_eq!(error, "EOF");
+    assert_detects(&t, "client", 0.0..=500.0, "EOF");
     let exited = t["events"].as_array().unwrap().iter().any(|e| {
         e["kind"] == "process-exited" && e["status"].as_str().unwrap_or("").contains("SIGTERM")
     });
@@ -224,20 +233,10 @@ fn killing_a_peer_with_unread_data_sends_a_reset() {
 #[test]
 fn a_frozen_peer_is_caught_only_by_the_app_heartbeat() {
     let t = run_passing("freeze-heartbeat.toml");
-    let (ms, error) = detection(&t, "client");
     // 3 missed 200 ms pings after the last reply (<= 200 ms before the freeze): 400..600 ms,
     // plus a ping interval of timer granularity. Keepalive (idle 1 s) cannot fire under 3 s.
-    assert!(
-        (300.0..1200.0).contains(&ms),
-        "client detected after {ms} ms"
-    );
-    assert_eq!(error, "HEARTBEAT");
-    let lost = t["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "peer-lost" && e["source"] == "client")
-        .unwrap();
+    assert_detects(&t, "client", 300.0..=1200.0, "HEARTBEAT");
+    let lost = first_loss(&t, "client");
     assert_eq!(lost["mechanism"], "app-heartbeat");
 }
 
@@ -263,28 +262,21 @@ fn a_busy_writer_never_notices_a_drop_but_the_idle_reader_does() {
         side(&t, "client")
     );
     // The reader's last data came within 100 ms before the drop: L + I + N*V = [3.9 s, 4 s].
-    let (ms, error) = detection(&t, "server");
-    assert!(
-        (3800.0..=4000.0 + 4.0 * SLACK_PER_TIMER_MS).contains(&ms),
-        "server after {ms} ms"
+    assert_detects(
+        &t,
+        "server",
+        3800.0..=4000.0 + 4.0 * SLACK_PER_TIMER_MS,
+        "ETIMEDOUT",
     );
-    assert_eq!(error, "ETIMEDOUT");
 }
 
 #[test]
 fn user_timeout_makes_a_busy_writer_give_up() {
     let t = run_passing("busy-writer-user-timeout.toml");
-    let (ms, error) = detection(&t, "client");
     // t_rtx1 + UT: first retransmission one RTO (>= 200 ms) after the first lost write (<=
     // 100 ms after the fault), then 3 s (physics.md formula 4, measured send + 3.42 s).
-    assert!((3000.0..4200.0).contains(&ms), "client after {ms} ms");
-    assert_eq!(error, "ETIMEDOUT");
-    let lost = t["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "peer-lost" && e["source"] == "client")
-        .unwrap();
+    assert_detects(&t, "client", 3000.0..=4200.0, "ETIMEDOUT");
+    let lost = first_loss(&t, "client");
     assert_eq!(lost["mechanism"], "user-timeout");
     // Data was being retransmitted, not keepalive probes sent.
     assert!(lost["tcp_info"]["retransmits"].as_u64().unwrap() > 0);
@@ -294,17 +286,10 @@ fn user_timeout_makes_a_busy_writer_give_up() {
 #[test]
 fn a_lower_tcp_retries2_ends_the_retransmissions_sooner() {
     let t = run_passing("busy-writer-retries2.toml");
-    let (ms, error) = detection(&t, "client");
     // First RTO expiry past H(5) = 12.6 s after the first retransmission: 12.85 s after the
     // first lost write with RTO 204 ms; the last timer (6.5 s) adds up to 12.5 % slack.
-    assert!((12_600.0..15_000.0).contains(&ms), "client after {ms} ms");
-    assert_eq!(error, "ETIMEDOUT");
-    let lost = t["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "peer-lost" && e["source"] == "client")
-        .unwrap();
+    assert_detects(&t, "client", 12_600.0..=15_000.0, "ETIMEDOUT");
+    let lost = first_loss(&t, "client");
     assert_eq!(lost["mechanism"], "retransmission-timeout");
     assert_eq!(lost["tcp_info"]["retransmits"], 5);
 }
@@ -321,13 +306,13 @@ fn random_loss_slows_but_does_not_kill_a_busy_connection() {
 #[test]
 fn a_rebooted_host_answers_the_next_probe_with_a_reset() {
     let t = run_passing("host-reboot.toml");
-    let (ms, error) = detection(&t, "client");
     // Nothing answers while the host is down (1 s); the next probe is due within I = 3 s.
-    assert!(
-        (950.0..=3000.0 + 2.0 * SLACK_PER_TIMER_MS).contains(&ms),
-        "client after {ms} ms"
+    assert_detects(
+        &t,
+        "client",
+        950.0..=3000.0 + 2.0 * SLACK_PER_TIMER_MS,
+        "ECONNRESET",
     );
-    assert_eq!(error, "ECONNRESET");
 }
 
 /// The server sees the client as the NAT's address when the wire is a NAT.
@@ -355,13 +340,13 @@ fn keepalive_above_the_nat_timeout_loses_the_mapping() {
     let t = run_passing("nat-timeout-dies.toml");
     assert!(server_saw_nat(&t));
     for s in ["client", "server"] {
-        let (ms, error) = detection(&t, s);
         // p1 + I + N*V with p1 in [F, F + I): [6 s, 9 s] plus slack.
-        assert!(
-            (5900.0..=9000.0 + 5.0 * SLACK_PER_TIMER_MS).contains(&ms),
-            "{s} after {ms} ms"
+        assert_detects(
+            &t,
+            s,
+            5900.0..=9000.0 + 5.0 * SLACK_PER_TIMER_MS,
+            "ETIMEDOUT",
         );
-        assert_eq!(error, "ETIMEDOUT");
     }
 }
 
@@ -370,13 +355,13 @@ fn a_nat_that_resets_forgotten_flows_aborts_both_sides() {
     let t = run_passing("nat-timeout-reset.toml");
     assert!(server_saw_nat(&t));
     for s in ["client", "server"] {
-        let (ms, error) = detection(&t, s);
         // The first probe after expiry, at p1 + I with p1 in [F, F + I): [3 s, 6 s].
-        assert!(
-            (2900.0..=6000.0 + 2.0 * SLACK_PER_TIMER_MS).contains(&ms),
-            "{s} after {ms} ms"
+        assert_detects(
+            &t,
+            s,
+            2900.0..=6000.0 + 2.0 * SLACK_PER_TIMER_MS,
+            "ECONNRESET",
         );
-        assert_eq!(error, "ECONNRESET");
     }
 }
 
