@@ -555,17 +555,21 @@ fn runs_without_root_through_a_user_namespace() {
     let dir = tempfile::tempdir().unwrap();
     let root = nix::unistd::geteuid().is_root();
     let output = if root {
-        // Drop to nobody: the run must then go through a user namespace.
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )
-        .unwrap();
+        // Drop to nobody: the run must then go through a user namespace. Nobody may not
+        // reach the build directory, so the binary and scenario are copied where it can.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
+        let exe = dir.path().join("flatline");
+        std::fs::copy(env!("CARGO_BIN_EXE_flatline"), &exe).unwrap();
+        std::fs::set_permissions(&exe, PermissionsExt::from_mode(0o755)).unwrap();
+        let file = dir.path().join("seed-process-kill.toml");
+        std::fs::copy(scenario("seed-process-kill.toml"), &file).unwrap();
+        std::fs::set_permissions(&file, PermissionsExt::from_mode(0o644)).unwrap();
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_flatline"))
+            .arg(&exe)
             .arg("run")
-            .arg(scenario("seed-process-kill.toml"))
+            .arg(&file)
             .arg("--out")
             .arg(dir.path())
             .output()
