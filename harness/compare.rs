@@ -266,13 +266,12 @@ pub fn cell_result(cell: &Cell, timeline: Option<(&Timeline, String)>) -> CellRe
                     Side::Client => &t.summary.client,
                     Side::Server => &t.summary.server,
                 };
-                let mechanism = t
-                    .events
-                    .iter()
-                    .find(|e| {
-                        e.kind == "peer-lost" && e.source == side.into() && s.detection_ms.is_some()
-                    })
-                    .and_then(|e| e.str_field("mechanism").map(str::to_owned));
+                let mechanism = s.detection_ms.and_then(|_| {
+                    t.events
+                        .iter()
+                        .find(|e| e.kind == "peer-lost" && e.source == side.into())
+                        .and_then(|e| e.str_field("mechanism").map(str::to_owned))
+                });
                 let verdict = t
                     .verdict
                     .expectations

@@ -162,9 +162,9 @@ enum PeerRole {
     Client {
         #[arg(long)]
         connect: SocketAddr,
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = scenario::DEFAULT_RECONNECT_INTERVAL_MS)]
         reconnect_interval_ms: u64,
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = scenario::DEFAULT_CONNECT_TIMEOUT_MS)]
         connect_timeout_ms: u64,
         #[command(flatten)]
         common: PeerCommon,

@@ -20,7 +20,7 @@ use crate::fault::{self, Action, Mechanism};
 use crate::keepalive::Keepalive;
 use crate::lab::{self, Lab, LabError, Ns};
 use crate::sandbox::Privileges;
-use crate::scenario::{FaultKind, Scenario, Side};
+use crate::scenario::{self, FaultKind, Scenario, Side};
 use crate::timeline::{self, Environment, Event, Source, Timeline, FORMAT_VERSION};
 use crate::verdict::{self, Status};
 
@@ -135,9 +135,15 @@ impl Run<'_> {
                 "--connect",
                 &server_addr,
                 "--reconnect-interval-ms",
-                &settings.reconnect_interval_ms.unwrap_or(500).to_string(),
+                &settings
+                    .reconnect_interval_ms
+                    .unwrap_or(scenario::DEFAULT_RECONNECT_INTERVAL_MS)
+                    .to_string(),
                 "--connect-timeout-ms",
-                &settings.connect_timeout_ms.unwrap_or(1000).to_string(),
+                &settings
+                    .connect_timeout_ms
+                    .unwrap_or(scenario::DEFAULT_CONNECT_TIMEOUT_MS)
+                    .to_string(),
             ]),
         };
         let traffic = self.scenario.traffic;

@@ -132,7 +132,12 @@ pub enum LinkEnd {
     Peer,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+/// The client's pause between a loss or failed attempt and the next connect, by default.
+pub const DEFAULT_RECONNECT_INTERVAL_MS: u64 = 500;
+/// How long a client connect attempt may take, by default.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
     #[serde(default)]
@@ -140,7 +145,7 @@ struct RawServer {
     user_timeout: Option<UserTimeout>,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawClient {
     #[serde(default)]
@@ -473,34 +478,26 @@ fn validate(
     path: &Path,
     err: &dyn Fn(std::ops::Range<usize>, &str, String) -> ScenarioError,
 ) -> Result<Scenario, ScenarioError> {
-    let server = raw.server.map_or_else(
-        || PeerSettings {
-            keepalive: Keepalive::Off,
-            user_timeout_ms: 0,
-            reconnect_interval_ms: None,
-            connect_timeout_ms: None,
-        },
-        |s| PeerSettings {
-            keepalive: s.keepalive,
-            user_timeout_ms: s.user_timeout.map_or(0, |u| u.0),
-            reconnect_interval_ms: None,
-            connect_timeout_ms: None,
-        },
-    );
-    let client = raw.client.map_or_else(
-        || PeerSettings {
-            keepalive: Keepalive::Off,
-            user_timeout_ms: 0,
-            reconnect_interval_ms: Some(500),
-            connect_timeout_ms: Some(1000),
-        },
-        |c| PeerSettings {
-            keepalive: c.keepalive,
-            user_timeout_ms: c.user_timeout.map_or(0, |u| u.0),
-            reconnect_interval_ms: Some(c.reconnect_interval.map_or(500, Dur::as_millis)),
-            connect_timeout_ms: Some(c.connect_timeout.map_or(1000, Dur::as_millis)),
-        },
-    );
+    let s = raw.server.unwrap_or_default();
+    let server = PeerSettings {
+        keepalive: s.keepalive,
+        user_timeout_ms: s.user_timeout.map_or(0, |u| u.0),
+        reconnect_interval_ms: None,
+        connect_timeout_ms: None,
+    };
+    let c = raw.client.unwrap_or_default();
+    let client = PeerSettings {
+        keepalive: c.keepalive,
+        user_timeout_ms: c.user_timeout.map_or(0, |u| u.0),
+        reconnect_interval_ms: Some(
+            c.reconnect_interval
+                .map_or(DEFAULT_RECONNECT_INTERVAL_MS, Dur::as_millis),
+        ),
+        connect_timeout_ms: Some(
+            c.connect_timeout
+                .map_or(DEFAULT_CONNECT_TIMEOUT_MS, Dur::as_millis),
+        ),
+    };
 
     let traffic = match &raw.traffic {
         None => Traffic {
