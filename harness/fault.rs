@@ -44,6 +44,13 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
+    /// Whether it takes effect while its call runs (a signal: the peer may be gone before
+    /// kill(2) returns), so the moment before the call is when it is in effect; otherwise it
+    /// is in effect once the call returns (a script's nft commit or link change is done).
+    pub fn acts_during_call(&self) -> bool {
+        matches!(self, Mechanism::Signal(..))
+    }
+
     /// The command a user would type to do the same by hand.
     pub fn describe(&self) -> String {
         match self {

@@ -294,27 +294,36 @@ impl Run<'_> {
         let fault = &self.scenario.faults[index];
         let mechanisms = fault::mechanism(fault, action);
         let started = clock::now_ns();
-        let result = mechanisms
-            .iter()
-            .map(|m| self.perform(m))
-            .collect::<Result<Vec<String>, RunError>>()
-            .map(|outputs| outputs.concat());
-        let done = clock::now_ns();
+        let mut output = String::new();
+        let mut effect = started;
+        for m in &mechanisms {
+            let before = clock::now_ns();
+            let out = self.perform(m).map_err(|source| RunError::Fault {
+                fault: self.scenario.faults[index].id.clone(),
+                action: action.as_str(),
+                source: Box::new(source),
+            })?;
+            effect = if m.acts_during_call() {
+                before
+            } else {
+                clock::now_ns()
+            };
+            output += &out;
+        }
         let fault = &self.scenario.faults[index];
-        let output = result.map_err(|source| RunError::Fault {
-            fault: fault.id.clone(),
-            action: action.as_str(),
-            source: Box::new(source),
-        })?;
         let (kind, took_key) = match action {
             Action::Inject => ("fault-injected", "injection_ms"),
             Action::Heal => ("fault-healed", "heal_ms"),
         };
-        let mut event = Event::new(clock::ms_since(self.origin_ns, done), Source::Runner, kind)
-            .with("fault", fault.id.as_str())
-            .with("fault_kind", fault.kind.as_str())
-            .with("mechanism", fault::describe(&mechanisms))
-            .with(took_key, clock::ms_since(started, done));
+        let mut event = Event::new(
+            clock::ms_since(self.origin_ns, effect),
+            Source::Runner,
+            kind,
+        )
+        .with("fault", fault.id.as_str())
+        .with("fault_kind", fault.kind.as_str())
+        .with("mechanism", fault::describe(&mechanisms))
+        .with(took_key, clock::ms_since(started, effect));
         if let Some(packets) = fault::packets_matched(&output) {
             // Evidence that the fault touched traffic: what its rules matched while in force.
             event = event.with("packets_matched", packets);
