@@ -9,8 +9,8 @@ use toml::{Table, Value};
 
 use crate::duration::Dur;
 use crate::model;
+use crate::record::{Kind, Record};
 use crate::scenario::{self, Scenario, ScenarioError, Side};
-use crate::timeline::Timeline;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,7 +256,7 @@ impl Results {
 }
 
 /// One cell's result, from its timeline (None when it was not run).
-pub fn cell_result(cell: &Cell, timeline: Option<(&Timeline, String)>) -> CellResult {
+pub fn cell_result(cell: &Cell, timeline: Option<(&Record, String)>) -> CellResult {
     let side = |side: Side| {
         let p = model::predict(&cell.scenario, 0, side);
         let (measured_ms, error, mechanism, as_predicted) = match &timeline {
@@ -267,10 +267,12 @@ pub fn cell_result(cell: &Cell, timeline: Option<(&Timeline, String)>) -> CellRe
                     Side::Server => &t.summary.server,
                 };
                 let mechanism = s.detection_ms.and_then(|_| {
-                    t.events
-                        .iter()
-                        .find(|e| e.kind == "peer-lost" && e.source == side.into())
-                        .and_then(|e| e.str_field("mechanism").map(str::to_owned))
+                    t.events.iter().find_map(|e| match &e.kind {
+                        Kind::PeerLost(l) if e.source == side.into() => {
+                            Some(l.mechanism.as_str().to_owned())
+                        }
+                        _ => None,
+                    })
                 });
                 let verdict = t
                     .verdict
@@ -301,7 +303,7 @@ pub fn cell_result(cell: &Cell, timeline: Option<(&Timeline, String)>) -> CellRe
         run_ms: timeline.as_ref().map(|(t, _)| {
             t.events
                 .iter()
-                .rfind(|e| e.kind == "lab-down")
+                .rfind(|e| matches!(e.kind, Kind::LabDown { .. }))
                 .map_or(0.0, |e| e.t_ms)
         }),
         timeline: timeline.map(|(_, path)| path),

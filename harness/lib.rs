@@ -5,8 +5,9 @@
 //! - [`keepalive`]: keepalive settings and the kernel's limits.
 //! - [`model`]: predicted detection windows from the kernel's rules.
 //! - [`scenario`]: parse and validate scenario files.
-//! - [`timeline`]: events and the JSON document a run produces.
-//! - [`verdict`]: expectations judged against a timeline.
+//! - [`record`]: typed events and the versioned JSON document a run produces.
+//! - [`analysis`]: what a record's events mean (detection and reconnect latencies).
+//! - [`verdict`]: expectations judged against a record's events.
 //! - [`compare`]: settings x faults matrices, as tables.
 //! - [`report`]: the terminal summary.
 //!
@@ -19,6 +20,7 @@
 //! - [`bench`]: `flatline bench`, medians against baselines.
 //! - [`clock`]: the monotonic clock every process stamps with.
 
+pub mod analysis;
 pub mod bench;
 pub mod clock;
 pub mod compare;
@@ -28,9 +30,9 @@ pub mod keepalive;
 pub mod lab;
 pub mod model;
 pub mod peer;
+pub mod record;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod scenario;
-pub mod timeline;
 pub mod verdict;

@@ -500,15 +500,15 @@ fn run_scenarios(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
     let mut failed = false;
     for s in &loaded {
         match rt.block_on(runner::run(s, &opts)) {
-            Ok(timeline) => {
+            Ok(record) => {
                 let path = out.join(format!("{}.json", s.name));
-                let json = serde_json::to_string_pretty(&timeline).expect("timelines serialize");
+                let json = serde_json::to_string_pretty(&record).expect("records serialize");
                 if let Err(e) = std::fs::write(&path, json + "\n") {
                     eprintln!("error: cannot write {}: {e}", path.display());
                     return ExitCode::from(2);
                 }
-                print!("{}", report::render(&timeline, &path.display().to_string()));
-                failed |= !timeline.verdict.passed;
+                print!("{}", report::render(&record, &path.display().to_string()));
+                failed |= !record.verdict.passed;
             }
             Err(RunError::Interrupted) => {
                 eprintln!("flatline: interrupted; the lab was torn down");

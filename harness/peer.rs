@@ -19,11 +19,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use crate::clock;
 use crate::keepalive::Keepalive;
+use crate::record::{
+    Connected, Ends, Kind, LossMechanism, PeerLost, PeerReport, TcpInfo, TcpState,
+};
 
 /// Socket options applied to every connection of one side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,8 +219,8 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
 // ---------------------------------------------------------------------------------------------
 // Reporting
 
-/// Writes events as JSON lines to stdout. If the runner is gone, the peer has no one to
-/// report to and exits.
+/// Writes events as JSON lines to stdout ([`PeerReport`]). If the runner is gone, the peer has
+/// no one to report to and exits.
 pub struct Reporter {
     out: Mutex<Box<dyn Write + Send>>,
 }
@@ -239,16 +241,13 @@ impl Reporter {
         }
     }
 
-    pub fn emit(&self, kind: &str, fields: Value) {
-        let t = clock::now_ns();
-        let mut line = Map::new();
-        line.insert("mono_ns".into(), t.into());
-        line.insert("kind".into(), kind.into());
-        if let Value::Object(map) = fields {
-            line.extend(map);
-        }
+    pub fn emit(&self, kind: Kind) {
+        let report = PeerReport {
+            mono_ns: clock::now_ns(),
+            kind,
+        };
+        let text = serde_json::to_string(&report).expect("reports serialize");
         let mut out = lock(&self.out);
-        let text = Value::Object(line).to_string();
         if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
             std::process::exit(0);
         }
@@ -272,21 +271,21 @@ pub fn error_name(err: &io::Error) -> String {
 /// "HEARTBEAT"), the retransmissions of the last unacknowledged segment (tcpi_retransmits:
 /// the abort keeps it, while tcpi_unacked is cleared with the write queue) and the
 /// TCP_USER_TIMEOUT in force. ETIMEDOUT without retransmissions came from keepalive probes.
-pub fn mechanism(error: &str, retransmits: u32, user_timeout_ms: u32) -> &'static str {
+pub fn mechanism(error: &str, retransmits: u32, user_timeout_ms: u32) -> LossMechanism {
     match error {
-        "EOF" => "eof",
-        "ECONNRESET" | "EPIPE" => "reset",
-        "HEARTBEAT" => "app-heartbeat",
-        "ETIMEDOUT" if user_timeout_ms > 0 => "user-timeout",
-        "ETIMEDOUT" if retransmits > 0 => "retransmission-timeout",
-        "ETIMEDOUT" => "keepalive",
-        "EHOSTUNREACH" | "ENETUNREACH" | "ECONNREFUSED" => "icmp",
-        _ => "other",
+        "EOF" => LossMechanism::Eof,
+        "ECONNRESET" | "EPIPE" => LossMechanism::Reset,
+        "HEARTBEAT" => LossMechanism::AppHeartbeat,
+        "ETIMEDOUT" if user_timeout_ms > 0 => LossMechanism::UserTimeout,
+        "ETIMEDOUT" if retransmits > 0 => LossMechanism::RetransmissionTimeout,
+        "ETIMEDOUT" => LossMechanism::Keepalive,
+        "EHOSTUNREACH" | "ENETUNREACH" | "ECONNREFUSED" => LossMechanism::Icmp,
+        _ => LossMechanism::Other,
     }
 }
 
-/// The kernel's view of a connection, for the timeline.
-pub fn tcp_info(fd: &impl AsRawFd) -> Value {
+/// The kernel's view of a connection, for the record.
+pub fn tcp_info(fd: &impl AsRawFd) -> Option<TcpInfo> {
     // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -300,20 +299,20 @@ pub fn tcp_info(fd: &impl AsRawFd) -> Value {
         )
     };
     if rc != 0 {
-        return Value::Null;
+        return None;
     }
-    json!({
-        "state": info.tcpi_state,
-        "retransmits": info.tcpi_retransmits,
-        "probes": info.tcpi_probes,
-        "backoff": info.tcpi_backoff,
-        "rto_us": info.tcpi_rto,
-        "rtt_us": info.tcpi_rtt,
-        "unacked": info.tcpi_unacked,
-        "total_retrans": info.tcpi_total_retrans,
-        "last_data_sent_ms": info.tcpi_last_data_sent,
-        "last_data_recv_ms": info.tcpi_last_data_recv,
-        "last_ack_recv_ms": info.tcpi_last_ack_recv,
+    Some(TcpInfo {
+        state: TcpState::from_kernel(info.tcpi_state),
+        retransmits: info.tcpi_retransmits,
+        probes: info.tcpi_probes,
+        backoff: info.tcpi_backoff,
+        rto_us: info.tcpi_rto,
+        rtt_us: info.tcpi_rtt,
+        unacked: info.tcpi_unacked,
+        total_retrans: info.tcpi_total_retrans,
+        last_data_sent_ms: info.tcpi_last_data_sent,
+        last_data_recv_ms: info.tcpi_last_data_recv,
+        last_ack_recv_ms: info.tcpi_last_ack_recv,
     })
 }
 
@@ -332,9 +331,8 @@ struct Conn {
     role: Role,
     app: AppOpts,
     user_timeout_ms: u32,
-    /// How the event names the connection: ("peer", addr) on the server, ("local", addr) on
-    /// the client.
-    who: (&'static str, String),
+    /// The connection's addresses, as its events name it.
+    ends: Ends,
     report: &'static Reporter,
     /// Serialises whole frames from the reader (PONG, REPLY) and the writer; the buffer a frame
     /// is encoded into.
@@ -356,7 +354,7 @@ impl Conn {
     fn new(
         stream: TcpStream,
         role: Role,
-        who: (&'static str, String),
+        ends: Ends,
         socket: SocketOpts,
         app: AppOpts,
         report: &'static Reporter,
@@ -366,7 +364,7 @@ impl Conn {
             role,
             app,
             user_timeout_ms: socket.user_timeout_ms,
-            who,
+            ends,
             report,
             write_buf: Mutex::new(Vec::new()),
             lost: AtomicBool::new(false),
@@ -386,28 +384,19 @@ impl Conn {
         if self.lost.swap(true, Ordering::SeqCst) {
             return;
         }
-        let info = tcp_info(&self.stream);
-        let retransmits = info
-            .get("retransmits")
-            .and_then(Value::as_u64)
-            .map_or(0, |u| u32::try_from(u).unwrap_or(u32::MAX));
-        let mut fields = Map::new();
-        fields.insert(self.who.0.into(), self.who.1.clone().into());
-        fields.insert("error".into(), error.into());
-        fields.insert(
-            "mechanism".into(),
-            mechanism(error, retransmits, self.user_timeout_ms).into(),
-        );
-        fields.insert("tcp_info".into(), info);
-        let load = |c: &AtomicU64| Value::from(c.load(Ordering::SeqCst));
-        fields.insert("records_sent".into(), load(&self.records_sent));
-        fields.insert("records_received".into(), load(&self.records_received));
-        fields.insert("heartbeats_sent".into(), load(&self.heartbeats_sent));
-        fields.insert(
-            "heartbeats_received".into(),
-            load(&self.heartbeats_received),
-        );
-        self.report.emit("peer-lost", Value::Object(fields));
+        let tcp_info = tcp_info(&self.stream);
+        let retransmits = tcp_info.map_or(0, |i| i.retransmits.into());
+        let load = |c: &AtomicU64| c.load(Ordering::SeqCst);
+        self.report.emit(Kind::PeerLost(PeerLost {
+            ends: self.ends.clone(),
+            error: error.into(),
+            mechanism: mechanism(error, retransmits, self.user_timeout_ms),
+            tcp_info,
+            records_sent: load(&self.records_sent),
+            records_received: load(&self.records_received),
+            heartbeats_sent: load(&self.heartbeats_sent),
+            heartbeats_received: load(&self.heartbeats_received),
+        }));
         let _ = self.stream.shutdown(Shutdown::Both);
         *lock(&self.closed) = true;
         self.wake.notify_all();
@@ -656,27 +645,38 @@ pub fn serve(listen: SocketAddr, opts: ServerOpts, report: &'static Reporter) ->
     sock.bind(&listen.into())?;
     sock.listen(128)?;
     let listener: std::net::TcpListener = sock.into();
-    report.emit("listening", json!({ "addr": listen.to_string() }));
+    report.emit(Kind::Listening {
+        addr: listen.to_string(),
+    });
     loop {
         let (stream, peer) = match listener.accept() {
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                report.emit("accept-failed", json!({ "error": error_name(&e) }));
+                report.emit(Kind::AcceptFailed {
+                    error: error_name(&e),
+                });
                 continue;
             }
         };
+        let ends = Ends {
+            local: addr(stream.local_addr()),
+            peer: peer.to_string(),
+        };
         if let Err(e) = opts.socket.apply(&SockRef::from(&stream)) {
-            report.emit(
-                "setsockopt-failed",
-                json!({ "peer": peer.to_string(), "error": error_name(&e) }),
-            );
+            report.emit(Kind::SetsockoptFailed {
+                ends: ends.clone(),
+                error: error_name(&e),
+            });
         }
-        report.emit("connected", json!({ "peer": peer.to_string() }));
+        report.emit(Kind::Connected(Connected {
+            ends: ends.clone(),
+            attempts: None,
+        }));
         let conn = Arc::new(Conn::new(
             stream,
             Role::Server,
-            ("peer", peer.to_string()),
+            ends,
             opts.socket,
             opts.app,
             report,
@@ -702,40 +702,48 @@ pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporte
     loop {
         attempt += 1;
         if connected_before {
-            report.emit("reconnect-attempt", json!({ "attempt": attempt }));
+            report.emit(Kind::ReconnectAttempt { attempt });
         }
         match connect(server, &opts) {
             Ok(stream) => {
-                let local = stream
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
-                let kind = if connected_before {
-                    "reconnected"
-                } else {
-                    "connected"
+                let ends = Ends {
+                    local: addr(stream.local_addr()),
+                    peer: addr(stream.peer_addr()),
                 };
-                report.emit(kind, json!({ "local": local, "attempts": attempt }));
+                let c = Connected {
+                    ends: ends.clone(),
+                    attempts: Some(attempt),
+                };
+                report.emit(if connected_before {
+                    Kind::Reconnected(c)
+                } else {
+                    Kind::Connected(c)
+                });
                 connected_before = true;
                 attempt = 0;
                 run_connection(Arc::new(Conn::new(
                     stream,
                     Role::Client,
-                    ("local", local),
+                    ends,
                     opts.socket,
                     opts.app,
                     report,
                 )));
             }
             Err(e) => {
-                report.emit(
-                    "connect-failed",
-                    json!({ "attempt": attempt, "error": error_name(&e) }),
-                );
+                report.emit(Kind::ConnectFailed {
+                    attempt,
+                    error: error_name(&e),
+                });
             }
         }
         std::thread::sleep(opts.reconnect_interval);
     }
+}
+
+/// An address as events name it; empty if the socket no longer has one.
+fn addr(a: io::Result<SocketAddr>) -> String {
+    a.map(|a| a.to_string()).unwrap_or_default()
 }
 
 fn connect(server: SocketAddr, opts: &ClientOpts) -> io::Result<TcpStream> {
@@ -752,6 +760,7 @@ fn connect(server: SocketAddr, opts: &ClientOpts) -> io::Result<TcpStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::net::TcpListener;
 
     #[test]
@@ -954,14 +963,18 @@ mod tests {
     }
 
     fn conn(stream: TcpStream, role: Role, app: AppOpts, out: &Captured) -> Arc<Conn> {
-        let who = match role {
-            Role::Server => "peer",
-            Role::Client => "local",
+        let (local, peer) = match role {
+            Role::Server => ("server", "test"),
+            Role::Client => ("test", "server"),
+        };
+        let ends = Ends {
+            local: local.into(),
+            peer: peer.into(),
         };
         Arc::new(Conn::new(
             stream,
             role,
-            (who, "test".into()),
+            ends,
             NO_SOCKOPTS,
             app,
             out.reporter(),

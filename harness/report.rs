@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
+use crate::record::{Record, SideSummary};
 use crate::scenario::Side;
-use crate::timeline::{SideSummary, Timeline};
 
 fn secs(ms: f64) -> String {
     if ms.abs() < 1000.0 {
@@ -27,7 +27,7 @@ fn side_line(side: Side, s: &SideSummary, healed: bool) -> String {
 }
 
 /// Renders the summary of one run; `path` is where its timeline was written.
-pub fn render(t: &Timeline, path: &str) -> String {
+pub fn render(t: &Record, path: &str) -> String {
     let mut out = String::new();
     let verdict = if t.verdict.passed { "PASS" } else { "FAIL" };
     let _ = writeln!(
@@ -44,7 +44,12 @@ pub fn render(t: &Timeline, path: &str) -> String {
         let healed = f
             .healed_at_ms
             .map_or(String::new(), |h| format!(", healed at {}", secs(h)));
-        let _ = writeln!(out, "  fault {} [{}]: {injected}{healed}", f.id, f.kind);
+        let _ = writeln!(
+            out,
+            "  fault {} [{}]: {injected}{healed}",
+            f.id,
+            f.kind.as_str()
+        );
         let healed = f.healed_at_ms.is_some();
         out += &side_line(Side::Client, &f.client, healed);
         out += &side_line(Side::Server, &f.server, healed);

@@ -9,19 +9,21 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 
 use nix::unistd::Pid;
-use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::analysis;
 use crate::clock;
 use crate::fault::{self, Action, Mechanism};
 use crate::keepalive::Keepalive;
 use crate::lab::{self, Lab, LabError, Ns};
+use crate::record::{
+    Connections, Environment, Event, FaultStep, Kind, PeerReport, Record, Source, FORMAT_VERSION,
+};
 use crate::sandbox::Privileges;
 use crate::scenario::{self, FaultKind, Scenario, Side};
-use crate::timeline::{self, Environment, Event, Source, Timeline, FORMAT_VERSION};
 use crate::verdict::{self, Status};
 
 /// How long a peer may take to start listening or to connect for the first time.
@@ -93,6 +95,7 @@ struct Run<'a> {
     /// Monotonic nanoseconds when the lab came up: t_ms = 0.
     origin_ns: u64,
     events: Vec<Event>,
+    conns: Connections,
     pids: BTreeMap<Side, Pid>,
     tx: mpsc::UnboundedSender<Msg>,
 }
@@ -190,11 +193,14 @@ impl Run<'_> {
         });
         self.pids.insert(side, pid);
         let t = self.now_ms();
-        self.record(
-            Event::new(t, Source::Runner, "process-started")
-                .with("side", side.as_str())
-                .with("pid", pid.as_raw()),
-        );
+        self.record(Event::new(
+            t,
+            Source::Runner,
+            Kind::ProcessStarted {
+                side,
+                pid: pid.as_raw(),
+            },
+        ));
         Ok(pid)
     }
 
@@ -202,26 +208,14 @@ impl Run<'_> {
     fn absorb(&mut self, msg: Msg) -> &Event {
         match msg {
             Msg::Line { side, line } => {
-                let event = match serde_json::from_str::<Map<String, Value>>(&line) {
-                    Ok(mut fields) => {
-                        let mono = fields.remove("mono_ns").and_then(|v| v.as_u64());
-                        let kind = fields
-                            .remove("kind")
-                            .and_then(|v| v.as_str().map(str::to_owned));
-                        match (mono, kind) {
-                            (Some(mono), Some(kind)) => Event {
-                                t_ms: clock::ms_since(self.origin_ns, mono),
-                                source: side.into(),
-                                kind,
-                                fields,
-                            },
-                            _ => Event::new(self.now_ms(), side.into(), "peer-output")
-                                .with("line", line),
-                        }
-                    }
-                    Err(_) => {
-                        Event::new(self.now_ms(), side.into(), "peer-output").with("line", line)
-                    }
+                let event = match serde_json::from_str::<PeerReport>(&line) {
+                    Ok(report) => Event {
+                        t_ms: clock::ms_since(self.origin_ns, report.mono_ns),
+                        source: side.into(),
+                        conn: self.conns.number(side, &report.kind),
+                        kind: report.kind,
+                    },
+                    Err(_) => Event::new(self.now_ms(), side.into(), Kind::PeerOutput { line }),
                 };
                 self.record(event)
             }
@@ -230,12 +224,7 @@ impl Run<'_> {
                     self.pids.remove(&side);
                 }
                 let t = self.now_ms();
-                self.record(
-                    Event::new(t, Source::Runner, "process-exited")
-                        .with("side", side.as_str())
-                        .with("pid", pid.as_raw())
-                        .with("status", status),
-                )
+                self.record(Event::new(t, Source::Runner, exited(side, pid, status)))
             }
         }
     }
@@ -311,30 +300,34 @@ impl Run<'_> {
             output += &out;
         }
         let fault = &self.scenario.faults[index];
-        let (kind, took_key) = match action {
-            Action::Inject => ("fault-injected", "injection_ms"),
-            Action::Heal => ("fault-healed", "heal_ms"),
-        };
-        let mut event = Event::new(
-            clock::ms_since(self.origin_ns, effect),
-            Source::Runner,
-            kind,
-        )
-        .with("fault", fault.id.as_str())
-        .with("fault_kind", fault.kind.as_str())
-        .with("mechanism", fault::describe(&mechanisms))
-        .with(took_key, clock::ms_since(started, effect));
-        if let Some(packets) = fault::packets_matched(&output) {
+        let step = FaultStep {
+            fault: fault.id.clone(),
+            fault_kind: fault.kind,
+            mechanism: fault::describe(&mechanisms),
+            took_ms: clock::ms_since(started, effect),
             // Evidence that the fault touched traffic: what its rules matched while in force.
-            event = event.with("packets_matched", packets);
-        }
-        self.record(event);
+            packets_matched: fault::packets_matched(&output),
+        };
+        let kind = match action {
+            Action::Inject => Kind::FaultInjected(step),
+            Action::Heal => Kind::FaultHealed(step),
+        };
+        let t = clock::ms_since(self.origin_ns, effect);
+        self.record(Event::new(t, Source::Runner, kind));
         Ok(())
     }
 }
 
-/// Runs one scenario in a fresh lab and returns its timeline.
-pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Timeline, RunError> {
+fn exited(side: Side, pid: Pid, status: String) -> Kind {
+    Kind::ProcessExited {
+        side,
+        pid: pid.as_raw(),
+        status,
+    }
+}
+
+/// Runs one scenario in a fresh lab and returns its record.
+pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Record, RunError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let lab = Lab::up(&scenario.lab)?;
     let origin_ns = clock::now_ns();
@@ -344,8 +337,14 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Timeline, Run
         opts,
         lab,
         origin_ns,
-        events: vec![Event::new(0.0, Source::Runner, "lab-up")
-            .with("setup_ms", (setup_ms * 1000.0).round() / 1000.0)],
+        events: vec![Event::new(
+            0.0,
+            Source::Runner,
+            Kind::LabUp {
+                setup_ms: (setup_ms * 1000.0).round() / 1000.0,
+            },
+        )],
+        conns: Connections::default(),
         pids: BTreeMap::new(),
         tx,
     };
@@ -366,16 +365,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Timeline, Run
     let drain = async {
         while let Some(msg) = rx.recv().await {
             if let Msg::Exited { side, pid, status } = msg {
-                events.push(
-                    Event::new(
-                        clock::ms_since(origin_ns, clock::now_ns()),
-                        Source::Runner,
-                        "process-exited",
-                    )
-                    .with("side", side.as_str())
-                    .with("pid", pid.as_raw())
-                    .with("status", status),
-                );
+                let t = clock::ms_since(origin_ns, clock::now_ns());
+                events.push(Event::new(t, Source::Runner, exited(side, pid, status)));
             }
         }
     };
@@ -383,17 +374,18 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Timeline, Run
     let teardown_start = clock::now_ns();
     lab.teardown();
     let end = clock::now_ns();
-    events.push(
-        Event::new(clock::ms_since(origin_ns, end), Source::Runner, "lab-down")
-            .with("teardown_ms", clock::ms_since(teardown_start, end)),
-    );
     let reason = outcome?;
-    if let Some(last) = events.iter_mut().rev().find(|e| e.kind == "lab-down") {
-        last.fields.insert("reason".into(), reason.into());
-    }
+    events.push(Event::new(
+        clock::ms_since(origin_ns, end),
+        Source::Runner,
+        Kind::LabDown {
+            teardown_ms: clock::ms_since(teardown_start, end),
+            reason: Some(reason.into()),
+        },
+    ));
     events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
 
-    Ok(Timeline {
+    Ok(Record {
         format_version: FORMAT_VERSION,
         scenario: scenario.clone(),
         environment: Environment {
@@ -403,7 +395,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Timeline, Run
             flatline_version: env!("CARGO_PKG_VERSION").into(),
             privileges: opts.privileges.as_str().into(),
         },
-        summary: timeline::summarize(&scenario.faults, &events),
+        summary: analysis::summarize(&scenario.faults, &events),
         verdict: verdict::verdict(scenario, &events),
         events,
     })
@@ -431,17 +423,18 @@ async fn drive(
             source: Box::new(source),
         })?;
         let t = run.now_ms();
-        run.record(Event::new(t, Source::Wire, "nat-up").with("mechanism", setup.describe()));
+        let mechanism = setup.describe();
+        run.record(Event::new(t, Source::Wire, Kind::NatUp { mechanism }));
     }
     run.spawn_peer(Side::Server)?;
     run.wait_for(rx, Side::Server, "listen", |e| {
-        e.source == Source::Server && e.kind == "listening"
+        e.source == Source::Server && matches!(e.kind, Kind::Listening { .. })
     })
     .await?;
     run.spawn_peer(Side::Client)?;
     let start_ms = run
         .wait_for(rx, Side::Client, "connect", |e| {
-            e.source == Source::Client && e.kind == "connected"
+            e.source == Source::Client && matches!(e.kind, Kind::Connected(_))
         })
         .await?;
 

@@ -1,37 +1,10 @@
-//! Expectations judged against a timeline, while it grows and when the run is over.
+//! Expectations judged against a record's events, while it grows and when the run is over.
 
-use serde::Serialize;
-
+use crate::analysis;
 use crate::duration::{Placement, Window};
+use crate::record::Event;
+pub use crate::record::{Outcome, Status, Verdict};
 use crate::scenario::{Check, Expectation, Scenario};
-use crate::timeline::{self, Event};
-
-/// Where an expectation stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    Passed,
-    Failed,
-    /// Undecided: the run is still going and the outcome can still change.
-    Pending,
-}
-
-/// One expectation and what happened, both in scenario syntax.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Outcome {
-    pub expected: String,
-    pub actual: String,
-    pub passed: bool,
-    pub status: Status,
-    /// Why it failed, in words; empty when it passed.
-    pub reason: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Verdict {
-    pub passed: bool,
-    pub expectations: Vec<Outcome>,
-}
 
 /// Judges every expectation. `now_ms` is the current time while the run goes on, `None` once
 /// it is over (then nothing stays pending).
@@ -80,7 +53,7 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>) -> Outcom
             status
         }
     };
-    let Some(times) = timeline::fault_times(events, &exp.fault) else {
+    let Some(times) = analysis::fault_times(events, &exp.fault) else {
         return outcome(
             pending_or(Status::Failed),
             "injected = false".into(),
@@ -91,13 +64,13 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>) -> Outcom
         Check::Detects { window, .. } => (
             *window,
             Some(times.injected_ms),
-            timeline::detection(events, side, &exp.fault),
+            analysis::detection(events, side, &exp.fault),
             "detects",
         ),
         Check::Reconnects { window } => (
             *window,
             times.healed_ms,
-            timeline::reconnect(events, side, &exp.fault).map(|ms| (ms, String::new())),
+            analysis::reconnect(events, side, &exp.fault).map(|ms| (ms, String::new())),
             "reconnects",
         ),
     };
@@ -163,7 +136,8 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>) -> Outcom
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::Source;
+    use crate::analysis::tests::{connected, healed, injected, lost};
+    use crate::scenario::Side;
     use std::path::Path;
 
     fn scenario(expect: &str) -> Scenario {
@@ -175,10 +149,10 @@ mod tests {
 
     fn events() -> Vec<Event> {
         vec![
-            Event::new(2005.0, Source::Runner, "fault-injected").with("fault", "f"),
-            Event::new(15001.0, Source::Client, "peer-lost").with("error", "ETIMEDOUT"),
-            Event::new(18000.0, Source::Runner, "fault-healed").with("fault", "f"),
-            Event::new(18400.0, Source::Client, "reconnected"),
+            injected(2005.0, "f", 0.0),
+            lost(15001.0, Side::Client, "ETIMEDOUT"),
+            healed(18000.0, "f"),
+            connected(18400.0, Side::Client, true),
         ]
     }
 

@@ -48,7 +48,7 @@ fn assert_detects(t: &Value, s: &str, window: std::ops::RangeInclusive<f64>, err
 
 /// The contract users parse: these fields, events in time order, kebab-case kinds.
 fn assert_contract(t: &Value) {
-    assert_eq!(t["format_version"], 1);
+    assert_eq!(t["format_version"], 2);
     assert!(t["scenario"]["name"].is_string());
     assert!(t["environment"]["kernel"].is_string());
     let events = t["events"].as_array().expect("events");

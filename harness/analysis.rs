@@ -1,0 +1,219 @@
+//! What a record's events mean: when each fault took effect, when each side noticed and came
+//! back. Pure functions over events.
+
+use crate::record::{Event, FaultSummary, Kind, SideSummary, Source, Summary};
+use crate::scenario::{Fault, Side};
+
+/// The moments a fault took and lost effect.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaultTimes {
+    /// When the fault was in effect.
+    pub injected_ms: f64,
+    /// When its injection started (injected_ms minus the time injecting took).
+    pub started_ms: f64,
+    pub healed_ms: Option<f64>,
+}
+
+/// The runner's `fault-injected` event of any fault: (fault id, when its injection started).
+fn injection_start(e: &Event) -> Option<(&str, f64)> {
+    match (&e.kind, e.source) {
+        (Kind::FaultInjected(s), Source::Runner) => Some((&s.fault, e.t_ms - s.took_ms)),
+        _ => None,
+    }
+}
+
+/// When `fault` was injected and healed, if it was.
+pub fn fault_times(events: &[Event], fault: &str) -> Option<FaultTimes> {
+    let (inj, started_ms) = events.iter().find_map(|e| match injection_start(e) {
+        Some((id, start)) if id == fault => Some((e.t_ms, start)),
+        _ => None,
+    })?;
+    let healed_ms = events
+        .iter()
+        .find(|e| match (&e.kind, e.source) {
+            (Kind::FaultHealed(s), Source::Runner) => s.fault == fault && e.t_ms >= inj,
+            _ => false,
+        })
+        .map(|e| e.t_ms);
+    Some(FaultTimes {
+        injected_ms: inj,
+        started_ms,
+        healed_ms,
+    })
+}
+
+/// A side's first `peer-lost` since `fault` started to be injected and before the next fault
+/// did: (latency, error). A loss belongs to the latest fault injected before it.
+pub fn detection(events: &[Event], side: Side, fault: &str) -> Option<(f64, String)> {
+    first_loss(events, side, fault).map(|(latency, e)| match &e.kind {
+        Kind::PeerLost(l) => (latency, l.error.clone()),
+        _ => unreachable!("first_loss returns peer-lost events"),
+    })
+}
+
+/// A side's first `peer-lost` event that belongs to `fault` (see [`detection`]), with its
+/// latency from the injection.
+pub fn first_loss<'a>(events: &'a [Event], side: Side, fault: &str) -> Option<(f64, &'a Event)> {
+    let times = fault_times(events, fault)?;
+    let next_fault_ms = events
+        .iter()
+        .filter_map(injection_start)
+        .filter(|&(id, start)| id != fault && start > times.started_ms)
+        .map(|(_, start)| start)
+        .fold(f64::INFINITY, f64::min);
+    events
+        .iter()
+        .find(|e| {
+            e.source == side.into()
+                && matches!(e.kind, Kind::PeerLost(_))
+                && e.t_ms >= times.started_ms
+                && e.t_ms < next_fault_ms
+        })
+        .map(|e| (round_us(e.t_ms - times.injected_ms), e))
+}
+
+/// A side's first connection after `fault` was healed: its latency from the heal.
+/// For the client that is `connected` or `reconnected`; for the server, an accepted client.
+pub fn reconnect(events: &[Event], side: Side, fault: &str) -> Option<f64> {
+    let healed = fault_times(events, fault)?.healed_ms?;
+    events
+        .iter()
+        .find(|e| e.source == side.into() && e.kind.is_connect() && e.t_ms >= healed)
+        .map(|e| round_us(e.t_ms - healed))
+}
+
+fn round_us(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+fn side_summary(events: &[Event], side: Side, fault: &str) -> SideSummary {
+    let found = detection(events, side, fault);
+    SideSummary {
+        detection_ms: found.as_ref().map(|d| d.0),
+        error: found.map(|d| d.1),
+        reconnect_ms: reconnect(events, side, fault),
+    }
+}
+
+/// Per fault and side: when it took effect, when each side noticed and came back.
+pub fn summarize(faults: &[Fault], events: &[Event]) -> Summary {
+    let faults: Vec<FaultSummary> = faults
+        .iter()
+        .map(|f| {
+            let times = fault_times(events, &f.id);
+            FaultSummary {
+                id: f.id.clone(),
+                kind: f.kind,
+                injected_at_ms: times.map(|t| t.injected_ms),
+                injection_ms: times.map(|t| round_us(t.injected_ms - t.started_ms)),
+                healed_at_ms: times.and_then(|t| t.healed_ms),
+                client: side_summary(events, Side::Client, &f.id),
+                server: side_summary(events, Side::Server, &f.id),
+            }
+        })
+        .collect();
+    Summary {
+        client: faults.first().map(|f| f.client.clone()).unwrap_or_default(),
+        server: faults.first().map(|f| f.server.clone()).unwrap_or_default(),
+        faults,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::record::{Connected, Ends, FaultStep, LossMechanism, PeerLost};
+    use crate::scenario::FaultKind;
+
+    pub(crate) fn step(fault: &str, took_ms: f64) -> FaultStep {
+        FaultStep {
+            fault: fault.into(),
+            fault_kind: FaultKind::FirewallDrop,
+            mechanism: String::new(),
+            took_ms,
+            packets_matched: None,
+        }
+    }
+
+    pub(crate) fn injected(t: f64, fault: &str, took_ms: f64) -> Event {
+        Event::new(t, Source::Runner, Kind::FaultInjected(step(fault, took_ms)))
+    }
+
+    pub(crate) fn healed(t: f64, fault: &str) -> Event {
+        Event::new(t, Source::Runner, Kind::FaultHealed(step(fault, 0.0)))
+    }
+
+    pub(crate) fn lost(t: f64, side: Side, error: &str) -> Event {
+        Event::new(
+            t,
+            side.into(),
+            Kind::PeerLost(PeerLost {
+                ends: Ends::default(),
+                error: error.into(),
+                mechanism: LossMechanism::Other,
+                tcp_info: None,
+                records_sent: 0,
+                records_received: 0,
+                heartbeats_sent: 0,
+                heartbeats_received: 0,
+            }),
+        )
+    }
+
+    pub(crate) fn connected(t: f64, side: Side, again: bool) -> Event {
+        let c = Connected {
+            ends: Ends::default(),
+            attempts: None,
+        };
+        let kind = if again {
+            Kind::Reconnected(c)
+        } else {
+            Kind::Connected(c)
+        };
+        Event::new(t, side.into(), kind)
+    }
+
+    pub(crate) fn run_events() -> Vec<Event> {
+        vec![
+            Event::new(0.0, Source::Runner, Kind::LabUp { setup_ms: 1.0 }),
+            connected(5.0, Side::Client, false),
+            connected(5.2, Side::Server, false),
+            injected(2005.0, "f", 1.5),
+            lost(14000.25, Side::Server, "ETIMEDOUT"),
+            lost(15000.5, Side::Client, "ETIMEDOUT"),
+            healed(18000.0, "f"),
+            connected(18400.0, Side::Client, true),
+            connected(18400.1, Side::Server, false),
+        ]
+    }
+
+    #[test]
+    fn detection_and_reconnect_are_measured_from_the_fault() {
+        let ev = run_events();
+        assert_eq!(
+            detection(&ev, Side::Client, "f"),
+            Some((12995.5, "ETIMEDOUT".into()))
+        );
+        assert_eq!(detection(&ev, Side::Server, "f").unwrap().0, 11995.25);
+        assert_eq!(reconnect(&ev, Side::Client, "f"), Some(400.0));
+        assert_eq!(reconnect(&ev, Side::Server, "f"), Some(400.1));
+        assert_eq!(detection(&ev, Side::Client, "other"), None);
+        let t = fault_times(&ev, "f").unwrap();
+        assert_eq!(t.started_ms, 2003.5);
+    }
+
+    #[test]
+    fn a_loss_belongs_to_the_latest_fault_before_it() {
+        let mut ev = run_events();
+        ev.insert(4, injected(9000.0, "g", 1.0));
+        assert_eq!(detection(&ev, Side::Client, "f"), None);
+        assert_eq!(detection(&ev, Side::Client, "g").unwrap().0, 6000.5);
+    }
+
+    #[test]
+    fn losses_before_the_fault_do_not_count() {
+        let mut ev = run_events();
+        ev.insert(3, lost(1000.0, Side::Client, "EOF"));
+        assert_eq!(detection(&ev, Side::Client, "f").unwrap().1, "ETIMEDOUT");
+    }
+}
