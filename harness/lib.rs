@@ -10,8 +10,10 @@
 //! - [`verdict`]: expectations judged against a record's events.
 //! - [`compare`]: settings x faults matrices, as tables.
 //! - [`report`]: the terminal summary.
+//! - [`observer`]: a program's connections as its kernel saw them (trace and dump records).
 //!
 //! Side-effecting shell:
+//! - [`sockdiag`]: a namespace's TCP sockets (sock_diag) and which process holds them.
 //! - [`sandbox`]: the user and PID namespaces that make a run leave nothing behind.
 //! - [`lab`]: network namespaces, links and addresses.
 //! - [`fault`]: inject and heal faults (scripts in `scripts/fault/`).
@@ -29,10 +31,12 @@ pub mod fault;
 pub mod keepalive;
 pub mod lab;
 pub mod model;
+pub mod observer;
 pub mod peer;
 pub mod record;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod scenario;
+pub mod sockdiag;
 pub mod verdict;

@@ -1,0 +1,804 @@
+//! Watches a program's TCP connections from outside, without changing the program: what its
+//! kernel knew (connection established, gave up with which errno and why, peer closed) and
+//! what the program did about it (closed the socket, connected again).
+//!
+//! Two sources, both pure to interpret here and read by [`crate::observer_io`]:
+//! - the kernel's tracepoints (root only): `sock:inet_sock_set_state`, `tcp:tcp_send_reset`,
+//!   `tcp:tcp_receive_reset`, `sock:inet_sk_error_report`, `tcp:tcp_destroy_sock`, read from a
+//!   tracefs instance with the monotonic clock, so the stamps are the kernel's own, to the
+//!   microsecond;
+//! - sock_diag dumps of the side's network namespace (any privilege): which process holds
+//!   which socket (through /proc/PID/fd inodes), and the keepalive timer, as `ss -o` shows it.
+//!
+//! Tracepoints fire for every namespace on the machine and carry no namespace, so a trace
+//! record counts only when its 4-tuple is one a dump of this side's namespace showed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use serde::Serialize;
+
+/// A connection as its own kernel sees it: our end, their end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Tuple {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+}
+
+impl fmt::Display for Tuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}", self.local, self.remote)
+    }
+}
+
+/// TCP states, numbered as the kernel numbers them (include/net/tcp_states.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TcpState {
+    Established = 1,
+    SynSent,
+    SynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    Closing,
+    NewSynRecv,
+}
+
+impl TcpState {
+    pub fn from_number(n: u8) -> Option<TcpState> {
+        use TcpState::*;
+        Some(match n {
+            1 => Established,
+            2 => SynSent,
+            3 => SynRecv,
+            4 => FinWait1,
+            5 => FinWait2,
+            6 => TimeWait,
+            7 => Close,
+            8 => CloseWait,
+            9 => LastAck,
+            10 => Listen,
+            11 => Closing,
+            12 => NewSynRecv,
+            _ => return None,
+        })
+    }
+
+    /// Parses the tracepoints' spelling, `TCP_ESTABLISHED`.
+    pub fn from_trace(s: &str) -> Option<TcpState> {
+        use TcpState::*;
+        Some(match s.strip_prefix("TCP_")? {
+            "ESTABLISHED" => Established,
+            "SYN_SENT" => SynSent,
+            "SYN_RECV" => SynRecv,
+            "FIN_WAIT1" => FinWait1,
+            "FIN_WAIT2" => FinWait2,
+            "TIME_WAIT" => TimeWait,
+            "CLOSE" => Close,
+            "CLOSE_WAIT" => CloseWait,
+            "LAST_ACK" => LastAck,
+            "LISTEN" => Listen,
+            "CLOSING" => Closing,
+            "NEW_SYN_RECV" => NewSynRecv,
+            _ => return None,
+        })
+    }
+}
+
+/// What one tracepoint said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceKind {
+    SetState {
+        from: TcpState,
+        to: TcpState,
+    },
+    /// We sent a reset; `reason` is the kernel's (`TCP_KEEPALIVE_TIMEOUT`, ...).
+    SendReset {
+        reason: String,
+    },
+    ReceiveReset,
+    /// The socket's error was set: the errno a blocked or next call returns.
+    ErrorReport {
+        errno: i32,
+    },
+    /// The last reference went: the program closed an aborted socket, or a closed one ended.
+    Destroy,
+}
+
+/// One line of a tracefs instance's `trace_pipe`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceRecord {
+    /// Monotonic nanoseconds (the instance runs `trace_clock` mono).
+    pub t_ns: u64,
+    /// The task the event fired in, and its PID as the host sees it (0: an interrupt).
+    pub task: String,
+    pub host_pid: i32,
+    pub tuple: Tuple,
+    pub kind: TraceKind,
+}
+
+/// The tracepoints the observer enables.
+pub const TRACEPOINTS: &[&str] = &[
+    "sock/inet_sock_set_state",
+    "sock/inet_sk_error_report",
+    "tcp/tcp_send_reset",
+    "tcp/tcp_receive_reset",
+    "tcp/tcp_destroy_sock",
+];
+
+fn field<'a>(fields: &'a str, key: &str) -> Option<&'a str> {
+    fields
+        .split_ascii_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+fn addr(fields: &str, ip: &str, port: &str) -> Option<SocketAddrV4> {
+    Some(SocketAddrV4::new(
+        field(fields, ip)?.parse().ok()?,
+        field(fields, port)?.parse().ok()?,
+    ))
+}
+
+/// Parses `123.456789` seconds into nanoseconds.
+fn stamp(s: &str) -> Option<u64> {
+    let (secs, frac) = s.split_once('.')?;
+    let secs: u64 = secs.parse().ok()?;
+    if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac: u64 = format!("{frac:0<9}").parse().ok()?;
+    Some(secs * 1_000_000_000 + frac)
+}
+
+/// Parses one trace line, e.g.
+/// `<idle>-0 [001] .Ns2. 337.180166: inet_sk_error_report: family=AF_INET ... error=110`.
+/// Lines of other events, other families, or comments give `None`.
+pub fn parse_trace_line(line: &str) -> Option<TraceRecord> {
+    let line = line.trim_start();
+    if line.starts_with('#') {
+        return None;
+    }
+    // The task name may hold spaces and dashes: the CPU column ends it.
+    let cpu = line.find(" [")?;
+    let (task, host_pid) = line[..cpu].trim_end().rsplit_once('-')?;
+    let rest = &line[cpu + 2..];
+    let rest = &rest[rest.find(']')? + 1..];
+    // Flags, then the stamp, then `event: fields`, separated by runs of spaces.
+    let rest = rest.trim_start();
+    let rest = rest[rest.find(' ')?..].trim_start();
+    let (t, rest) = rest.split_once(": ")?;
+    let t_ns = stamp(t)?;
+    let (event, fields) = rest.split_once(": ")?;
+    let (tuple, kind) = match event {
+        "tcp_send_reset" => {
+            let src: SocketAddrV4 = field(fields, "src")?.parse().ok()?;
+            let dest: SocketAddrV4 = field(fields, "dest")?.parse().ok()?;
+            let reason = field(fields, "reason")?.to_owned();
+            (
+                Tuple {
+                    local: src,
+                    remote: dest,
+                },
+                TraceKind::SendReset { reason },
+            )
+        }
+        _ => {
+            if field(fields, "family")? != "AF_INET" {
+                return None;
+            }
+            if field(fields, "protocol").is_some_and(|p| p != "IPPROTO_TCP") {
+                return None;
+            }
+            let tuple = Tuple {
+                local: addr(fields, "saddr", "sport")?,
+                remote: addr(fields, "daddr", "dport")?,
+            };
+            let kind = match event {
+                "inet_sock_set_state" => TraceKind::SetState {
+                    from: TcpState::from_trace(field(fields, "oldstate")?)?,
+                    to: TcpState::from_trace(field(fields, "newstate")?)?,
+                },
+                "inet_sk_error_report" => TraceKind::ErrorReport {
+                    errno: field(fields, "error")?.parse().ok()?,
+                },
+                "tcp_receive_reset" => TraceKind::ReceiveReset,
+                "tcp_destroy_sock" => TraceKind::Destroy,
+                _ => return None,
+            };
+            (tuple, kind)
+        }
+    };
+    Some(TraceRecord {
+        t_ns,
+        task: task.to_owned(),
+        host_pid: host_pid.parse().ok()?,
+        tuple,
+        kind,
+    })
+}
+
+/// The kernel's keepalive timer for a socket, as sock_diag reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DiagSocket {
+    pub tuple: Tuple,
+    pub state: TcpState,
+    /// 0 while the socket waits in the accept queue.
+    pub inode: u64,
+    /// The keepalive timer is armed (the program set SO_KEEPALIVE); ms until it fires.
+    pub keepalive_in_ms: Option<u32>,
+    /// Retransmit timer armed: ms until it fires, retransmissions so far.
+    pub retransmit: Option<(u32, u8)>,
+    /// Unanswered keepalive probes (tcp_info.tcpi_probes).
+    pub probes: u8,
+    /// Unacknowledged segments (tcp_info.tcpi_unacked).
+    pub unacked: u32,
+}
+
+/// Socket options the program set, read from a duplicate of its descriptor (root only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SocketSettings {
+    pub keepalive: bool,
+    pub idle_s: u32,
+    pub interval_s: u32,
+    pub count: u32,
+    pub user_timeout_ms: u32,
+}
+
+/// Why the kernel gave up on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GaveUpReason {
+    /// Keepalive probes went unanswered (the kernel sent a reset with
+    /// reason TCP_KEEPALIVE_TIMEOUT).
+    Keepalive,
+    /// Retransmissions ran out (tcp_retries2).
+    Retransmission,
+    /// TCP_USER_TIMEOUT expired with data unacknowledged.
+    UserTimeout,
+    /// The peer sent a reset.
+    ResetReceived,
+    /// The path reported an error (ICMP).
+    Unreachable,
+    /// Seen only as a socket leaving the namespace's dump while the program still holds it.
+    Unknown,
+}
+
+impl GaveUpReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GaveUpReason::Keepalive => "keepalive",
+            GaveUpReason::Retransmission => "retransmission",
+            GaveUpReason::UserTimeout => "user-timeout",
+            GaveUpReason::ResetReceived => "reset-received",
+            GaveUpReason::Unreachable => "unreachable",
+            GaveUpReason::Unknown => "unknown",
+        }
+    }
+}
+
+/// The name of an errno the kernel reports on a connection.
+pub fn errno_name(errno: i32) -> String {
+    match errno {
+        libc::ETIMEDOUT => "ETIMEDOUT".into(),
+        libc::ECONNRESET => "ECONNRESET".into(),
+        libc::EPIPE => "EPIPE".into(),
+        libc::ECONNREFUSED => "ECONNREFUSED".into(),
+        libc::EHOSTUNREACH => "EHOSTUNREACH".into(),
+        libc::ENETUNREACH => "ENETUNREACH".into(),
+        libc::ECONNABORTED => "ECONNABORTED".into(),
+        n => format!("errno {n}"),
+    }
+}
+
+/// Which source an observation came from, so the record says how exact its stamp is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// A tracepoint: the kernel's own stamp.
+    Trace,
+    /// A sock_diag dump: when the dump noticed, up to one poll interval late.
+    Diag,
+}
+
+/// What the observer reports about one connection of a program.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Observation {
+    /// The program tried to connect (a SYN left).
+    ConnectAttempt { t_ns: u64, host_pid: i32 },
+    /// A connection of the program's exists; `keepalive` says whether its timer is armed.
+    Established {
+        conn: u32,
+        t_ns: u64,
+        via: Via,
+        tuple: Tuple,
+        inode: u64,
+        host_pid: i32,
+        keepalive_armed: bool,
+        keepalive_in_ms: Option<u32>,
+    },
+    /// The peer closed its end (a FIN arrived): the program should read EOF.
+    PeerClosed { conn: u32, t_ns: u64, via: Via },
+    /// The kernel aborted the connection; the program's next call returns `error`.
+    KernelGaveUp {
+        conn: u32,
+        t_ns: u64,
+        via: Via,
+        error: String,
+        reason: GaveUpReason,
+    },
+    /// The program let go of the socket (close, or its exit).
+    ProgramClosed { conn: u32, t_ns: u64, via: Via },
+}
+
+impl Observation {
+    pub fn t_ns(&self) -> u64 {
+        match self {
+            Observation::ConnectAttempt { t_ns, .. }
+            | Observation::Established { t_ns, .. }
+            | Observation::PeerClosed { t_ns, .. }
+            | Observation::KernelGaveUp { t_ns, .. }
+            | Observation::ProgramClosed { t_ns, .. } => *t_ns,
+        }
+    }
+}
+
+/// What the tracker knows of one connection.
+#[derive(Clone, Debug)]
+struct Conn {
+    id: u32,
+    inode: u64,
+    /// The kernel no longer runs it: aborted, or the peer closed and so did we.
+    gave_up: bool,
+    peer_closed: bool,
+    closed: bool,
+    /// A reset arrived or left for this tuple, just before the error: its cause.
+    reset: Option<GaveUpReason>,
+}
+
+/// How long trace records of tuples no dump has shown yet are kept: a connection is
+/// established in the kernel before the program accepts it and a dump can name its owner.
+const PENDING_NS: u64 = 5_000_000_000;
+
+/// Turns dumps and trace records of one side into per-connection observations. Pure: time
+/// comes in with the inputs.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    conns: BTreeMap<Tuple, Conn>,
+    /// Trace records for tuples not (yet) known to be the program's.
+    pending: Vec<TraceRecord>,
+    /// The side's own address: trace records from elsewhere are not ours.
+    local_ip: Option<Ipv4Addr>,
+    next_id: u32,
+    /// Whether trace records arrive: then a dump's view of a close or abort is only a
+    /// fallback, since the tracepoint has the exact stamp.
+    tracing: bool,
+    /// Host PIDs of the program's processes, for connect attempts.
+    pids: Vec<i32>,
+}
+
+impl Tracker {
+    pub fn new(local_ip: Ipv4Addr, tracing: bool) -> Tracker {
+        Tracker {
+            local_ip: Some(local_ip),
+            tracing,
+            ..Tracker::default()
+        }
+    }
+
+    /// The program's processes, as the host numbers them.
+    pub fn set_pids(&mut self, pids: Vec<i32>) {
+        self.pids = pids;
+    }
+
+    /// A dump of the namespace at `t_ns`; `owner` maps an inode to the host PID of the
+    /// program's process that holds it (None: not the program's).
+    pub fn dump(
+        &mut self,
+        t_ns: u64,
+        sockets: &[DiagSocket],
+        owner: impl Fn(u64) -> Option<i32>,
+    ) -> Vec<Observation> {
+        let mut out = Vec::new();
+        for s in sockets {
+            if !matches!(s.state, TcpState::Established | TcpState::CloseWait) {
+                continue;
+            }
+            if self.conns.get(&s.tuple).is_some_and(|c| !c.closed) {
+                continue;
+            }
+            let Some(host_pid) = (s.inode != 0).then(|| owner(s.inode)).flatten() else {
+                continue;
+            };
+            self.next_id += 1;
+            let id = self.next_id;
+            // The kernel's stamp of the handshake, when the trace had it.
+            let traced = self.pending.iter().find(|r| {
+                r.tuple == s.tuple
+                    && matches!(
+                        r.kind,
+                        TraceKind::SetState {
+                            to: TcpState::Established,
+                            ..
+                        }
+                    )
+            });
+            let (t, via) = traced.map_or((t_ns, Via::Diag), |r| (r.t_ns, Via::Trace));
+            self.conns.insert(
+                s.tuple,
+                Conn {
+                    id,
+                    inode: s.inode,
+                    gave_up: false,
+                    peer_closed: false,
+                    closed: false,
+                    reset: None,
+                },
+            );
+            out.push(Observation::Established {
+                conn: id,
+                t_ns: t,
+                via,
+                tuple: s.tuple,
+                inode: s.inode,
+                host_pid,
+                keepalive_armed: s.keepalive_in_ms.is_some(),
+                keepalive_in_ms: s.keepalive_in_ms,
+            });
+            // Replay what the trace said of it meanwhile.
+            let pending = std::mem::take(&mut self.pending);
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                pending.into_iter().partition(|r| r.tuple == s.tuple);
+            self.pending = rest;
+            for r in mine {
+                out.extend(self.trace(r));
+            }
+            if s.state == TcpState::CloseWait {
+                out.extend(self.peer_closed(s.tuple, t_ns, Via::Diag));
+            }
+        }
+        // What the dump no longer shows, or shows changed.
+        let shown: BTreeMap<Tuple, &DiagSocket> = sockets.iter().map(|s| (s.tuple, s)).collect();
+        let tuples: Vec<Tuple> = self.conns.keys().copied().collect();
+        for tuple in tuples {
+            let conn = &self.conns[&tuple];
+            if conn.closed {
+                continue;
+            }
+            let held = owner(conn.inode).is_some();
+            match shown.get(&tuple) {
+                Some(s) if s.state == TcpState::CloseWait => {
+                    out.extend(self.peer_closed(tuple, t_ns, Via::Diag));
+                }
+                Some(s) if s.state == TcpState::Established => {}
+                // Gone from the dump, or on its way out: who let go?
+                _ if self.tracing => {}
+                _ if held => {
+                    if !conn.gave_up && !conn.peer_closed {
+                        let c = self.conns.get_mut(&tuple).expect("listed");
+                        c.gave_up = true;
+                        out.push(Observation::KernelGaveUp {
+                            conn: c.id,
+                            t_ns,
+                            via: Via::Diag,
+                            error: "unknown".into(),
+                            reason: GaveUpReason::Unknown,
+                        });
+                    }
+                }
+                _ => {
+                    let c = self.conns.get_mut(&tuple).expect("listed");
+                    c.closed = true;
+                    out.push(Observation::ProgramClosed {
+                        conn: c.id,
+                        t_ns,
+                        via: Via::Diag,
+                    });
+                }
+            }
+        }
+        // Forget trace records nobody claimed.
+        self.pending
+            .retain(|r| r.t_ns + PENDING_NS >= t_ns || r.t_ns > t_ns);
+        out
+    }
+
+    fn peer_closed(&mut self, tuple: Tuple, t_ns: u64, via: Via) -> Option<Observation> {
+        let c = self.conns.get_mut(&tuple)?;
+        if c.peer_closed || c.gave_up || c.closed {
+            return None;
+        }
+        c.peer_closed = true;
+        Some(Observation::PeerClosed {
+            conn: c.id,
+            t_ns,
+            via,
+        })
+    }
+
+    /// One trace record (any namespace's: only the program's tuples count).
+    pub fn trace(&mut self, r: TraceRecord) -> Vec<Observation> {
+        if self.local_ip.is_some_and(|ip| *r.tuple.local.ip() != ip) {
+            return Vec::new();
+        }
+        if let TraceKind::SetState {
+            from: TcpState::Close,
+            to: TcpState::SynSent,
+        } = r.kind
+        {
+            if self.pids.contains(&r.host_pid) {
+                return vec![Observation::ConnectAttempt {
+                    t_ns: r.t_ns,
+                    host_pid: r.host_pid,
+                }];
+            }
+            return Vec::new();
+        }
+        let Some(c) = self.conns.get_mut(&r.tuple).filter(|c| !c.closed) else {
+            self.pending.push(r);
+            return Vec::new();
+        };
+        let id = c.id;
+        let mut out = Vec::new();
+        match r.kind {
+            TraceKind::SendReset { ref reason } if reason == "TCP_KEEPALIVE_TIMEOUT" => {
+                c.reset = Some(GaveUpReason::Keepalive);
+            }
+            TraceKind::SendReset { .. } => {}
+            TraceKind::ReceiveReset => c.reset = Some(GaveUpReason::ResetReceived),
+            TraceKind::ErrorReport { errno } => {
+                if !c.gave_up && !c.closed {
+                    c.gave_up = true;
+                    let reason = match (c.reset, errno) {
+                        (Some(reason), _) => reason,
+                        (None, libc::ECONNRESET | libc::EPIPE) => GaveUpReason::ResetReceived,
+                        (None, libc::ETIMEDOUT) => GaveUpReason::Retransmission,
+                        (None, _) => GaveUpReason::Unreachable,
+                    };
+                    out.push(Observation::KernelGaveUp {
+                        conn: id,
+                        t_ns: r.t_ns,
+                        via: Via::Trace,
+                        error: errno_name(errno),
+                        reason,
+                    });
+                }
+            }
+            TraceKind::SetState { from, to } => match (from, to) {
+                (TcpState::Established, TcpState::CloseWait) => {
+                    out.extend(self.peer_closed(r.tuple, r.t_ns, Via::Trace));
+                }
+                // close() or shutdown() by the program: a FIN leaves. (A move to CLOSE is
+                // an abort, whose error report follows.)
+                (
+                    TcpState::Established | TcpState::CloseWait,
+                    TcpState::FinWait1 | TcpState::LastAck,
+                ) if c.reset.is_none() => {
+                    c.closed = true;
+                    out.push(Observation::ProgramClosed {
+                        conn: id,
+                        t_ns: r.t_ns,
+                        via: Via::Trace,
+                    });
+                }
+                _ => {}
+            },
+            TraceKind::Destroy => {
+                if !c.closed {
+                    c.closed = true;
+                    out.push(Observation::ProgramClosed {
+                        conn: id,
+                        t_ns: r.t_ns,
+                        via: Via::Trace,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Lines as this kernel (6.18) printed them for a keepalive abort on both sides.
+    const ESTABLISHED: &str = "           socat-8237    [000] .....   333.094837: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP sport=43206 dport=7000 saddr=10.99.0.1 daddr=10.99.0.2 saddrv6=::ffff:10.99.0.1 daddrv6=::ffff:10.99.0.2 oldstate=TCP_SYN_SENT newstate=TCP_ESTABLISHED";
+    const SYN_SENT: &str = "           socat-8237    [000] .....   333.094757: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP sport=0 dport=7000 saddr=10.99.0.1 daddr=10.99.0.2 saddrv6=::ffff:10.99.0.1 daddrv6=::ffff:10.99.0.2 oldstate=TCP_CLOSE newstate=TCP_SYN_SENT";
+    const RESET: &str = "          <idle>-0       [001] .Ns2.   337.180190: tcp_send_reset: skbaddr=0000000000000000 skaddr=00000000d36a3636 src=10.99.0.1:43206 dest=10.99.0.2:7000 state=TCP_ESTABLISHED reason=TCP_KEEPALIVE_TIMEOUT";
+    const TO_CLOSE: &str = "          <idle>-0       [001] .Ns2.   337.180194: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP sport=43206 dport=7000 saddr=10.99.0.1 daddr=10.99.0.2 saddrv6=::ffff:10.99.0.1 daddrv6=::ffff:10.99.0.2 oldstate=TCP_ESTABLISHED newstate=TCP_CLOSE";
+    const ERROR: &str = "          <idle>-0       [001] .Ns2.   337.180194: inet_sk_error_report: family=AF_INET protocol=IPPROTO_TCP sport=43206 dport=7000 saddr=10.99.0.1 daddr=10.99.0.2 saddrv6=::ffff:10.99.0.1 daddrv6=::ffff:10.99.0.2 error=110";
+    const DESTROY: &str = "     my prog-x-8232    [001] b..1.   337.181725: tcp_destroy_sock: family=AF_INET sport=43206 dport=7000 saddr=10.99.0.1 daddr=10.99.0.2 saddrv6=::ffff:10.99.0.1 daddrv6=::ffff:10.99.0.2 sock_cookie=4";
+
+    fn tuple() -> Tuple {
+        Tuple {
+            local: "10.99.0.1:43206".parse().unwrap(),
+            remote: "10.99.0.2:7000".parse().unwrap(),
+        }
+    }
+
+    fn diag(state: TcpState, keepalive: Option<u32>) -> DiagSocket {
+        DiagSocket {
+            tuple: tuple(),
+            state,
+            inode: 20929,
+            keepalive_in_ms: keepalive,
+            retransmit: None,
+            probes: 0,
+            unacked: 0,
+        }
+    }
+
+    #[test]
+    fn parses_the_kernels_lines() {
+        let r = parse_trace_line(ERROR).unwrap();
+        assert_eq!(r.t_ns, 337_180_194_000);
+        assert_eq!((r.task.as_str(), r.host_pid), ("<idle>", 0));
+        assert_eq!(r.tuple, tuple());
+        assert_eq!(r.kind, TraceKind::ErrorReport { errno: 110 });
+        let r = parse_trace_line(RESET).unwrap();
+        assert_eq!(r.tuple, tuple());
+        assert_eq!(
+            r.kind,
+            TraceKind::SendReset {
+                reason: "TCP_KEEPALIVE_TIMEOUT".into()
+            }
+        );
+        let r = parse_trace_line(DESTROY).unwrap();
+        assert_eq!((r.task.as_str(), r.host_pid), ("my prog-x", 8232));
+        assert_eq!(r.kind, TraceKind::Destroy);
+        assert_eq!(
+            parse_trace_line(ESTABLISHED).unwrap().kind,
+            TraceKind::SetState {
+                from: TcpState::SynSent,
+                to: TcpState::Established
+            }
+        );
+    }
+
+    #[test]
+    fn ignores_what_is_not_an_ipv4_tcp_event() {
+        assert_eq!(parse_trace_line("# tracer: nop"), None);
+        assert_eq!(parse_trace_line(""), None);
+        assert_eq!(parse_trace_line("garbage [x"), None);
+        let v6 = ESTABLISHED.replace("AF_INET", "AF_INET6");
+        assert_eq!(parse_trace_line(&v6), None);
+        let sctp = ESTABLISHED.replace("IPPROTO_TCP", "IPPROTO_SCTP");
+        assert_eq!(parse_trace_line(&sctp), None);
+        let other = ESTABLISHED.replace("inet_sock_set_state", "sk_data_ready");
+        assert_eq!(parse_trace_line(&other), None);
+        assert_eq!(stamp("12.5"), Some(12_500_000_000));
+        assert_eq!(stamp("12."), None);
+    }
+
+    #[test]
+    fn a_keepalive_abort_then_a_late_close() {
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), true);
+        t.set_pids(vec![8237]);
+        // The attempt and the handshake arrive before any dump names the socket's owner.
+        let attempt = t.trace(parse_trace_line(SYN_SENT).unwrap());
+        assert!(matches!(
+            attempt[..],
+            [Observation::ConnectAttempt { host_pid: 8237, .. }]
+        ));
+        assert!(t.trace(parse_trace_line(ESTABLISHED).unwrap()).is_empty());
+        let seen = t.dump(
+            333_200_000_000,
+            &[diag(TcpState::Established, Some(900))],
+            |_| Some(8237),
+        );
+        match &seen[..] {
+            [Observation::Established {
+                conn: 1,
+                t_ns,
+                via: Via::Trace,
+                keepalive_armed: true,
+                ..
+            }] => assert_eq!(*t_ns, 333_094_837_000),
+            other => panic!("{other:?}"),
+        }
+        for line in [RESET, TO_CLOSE] {
+            assert!(t.trace(parse_trace_line(line).unwrap()).is_empty());
+        }
+        let gave_up = t.trace(parse_trace_line(ERROR).unwrap());
+        assert_eq!(
+            gave_up,
+            vec![Observation::KernelGaveUp {
+                conn: 1,
+                t_ns: 337_180_194_000,
+                via: Via::Trace,
+                error: "ETIMEDOUT".into(),
+                reason: GaveUpReason::Keepalive
+            }]
+        );
+        // The dump no longer shows the socket, the program still holds it: the trace has
+        // already said why, so the dump adds nothing.
+        assert!(t.dump(337_200_000_000, &[], |_| Some(8237)).is_empty());
+        let closed = t.trace(parse_trace_line(DESTROY).unwrap());
+        assert_eq!(
+            closed,
+            vec![Observation::ProgramClosed {
+                conn: 1,
+                t_ns: 337_181_725_000,
+                via: Via::Trace
+            }]
+        );
+    }
+
+    #[test]
+    fn without_the_trace_a_dump_sees_the_abort_and_the_close() {
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), false);
+        let seen = t.dump(1_000, &[diag(TcpState::Established, None)], |_| Some(5));
+        assert!(matches!(
+            seen[..],
+            [Observation::Established {
+                via: Via::Diag,
+                keepalive_armed: false,
+                t_ns: 1_000,
+                ..
+            }]
+        ));
+        // Aborted: gone from the dump, still held.
+        let gave_up = t.dump(2_000, &[], |_| Some(5));
+        assert!(matches!(
+            gave_up[..],
+            [Observation::KernelGaveUp {
+                reason: GaveUpReason::Unknown,
+                t_ns: 2_000,
+                ..
+            }]
+        ));
+        assert!(t.dump(3_000, &[], |_| Some(5)).is_empty());
+        let closed = t.dump(4_000, &[], |_| None);
+        assert!(matches!(
+            closed[..],
+            [Observation::ProgramClosed { t_ns: 4_000, .. }]
+        ));
+        // A new connection on the same tuple is a new one.
+        let again = t.dump(5_000, &[diag(TcpState::Established, None)], |_| Some(5));
+        assert!(matches!(
+            again[..],
+            [Observation::Established { conn: 2, .. }]
+        ));
+    }
+
+    #[test]
+    fn a_peer_close_then_the_programs_close() {
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), false);
+        t.dump(1_000, &[diag(TcpState::Established, None)], |_| Some(5));
+        let fin = t.dump(2_000, &[diag(TcpState::CloseWait, None)], |_| Some(5));
+        assert!(matches!(
+            fin[..],
+            [Observation::PeerClosed { t_ns: 2_000, .. }]
+        ));
+        let closed = t.dump(3_000, &[], |_| None);
+        assert!(matches!(closed[..], [Observation::ProgramClosed { .. }]));
+    }
+
+    #[test]
+    fn records_of_other_namespaces_and_programs_do_not_count() {
+        let mut t = Tracker::new("10.99.0.2".parse().unwrap(), true);
+        t.set_pids(vec![1]);
+        // Another side's address.
+        assert!(t.trace(parse_trace_line(SYN_SENT).unwrap()).is_empty());
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), true);
+        t.set_pids(vec![1]);
+        // Another process's connect.
+        assert!(t.trace(parse_trace_line(SYN_SENT).unwrap()).is_empty());
+        // Sockets nobody of the program holds.
+        assert!(t
+            .dump(1, &[diag(TcpState::Established, None)], |_| None)
+            .is_empty());
+        // Unclaimed trace records are forgotten after a while.
+        t.trace(parse_trace_line(ERROR).unwrap());
+        assert_eq!(t.pending.len(), 1);
+        t.dump(337_180_194_000 + PENDING_NS + 1, &[], |_| None);
+        assert!(t.pending.is_empty());
+    }
+}
