@@ -276,10 +276,15 @@ pub fn mechanism(error: &str, retransmits: u32, user_timeout_ms: u32) -> LossMec
         "EOF" => LossMechanism::Eof,
         "ECONNRESET" | "EPIPE" => LossMechanism::Reset,
         "HEARTBEAT" => LossMechanism::AppHeartbeat,
-        "ETIMEDOUT" if user_timeout_ms > 0 => LossMechanism::UserTimeout,
-        "ETIMEDOUT" if retransmits > 0 => LossMechanism::RetransmissionTimeout,
-        "ETIMEDOUT" => LossMechanism::Keepalive,
-        "EHOSTUNREACH" | "ENETUNREACH" | "ECONNREFUSED" => LossMechanism::Icmp,
+        // An ICMP error on an established connection is only recorded (sk_err_soft); it is
+        // reported when a timer gives up, so the timer is the mechanism (docs/physics.md).
+        "ETIMEDOUT" | "EHOSTUNREACH" | "ENETUNREACH" | "ECONNREFUSED" if user_timeout_ms > 0 => {
+            LossMechanism::UserTimeout
+        }
+        "ETIMEDOUT" | "EHOSTUNREACH" | "ENETUNREACH" | "ECONNREFUSED" if retransmits > 0 => {
+            LossMechanism::RetransmissionTimeout
+        }
+        "ETIMEDOUT" | "EHOSTUNREACH" | "ENETUNREACH" | "ECONNREFUSED" => LossMechanism::Keepalive,
         _ => LossMechanism::Other,
     }
 }
@@ -775,9 +780,11 @@ mod tests {
         assert_eq!(mechanism("ETIMEDOUT", 4, 0), "retransmission-timeout");
         assert_eq!(mechanism("ETIMEDOUT", 0, 5000), "user-timeout");
         assert_eq!(mechanism("ETIMEDOUT", 4, 5000), "user-timeout");
-        assert_eq!(mechanism("EHOSTUNREACH", 1, 0), "icmp");
-        assert_eq!(mechanism("ENETUNREACH", 0, 0), "icmp");
-        assert_eq!(mechanism("ECONNREFUSED", 0, 0), "icmp");
+        // ICMP errors arrive with the timer that gave up, never on their own.
+        assert_eq!(mechanism("EHOSTUNREACH", 1, 0), "retransmission-timeout");
+        assert_eq!(mechanism("EHOSTUNREACH", 3, 500), "user-timeout");
+        assert_eq!(mechanism("ENETUNREACH", 0, 0), "keepalive");
+        assert_eq!(mechanism("ECONNREFUSED", 0, 3000), "user-timeout");
         assert_eq!(mechanism("EPROTO", 0, 0), "other");
         assert_eq!(mechanism("", 0, 0), "other");
     }
@@ -791,7 +798,7 @@ mod tests {
             mechanism(&name(libc::ETIMEDOUT), 1, 0),
             "retransmission-timeout"
         );
-        assert_eq!(mechanism(&name(libc::EHOSTUNREACH), 0, 0), "icmp");
+        assert_eq!(mechanism(&name(libc::EHOSTUNREACH), 0, 0), "keepalive");
         assert_eq!(name(libc::EPROTO), "EPROTO");
     }
 

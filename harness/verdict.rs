@@ -9,10 +9,12 @@ use crate::scenario::{Check, Expectation, Scenario};
 /// Judges every expectation. `now_ms` is the current time while the run goes on, `None` once
 /// it is over (then nothing stays pending).
 pub fn judge(scenario: &Scenario, events: &[Event], now_ms: Option<f64>) -> Vec<Outcome> {
+    // How long the run watched: to its last event (lab-down in a finished run).
+    let run_end_ms = now_ms.unwrap_or_else(|| events.iter().map(|e| e.t_ms).fold(0.0, f64::max));
     scenario
         .expectations
         .iter()
-        .map(|e| judge_one(e, events, now_ms))
+        .map(|e| judge_one(e, events, now_ms, run_end_ms))
         .collect()
 }
 
@@ -35,7 +37,7 @@ fn secs(ms: f64) -> String {
     }
 }
 
-fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>) -> Outcome {
+fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>, run_end_ms: f64) -> Outcome {
     let side = exp.side;
     let head = format!("{{ side = \"{side}\", fault = \"{}\", ", exp.fault);
     let outcome = |status: Status, actual: String, reason: String| Outcome {
@@ -92,7 +94,10 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>) -> Outcom
                     format!("{side} {what} after {}, expected never", secs(latency))
                 }
                 Placement::TooEarly => format!("{side} {what} too early, after {}", secs(latency)),
-                Placement::TooLate => format!("{side} {what} too late, after {}", secs(latency)),
+                Placement::TooLate => format!(
+                    "{side} {what} later than predicted, at {} (window {window})",
+                    secs(latency)
+                ),
                 Placement::Inside => match &exp.check {
                     Check::Detects {
                         error: Some(want), ..
@@ -110,25 +115,48 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>) -> Outcom
             outcome(status, actual, reason)
         }
         None => {
-            let actual = format!("{what} = \"never\"");
-            if window == Window::Never {
-                return outcome(pending_or(Status::Passed), actual, String::new());
+            // Nothing yet: keep watching until the run is over. A detection after the window
+            // is still a detection (reported as late, never as "never").
+            if now_ms.is_some() {
+                return outcome(
+                    Status::Pending,
+                    format!("{what} = \"never\""),
+                    String::new(),
+                );
             }
-            let past_deadline = match (now_ms, window.deadline()) {
-                (None, _) => true,
-                (Some(now), Some(d)) => now - reference_ms > d.as_millis() as f64,
-                (Some(_), None) => false,
-            };
-            let status = if past_deadline {
-                Status::Failed
-            } else {
-                Status::Pending
-            };
+            if window == Window::Never {
+                return outcome(Status::Passed, format!("{what} = \"never\""), String::new());
+            }
+            // A window that only opens after the run ended cannot be checked by this run;
+            // nothing happening within the run is what it predicts.
+            let watched_ms = run_end_ms - reference_ms;
+            if let Window::Within {
+                from: Some(from), ..
+            } = window
+            {
+                if from.as_millis() as f64 > watched_ms {
+                    return outcome(
+                        Status::Passed,
+                        format!(
+                            "{what} = \"not within this run\" (watched {} after the fault)",
+                            secs(watched_ms)
+                        ),
+                        String::new(),
+                    );
+                }
+            }
             let reason = match window.deadline() {
-                Some(d) => format!("{side} did not {} within {d}", &what[..what.len() - 1]),
-                None => format!("{side} never {what}"),
+                Some(d) => format!(
+                    "{side} did not {} within {d} (watched {} after the fault)",
+                    &what[..what.len() - 1],
+                    secs(watched_ms)
+                ),
+                None => format!(
+                    "{side} never {what} (watched {} after the fault)",
+                    secs(watched_ms)
+                ),
             };
-            outcome(status, actual, reason)
+            outcome(Status::Failed, format!("{what} = \"never\""), reason)
         }
     }
 }
@@ -191,7 +219,10 @@ mod tests {
             &ev,
             None,
         );
-        assert!(!o.passed && o.reason.contains("too late"), "{o:?}");
+        assert!(
+            !o.passed && o.reason.contains("later than predicted"),
+            "{o:?}"
+        );
         let o = one(
             "[[expect]]\nside = \"client\"\ndetects = \"14s..\"",
             &ev,
@@ -207,17 +238,55 @@ mod tests {
     }
 
     #[test]
-    fn missing_detection_is_pending_until_the_deadline_then_fails() {
+    fn missing_detection_stays_pending_until_the_run_ends_then_fails() {
+        // Past the window's upper bound the kernel may still detect: the run keeps watching.
         let exp = "[[expect]]\nside = \"server\"\ndetects = \"9.8s..15s\"";
         let ev = events();
         assert_eq!(one(exp, &ev, Some(10_000.0)).status, Status::Pending);
-        assert_eq!(one(exp, &ev, Some(17_006.0)).status, Status::Failed);
+        assert_eq!(one(exp, &ev, Some(17_006.0)).status, Status::Pending);
         let o = one(exp, &ev, None);
         assert_eq!(o.status, Status::Failed);
         assert!(o.actual.contains("detects = \"never\""), "{o:?}");
+        assert!(
+            o.reason.contains("watched 16.395s after the fault"),
+            "{o:?}"
+        );
         let never = "[[expect]]\nside = \"server\"\ndetects = \"never\"";
         assert_eq!(one(never, &ev, Some(20_000.0)).status, Status::Pending);
         assert_eq!(one(never, &ev, None).status, Status::Passed);
+    }
+
+    #[test]
+    fn a_late_detection_is_late_not_never() {
+        let o = one(
+            "[[expect]]\nside = \"client\"\ndetects = \"9.8s..11s\"",
+            &events(),
+            Some(16_000.0),
+        );
+        assert_eq!(o.status, Status::Failed);
+        assert!(
+            o.reason
+                .contains("client detects later than predicted, at 12.996s"),
+            "{o:?}"
+        );
+        assert!(o.actual.contains("detects = \"12.996s\""), "{o:?}");
+    }
+
+    #[test]
+    fn a_window_beyond_the_run_is_not_within_this_run() {
+        // The busy writer's 924.6 s retransmission budget in a 30 s run: nothing to see.
+        let exp = "[[expect]]\nside = \"server\"\ndetects = \"924.6s..939.8s\"";
+        let ev = events();
+        let o = one(exp, &ev, None);
+        assert!(o.passed, "{o:?}");
+        assert!(o.actual.contains("not within this run"), "{o:?}");
+        // ... but a detection inside the run is too early.
+        let o = one(
+            "[[expect]]\nside = \"client\"\ndetects = \"924.6s..939.8s\"",
+            &ev,
+            None,
+        );
+        assert!(!o.passed && o.reason.contains("too early"), "{o:?}");
     }
 
     #[test]
