@@ -63,7 +63,7 @@ enum Command {
         /// Without a scenario: net.ipv4.tcp_retries2.
         #[arg(long, default_value_t = 15)]
         tcp_retries2: u8,
-        /// Without a scenario: silence, reset, icmp, frozen, exit, exit-unread, reboot:MS,
+        /// Without a scenario: silence, reset, icmp, icmp-port, frozen, exit, exit-unread, reboot:MS,
         /// nat:MS[:reset] or loss:PERCENT.
         #[arg(long, value_parser = flatline::model::FaultModel::parse)]
         fault: Option<flatline::model::FaultModel>,
@@ -305,6 +305,7 @@ fn side_model(
         heartbeat,
         role,
         traffic_interval_ms,
+        record_bytes: 64,
         tcp_retries2,
     })
 }

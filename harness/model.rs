@@ -106,6 +106,8 @@ pub struct SideModel {
     pub heartbeat: Option<(u64, u32)>,
     pub role: Role,
     pub traffic_interval_ms: u64,
+    /// Bytes per record a writer sends.
+    pub record_bytes: u64,
     /// net.ipv4.tcp_retries2.
     pub tcp_retries2: u8,
 }
@@ -124,18 +126,28 @@ pub enum FaultModel {
     Silence,
     /// Every packet this side sends is answered with a TCP reset.
     Reset,
-    /// Packets are answered with ICMP unreachable.
-    Icmp,
+    /// Nothing comes back, one way: `peer_rst_ms` is when the peer's keepalive gives up and
+    /// sends an RST that reaches this side, if it does (a one-way drop lets it through only
+    /// when this side's packets are the ones dropped).
+    OneWayDrop { peer_rst_ms: Option<(f64, f64)> },
+    /// Packets are answered with ICMP host-unreachable, or port-unreachable (`port`).
+    Icmp { port: bool },
     /// The peer's host is down for `down_ms`, then answers with resets.
     HostReboot { down_ms: u64 },
     /// A NAT forgets flows idle for `timeout_ms`; `reset` answers them with RST.
-    NatTimeout { timeout_ms: u64, reset: bool },
+    /// `peer_period_ms`: how often the peer's keepalive probes (None: as often as this side).
+    NatTimeout {
+        timeout_ms: u64,
+        reset: bool,
+        peer_period_ms: Option<u64>,
+    },
     /// Random loss.
     Loss { percent: u8 },
 }
 
 impl FaultModel {
-    /// Parses the command line's spelling: silence, reset, icmp, frozen, exit, exit-unread,
+    /// Parses the command line's spelling: silence, reset, icmp (host), icmp-port, frozen, exit,
+    /// exit-unread,
     /// reboot:MS, nat:MS[:reset], loss:PERCENT.
     pub fn parse(s: &str) -> Result<FaultModel, String> {
         let mut parts = s.split(':');
@@ -150,7 +162,8 @@ impl FaultModel {
         let fault = match name {
             "silence" | "drop" | "cable-pull" => FaultModel::Silence,
             "reset" => FaultModel::Reset,
-            "icmp" => FaultModel::Icmp,
+            "icmp" | "icmp-host" => FaultModel::Icmp { port: false },
+            "icmp-port" => FaultModel::Icmp { port: true },
             "frozen" | "freeze" => FaultModel::PeerFrozen,
             "exit" | "kill" => FaultModel::PeerExited { unread: false },
             "exit-unread" => FaultModel::PeerExited { unread: true },
@@ -166,14 +179,18 @@ impl FaultModel {
                         return Err(format!("`{s}`: `{other}`: only `reset` may follow"))
                     }
                 };
-                FaultModel::NatTimeout { timeout_ms, reset }
+                FaultModel::NatTimeout {
+                    timeout_ms,
+                    reset,
+                    peer_period_ms: None,
+                }
             }
             "loss" => FaultModel::Loss {
                 percent: u8::try_from(number("a percentage")?.clamp(1, 100)).unwrap_or(100),
             },
             _ => {
                 return Err(format!(
-                    "unknown fault `{s}`: use silence, reset, icmp, frozen, exit, exit-unread, \
+                    "unknown fault `{s}`: use silence, reset, icmp, icmp-port, frozen, exit, exit-unread, \
                      reboot:MS, nat:MS[:reset] or loss:PERCENT"
                 ))
             }
@@ -256,13 +273,20 @@ fn slack(period_ms: f64) -> f64 {
 /// Margin for waking the detecting process and stamping its event.
 const SCHEDULING_MS: f64 = 50.0;
 
-/// Linux's minimum retransmission timeout, ms.
-const RTO_MIN_MS: f64 = 200.0;
-/// Linux's maximum retransmission timeout, ms.
-const RTO_MAX_MS: f64 = 120_000.0;
+/// Linux's minimum retransmission timeout (TCP_RTO_MIN), ms.
+pub const RTO_MIN_MS: f64 = 200.0;
+/// Linux's maximum retransmission timeout (TCP_RTO_MAX), ms.
+pub const RTO_MAX_MS: f64 = 120_000.0;
+/// The retransmission timeout the lab's connections really get: RTO_MIN plus the smoothed
+/// round trip, rounded up to jiffies, plus room for a loaded machine (docs/physics.md).
+pub const RTO_LAB_MAX_MS: f64 = 220.0;
+/// Receive windows a frozen peer can have advertised before its buffer filled: from the
+/// initial window to tcp_rmem's autotuning maximum (6 MiB), bytes.
+const WINDOW_MIN_BYTES: f64 = 32.0 * 1024.0;
+const WINDOW_MAX_BYTES: f64 = 6.0 * 1024.0 * 1024.0;
 
 /// H(n): the time retransmissions of a segment may take before the connection is aborted,
-/// tcp_retries2 = n (physics.md formula 3), ms.
+/// tcp_retries2 = n (tcp_model_timeout; docs/physics.md), ms.
 pub fn retransmission_budget_ms(n: u8) -> f64 {
     let n = f64::from(n);
     if n <= 9.0 {
@@ -272,11 +296,18 @@ pub fn retransmission_budget_ms(n: u8) -> f64 {
     }
 }
 
-/// When a connection whose first unacknowledged segment was sent at 0 is aborted: the first
-/// retransmission timer expiry at or past H(n), with the RTO doubling from its minimum.
+/// When a connection whose first unacknowledged segment was sent at 0 is aborted, with no
+/// tail-loss probe and an RTO of exactly RTO_MIN: the first retransmission timer expiry at or
+/// past H(n), the RTO doubling up to RTO_MAX.
 pub fn retransmission_abort_ms(n: u8) -> f64 {
+    retransmission_abort_with(n, RTO_MIN_MS, 0.0)
+}
+
+/// As [`retransmission_abort_ms`], for a connection whose RTO is `rto` and whose first
+/// retransmission timer starts `tlp` after the segment (the tail-loss probe goes first).
+fn retransmission_abort_with(n: u8, rto: f64, tlp: f64) -> f64 {
     let budget = retransmission_budget_ms(n);
-    let (mut t, mut rto) = (0.0, RTO_MIN_MS);
+    let (mut t, mut rto) = (tlp, rto);
     loop {
         t += rto;
         if t >= budget - 1e-6 {
@@ -302,7 +333,8 @@ fn heartbeat(me: &SideModel, fault: FaultModel) -> Option<Prediction> {
         fault,
         FaultModel::PeerFrozen
             | FaultModel::Silence
-            | FaultModel::Icmp
+            | FaultModel::OneWayDrop { .. }
+            | FaultModel::Icmp { .. }
             | FaultModel::HostReboot { .. }
     );
     if !silenced {
@@ -319,70 +351,133 @@ fn heartbeat(me: &SideModel, fault: FaultModel) -> Option<Prediction> {
     ))
 }
 
-/// Idle keepalive against a silent peer: D = L + I + N*V (formula 1), or with a user timeout
-/// D = L + I + V*max(1, ceil((UT - I)/V)) (formula 2); L is the last activity before the fault.
-fn keepalive_silence(me: &SideModel, last_activity_lo: f64, why: &str) -> Prediction {
+/// The keepalive timer's period while probes are answered: it re-arms for the interval after
+/// each probe, and an answer resets the probe count, not the timer (tcp_keepalive_timer).
+pub fn probe_period_ms(k: KeepaliveMs) -> f64 {
+    k.idle_ms.max(k.interval_ms) as f64
+}
+
+/// The keepalive timer after the last activity L, when the peer has gone silent: it first
+/// probes `first` after L, then every V, and gives up after N unanswered probes, or with
+/// TCP_USER_TIMEOUT at the first expiry at least UT after L with a probe out (KEEPCNT is then
+/// ignored). Returns (ms from L to the give-up, probes sent).
+fn keepalive_give_up(k: KeepaliveMs, user_timeout_ms: u64, first: f64) -> (f64, f64) {
+    let v = k.interval_ms as f64;
+    let probes = if user_timeout_ms > 0 {
+        ((user_timeout_ms as f64 - first) / v).ceil().max(1.0)
+    } else {
+        f64::from(k.count)
+    };
+    (first + probes * v, probes)
+}
+
+/// Idle keepalive against a silent peer (docs/physics.md, K1-K3). After the last activity L
+/// the timer probes I later when L was data or the handshake, max(I, V) later when L was an
+/// answered probe; L is at most that long before the fault, or one traffic interval for a
+/// reader. D = L + first + N*V, or with a user timeout L + first + V*max(1, ceil((UT-first)/V)).
+fn keepalive_silence(me: &SideModel, why: &str) -> Prediction {
     let Some(k) = me.keepalive else {
         return Prediction::never(format!(
             "{why}; keepalive off and nothing to send: nothing fires"
         ));
     };
-    let (i, v, n) = (k.idle_ms as f64, k.interval_ms as f64, f64::from(k.count));
-    let (probing, mechanism) = if me.user_timeout_ms > 0 {
-        let ut = me.user_timeout_ms as f64;
-        (v * ((ut - i) / v).ceil().max(1.0), "user-timeout")
+    let (i, v) = (k.idle_ms as f64, k.interval_ms as f64);
+    let traffic = me.traffic_interval_ms as f64;
+    // (first probe after L, how long before the fault L can be)
+    let cases: Vec<(f64, f64)> = if me.role == Role::Reader && traffic < i {
+        vec![(i, traffic)]
     } else {
-        (n * v, "keepalive")
+        vec![(i, i), (i.max(v), i.max(v))]
     };
-    let total = i + probing;
-    let timers = if v > 0.0 { probing / v } else { 0.0 } + 1.0;
+    let (mut lo, mut hi) = (f64::INFINITY, 0f64);
+    for (first, back) in cases {
+        let (total, probes) = keepalive_give_up(k, me.user_timeout_ms, first);
+        lo = lo.min(total - back);
+        // Each expiry may be late by the timer wheel's slack; V < I splits the first wait in
+        // two expiries (V, then the rest of I).
+        hi = hi.max(total + slack(first) + slack(0.0) + probes * slack(v));
+    }
+    let mechanism = if me.user_timeout_ms > 0 {
+        "user-timeout"
+    } else {
+        "keepalive"
+    };
     Prediction::at(
-        (total + last_activity_lo).max(0.0),
-        total + slack(i) + timers * slack(v),
+        lo.max(0.0),
+        hi,
         "ETIMEDOUT",
         mechanism,
-        format!("{why}; idle {}, then probes until given up", secs(i)),
+        format!(
+            "{why}; idle {}, then probes every {} until given up",
+            secs(i),
+            secs(v)
+        ),
     )
 }
 
-/// A writer against a silent peer: keepalive cannot run while data is unacknowledged; the user
-/// timeout (formula 4) or the retransmission budget (formula 3) decides.
-fn writer_silence(me: &SideModel, error: &str) -> Prediction {
+/// A writer against a silent peer: keepalive cannot run while data is unacknowledged
+/// (tcp_keepalive_timer returns early); the first lost write leaves within one traffic
+/// interval, a tail-loss probe follows about one RTO later and restarts the retransmission
+/// timer (tcp_schedule_loss_probe), so the first retransmission comes ~2 RTO after the write.
+/// Then TCP_USER_TIMEOUT, counted from the first retransmission, with the last RTO clamped to
+/// it (tcp_clamp_rto_to_user_timeout), or the retransmission budget H(tcp_retries2)
+/// (tcp_write_timeout). `revert`: ICMP host-unreachable undoes a backoff and re-arms the timer
+/// without the clamp (tcp_ld_RTO_revert), up to one RTO late.
+fn writer_silence(me: &SideModel, error: &str, revert: bool) -> Prediction {
     let interval = me.traffic_interval_ms as f64;
-    // The first lost segment leaves within one traffic interval of the fault; its first
-    // retransmission one RTO later.
+    let late = if revert { RTO_LAB_MAX_MS } else { 0.0 };
     if me.user_timeout_ms > 0 {
         let ut = me.user_timeout_ms as f64;
         Prediction::at(
-            ut + RTO_MIN_MS,
-            ut + RTO_MIN_MS + interval + slack(ut),
+            ut + 2.0 * RTO_MIN_MS,
+            ut + interval
+                + 2.0 * RTO_LAB_MAX_MS
+                + late
+                + slack(ut.min(RTO_MAX_MS))
+                + 2.0 * slack(RTO_LAB_MAX_MS),
             error,
             "user-timeout",
             "unacknowledged data: TCP_USER_TIMEOUT after the first retransmission".into(),
         )
     } else {
-        let abort = retransmission_abort_ms(me.tcp_retries2);
+        let n = me.tcp_retries2;
+        let lo = retransmission_abort_with(n, RTO_MIN_MS, RTO_MIN_MS);
+        let hi = retransmission_abort_with(n, RTO_LAB_MAX_MS, RTO_LAB_MAX_MS) * 1.125 + 4.0;
         Prediction::at(
-            retransmission_budget_ms(me.tcp_retries2),
-            abort + interval + slack(RTO_MAX_MS.min(abort)),
+            lo,
+            interval + hi + late,
             error,
             "retransmission-timeout",
             format!(
-                "unacknowledged data: keepalive cannot fire; retransmissions for H({}) = {}",
-                me.tcp_retries2,
-                secs(retransmission_budget_ms(me.tcp_retries2))
+                "unacknowledged data: keepalive cannot fire; retransmissions for H({n}) = {}",
+                secs(retransmission_budget_ms(n))
             ),
         )
     }
 }
 
-/// Lower bound of the last activity before the fault, relative to it (ms, <= 0).
-fn last_activity_lo(me: &SideModel) -> f64 {
-    match (me.role, me.keepalive) {
-        (Role::Reader, _) => -(me.traffic_interval_ms as f64),
-        (_, Some(k)) => -(k.idle_ms as f64),
-        (_, None) => 0.0,
-    }
+/// A writer whose peer is frozen: the peer's kernel ACKs until its receive buffer is full,
+/// then advertises a zero window; the persist timer probes it (tcp_probe_timer), and the
+/// probes are answered, so only TCP_USER_TIMEOUT, counted from the first zero-window probe
+/// (icsk_probes_tstamp), ends it. The window fills at the writer's rate: the first probe comes
+/// one RTO after the window closed.
+fn writer_persist(me: &SideModel) -> Prediction {
+    let ut = me.user_timeout_ms as f64;
+    let rate = me.record_bytes as f64 / me.traffic_interval_ms.max(1) as f64; // bytes per ms
+    let fill = |bytes: f64| bytes / rate.max(1e-9);
+    Prediction::at(
+        ut + RTO_MIN_MS + fill(WINDOW_MIN_BYTES) - me.traffic_interval_ms as f64,
+        ut + fill(WINDOW_MAX_BYTES)
+            + me.traffic_interval_ms as f64
+            + RTO_LAB_MAX_MS
+            + slack(ut.min(RTO_MAX_MS))
+            + slack(RTO_LAB_MAX_MS),
+        "ETIMEDOUT",
+        "user-timeout",
+        "the frozen peer's window fills; its kernel answers zero-window probes until \
+         TCP_USER_TIMEOUT, counted from the first probe"
+            .into(),
+    )
 }
 
 fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
@@ -409,25 +504,58 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
             }
         }
         FaultModel::PeerFrozen => {
-            Prediction::never("the frozen peer's kernel still ACKs and answers keepalives".into())
-        }
-        FaultModel::Silence => {
-            if writer {
-                writer_silence(me, "ETIMEDOUT")
+            if writer && me.user_timeout_ms > 0 {
+                writer_persist(me)
+            } else if writer {
+                Prediction::never(
+                    "the frozen peer's kernel answers zero-window probes; without \
+                     TCP_USER_TIMEOUT the persist timer never gives up"
+                        .into(),
+                )
             } else {
-                keepalive_silence(me, last_activity_lo(me), "nothing comes back")
+                Prediction::never(
+                    "the frozen peer's kernel still ACKs and answers keepalives".into(),
+                )
             }
         }
-        FaultModel::Icmp => {
+        FaultModel::Silence => silence(me, "nothing comes back"),
+        FaultModel::OneWayDrop { peer_rst_ms } => {
+            let own = silence(me, "nothing comes back");
+            let Some((plo, phi)) = peer_rst_ms else {
+                return own;
+            };
+            // The peer's keepalive gives up and sends an RST, which this direction lets
+            // through: ECONNRESET at that moment, unless this side gave up first.
+            let rst = Prediction::at(
+                plo,
+                phi,
+                "ECONNRESET",
+                "reset",
+                "the peer gave up first; its RST gets through the one-way drop".into(),
+            );
+            match own.window_ms {
+                None => rst,
+                Some((olo, _)) if phi <= olo => rst,
+                Some((_, ohi)) if plo >= ohi => own,
+                Some((olo, ohi)) => {
+                    // Either can come first: the earlier of the two, with the likelier error.
+                    let (lo, hi) = (plo.min(olo), phi.min(ohi));
+                    let first = if plo + phi < olo + ohi { rst } else { own };
+                    Prediction {
+                        window_ms: Some((lo, hi)),
+                        why: format!("{} (or the other side first)", first.why),
+                        ..first
+                    }
+                }
+            }
+        }
+        FaultModel::Icmp { port } => {
             if writer {
-                // A soft error is recorded and reported when the timeout fires.
-                writer_silence(me, "EHOSTUNREACH")
+                // Recorded as a soft error (tcp_v4_err), reported when the timer gives up.
+                let error = if port { "ECONNREFUSED" } else { "EHOSTUNREACH" };
+                writer_silence(me, error, !port)
             } else {
-                keepalive_silence(
-                    me,
-                    last_activity_lo(me),
-                    "ICMP about a probe is out of window and ignored",
-                )
+                keepalive_silence(me, "ICMP about a probe is out of window and ignored")
             }
         }
         FaultModel::Reset => {
@@ -441,10 +569,10 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
                     "the next segment is answered with RST".into(),
                 )
             } else if let Some(k) = me.keepalive {
-                let i = k.idle_ms as f64;
+                let p = probe_period_ms(k);
                 Prediction::at(
                     0.0,
-                    i + slack(i),
+                    p + slack(p) + slack(0.0),
                     "ECONNRESET",
                     "reset",
                     "the next keepalive probe is answered with RST".into(),
@@ -461,20 +589,20 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
                 // Retransmissions back off; the first one after the host is back draws RST.
                 Prediction::at(
                     down,
-                    2.0 * down + RTO_MIN_MS + slack(down),
+                    2.0 * down + 2.0 * RTO_LAB_MAX_MS + slack(down),
                     "ECONNRESET",
                     "reset",
                     "the first retransmission after the reboot draws RST".into(),
                 )
             } else if let Some(k) = me.keepalive {
-                let dead = keepalive_silence(me, last_activity_lo(me), "the host is down");
+                let dead = keepalive_silence(me, "the host is down");
                 if dead.window_ms.is_some_and(|w| w.1 < down) {
                     return dead;
                 }
-                let (i, v) = (k.idle_ms as f64, k.interval_ms as f64);
+                let (p, v) = (probe_period_ms(k), k.interval_ms as f64);
                 Prediction::at(
                     down,
-                    i.max(down + v) + slack(i) + slack(v),
+                    p.max(down + v) + slack(p) + slack(v),
                     "ECONNRESET",
                     "reset",
                     "the first probe after the reboot draws RST".into(),
@@ -483,7 +611,11 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
                 Prediction::never("nothing is sent, so nothing learns of the reboot".into())
             }
         }
-        FaultModel::NatTimeout { timeout_ms, reset } => {
+        FaultModel::NatTimeout {
+            timeout_ms,
+            reset,
+            peer_period_ms,
+        } => {
             let t = timeout_ms as f64;
             let busy = matches!(me.role, Role::Writer | Role::Reader)
                 && (me.traffic_interval_ms as f64) < t;
@@ -495,30 +627,37 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
                     "the mapping dies silently, and nothing is sent to notice".into(),
                 );
             };
-            let (i, v, n) = (k.idle_ms as f64, k.interval_ms as f64, f64::from(k.count));
-            if i < t {
+            // The flow is quiet between probe exchanges: max(I, V) on each side.
+            let p = probe_period_ms(k);
+            let refresh = peer_period_ms.map_or(p, |q| p.min(q as f64));
+            if refresh + slack(refresh) < t {
                 return Prediction::never(format!(
-                    "keepalive idle {} refreshes the mapping within its timeout {}",
-                    secs(i),
+                    "a keepalive probe every {} refreshes the mapping within its timeout {}",
+                    secs(refresh),
                     secs(t)
                 ));
             }
-            // The first probe exchange after the fault re-arms the mapping's timer; the next,
-            // I later, finds it gone.
+            // The first probe exchange after the fault, P1 within one period, re-arms the
+            // mapping's timer; the next probe, a period later, finds it gone.
             if reset {
                 Prediction::at(
-                    i,
-                    2.0 * i + 2.0 * slack(i),
+                    p,
+                    2.0 * p + 2.0 * slack(p),
                     "ECONNRESET",
                     "reset",
                     "the probe after the expiry draws the NAT's reset".into(),
                 )
             } else {
+                let (total, probes) = keepalive_give_up(k, me.user_timeout_ms, p);
                 Prediction::at(
-                    i + n * v,
-                    2.0 * i + n * v + 2.0 * slack(i) + (n + 1.0) * slack(v),
+                    total,
+                    p + total + 2.0 * slack(p) + (probes + 1.0) * slack(k.interval_ms as f64),
                     "ETIMEDOUT",
-                    "keepalive",
+                    if me.user_timeout_ms > 0 {
+                        "user-timeout"
+                    } else {
+                        "keepalive"
+                    },
                     "probes after the expiry vanish".into(),
                 )
             }
@@ -533,6 +672,22 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
             ))
         }
     }
+}
+
+/// A side whose peer went silent: a writer's retransmissions, or keepalive.
+fn silence(me: &SideModel, why: &str) -> Prediction {
+    if me.role == Role::Writer {
+        writer_silence(me, "ETIMEDOUT", false)
+    } else {
+        keepalive_silence(me, why)
+    }
+}
+
+/// Whether a side's give-up sends an RST: only the keepalive timer's does
+/// (tcp_keepalive_timer calls tcp_send_active_reset; tcp_write_timeout does not), and a side
+/// with unacknowledged data never runs it.
+fn sends_rst(me: &SideModel, p: &Prediction) -> bool {
+    me.role != Role::Writer && p.error.as_deref() == Some("ETIMEDOUT")
 }
 
 /// The model of `side` in `scenario`, on Linux.
@@ -551,6 +706,7 @@ pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
         heartbeat: scenario.heartbeat.map(|h| (h.interval_ms, h.misses)),
         role,
         traffic_interval_ms: scenario.traffic.interval_ms,
+        record_bytes: u64::from(scenario.traffic.record_bytes),
         tcp_retries2: scenario.lab.tcp_retries2.unwrap_or(15),
     }
 }
@@ -559,6 +715,16 @@ pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
 pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel {
     let fault = &scenario.faults[index];
     let me = side_model(scenario, side);
+    let other = match side {
+        Side::Client => Side::Server,
+        Side::Server => Side::Client,
+    };
+    // Whether this side's own packets are the ones a one-way fault stops.
+    let mine_stopped = match (fault.direction, side) {
+        (Direction::Both, _) => true,
+        (Direction::ToServer, s) => s == Side::Client,
+        (Direction::ToClient, s) => s == Side::Server,
+    };
     match fault.kind {
         FaultKind::ProcessKill | FaultKind::Freeze | FaultKind::HostReboot
             if fault.target == side =>
@@ -580,27 +746,38 @@ pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel 
                 h.as_millis().saturating_sub(fault.at.as_millis())
             }),
         },
+        FaultKind::FirewallDrop if fault.direction != Direction::Both => {
+            // Both sides hear nothing back; the peer's RST at its give-up only reaches this
+            // side if this side's packets are the ones dropped (the other direction is open).
+            let them = side_model(scenario, other);
+            let peer = predict_tcp(&them, FaultModel::Silence);
+            FaultModel::OneWayDrop {
+                peer_rst_ms: if mine_stopped && sends_rst(&them, &peer) {
+                    peer.window_ms
+                } else {
+                    None
+                },
+            }
+        }
         FaultKind::FirewallDrop | FaultKind::CablePull => FaultModel::Silence,
         FaultKind::Reject => match fault.with {
             RejectWith::TcpReset => {
                 // One-way rejects only reset the side whose packets are rejected; the other
                 // side's packets go through and it sees a silent peer.
-                let mine_rejected = match (fault.direction, side) {
-                    (Direction::Both, _) => true,
-                    (Direction::ToServer, s) => s == Side::Client,
-                    (Direction::ToClient, s) => s == Side::Server,
-                };
-                if mine_rejected {
+                if mine_stopped {
                     FaultModel::Reset
                 } else {
                     FaultModel::Silence
                 }
             }
-            _ => FaultModel::Icmp,
+            RejectWith::IcmpHostUnreachable => FaultModel::Icmp { port: false },
+            RejectWith::IcmpPortUnreachable => FaultModel::Icmp { port: true },
         },
         FaultKind::NatTimeout => FaultModel::NatTimeout {
             timeout_ms: u64::from(fault.timeout_s) * 1000,
             reset: fault.reset,
+            peer_period_ms: KeepaliveMs::from_linux(scenario.settings(other).keepalive)
+                .map(|k| probe_period_ms(k) as u64),
         },
         FaultKind::Loss => FaultModel::Loss {
             percent: fault.percent,
@@ -639,6 +816,7 @@ mod tests {
             heartbeat: None,
             role: Role::Idle,
             traffic_interval_ms: 100,
+            record_bytes: 64,
             tcp_retries2: 15,
         }
     }
@@ -670,6 +848,76 @@ mod tests {
         w.tcp_retries2 = 5;
         let p = predict_side(&w, FaultModel::Silence);
         assert!(inside(&p, 13_470.0), "{p:?}");
+    }
+
+    #[test]
+    fn the_corrected_physics_figures_fall_inside() {
+        // Interval longer than idle, 1s/5s/2 cable pull: 14.3-14.4 s after F ((N+1)*V reach).
+        let p = predict_side(&idle(Some((1000, 5000, 2)), 0), FaultModel::Silence);
+        assert!(inside(&p, 14_300.0) && inside(&p, 14_400.0), "{p:?}");
+        // ... with UT 6 s (1s/5s/3): P + V*max(2, ceil(UT/V)): 9.15-9.37 s after F.
+        let p = predict_side(&idle(Some((1000, 5000, 3)), 6000), FaultModel::Silence);
+        assert!(inside(&p, 9150.0) && inside(&p, 9370.0), "{p:?}");
+        assert_eq!(p.mechanism, "user-timeout");
+        // Cloudflare 1/11/3 + UT, counted from the last data (L = F): 12.2, 23.1, 34.19 s.
+        for (ut, at) in [(5000, 12_200.0), (12_500, 23_100.0), (30_000, 34_190.0)] {
+            let p = predict_side(&idle(Some((1000, 11_000, 3)), ut), FaultModel::Silence);
+            assert!(inside(&p, at), "UT {ut}: {p:?}");
+        }
+        // NAT 4 s, keepalive 2s/5s/2: the probe period is 5 s, the mapping dies: 16.3-16.5 s.
+        let nat = FaultModel::NatTimeout {
+            timeout_ms: 4000,
+            reset: false,
+            peer_period_ms: Some(5000),
+        };
+        let p = predict_side(&idle(Some((2000, 5000, 2)), 0), nat);
+        assert!(inside(&p, 16_300.0) && inside(&p, 16_500.0), "{p:?}");
+        // Frozen server, client streaming 64 KiB every 10 ms, UT 3 s: 3.27-3.90 s.
+        let mut w = idle(Some((1000, 1000, 3)), 3000);
+        w.role = Role::Writer;
+        w.traffic_interval_ms = 10;
+        w.record_bytes = 64 * 1024;
+        let p = predict_side(&w, FaultModel::PeerFrozen);
+        assert!(inside(&p, 3270.0) && inside(&p, 3900.0), "{p:?}");
+        // Busy writer, UT 500 ms: abort F+1020 ms (first retransmission at F+513).
+        w.traffic_interval_ms = 100;
+        w.user_timeout_ms = 500;
+        let p = predict_side(&w, FaultModel::Silence);
+        assert!(inside(&p, 1020.0), "{p:?}");
+        // ICMP: port-unreachable is ECONNREFUSED, host-unreachable EHOSTUNREACH, both reported
+        // by the user timeout.
+        let p = predict_side(&w, FaultModel::Icmp { port: true });
+        assert_eq!(
+            (p.error.as_deref(), p.mechanism.as_str()),
+            (Some("ECONNREFUSED"), "user-timeout")
+        );
+        let p = predict_side(&w, FaultModel::Icmp { port: false });
+        assert_eq!(p.error.as_deref(), Some("EHOSTUNREACH"));
+    }
+
+    #[test]
+    fn one_way_drop_resets_the_side_whose_packets_are_dropped() {
+        // Server 1/1/2, client 1/1/5, drop to-server: the server gives up first and its RST
+        // gets through: client ECONNRESET at 2.07 s (physics, one-way drop).
+        let text = "name = \"t\"\nend = \"20s\"\n\
+            [server]\nkeepalive = { idle = \"1s\", interval = \"1s\", count = 2 }\n\
+            [client]\nkeepalive = { idle = \"1s\", interval = \"1s\", count = 5 }\n\
+            [[fault]]\nkind = \"firewall-drop\"\nat = \"2s\"\ndirection = \"to-server\"\n";
+        let s = crate::scenario::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let client = predict(&s, 0, Side::Client);
+        assert_eq!(client.error.as_deref(), Some("ECONNRESET"), "{client:?}");
+        assert!(inside(&client, 2070.0), "{client:?}");
+        let server = predict(&s, 0, Side::Server);
+        assert_eq!(server.error.as_deref(), Some("ETIMEDOUT"), "{server:?}");
+        // The other way round, the server's RST is dropped: the client times out itself.
+        let s = crate::scenario::parse(
+            std::path::Path::new("t.toml"),
+            &text.replace("to-server", "to-client"),
+        )
+        .unwrap();
+        let client = predict(&s, 0, Side::Client);
+        assert_eq!(client.error.as_deref(), Some("ETIMEDOUT"), "{client:?}");
+        assert!(inside(&client, 5100.0), "{client:?}");
     }
 
     #[test]
@@ -754,16 +1002,19 @@ mod tests {
         let survive = FaultModel::NatTimeout {
             timeout_ms: 5000,
             reset: false,
+            peer_period_ms: None,
         };
         assert_eq!(predict_side(&me, survive).window_ms, None);
         let die = FaultModel::NatTimeout {
             timeout_ms: 2000,
             reset: false,
+            peer_period_ms: None,
         };
         assert!(inside(&predict_side(&me, die), 8130.0) && inside(&predict_side(&me, die), 8300.0));
         let reset = FaultModel::NatTimeout {
             timeout_ms: 2000,
             reset: true,
+            peer_period_ms: None,
         };
         assert!(inside(&predict_side(&me, reset), 5060.0));
     }
@@ -779,6 +1030,7 @@ mod tests {
                 heartbeat: hb,
                 role,
                 traffic_interval_ms: interval,
+                record_bytes: 64,
                 tcp_retries2: retries,
             }
         }
@@ -787,13 +1039,18 @@ mod tests {
     fn faults() -> impl Strategy<Value = FaultModel> {
         prop_oneof![
             Just(FaultModel::Silence),
-            Just(FaultModel::Icmp),
+            any::<bool>().prop_map(|port| FaultModel::Icmp { port }),
             Just(FaultModel::Reset),
             Just(FaultModel::PeerFrozen),
             any::<bool>().prop_map(|unread| FaultModel::PeerExited { unread }),
             (1u64..100_000).prop_map(|down_ms| FaultModel::HostReboot { down_ms }),
-            (1u64..100_000, any::<bool>())
-                .prop_map(|(timeout_ms, reset)| FaultModel::NatTimeout { timeout_ms, reset }),
+            (1u64..100_000, any::<bool>()).prop_map(|(timeout_ms, reset)| {
+                FaultModel::NatTimeout {
+                    timeout_ms,
+                    reset,
+                    peer_period_ms: None,
+                }
+            }),
             (1u8..=100).prop_map(|percent| FaultModel::Loss { percent }),
         ]
     }
@@ -829,22 +1086,28 @@ mod tests {
         }
 
         #[test]
-        fn user_timeout_bounds_a_busy_writer(me in side(), fault in prop_oneof![Just(FaultModel::Silence), Just(FaultModel::Icmp)]) {
+        fn user_timeout_bounds_a_busy_writer(me in side(), fault in prop_oneof![Just(FaultModel::Silence), Just(FaultModel::Icmp { port: false })]) {
             let mut w = me;
             w.role = Role::Writer;
             w.heartbeat = None;
             prop_assume!(w.user_timeout_ms > 0);
             let (lo, hi) = predict_side(&w, fault).window_ms.unwrap();
             let ut = w.user_timeout_ms as f64;
-            let most = ut * 1.125 + 4.0 + RTO_MIN_MS + w.traffic_interval_ms as f64 + SCHEDULING_MS;
-            prop_assert!(lo >= ut && hi <= most, "{lo} {hi} {most}");
+            // t_rtx1 + UT: the first retransmission ~2 RTO after the first lost write, the last
+            // RTO clamped to the user timeout; host-unreachable may add one unclamped RTO.
+            let most = ut + slack(ut.min(RTO_MAX_MS)) + 4.0 * RTO_LAB_MAX_MS
+                + w.traffic_interval_ms as f64 + SCHEDULING_MS;
+            prop_assert!(lo >= ut + 2.0 * RTO_MIN_MS && hi <= most, "{lo} {hi} {most}");
         }
 
         #[test]
         fn never_detect_cases_stay_never(me in side()) {
             let mut a = me;
             a.heartbeat = None;
-            prop_assert!(predict_side(&a, FaultModel::PeerFrozen).window_ms.is_none());
+            // A frozen peer's kernel answers everything: only a writer with TCP_USER_TIMEOUT
+            // (its zero-window probes) gives up.
+            let frozen = predict_side(&a, FaultModel::PeerFrozen);
+            prop_assert_eq!(frozen.window_ms.is_some(), a.role == Role::Writer && a.user_timeout_ms > 0);
             prop_assert!(predict_side(&a, FaultModel::OwnProcess).window_ms.is_none());
             let mut off = a;
             off.keepalive = None;
