@@ -14,6 +14,7 @@
 //!
 //! Side-effecting shell:
 //! - [`sockdiag`]: a namespace's TCP sockets (sock_diag) and which process holds them.
+//! - [`tracefs`]: a tracefs instance of ours: TCP tracepoints on the monotonic clock (root).
 //! - [`sandbox`]: the user and PID namespaces that make a run leave nothing behind.
 //! - [`lab`]: network namespaces, links and addresses.
 //! - [`fault`]: inject and heal faults (scripts in `scripts/fault/`).
@@ -39,4 +40,5 @@ pub mod runner;
 pub mod sandbox;
 pub mod scenario;
 pub mod sockdiag;
+pub mod tracefs;
 pub mod verdict;
