@@ -10,6 +10,7 @@
 //! - [`verdict`]: expectations judged against a record's events.
 //! - [`compare`]: settings x faults matrices, as tables.
 //! - [`report`]: the terminal summary.
+//! - [`program`]: user programs (black box): commands, output, what their connections mean.
 //! - [`observer`]: a program's connections as its kernel saw them (trace and dump records).
 //!
 //! Side-effecting shell:
@@ -34,6 +35,7 @@ pub mod lab;
 pub mod model;
 pub mod observer;
 pub mod peer;
+pub mod program;
 pub mod record;
 pub mod report;
 pub mod runner;

@@ -134,6 +134,58 @@ pub enum Kind {
     PeerLost(PeerLost),
     /// A line a peer printed that is not an event.
     PeerOutput { line: String },
+    /// A user program's connection, as the observer found it in the side's namespace.
+    ConnectionObserved(ConnectionObserved),
+    /// The kernel aborted a user program's connection: the program's next call returns `error`.
+    KernelGaveUp {
+        #[serde(flatten)]
+        ends: Ends,
+        /// ETIMEDOUT, ECONNRESET, EPIPE, ... ("unknown" when seen only in a dump).
+        error: String,
+        /// keepalive, retransmission, user-timeout, reset-received, unreachable, unknown.
+        reason: String,
+        /// How it was observed: "trace" (the kernel's own stamp) or "dump" (sock_diag poll).
+        via: String,
+    },
+    /// The peer closed its end of a user program's connection (a FIN arrived).
+    FinReceived {
+        #[serde(flatten)]
+        ends: Ends,
+        via: String,
+    },
+    /// A user program let go of its connection (close, or exit).
+    ProgramClosed {
+        #[serde(flatten)]
+        ends: Ends,
+        via: String,
+    },
+    /// A line a user program printed (the first ones, and every one that matched).
+    ProgramOutput {
+        stream: String,
+        line: String,
+        /// "lost" or "back": the scenario's pattern it matched.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        matched: Option<String>,
+    },
+}
+
+/// `connection-observed`: a user program's connection and what its socket carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionObserved {
+    #[serde(flatten)]
+    pub ends: Ends,
+    /// The process holding it (PID in the lab).
+    pub pid: i32,
+    /// The kernel's keepalive timer is armed (the program set SO_KEEPALIVE).
+    pub keepalive_armed: bool,
+    /// When that timer fires, ms from the observation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_in_ms: Option<u32>,
+    /// The options the program set, read from a duplicate of its descriptor (root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<crate::observer::SocketSettings>,
+    /// "trace" or "dump", as in `kernel-gave-up`.
+    pub via: String,
 }
 
 impl Kind {
@@ -156,6 +208,11 @@ impl Kind {
             Kind::ConnectFailed { .. } => "connect-failed",
             Kind::PeerLost(_) => "peer-lost",
             Kind::PeerOutput { .. } => "peer-output",
+            Kind::ConnectionObserved(_) => "connection-observed",
+            Kind::KernelGaveUp { .. } => "kernel-gave-up",
+            Kind::FinReceived { .. } => "fin-received",
+            Kind::ProgramClosed { .. } => "program-closed",
+            Kind::ProgramOutput { .. } => "program-output",
         }
     }
 
@@ -165,6 +222,10 @@ impl Kind {
             Kind::SetsockoptFailed { ends, .. } => Some(ends),
             Kind::Connected(c) | Kind::Reconnected(c) => Some(&c.ends),
             Kind::PeerLost(l) => Some(&l.ends),
+            Kind::ConnectionObserved(c) => Some(&c.ends),
+            Kind::KernelGaveUp { ends, .. }
+            | Kind::FinReceived { ends, .. }
+            | Kind::ProgramClosed { ends, .. } => Some(ends),
             _ => None,
         }
     }

@@ -320,7 +320,9 @@ mod live {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let established = loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let r = rx.recv_timeout(left).expect("the handshake is traced within 5 s");
+            let r = rx
+                .recv_timeout(left)
+                .expect("the handshake is traced within 5 s");
             if r.tuple.local == local
                 && r.kind
                     == (TraceKind::SetState {

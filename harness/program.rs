@@ -1,0 +1,595 @@
+//! User programs in the lab (black box): the command a scenario gives for a side, what it is
+//! told about the lab, and what the observer's view of its connections means for the record:
+//! when it noticed a loss (closed the socket, printed its `lost` line), when it was back, and
+//! the findings a person should read first.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Serialize, Serializer};
+
+use crate::observer::{GaveUpReason, Observation, SocketSettings, Tuple, Via};
+use crate::record::{Connected, ConnectionObserved, Ends, Event, Kind, LossMechanism, PeerLost};
+use crate::scenario::Side;
+
+/// How many lines of a program's output become events (matching lines always do).
+pub const OUTPUT_EVENTS: usize = 200;
+/// How much of a program's output is kept for error messages, bytes.
+pub const OUTPUT_TAIL: usize = 8 * 1024;
+
+/// A regular expression from a scenario, kept with its text.
+#[derive(Clone, Debug)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+/// A user program for one side.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Program {
+    /// argv; `{server}`, `{client}` and `{port}` are replaced.
+    pub command: Vec<String>,
+    /// A line the program prints when it notices a loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<Pattern>,
+    /// A line it prints when it is back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub back: Option<Pattern>,
+}
+
+/// Where things are in the lab, as a program is told.
+#[derive(Clone, Copy, Debug)]
+pub struct Addresses {
+    pub server: std::net::Ipv4Addr,
+    pub client: std::net::Ipv4Addr,
+    pub port: u16,
+}
+
+impl Program {
+    /// The argv with the lab's addresses substituted.
+    pub fn argv(&self, at: Addresses) -> Vec<String> {
+        self.command
+            .iter()
+            .map(|a| {
+                a.replace("{server}", &at.server.to_string())
+                    .replace("{client}", &at.client.to_string())
+                    .replace("{port}", &at.port.to_string())
+            })
+            .collect()
+    }
+
+    /// The environment a program gets besides its inherited one.
+    pub fn env(side: Side, at: Addresses) -> Vec<(&'static str, String)> {
+        vec![
+            ("FLATLINE_SIDE", side.as_str().into()),
+            ("FLATLINE_SERVER_ADDR", at.server.to_string()),
+            ("FLATLINE_SERVER_PORT", at.port.to_string()),
+            ("FLATLINE_CLIENT_ADDR", at.client.to_string()),
+        ]
+    }
+
+    /// Whether `line` is the program's notice of a loss or of being back.
+    pub fn matches(&self, line: &str) -> Option<&'static str> {
+        if self.lost.as_ref().is_some_and(|p| p.0.is_match(line)) {
+            Some("lost")
+        } else if self.back.as_ref().is_some_and(|p| p.0.is_match(line)) {
+            Some("back")
+        } else {
+            None
+        }
+    }
+}
+
+/// A program's output: the first lines as events, the last bytes for error messages.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub lines: usize,
+    tail: String,
+}
+
+impl Output {
+    /// Takes one line; says whether it should become an event.
+    pub fn push(&mut self, stream: &str, line: &str, matched: bool) -> bool {
+        self.lines += 1;
+        let _ = writeln!(self.tail, "{stream}: {line}");
+        if self.tail.len() > OUTPUT_TAIL {
+            let mut cut = self.tail.len() - OUTPUT_TAIL;
+            while !self.tail.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.tail.drain(..cut);
+        }
+        matched || self.lines <= OUTPUT_EVENTS
+    }
+
+    pub fn tail(&self) -> &str {
+        self.tail.trim_end()
+    }
+}
+
+fn ends(t: &Tuple) -> Ends {
+    Ends {
+        local: t.local.to_string(),
+        peer: t.remote.to_string(),
+    }
+}
+
+fn via(v: Via) -> String {
+    match v {
+        Via::Trace => "trace".into(),
+        Via::Diag => "dump".into(),
+    }
+}
+
+/// One connection of the program, as far as the record is concerned.
+#[derive(Clone, Debug)]
+struct ConnView {
+    ends: Ends,
+    /// The kernel gave up: the error and what it means.
+    kernel: Option<(String, LossMechanism)>,
+    fin: bool,
+    /// A `peer-lost` was recorded for it.
+    noticed: bool,
+    closed: bool,
+}
+
+fn mechanism(reason: GaveUpReason) -> LossMechanism {
+    match reason {
+        GaveUpReason::Keepalive => LossMechanism::Keepalive,
+        GaveUpReason::Retransmission => LossMechanism::RetransmissionTimeout,
+        GaveUpReason::UserTimeout => LossMechanism::UserTimeout,
+        GaveUpReason::ResetReceived => LossMechanism::Reset,
+        GaveUpReason::Unreachable => LossMechanism::Icmp,
+        GaveUpReason::Unknown => LossMechanism::Other,
+    }
+}
+
+/// Turns observations of one side's program into record events (time in monotonic ns).
+#[derive(Debug)]
+pub struct SideView {
+    side: Side,
+    conns: BTreeMap<u32, ConnView>,
+    connected_once: bool,
+    lost_since_connected: bool,
+    attempts: u32,
+    /// Socket options seen: with keepalive on, the declared ones for the model.
+    pub options: Option<SocketSettings>,
+}
+
+impl SideView {
+    pub fn new(side: Side) -> SideView {
+        SideView {
+            side,
+            conns: BTreeMap::new(),
+            connected_once: false,
+            lost_since_connected: false,
+            attempts: 0,
+            options: None,
+        }
+    }
+
+    /// The events an observation means; `options` are the socket's, when they could be read.
+    pub fn observe(
+        &mut self,
+        obs: Observation,
+        options: Option<SocketSettings>,
+        pid: i32,
+    ) -> Vec<(u64, Kind)> {
+        let mut out = Vec::new();
+        match obs {
+            Observation::ConnectAttempt { t_ns, .. } => {
+                if self.side == Side::Client && self.connected_once {
+                    self.attempts += 1;
+                    out.push((
+                        t_ns,
+                        Kind::ReconnectAttempt {
+                            attempt: self.attempts,
+                        },
+                    ));
+                }
+            }
+            Observation::Established {
+                conn,
+                t_ns,
+                via: v,
+                tuple,
+                keepalive_armed,
+                keepalive_in_ms,
+                ..
+            } => {
+                let e = ends(&tuple);
+                let connected = Connected {
+                    ends: e.clone(),
+                    attempts: (self.side == Side::Client).then_some(self.attempts.max(1)),
+                };
+                let kind = if self.side == Side::Client && self.connected_once {
+                    Kind::Reconnected(connected)
+                } else {
+                    Kind::Connected(connected)
+                };
+                self.connected_once = true;
+                self.lost_since_connected = false;
+                self.attempts = 0;
+                if options.is_some() {
+                    self.options = options;
+                }
+                out.push((t_ns, kind));
+                out.push((
+                    t_ns,
+                    Kind::ConnectionObserved(ConnectionObserved {
+                        ends: e.clone(),
+                        pid,
+                        keepalive_armed,
+                        keepalive_in_ms,
+                        options,
+                        via: via(v),
+                    }),
+                ));
+                self.conns.insert(
+                    conn,
+                    ConnView {
+                        ends: e,
+                        kernel: None,
+                        fin: false,
+                        noticed: false,
+                        closed: false,
+                    },
+                );
+            }
+            Observation::KernelGaveUp {
+                conn,
+                t_ns,
+                via: v,
+                error,
+                reason,
+            } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.kernel = Some((error.clone(), mechanism(reason)));
+                    out.push((
+                        t_ns,
+                        Kind::KernelGaveUp {
+                            ends: c.ends.clone(),
+                            error,
+                            reason: reason.as_str().into(),
+                            via: via(v),
+                        },
+                    ));
+                }
+            }
+            Observation::PeerClosed { conn, t_ns, via: v } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.fin = true;
+                    out.push((
+                        t_ns,
+                        Kind::FinReceived {
+                            ends: c.ends.clone(),
+                            via: via(v),
+                        },
+                    ));
+                }
+            }
+            Observation::ProgramClosed { conn, t_ns, via: v } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.closed = true;
+                    out.push((
+                        t_ns,
+                        Kind::ProgramClosed {
+                            ends: c.ends.clone(),
+                            via: via(v),
+                        },
+                    ));
+                }
+                out.extend(self.notice(conn, t_ns));
+            }
+        }
+        out
+    }
+
+    /// The program noticed the loss of `conn`: the first notice records `peer-lost`.
+    fn notice(&mut self, conn: u32, t_ns: u64) -> Option<(u64, Kind)> {
+        let c = self.conns.get_mut(&conn)?;
+        if c.noticed {
+            return None;
+        }
+        c.noticed = true;
+        self.lost_since_connected = true;
+        let (error, mechanism) = match (&c.kernel, c.fin) {
+            (Some((error, m)), _) => (error.clone(), *m),
+            (None, true) => ("EOF".into(), LossMechanism::Eof),
+            // Nothing in the kernel said so: the program decided on its own (its heartbeat,
+            // a deadline).
+            (None, false) => ("HEARTBEAT".into(), LossMechanism::AppHeartbeat),
+        };
+        Some((
+            t_ns,
+            Kind::PeerLost(PeerLost {
+                ends: c.ends.clone(),
+                error,
+                mechanism,
+                tcp_info: None,
+                records_sent: 0,
+                records_received: 0,
+                heartbeats_sent: 0,
+                heartbeats_received: 0,
+            }),
+        ))
+    }
+
+    /// A line of the program's; `matched` is what [`Program::matches`] said. A `lost` line is
+    /// a notice of the latest connection not yet noticed.
+    pub fn line(&mut self, t_ns: u64, matched: Option<&str>) -> Option<(u64, Kind)> {
+        if matched != Some("lost") {
+            return None;
+        }
+        let latest = self
+            .conns
+            .iter()
+            .rev()
+            .find(|(_, c)| !c.noticed)
+            .map(|(&id, _)| id)?;
+        self.notice(latest, t_ns)
+    }
+}
+
+/// Findings about user programs in a record's events, one sentence each: the bugs the
+/// black box exists to show.
+pub fn findings(events: &[Event], sides: &[Side]) -> Vec<String> {
+    let mut out = Vec::new();
+    for &side in sides {
+        let mine = |e: &&Event| e.source == side.into();
+        let observed: Vec<&ConnectionObserved> = events
+            .iter()
+            .filter(mine)
+            .filter_map(|e| match &e.kind {
+                Kind::ConnectionObserved(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if !observed.is_empty() && observed.iter().all(|c| !c.keepalive_armed) {
+            out.push(format!(
+                "the {side} never enabled keepalive on its connections ({} seen)",
+                observed.len()
+            ));
+        }
+        // Per connection: when the kernel knew, when the program let go.
+        let mut by_conn: BTreeMap<u64, (Option<&Event>, Option<&Event>)> = BTreeMap::new();
+        for e in events.iter().filter(mine) {
+            let Some(conn) = e.conn else { continue };
+            let entry = by_conn.entry(conn).or_default();
+            match &e.kind {
+                Kind::KernelGaveUp { .. } | Kind::FinReceived { .. } if entry.0.is_none() => {
+                    entry.0 = Some(e)
+                }
+                Kind::ProgramClosed { .. } | Kind::PeerLost(_) if entry.1.is_none() => {
+                    entry.1 = Some(e)
+                }
+                _ => {}
+            }
+        }
+        for (conn, (kernel, program)) in by_conn {
+            let Some(k) = kernel else { continue };
+            let what = match &k.kind {
+                Kind::KernelGaveUp { error, reason, .. } => {
+                    format!(
+                        "its kernel gave up at {:.3} s ({error}, {reason})",
+                        k.t_ms / 1e3
+                    )
+                }
+                _ => format!("the peer closed it at {:.3} s", k.t_ms / 1e3),
+            };
+            match program {
+                Some(p) if p.t_ms >= k.t_ms => out.push(format!(
+                    "the {side} noticed connection {conn} {:.1} ms after {what}",
+                    p.t_ms - k.t_ms
+                )),
+                Some(_) => {}
+                None => out.push(format!(
+                    "the {side} program never closed the dead connection {conn}: {what}"
+                )),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tuple() -> Tuple {
+        Tuple {
+            local: "198.18.1.2:40000".parse().unwrap(),
+            remote: "198.18.2.2:7000".parse().unwrap(),
+        }
+    }
+
+    fn established(conn: u32, t_ns: u64, keepalive: bool) -> Observation {
+        Observation::Established {
+            conn,
+            t_ns,
+            via: Via::Trace,
+            tuple: tuple(),
+            inode: 1,
+            host_pid: 9,
+            keepalive_armed: keepalive,
+            keepalive_in_ms: keepalive.then_some(900),
+        }
+    }
+
+    #[test]
+    fn substitutes_the_lab_into_the_command() {
+        let p = Program {
+            command: vec!["socat".into(), "TCP:{server}:{port},bind={client}".into()],
+            lost: None,
+            back: None,
+        };
+        let at = Addresses {
+            server: "198.18.2.2".parse().unwrap(),
+            client: "198.18.1.2".parse().unwrap(),
+            port: 7000,
+        };
+        assert_eq!(p.argv(at), ["socat", "TCP:198.18.2.2:7000,bind=198.18.1.2"]);
+        assert!(Program::env(Side::Client, at).contains(&("FLATLINE_SERVER_PORT", "7000".into())));
+    }
+
+    #[test]
+    fn output_is_bounded_but_matches_are_kept() {
+        let mut o = Output::default();
+        for i in 0..OUTPUT_EVENTS {
+            assert!(o.push("stdout", &format!("line {i}"), false));
+        }
+        assert!(!o.push("stdout", "one too many", false));
+        assert!(o.push("stdout", "disconnected", true));
+        for _ in 0..1000 {
+            o.push("stderr", "ééééééééééééééééééééééé", false);
+        }
+        assert!(o.tail().len() <= OUTPUT_TAIL);
+        assert!(o.tail().ends_with("é"));
+    }
+
+    #[test]
+    fn a_kernel_abort_then_a_close_is_one_loss_with_the_kernels_error() {
+        let mut v = SideView::new(Side::Client);
+        let kinds: Vec<&str> = v
+            .observe(established(1, 10, true), None, 9)
+            .iter()
+            .map(|(_, k)| k.name())
+            .collect();
+        assert_eq!(kinds, ["connected", "connection-observed"]);
+        v.observe(
+            Observation::KernelGaveUp {
+                conn: 1,
+                t_ns: 20,
+                via: Via::Trace,
+                error: "ETIMEDOUT".into(),
+                reason: GaveUpReason::Keepalive,
+            },
+            None,
+            9,
+        );
+        let closed = v.observe(
+            Observation::ProgramClosed {
+                conn: 1,
+                t_ns: 25,
+                via: Via::Trace,
+            },
+            None,
+            9,
+        );
+        match &closed[..] {
+            [(25, Kind::ProgramClosed { .. }), (25, Kind::PeerLost(l))] => {
+                assert_eq!(l.error, "ETIMEDOUT");
+                assert_eq!(l.mechanism, LossMechanism::Keepalive);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The lost line after the close adds nothing; the next connection is a reconnect.
+        assert_eq!(v.line(26, Some("lost")), None);
+        let attempt = v.observe(
+            Observation::ConnectAttempt {
+                t_ns: 30,
+                host_pid: 9,
+            },
+            None,
+            9,
+        );
+        assert!(matches!(
+            attempt[..],
+            [(30, Kind::ReconnectAttempt { attempt: 1 })]
+        ));
+        let back = v.observe(established(2, 40, true), None, 9);
+        assert!(matches!(
+            back[0],
+            (
+                40,
+                Kind::Reconnected(Connected {
+                    attempts: Some(1),
+                    ..
+                })
+            )
+        ));
+    }
+
+    #[test]
+    fn a_lost_line_before_any_close_is_the_notice() {
+        let mut v = SideView::new(Side::Server);
+        v.observe(established(1, 10, false), None, 9);
+        v.observe(
+            Observation::PeerClosed {
+                conn: 1,
+                t_ns: 15,
+                via: Via::Diag,
+            },
+            None,
+            9,
+        );
+        match v.line(16, Some("lost")) {
+            Some((16, Kind::PeerLost(l))) => assert_eq!(l.error, "EOF"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(v.line(17, Some("back")), None);
+        // The program closing on its own, the kernel silent: its own heartbeat.
+        v.observe(established(2, 20, false), None, 9);
+        let own = v.observe(
+            Observation::ProgramClosed {
+                conn: 2,
+                t_ns: 30,
+                via: Via::Trace,
+            },
+            None,
+            9,
+        );
+        assert!(matches!(&own[1], (30, Kind::PeerLost(l)) if l.error == "HEARTBEAT"));
+    }
+
+    #[test]
+    fn findings_name_the_connection_the_program_never_closed() {
+        let ends = Ends {
+            local: "198.18.2.2:7000".into(),
+            peer: "198.18.1.2:40000".into(),
+        };
+        let mut e1 = Event::new(
+            1.0,
+            crate::record::Source::Server,
+            Kind::ConnectionObserved(ConnectionObserved {
+                ends: ends.clone(),
+                pid: 3,
+                keepalive_armed: false,
+                keepalive_in_ms: None,
+                options: None,
+                via: "trace".into(),
+            }),
+        );
+        e1.conn = Some(1);
+        let mut e2 = Event::new(
+            4000.0,
+            crate::record::Source::Server,
+            Kind::KernelGaveUp {
+                ends,
+                error: "ETIMEDOUT".into(),
+                reason: "retransmission".into(),
+                via: "trace".into(),
+            },
+        );
+        e2.conn = Some(1);
+        let f = findings(&[e1, e2], &[Side::Server]);
+        assert_eq!(
+            f,
+            [
+                "the server never enabled keepalive on its connections (1 seen)",
+                "the server program never closed the dead connection 1: its kernel gave up at \
+                 4.000 s (ETIMEDOUT, retransmission)"
+            ]
+        );
+        assert!(findings(&[], &[Side::Client]).is_empty());
+    }
+}
