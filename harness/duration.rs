@@ -197,6 +197,38 @@ impl Serialize for Window {
     }
 }
 
+/// A duration as written: a non-negative number and a unit.
+const DUR_PATTERN: &str = r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m)\s*$";
+
+impl schemars::JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": DUR_PATTERN,
+            "description": "A duration: a non-negative number and a unit, ms, s or m (\"1500ms\", \"3s\", \"2.5s\", \"1m\").",
+        })
+    }
+}
+
+impl schemars::JsonSchema for Window {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Window".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let bound = r"([0-9]+(\.[0-9]+)?\s*(ms|s|m))";
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": format!(r"^\s*(never|{bound}?\s*\.\.\s*{bound}?)\s*$"),
+            "description": "A window of latencies: \"3s..4.5s\", \"..2s\" (at most), \"1s..\" (at least) or \"never\".",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -19,7 +20,7 @@ pub const MAX_KEEP_SECS: u32 = 32767;
 pub const MAX_KEEP_COUNT: u32 = 127;
 
 /// Keepalive for one side: off, or on with resolved idle, interval and count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", tag = "mode")]
 pub enum Keepalive {
     #[default]
@@ -107,6 +108,34 @@ impl<'de> Deserialize<'de> for UserTimeout {
                 ))
             })
     }
+}
+
+/// The resolved form, as records write it: `{ "mode": "off" }` or
+/// `{ "mode": "on", "idle_s": 3, "interval_s": 1, "count": 10 }` (the scenario form is
+/// [`Keepalive`]'s own `Deserialize`).
+pub fn resolved<'de, D: Deserializer<'de>>(d: D) -> Result<Keepalive, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "kebab-case", tag = "mode", deny_unknown_fields)]
+    enum Resolved {
+        Off,
+        On {
+            idle_s: u32,
+            interval_s: u32,
+            count: u32,
+        },
+    }
+    Ok(match Resolved::deserialize(d)? {
+        Resolved::Off => Keepalive::Off,
+        Resolved::On {
+            idle_s,
+            interval_s,
+            count,
+        } => Keepalive::On {
+            idle_s,
+            interval_s,
+            count,
+        },
+    })
 }
 
 #[derive(Deserialize)]

@@ -73,7 +73,17 @@ pub enum LabError {
 }
 
 /// Settings of the lab's namespaces.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 pub struct LabConfig {
     /// net.ipv4.tcp_retries2 in the client and server namespaces (default 15): how many
     /// retransmissions before a connection with unacknowledged data is aborted.

@@ -8,6 +8,7 @@
 //! - [`record`]: typed events and the versioned JSON document a run produces.
 //! - [`analysis`]: what a record's events mean (detection and reconnect latencies).
 //! - [`verdict`]: expectations judged against a record's events.
+//! - [`schema`]: JSON Schemas of the record, as shipped in `schema/`.
 //! - [`compare`]: settings x faults matrices, as tables.
 //! - [`report`]: the terminal summary.
 //! - [`program`]: user programs (black box): commands, output, what their connections mean.
@@ -41,6 +42,7 @@ pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod scenario;
+pub mod schema;
 pub mod sockdiag;
 pub mod tracefs;
 pub mod verdict;

@@ -26,12 +26,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run scenario files, print a summary per scenario and write each timeline as JSON.
+    /// Run scenario files, print a summary per scenario and write each record as JSON.
     Run {
         /// Scenario files (TOML).
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
-        /// Directory for the timelines (<scenario name>.json).
+        /// Directory for the records (<scenario name>.json).
         #[arg(long, default_value = "results")]
         out: PathBuf,
     },
@@ -96,6 +96,18 @@ enum Command {
         /// The comparison file the matrix figures run.
         #[arg(long, default_value = "scenarios/compare/bench-matrix.toml")]
         matrix: PathBuf,
+    },
+    /// Judge saved records again and print their summaries, as `flatline run` printed them
+    /// (no lab, no root).
+    Report {
+        /// Record files (JSON), as `flatline run` wrote them.
+        #[arg(required = true)]
+        records: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of a record or of a scenario file (shipped in schema/).
+    Schema {
+        #[arg(value_enum)]
+        of: flatline::schema::Of,
     },
     /// Run a reference peer (what `run` starts inside the lab); reports JSON lines on stdout.
     #[command(hide = true)]
@@ -197,6 +209,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Peer { role } => run_peer(role),
         Command::Run { scenarios, out } => run_scenarios(&scenarios, &out),
+        Command::Report { records } => report_records(&records),
+        Command::Schema { of } => {
+            print!("{}", flatline::schema::text(of));
+            ExitCode::SUCCESS
+        }
         Command::Bench { runs, out, matrix } => bench(runs.max(1), &out, &matrix),
         Command::Compare {
             file,
@@ -478,6 +495,34 @@ fn compare_matrix(
     }
 }
 
+/// `flatline report`: reads every record first (a bad one changes nothing), then prints each
+/// one's summary judged again. Exit 1 if one did not pass, 2 if one cannot be read.
+fn report_records(files: &[PathBuf]) -> ExitCode {
+    let mut records = Vec::new();
+    for file in files {
+        match flatline::record::load(file) {
+            Ok(r) => records.push((file.display().to_string(), r)),
+            Err(e) => {
+                eprintln!("error: {}", error_chain(&e));
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut failed = false;
+    for (path, saved) in &records {
+        let again = report::rejudge(saved, path);
+        for what in &again.differs {
+            eprintln!(
+                "note: {path}: judged again, the {what} differs from the saved one (written by flatline {})",
+                saved.environment.flatline_version
+            );
+        }
+        print!("{}", again.text);
+        failed |= !report::passed(&again.record);
+    }
+    ExitCode::from(u8::from(failed))
+}
+
 fn run_scenarios(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
     // Validate everything before touching anything.
     let mut loaded = Vec::new();
@@ -509,7 +554,7 @@ fn run_scenarios(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
                     return ExitCode::from(2);
                 }
                 print!("{}", report::render(&record, &path.display().to_string()));
-                failed |= !record.verdict.passed;
+                failed |= !report::passed(&record);
             }
             Err(RunError::Interrupted) => {
                 eprintln!("flatline: interrupted; the lab was torn down");

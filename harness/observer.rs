@@ -241,7 +241,9 @@ pub struct DiagSocket {
 }
 
 /// Socket options the program set, read from a duplicate of its descriptor (root only).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct SocketSettings {
     pub keepalive: bool,
     pub idle_s: u32,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::{FaultKind, Scenario, Side};
@@ -11,7 +12,9 @@ use crate::scenario::{FaultKind, Scenario, Side};
 pub const FORMAT_VERSION: u32 = 2;
 
 /// Who recorded an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
     Runner,
@@ -42,7 +45,7 @@ impl Source {
 }
 
 /// One thing that happened, `t_ms` after the lab came up.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Event {
     /// Milliseconds since the lab came up, on the monotonic clock every process shares.
     pub t_ms: f64,
@@ -81,7 +84,7 @@ impl Event {
 
 /// What happened, with the fields of its kind (serialized flat next to `t_ms` and `source`,
 /// tagged by `kind`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Kind {
     /// The lab's namespaces and links are up: t_ms = 0.
@@ -170,7 +173,7 @@ pub enum Kind {
 }
 
 /// `connection-observed`: a user program's connection and what its socket carries.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ConnectionObserved {
     #[serde(flatten)]
     pub ends: Ends,
@@ -237,7 +240,7 @@ impl Kind {
 }
 
 /// A connection's two addresses (ip:port) as one side sees them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Ends {
     pub local: String,
     pub peer: String,
@@ -256,7 +259,7 @@ impl Ends {
 }
 
 /// `connected` and `reconnected`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Connected {
     #[serde(flatten)]
     pub ends: Ends,
@@ -266,7 +269,7 @@ pub struct Connected {
 }
 
 /// One step of a fault: `fault-injected` or `fault-healed`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FaultStep {
     /// The fault's id in the scenario.
     pub fault: String,
@@ -281,7 +284,7 @@ pub struct FaultStep {
 }
 
 /// What detected a loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossMechanism {
     /// The peer closed: read() returned 0.
@@ -329,7 +332,7 @@ impl std::fmt::Display for LossMechanism {
 }
 
 /// `peer-lost`: a side noticed its connection was dead.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PeerLost {
     #[serde(flatten)]
     pub ends: Ends,
@@ -347,7 +350,7 @@ pub struct PeerLost {
 }
 
 /// TCP connection states, by the kernel's names (include/net/tcp_states.h).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TcpState {
     Established,
@@ -388,7 +391,7 @@ impl TcpState {
 }
 
 /// The fields of the kernel's `struct tcp_info` that explain a detection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TcpInfo {
     pub state: TcpState,
     /// Retransmissions of the oldest unacknowledged segment (kept after an abort).
@@ -407,7 +410,7 @@ pub struct TcpInfo {
 
 /// What a peer prints on stdout, one JSON object a line: an event kind stamped with the peer's
 /// own reading of the monotonic clock. The runner turns it into an [`Event`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PeerReport {
     pub mono_ns: u64,
     #[serde(flatten)]
@@ -451,17 +454,38 @@ impl Connections {
     }
 }
 
-/// Where a run happened.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Where and when a run happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Environment {
+    /// The host kernel's release (uname -r).
     pub kernel: String,
     pub flatline_version: String,
+    /// When the run started, UTC, RFC 3339 ("2026-11-28T17:45:52Z").
+    pub run_date: String,
     /// "root" or "user-namespace".
     pub privileges: String,
 }
 
+/// How a run ended. A record is written for every run that got as far as the lab.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// The schedule ran to its end, or every expectation was decided.
+    Completed,
+    /// A signal stopped the run: SIGINT (Ctrl-C), SIGTERM or SIGHUP.
+    Interrupted { signal: String },
+    /// The run could not go on: a fault failed to inject or heal, a peer died, ...
+    Failed { reason: String },
+}
+
+impl RunStatus {
+    pub fn is_completed(&self) -> bool {
+        *self == RunStatus::Completed
+    }
+}
+
 /// What one side went through for one fault.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SideSummary {
     /// fault-injected to peer-lost, ms.
     pub detection_ms: Option<f64>,
@@ -471,7 +495,7 @@ pub struct SideSummary {
 }
 
 /// What happened around one fault.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FaultSummary {
     pub id: String,
     pub kind: FaultKind,
@@ -484,7 +508,7 @@ pub struct FaultSummary {
 }
 
 /// Per side, for the first fault (the common case), and per fault.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     pub client: SideSummary,
     pub server: SideSummary,
@@ -492,7 +516,7 @@ pub struct Summary {
 }
 
 /// Where an expectation stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Passed,
@@ -502,7 +526,7 @@ pub enum Status {
 }
 
 /// One expectation and what happened, both in scenario syntax.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Outcome {
     pub expected: String,
     pub actual: String,
@@ -513,26 +537,120 @@ pub struct Outcome {
 }
 
 /// Every expectation judged.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Verdict {
     pub passed: bool,
     pub expectations: Vec<Outcome>,
 }
 
-/// The document a run writes.
-#[derive(Clone, Debug, Serialize)]
+/// The document a run writes. `summary` and `verdict` are derived from `scenario` and `events`
+/// alone (see [`crate::verdict::judge_run`]), so a saved record can be judged again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Record {
+    /// [`FORMAT_VERSION`].
     pub format_version: u32,
+    pub status: RunStatus,
+    /// The scenario as resolved for the run (defaults filled in).
     pub scenario: Scenario,
     pub environment: Environment,
+    /// Ordered by `t_ms`.
     pub events: Vec<Event>,
     pub summary: Summary,
     pub verdict: Verdict,
 }
 
+/// A record file that cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {field}{message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        column: usize,
+        /// The field, as a dotted path with a trailing ": ", or empty.
+        field: String,
+        message: String,
+    },
+    #[error(
+        "{path}: format_version {found} is not one this flatline reads ({FORMAT_VERSION}): \
+         run the scenario again with this version"
+    )]
+    Version { path: String, found: u64 },
+}
+
+/// Reads a record back from its JSON text; `path` names it in errors.
+pub fn parse(path: &str, text: &str) -> Result<Record, RecordError> {
+    let invalid = |e: &serde_json::Error, field: String| RecordError::Invalid {
+        path: path.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        field,
+        message: e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or("")
+            .to_owned(),
+    };
+    #[derive(Deserialize)]
+    struct Versioned {
+        format_version: Option<serde_json::Value>,
+    }
+    let v: Versioned = serde_json::from_str(text).map_err(|e| invalid(&e, String::new()))?;
+    match v
+        .format_version
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+    {
+        Some(n) if n == u64::from(FORMAT_VERSION) => {}
+        Some(found) => {
+            return Err(RecordError::Version {
+                path: path.to_owned(),
+                found,
+            })
+        }
+        None => {
+            return Err(RecordError::Invalid {
+                path: path.to_owned(),
+                line: 1,
+                column: 1,
+                field: "format_version: ".into(),
+                message: "missing: this is not a flatline record".into(),
+            })
+        }
+    }
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." {
+            String::new()
+        } else {
+            format!("{field}: ")
+        };
+        invalid(e.inner(), field)
+    })
+}
+
+/// Reads a record file.
+pub fn load(path: &std::path::Path) -> Result<Record, RecordError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| RecordError::Read {
+        path: name.clone(),
+        source,
+    })?;
+    parse(&name, &text)
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn connected(local: &str, peer: &str) -> Kind {
         Kind::Connected(Connected {
@@ -630,5 +748,306 @@ mod tests {
             c.number(Side::Client, &Kind::ReconnectAttempt { attempt: 1 }),
             None
         );
+    }
+
+    // Round trips of whole records, with every kind of event.
+
+    fn shipped_scenarios() -> Vec<Scenario> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| crate::scenario::load(f).unwrap())
+            .collect()
+    }
+
+    fn ms() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            (0u64..100_000_000).prop_map(|us| us as f64 / 1000.0),
+            any::<f64>().prop_filter("JSON numbers are finite", |x| x.is_finite()),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-zA-Z0-9 .:_/-]{0,16}", any::<String>()]
+    }
+
+    fn side() -> impl Strategy<Value = Side> {
+        prop::sample::select(Side::BOTH.to_vec())
+    }
+
+    fn fault_kind() -> impl Strategy<Value = FaultKind> {
+        use FaultKind::*;
+        prop::sample::select(vec![
+            ProcessKill,
+            FirewallDrop,
+            CablePull,
+            Freeze,
+            Reject,
+            Loss,
+            HostReboot,
+            NatTimeout,
+        ])
+    }
+
+    /// Fault ids of the shipped scenarios (their kinds), so that summaries find some.
+    fn fault_id() -> impl Strategy<Value = String> {
+        prop_oneof![fault_kind().prop_map(|k| k.as_str().to_owned()), text()]
+    }
+
+    fn ends() -> impl Strategy<Value = Ends> {
+        (text(), text()).prop_map(|(local, peer)| Ends { local, peer })
+    }
+
+    fn step() -> impl Strategy<Value = FaultStep> {
+        (fault_id(), fault_kind(), text(), ms(), any::<Option<u64>>()).prop_map(
+            |(fault, fault_kind, mechanism, took_ms, packets_matched)| FaultStep {
+                fault,
+                fault_kind,
+                mechanism,
+                took_ms,
+                packets_matched,
+            },
+        )
+    }
+
+    fn tcp_info() -> impl Strategy<Value = TcpInfo> {
+        (any::<u8>(), any::<[u8; 3]>(), any::<[u32; 7]>()).prop_map(
+            |(state, [retransmits, probes, backoff], n)| TcpInfo {
+                state: TcpState::from_kernel(state),
+                retransmits,
+                probes,
+                backoff,
+                rto_us: n[0],
+                rtt_us: n[1],
+                unacked: n[2],
+                total_retrans: n[3],
+                last_data_sent_ms: n[4],
+                last_data_recv_ms: n[5],
+                last_ack_recv_ms: n[6],
+            },
+        )
+    }
+
+    fn peer_lost() -> impl Strategy<Value = PeerLost> {
+        use LossMechanism::*;
+        (
+            ends(),
+            prop_oneof![
+                prop::sample::select(crate::scenario::KNOWN_ERRORS.to_vec())
+                    .prop_map(str::to_owned),
+                text()
+            ],
+            prop::sample::select(vec![
+                Eof,
+                Reset,
+                AppHeartbeat,
+                UserTimeout,
+                RetransmissionTimeout,
+                Keepalive,
+                Icmp,
+                Other,
+            ]),
+            prop::option::of(tcp_info()),
+            any::<[u64; 4]>(),
+        )
+            .prop_map(|(ends, error, mechanism, tcp_info, n)| PeerLost {
+                ends,
+                error,
+                mechanism,
+                tcp_info,
+                records_sent: n[0],
+                records_received: n[1],
+                heartbeats_sent: n[2],
+                heartbeats_received: n[3],
+            })
+    }
+
+    fn arb_connected() -> impl Strategy<Value = Connected> {
+        (ends(), any::<Option<u32>>()).prop_map(|(ends, attempts)| Connected { ends, attempts })
+    }
+
+    fn kind() -> impl Strategy<Value = Kind> {
+        prop_oneof![
+            ms().prop_map(|setup_ms| Kind::LabUp { setup_ms }),
+            (ms(), prop::option::of(text())).prop_map(|(teardown_ms, reason)| Kind::LabDown {
+                teardown_ms,
+                reason
+            }),
+            text().prop_map(|mechanism| Kind::NatUp { mechanism }),
+            (side(), any::<i32>()).prop_map(|(side, pid)| Kind::ProcessStarted { side, pid }),
+            (side(), any::<i32>(), text()).prop_map(|(side, pid, status)| Kind::ProcessExited {
+                side,
+                pid,
+                status
+            }),
+            step().prop_map(Kind::FaultInjected),
+            step().prop_map(Kind::FaultHealed),
+            text().prop_map(|addr| Kind::Listening { addr }),
+            text().prop_map(|error| Kind::AcceptFailed { error }),
+            (ends(), text()).prop_map(|(ends, error)| Kind::SetsockoptFailed { ends, error }),
+            arb_connected().prop_map(Kind::Connected),
+            any::<u32>().prop_map(|attempt| Kind::ReconnectAttempt { attempt }),
+            arb_connected().prop_map(Kind::Reconnected),
+            (any::<u32>(), text())
+                .prop_map(|(attempt, error)| Kind::ConnectFailed { attempt, error }),
+            peer_lost().prop_map(Kind::PeerLost),
+            text().prop_map(|line| Kind::PeerOutput { line }),
+            arb_observed().prop_map(Kind::ConnectionObserved),
+            (ends(), text(), text(), text()).prop_map(|(ends, error, reason, via)| {
+                Kind::KernelGaveUp {
+                    ends,
+                    error,
+                    reason,
+                    via,
+                }
+            }),
+            (ends(), text()).prop_map(|(ends, via)| Kind::FinReceived { ends, via }),
+            (ends(), text()).prop_map(|(ends, via)| Kind::ProgramClosed { ends, via }),
+            (text(), text(), prop::option::of(text())).prop_map(|(stream, line, matched)| {
+                Kind::ProgramOutput {
+                    stream,
+                    line,
+                    matched,
+                }
+            }),
+        ]
+    }
+
+    fn arb_observed() -> impl Strategy<Value = ConnectionObserved> {
+        let settings = (any::<bool>(), any::<[u32; 4]>()).prop_map(|(keepalive, n)| {
+            crate::observer::SocketSettings {
+                keepalive,
+                idle_s: n[0],
+                interval_s: n[1],
+                count: n[2],
+                user_timeout_ms: n[3],
+            }
+        });
+        (
+            ends(),
+            any::<i32>(),
+            any::<bool>(),
+            any::<Option<u32>>(),
+            prop::option::of(settings),
+            text(),
+        )
+            .prop_map(
+                |(ends, pid, keepalive_armed, keepalive_in_ms, options, via)| ConnectionObserved {
+                    ends,
+                    pid,
+                    keepalive_armed,
+                    keepalive_in_ms,
+                    options,
+                    via,
+                },
+            )
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        use Source::*;
+        (
+            ms(),
+            prop::sample::select(vec![Runner, Client, Server, Wire, Observer]),
+            any::<Option<u64>>(),
+            kind(),
+        )
+            .prop_map(|(t_ms, source, conn, kind)| Event {
+                t_ms,
+                source,
+                conn,
+                kind,
+            })
+    }
+
+    fn status() -> impl Strategy<Value = RunStatus> {
+        prop_oneof![
+            Just(RunStatus::Completed),
+            text().prop_map(|signal| RunStatus::Interrupted { signal }),
+            text().prop_map(|reason| RunStatus::Failed { reason }),
+        ]
+    }
+
+    /// A record as a run would produce it: a shipped scenario, any events, the summary and
+    /// verdict derived from them.
+    pub(crate) fn record() -> impl Strategy<Value = Record> {
+        let scenarios = shipped_scenarios();
+        (
+            prop::sample::select(scenarios),
+            prop::collection::vec(event(), 0..24),
+            status(),
+            [text(), text(), text(), text()],
+        )
+            .prop_map(
+                |(scenario, mut events, status, [kernel, version, date, privileges])| {
+                    events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+                    let environment = Environment {
+                        kernel,
+                        flatline_version: version,
+                        run_date: date,
+                        privileges,
+                    };
+                    crate::verdict::judge_run(scenario, environment, status, events)
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The promise `flatline report` rests on: nothing is lost on the way through JSON.
+        #[test]
+        fn records_round_trip_through_json(r in record()) {
+            let text = serde_json::to_string_pretty(&r).unwrap();
+            let back = parse("r.json", &text).unwrap();
+            prop_assert_eq!(serde_json::to_string_pretty(&back).unwrap(), text);
+            prop_assert_eq!(back, r);
+        }
+    }
+
+    #[test]
+    fn every_shipped_scenario_round_trips_as_resolved() {
+        for s in shipped_scenarios() {
+            let text = serde_json::to_string(&s).unwrap();
+            let back: Scenario = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, s, "{text}");
+        }
+    }
+
+    #[test]
+    fn unreadable_records_say_where_and_why() {
+        let e = parse("r.json", "{\"format_version\": 1}").unwrap_err();
+        assert!(e.to_string().contains("format_version 1 is not one"), "{e}");
+        let e = parse("r.json", "[]").unwrap_err();
+        assert!(e.to_string().starts_with("r.json:1:"), "{e}");
+        let e = parse("r.json", "{}").unwrap_err();
+        assert!(e.to_string().contains("not a flatline record"), "{e}");
+        let r = shipped_scenarios().remove(0);
+        let record = crate::verdict::judge_run(
+            r,
+            Environment {
+                kernel: String::new(),
+                flatline_version: String::new(),
+                run_date: String::new(),
+                privileges: String::new(),
+            },
+            RunStatus::Completed,
+            vec![Event::new(
+                0.0,
+                Source::Runner,
+                Kind::LabUp { setup_ms: 1.0 },
+            )],
+        );
+        let text = serde_json::to_string_pretty(&record)
+            .unwrap()
+            .replace("\"lab-up\"", "\"lab-upp\"");
+        let e = parse("r.json", &text).unwrap_err().to_string();
+        assert!(e.contains("events[0]") && e.contains("lab-upp"), "{e}");
+        assert!(e.starts_with("r.json:"), "{e}");
     }
 }

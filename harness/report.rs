@@ -1,8 +1,9 @@
-//! The short human summary `flatline run` prints per scenario.
+//! The short human summary `flatline run` prints per scenario, and `flatline report`, which
+//! prints it again from a saved record.
 
 use std::fmt::Write;
 
-use crate::record::{Record, SideSummary};
+use crate::record::{Record, RunStatus, SideSummary};
 use crate::scenario::Side;
 
 fn secs(ms: f64) -> String {
@@ -26,16 +27,30 @@ fn side_line(side: Side, s: &SideSummary, healed: bool) -> String {
     format!("  {side:<7} {detect}{back}").trim_end().to_owned() + "\n"
 }
 
-/// Renders the summary of one run; `path` is where its timeline was written.
+/// Whether a run passed: it completed and every expectation held.
+pub fn passed(t: &Record) -> bool {
+    t.verdict.passed && t.status.is_completed()
+}
+
+/// Renders the summary of one run; `path` is where its record was written.
 pub fn render(t: &Record, path: &str) -> String {
     let mut out = String::new();
-    let verdict = if t.verdict.passed { "PASS" } else { "FAIL" };
+    let verdict = if passed(t) { "PASS" } else { "FAIL" };
     let _ = writeln!(
         out,
         "{verdict} {} ({})",
         t.scenario.name,
         t.scenario.file.display()
     );
+    match &t.status {
+        RunStatus::Completed => {}
+        RunStatus::Interrupted { signal } => {
+            let _ = writeln!(out, "  run interrupted by {signal}: the record ends there");
+        }
+        RunStatus::Failed { reason } => {
+            let _ = writeln!(out, "  run failed: {reason}");
+        }
+    }
     for f in &t.summary.faults {
         let injected = match (f.injected_at_ms, f.injection_ms) {
             (Some(at), Some(took)) => format!("injected at {} (took {took:.1} ms)", secs(at)),
@@ -65,8 +80,34 @@ pub fn render(t: &Record, path: &str) -> String {
             );
         }
     }
-    let _ = writeln!(out, "  timeline: {path}");
+    let _ = writeln!(out, "  record: {path}");
     out
+}
+
+/// A saved record judged again from its scenario and events, and its summary as `flatline run`
+/// printed it. Also says where the saved summary or verdict differ from the new ones (a record
+/// written by another version of flatline, or edited).
+pub struct Rejudged {
+    pub record: Record,
+    pub text: String,
+    pub differs: Vec<&'static str>,
+}
+
+/// Judges a saved record again; `path` is where it was read from.
+pub fn rejudge(saved: &Record, path: &str) -> Rejudged {
+    let record = crate::verdict::rejudge(saved);
+    let mut differs = Vec::new();
+    if record.summary != saved.summary {
+        differs.push("summary");
+    }
+    if record.verdict != saved.verdict {
+        differs.push("verdict");
+    }
+    Rejudged {
+        text: render(&record, path),
+        record,
+        differs,
+    }
 }
 
 /// The predictions for every fault of a scenario, both sides.

@@ -14,13 +14,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::analysis;
 use crate::clock;
 use crate::fault::{self, Action, Mechanism};
 use crate::keepalive::Keepalive;
 use crate::lab::{self, Lab, LabError, Ns};
 use crate::record::{
-    Connections, Environment, Event, FaultStep, Kind, PeerReport, Record, Source, FORMAT_VERSION,
+    Connections, Environment, Event, FaultStep, Kind, PeerReport, Record, RunStatus, Source,
 };
 use crate::sandbox::Privileges;
 use crate::scenario::{self, FaultKind, Scenario, Side};
@@ -326,9 +325,22 @@ fn exited(side: Side, pid: Pid, status: String) -> Kind {
     }
 }
 
+/// Where and when this run happens.
+fn environment(privileges: Privileges, run_date: std::time::SystemTime) -> Environment {
+    Environment {
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        flatline_version: env!("CARGO_PKG_VERSION").into(),
+        run_date: humantime::format_rfc3339_seconds(run_date).to_string(),
+        privileges: privileges.as_str().into(),
+    }
+}
+
 /// Runs one scenario in a fresh lab and returns its record.
 pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Record, RunError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let run_date = std::time::SystemTime::now();
     let lab = Lab::up(&scenario.lab)?;
     let origin_ns = clock::now_ns();
     let setup_ms = lab.setup.as_secs_f64() * 1000.0;
@@ -385,20 +397,12 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Record, RunEr
     ));
     events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
 
-    Ok(Record {
-        format_version: FORMAT_VERSION,
-        scenario: scenario.clone(),
-        environment: Environment {
-            kernel: nix::sys::utsname::uname()
-                .map(|u| u.release().to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            flatline_version: env!("CARGO_PKG_VERSION").into(),
-            privileges: opts.privileges.as_str().into(),
-        },
-        summary: analysis::summarize(&scenario.faults, &events),
-        verdict: verdict::verdict(scenario, &events),
+    Ok(verdict::judge_run(
+        scenario.clone(),
+        environment(opts.privileges, run_date),
+        RunStatus::Completed,
         events,
-    })
+    ))
 }
 
 /// Starts the peers, runs the schedule, and returns why the run ended.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -11,7 +12,9 @@ use crate::duration::{Dur, Window};
 use crate::keepalive::{Keepalive, UserTimeout};
 
 /// Which peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Side {
     Client,
@@ -36,7 +39,7 @@ impl fmt::Display for Side {
 }
 
 /// The failures flatline can inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     /// SIGKILL the target process; heal restarts it.
@@ -82,7 +85,7 @@ impl FaultKind {
 }
 
 /// Which packets a firewall drop eats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     #[default]
@@ -103,7 +106,7 @@ impl Direction {
 
 /// The signal a process kill sends: KILL (abrupt) or TERM (the default action: an ordinary
 /// exit, whose close sends FIN when nothing is left unread).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 pub enum KillSignal {
     #[default]
     #[serde(rename = "KILL")]
@@ -113,7 +116,7 @@ pub enum KillSignal {
 }
 
 /// What a reject answers with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RejectWith {
     #[default]
@@ -124,7 +127,7 @@ pub enum RejectWith {
 
 /// Which end of a link a cable pull takes down: the wire's (a remote failure, the default) or
 /// the peer's own (a local failure: its routes vanish and send() still succeeds).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LinkEnd {
     #[default]
@@ -203,7 +206,7 @@ impl<'de> Deserialize<'de> for Detects {
 }
 
 /// What the peers send while connected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pattern {
     /// Nothing: only keepalives, if on, cross the wire.
@@ -244,7 +247,7 @@ struct RawHeartbeat {
 }
 
 /// Traffic on the connection, resolved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct Traffic {
     pub pattern: Pattern,
     pub interval_ms: u64,
@@ -253,7 +256,7 @@ pub struct Traffic {
 
 /// The application heartbeat: the client pings every interval, the server answers; either
 /// side declares the other lost after `misses` intervals without hearing from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct Heartbeat {
     pub interval_ms: u64,
     pub misses: u32,
@@ -284,21 +287,22 @@ struct RawScenario {
 }
 
 /// Settings of one peer, resolved.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 pub struct PeerSettings {
+    #[serde(deserialize_with = "crate::keepalive::resolved")]
     pub keepalive: Keepalive,
     /// TCP_USER_TIMEOUT in ms; 0 leaves the system default.
     pub user_timeout_ms: u32,
     /// Client only: pause between a loss or failed attempt and the next connect.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconnect_interval_ms: Option<u64>,
     /// Client only: give up a connect attempt after this long.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,
 }
 
 /// One scheduled fault, resolved.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 pub struct Fault {
     pub id: String,
     pub kind: FaultKind,
@@ -320,7 +324,7 @@ pub struct Fault {
 }
 
 /// What a scenario expects of one side.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", tag = "what")]
 pub enum Check {
     /// Detection latency (fault-injected to peer-lost) in a window, optionally with an error.
@@ -332,7 +336,7 @@ pub enum Check {
     Reconnects { window: Window },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 pub struct Expectation {
     pub side: Side,
     pub fault: String,
@@ -362,7 +366,7 @@ impl fmt::Display for Expectation {
 }
 
 /// A validated scenario.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 pub struct Scenario {
     pub name: String,
     pub file: PathBuf,

@@ -2,7 +2,7 @@
 
 use crate::analysis;
 use crate::duration::{Placement, Window};
-use crate::record::Event;
+use crate::record::{Environment, Event, Record, RunStatus, FORMAT_VERSION};
 pub use crate::record::{Outcome, Status, Verdict};
 use crate::scenario::{Check, Expectation, Scenario};
 
@@ -25,6 +25,30 @@ pub fn verdict(scenario: &Scenario, events: &[Event]) -> Verdict {
         passed: expectations.iter().all(|o| o.passed),
         expectations,
     }
+}
+
+/// The record of a run: its summary and verdict derived from the scenario and the events.
+pub fn judge_run(
+    scenario: Scenario,
+    environment: Environment,
+    status: RunStatus,
+    events: Vec<Event>,
+) -> Record {
+    Record {
+        format_version: FORMAT_VERSION,
+        status,
+        summary: analysis::summarize(&scenario.faults, &events),
+        verdict: verdict(&scenario, &events),
+        scenario,
+        environment,
+        events,
+    }
+}
+
+/// A saved record judged again from its scenario and events, as `flatline report` does.
+pub fn rejudge(record: &Record) -> Record {
+    let r = record.clone();
+    judge_run(r.scenario, r.environment, r.status, r.events)
 }
 
 /// A latency in scenario syntax: seconds to the millisecond, or milliseconds to the

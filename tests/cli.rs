@@ -113,3 +113,25 @@ fn predict_reads_scenarios_and_rejects_bad_flags() {
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("nat needs"));
 }
+
+#[test]
+fn report_on_a_bad_record_says_where_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.json");
+    std::fs::write(&file, "{\"format_version\": 2,\n \"status\": 7}\n").unwrap();
+    let output = flatline().arg("report").arg(&file).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2:", file.display())) && stderr.contains("status: "),
+        "{stderr}"
+    );
+    std::fs::write(&file, "{\"format_version\": 1}").unwrap();
+    let output = flatline().arg("report").arg(&file).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("format_version 1"),
+        "{}",
+        describe(&output)
+    );
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{describe, flatline, run, scenario};
+use crate::support::{assert_valid_record, describe, flatline, run, scenario};
 
 /// Timer slack: physics.md measured +24..32 ms per 1 s timer; allow 100 ms per timer.
 const SLACK_PER_TIMER_MS: f64 = 100.0;
@@ -67,6 +67,8 @@ fn assert_contract(t: &Value) {
             .contains(&e["source"].as_str().unwrap()));
     }
     assert!(t["verdict"]["passed"].is_boolean());
+    assert_eq!(t["status"]["state"], "completed");
+    assert_valid_record(t);
 }
 
 /// Runs a scenario that must pass; returns its timeline.

@@ -5,4 +5,5 @@
 
 mod cli;
 mod lab;
+mod record;
 mod support;
