@@ -591,12 +591,7 @@ pub fn parse(path: &str, text: &str) -> Result<Record, RecordError> {
         line: e.line(),
         column: e.column(),
         field,
-        message: e
-            .to_string()
-            .split(" at line ")
-            .next()
-            .unwrap_or("")
-            .to_owned(),
+        message: in_words(e.to_string().split(" at line ").next().unwrap_or("")),
     };
     #[derive(Deserialize)]
     struct Versioned {
@@ -635,6 +630,38 @@ pub fn parse(path: &str, text: &str) -> Result<Record, RecordError> {
         };
         invalid(e.inner(), field)
     })
+}
+
+/// serde's message with Rust's names for things in JSON's words.
+fn in_words(message: &str) -> String {
+    let mut m = message.to_owned();
+    for (rust, words) in [
+        ("u8", "a whole number"),
+        ("u32", "a whole number"),
+        ("u64", "a whole number"),
+        ("i32", "a whole number"),
+        ("f64", "a number"),
+        ("internally tagged enum", "an object"),
+        ("struct", "an object"),
+        ("enum", "a name"),
+    ] {
+        let from = format!("expected {rust}");
+        while let Some(i) = m.find(&from) {
+            let rest = &m[i + from.len()..];
+            // Drop the type's name after "struct X", "enum X".
+            let name = if rust.ends_with("enum") || rust == "struct" {
+                let r = rest.trim_start();
+                (rest.len() - r.len()) + r.find(|c: char| !c.is_alphanumeric()).unwrap_or(r.len())
+            } else {
+                0
+            };
+            m = format!("{}expected {words}{}", &m[..i], &rest[name..]);
+        }
+    }
+    m.replace("a map", "an object")
+        .replace("invalid type: map", "invalid type: object")
+        .replace("a sequence", "an array")
+        .replace("invalid type: sequence", "invalid type: array")
 }
 
 /// Reads a record file.
@@ -1025,6 +1052,14 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("format_version 1 is not one"), "{e}");
         let e = parse("r.json", "[]").unwrap_err();
         assert!(e.to_string().starts_with("r.json:1:"), "{e}");
+        let e = parse("r.json", "{\"format_version\": 2, \"status\": 7}").unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("status: invalid type: integer `7`, expected an object"),
+            "{e}"
+        );
+        let e = parse("r.json", "{\"format_version\": 2, \"events\": {}}").unwrap_err();
+        assert!(e.to_string().contains("expected an array"), "{e}");
         let e = parse("r.json", "{}").unwrap_err();
         assert!(e.to_string().contains("not a flatline record"), "{e}");
         let r = shipped_scenarios().remove(0);

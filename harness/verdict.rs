@@ -61,16 +61,22 @@ fn secs(ms: f64) -> String {
     }
 }
 
-fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>, run_end_ms: f64) -> Outcome {
-    let side = exp.side;
-    let head = format!("{{ side = \"{side}\", fault = \"{}\", ", exp.fault);
-    let outcome = |status: Status, actual: String, reason: String| Outcome {
+/// An expectation's outcome: `actual` is the inside of its scenario-syntax table.
+fn outcome(exp: &Expectation, status: Status, actual: &str, reason: String) -> Outcome {
+    Outcome {
         expected: exp.to_string(),
-        actual: format!("{head}{actual} }}"),
+        actual: format!(
+            "{{ side = \"{}\", fault = \"{}\", {actual} }}",
+            exp.side, exp.fault
+        ),
         passed: status == Status::Passed,
         status,
         reason,
-    };
+    }
+}
+
+fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>, run_end_ms: f64) -> Outcome {
+    let side = exp.side;
     // Nothing is pending once the run is over.
     let pending_or = |status: Status| {
         if now_ms.is_some() {
@@ -80,109 +86,115 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>, run_end_m
         }
     };
     let Some(times) = analysis::fault_times(events, &exp.fault) else {
-        return outcome(
-            pending_or(Status::Failed),
-            "injected = false".into(),
-            "the fault was never injected".into(),
-        );
+        let reason = "the fault was never injected".into();
+        return outcome(exp, pending_or(Status::Failed), "injected = false", reason);
     };
-    let (window, reference_ms, found, what) = match &exp.check {
-        Check::Detects { window, .. } => (
-            *window,
+    let (reference_ms, found) = match &exp.check {
+        Check::Detects { .. } => (
             Some(times.injected_ms),
             analysis::detection(events, side, &exp.fault),
-            "detects",
         ),
-        Check::Reconnects { window } => (
-            *window,
+        Check::Reconnects { .. } => (
             times.healed_ms,
             analysis::reconnect(events, side, &exp.fault).map(|ms| (ms, String::new())),
-            "reconnects",
         ),
     };
     let Some(reference_ms) = reference_ms else {
-        return outcome(
-            pending_or(Status::Failed),
-            "healed = false".into(),
-            "the fault was never healed".into(),
-        );
+        let reason = "the fault was never healed".into();
+        return outcome(exp, pending_or(Status::Failed), "healed = false", reason);
     };
     match found {
-        Some((latency, error)) => {
-            let mut actual = format!("{what} = \"{}\"", secs(latency));
-            if !error.is_empty() {
-                actual += &format!(", error = \"{error}\"");
-            }
-            let reason = match window.place(latency) {
-                Placement::TooEarly if window == Window::Never => {
-                    format!("{side} {what} after {}, expected never", secs(latency))
-                }
-                Placement::TooEarly => format!("{side} {what} too early, after {}", secs(latency)),
-                Placement::TooLate => format!(
-                    "{side} {what} later than predicted, at {} (window {window})",
-                    secs(latency)
-                ),
-                Placement::Inside => match &exp.check {
-                    Check::Detects {
-                        error: Some(want), ..
-                    } if *want != error => {
-                        format!("{side} saw {error}, expected {want}")
-                    }
-                    _ => String::new(),
-                },
-            };
-            let status = if reason.is_empty() {
-                Status::Passed
-            } else {
-                Status::Failed
-            };
-            outcome(status, actual, reason)
+        Some((latency, error)) => judge_found(exp, latency, &error),
+        // Nothing yet: keep watching until the run is over. A detection after the window is
+        // still a detection (reported as late, never as "never").
+        None if now_ms.is_some() => {
+            let actual = format!("{} = \"never\"", what(exp));
+            outcome(exp, Status::Pending, &actual, String::new())
         }
-        None => {
-            // Nothing yet: keep watching until the run is over. A detection after the window
-            // is still a detection (reported as late, never as "never").
-            if now_ms.is_some() {
-                return outcome(
-                    Status::Pending,
-                    format!("{what} = \"never\""),
-                    String::new(),
-                );
+        None => judge_missing(exp, run_end_ms - reference_ms),
+    }
+}
+
+/// "detects" or "reconnects".
+fn what(exp: &Expectation) -> &'static str {
+    match exp.check {
+        Check::Detects { .. } => "detects",
+        Check::Reconnects { .. } => "reconnects",
+    }
+}
+
+fn window(exp: &Expectation) -> Window {
+    match exp.check {
+        Check::Detects { window, .. } | Check::Reconnects { window } => window,
+    }
+}
+
+/// It happened after `latency` ms, with `error` (empty for a reconnect).
+fn judge_found(exp: &Expectation, latency: f64, error: &str) -> Outcome {
+    let (side, what, window) = (exp.side, what(exp), window(exp));
+    let mut actual = format!("{what} = \"{}\"", secs(latency));
+    if !error.is_empty() {
+        actual += &format!(", error = \"{error}\"");
+    }
+    let reason = match window.place(latency) {
+        Placement::TooEarly if window == Window::Never => {
+            format!("{side} {what} after {}, expected never", secs(latency))
+        }
+        Placement::TooEarly => format!("{side} {what} too early, after {}", secs(latency)),
+        Placement::TooLate => format!(
+            "{side} {what} later than predicted, at {} (window {window})",
+            secs(latency)
+        ),
+        Placement::Inside => match &exp.check {
+            Check::Detects {
+                error: Some(want), ..
+            } if want != error => {
+                format!("{side} saw {error}, expected {want}")
             }
-            if window == Window::Never {
-                return outcome(Status::Passed, format!("{what} = \"never\""), String::new());
-            }
-            // A window that only opens after the run ended cannot be checked by this run;
-            // nothing happening within the run is what it predicts.
-            let watched_ms = run_end_ms - reference_ms;
-            if let Window::Within {
-                from: Some(from), ..
-            } = window
-            {
-                if from.as_millis() as f64 > watched_ms {
-                    return outcome(
-                        Status::Passed,
-                        format!(
-                            "{what} = \"not within this run\" (watched {} after the fault)",
-                            secs(watched_ms)
-                        ),
-                        String::new(),
-                    );
-                }
-            }
-            let reason = match window.deadline() {
-                Some(d) => format!(
-                    "{side} did not {} within {d} (watched {} after the fault)",
-                    &what[..what.len() - 1],
-                    secs(watched_ms)
-                ),
-                None => format!(
-                    "{side} never {what} (watched {} after the fault)",
-                    secs(watched_ms)
-                ),
-            };
-            outcome(Status::Failed, format!("{what} = \"never\""), reason)
+            _ => String::new(),
+        },
+    };
+    let status = if reason.is_empty() {
+        Status::Passed
+    } else {
+        Status::Failed
+    };
+    outcome(exp, status, &actual, reason)
+}
+
+/// It did not happen in a finished run that watched `watched_ms` after the fault (or heal).
+fn judge_missing(exp: &Expectation, watched_ms: f64) -> Outcome {
+    let (side, what, window) = (exp.side, what(exp), window(exp));
+    let never = format!("{what} = \"never\"");
+    if window == Window::Never {
+        return outcome(exp, Status::Passed, &never, String::new());
+    }
+    // A window that only opens after the run ended cannot be checked by this run; nothing
+    // happening within the run is what it predicts.
+    if let Window::Within {
+        from: Some(from), ..
+    } = window
+    {
+        if from.as_millis() as f64 > watched_ms {
+            let actual = format!(
+                "{what} = \"not within this run\" (watched {} after the fault)",
+                secs(watched_ms)
+            );
+            return outcome(exp, Status::Passed, &actual, String::new());
         }
     }
+    let reason = match window.deadline() {
+        Some(d) => format!(
+            "{side} did not {} within {d} (watched {} after the fault)",
+            &what[..what.len() - 1],
+            secs(watched_ms)
+        ),
+        None => format!(
+            "{side} never {what} (watched {} after the fault)",
+            secs(watched_ms)
+        ),
+    };
+    outcome(exp, Status::Failed, &never, reason)
 }
 
 #[cfg(test)]
