@@ -332,13 +332,24 @@ pub async fn run(
             }
             let t = crate::runner::run(&cell.scenario, opts).await?;
             let path = dir.join(format!("{}.json", cell.scenario.name));
-            let json = serde_json::to_string_pretty(&t).expect("timelines serialize");
-            std::fs::write(&path, json + "\n").map_err(|source| {
-                crate::runner::RunError::Output {
-                    path: path.display().to_string(),
-                    source,
-                }
+            crate::output::write_json(&path, &t).map_err(|e| crate::runner::RunError::Output {
+                path: path.display().to_string(),
+                source: e.source,
             })?;
+            match &t.status {
+                crate::record::RunStatus::Completed => {}
+                crate::record::RunStatus::Interrupted { .. } => {
+                    let sig = opts.stop.received().unwrap_or(nix::sys::signal::SIGINT);
+                    return Err(crate::runner::RunError::Interrupted(sig));
+                }
+                crate::record::RunStatus::Failed { reason } => {
+                    return Err(crate::runner::RunError::Setup(format!(
+                        "cell {}: {reason} (timeline: {})",
+                        cell.scenario.name,
+                        path.display()
+                    )));
+                }
+            }
             Ok(cell_result(cell, Some((&t, path.display().to_string()))))
         }
     });

@@ -1,6 +1,8 @@
 //! Faults as data: what injecting or healing each fault does (a script run in a lab namespace,
 //! or a signal to a peer), decided by a pure function; the runner carries it out.
 
+use std::collections::BTreeMap;
+
 use nix::sys::signal::Signal;
 
 use crate::lab::{self, Ns};
@@ -65,6 +67,113 @@ impl Mechanism {
     }
 }
 
+/// A program the lab runs, and the Debian package that has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tool {
+    pub program: &'static str,
+    pub package: &'static str,
+}
+
+pub const IP: Tool = Tool {
+    program: "ip",
+    package: "iproute2",
+};
+pub const SS: Tool = Tool {
+    program: "ss",
+    package: "iproute2",
+};
+pub const NFT: Tool = Tool {
+    program: "nft",
+    package: "nftables",
+};
+pub const SH: Tool = Tool {
+    program: "sh",
+    package: "dash",
+};
+
+impl Mechanism {
+    /// The programs it runs (its script's interpreter and the commands the script calls).
+    pub fn tools(&self) -> Vec<Tool> {
+        match self {
+            Mechanism::Script { name, .. } => match *name {
+                "firewall" | "nat" => vec![SH, NFT],
+                "cable-pull" => vec![SH, IP],
+                "forget-connections" => vec![SH, SS],
+                _ => vec![SH],
+            },
+            Mechanism::Signal(..) | Mechanism::Restart(_) => vec![],
+        }
+    }
+}
+
+/// The programs a scenario needs, each with the faults that need it (the lab itself needs
+/// `ip`).
+pub fn tools(faults: &[Fault]) -> BTreeMap<Tool, Vec<String>> {
+    let mut needed: BTreeMap<Tool, Vec<String>> = BTreeMap::new();
+    needed.entry(IP).or_default();
+    for f in faults {
+        let mut steps = mechanism(f, Action::Inject);
+        steps.extend(mechanism(f, Action::Heal));
+        if f.kind == FaultKind::NatTimeout {
+            steps.push(nat_setup(f));
+        }
+        for tool in steps.iter().flat_map(Mechanism::tools) {
+            let ids = needed.entry(tool).or_default();
+            if !ids.contains(&f.id) {
+                ids.push(f.id.clone());
+            }
+        }
+    }
+    needed
+}
+
+/// Whether `program` is an executable file in one of the directories of `path` (a PATH value).
+pub fn on_path(program: &str, path: &std::ffi::OsStr) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path).any(|dir| {
+        std::fs::metadata(dir.join(program))
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    })
+}
+
+/// What is missing of `needed` on `path`, as a message that says how to install it; None when
+/// everything is there.
+pub fn missing_tools(
+    needed: &BTreeMap<Tool, Vec<String>>,
+    path: &std::ffi::OsStr,
+) -> Option<String> {
+    let missing: Vec<(&Tool, &Vec<String>)> = needed
+        .iter()
+        .filter(|(t, _)| !on_path(t.program, path))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let what = missing
+        .iter()
+        .map(|(t, ids)| {
+            let users = if ids.is_empty() {
+                "the lab".to_owned()
+            } else {
+                format!(
+                    "fault{} `{}`",
+                    if ids.len() > 1 { "s" } else { "" },
+                    ids.join("`, `")
+                )
+            };
+            format!("`{}` (needed by {users})", t.program)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let packages: std::collections::BTreeSet<&str> =
+        missing.iter().map(|(t, _)| t.package).collect();
+    Some(format!(
+        "{what} not found in PATH: install it (apt-get install {})",
+        packages.into_iter().collect::<Vec<_>>().join(" ")
+    ))
+}
+
 /// Runs a script mechanism in its namespace; returns what it printed, or None for mechanisms
 /// that are not scripts (signals and restarts belong to whoever owns the peers).
 pub fn run_script(lab: &lab::Lab, mechanism: &Mechanism) -> Result<Option<String>, lab::LabError> {
@@ -82,7 +191,10 @@ pub fn run_script(lab: &lab::Lab, mechanism: &Mechanism) -> Result<Option<String
         .arg(script)
         .arg(format!("flatline-{name}"))
         .args(args);
-    lab.run(*ns, cmd, "").map(Some)
+    // Errors name the script as a user would run it, not its embedded text.
+    lab.run(*ns, cmd, "")
+        .map(Some)
+        .map_err(|e| e.naming(mechanism.describe()))
 }
 
 /// A name usable in nftables identifiers.
@@ -359,5 +471,28 @@ mod tests {
         f.kind = FaultKind::Loss;
         f.percent = 20;
         assert!(describe(&mechanism(&f, Action::Inject)).ends_with("to-server loss 20"));
+    }
+
+    #[test]
+    fn every_tool_a_scenario_needs_is_named_with_its_package() {
+        let mut reboot = fault(FaultKind::HostReboot, Side::Server, LinkEnd::Wire);
+        reboot.id = "reboot".into();
+        let kill = fault(FaultKind::ProcessKill, Side::Server, LinkEnd::Wire);
+        let needed = tools(&[kill, reboot]);
+        let programs: Vec<&str> = needed.keys().map(|t| t.program).collect();
+        assert_eq!(programs, ["ip", "nft", "sh", "ss"]);
+        assert_eq!(needed[&NFT], ["reboot"]);
+        let dir = tempfile::tempdir().unwrap();
+        for p in ["ip", "sh", "ss"] {
+            std::os::unix::fs::symlink("/bin/true", dir.path().join(p)).unwrap();
+        }
+        let msg = missing_tools(&needed, dir.path().as_os_str()).unwrap();
+        assert_eq!(
+            msg,
+            "`nft` (needed by fault `reboot`) not found in PATH: install it \
+             (apt-get install nftables)"
+        );
+        std::os::unix::fs::symlink("/bin/true", dir.path().join("nft")).unwrap();
+        assert_eq!(missing_tools(&needed, dir.path().as_os_str()), None);
     }
 }

@@ -72,6 +72,21 @@ pub enum LabError {
     },
 }
 
+impl LabError {
+    /// The same error, naming the command `what` instead of its program and arguments.
+    pub fn naming(self, what: String) -> LabError {
+        match self {
+            LabError::Spawn { ns, source, .. } => LabError::Spawn {
+                ns,
+                program: what,
+                source,
+            },
+            LabError::Command { ns, stderr, .. } => LabError::Command { ns, what, stderr },
+            other => other,
+        }
+    }
+}
+
 /// Settings of the lab's namespaces.
 #[derive(
     Clone,

@@ -22,6 +22,7 @@
 //! - [`fault`]: inject and heal faults (scripts in `scripts/fault/`).
 //! - [`peer`]: the reference server and client.
 //! - [`runner`]: the one event loop that runs a scenario.
+//! - [`output`]: the output directory, files written whole or not at all.
 //! - [`bench`]: `flatline bench`, medians against baselines.
 //! - [`clock`]: the monotonic clock every process stamps with.
 
@@ -35,6 +36,7 @@ pub mod keepalive;
 pub mod lab;
 pub mod model;
 pub mod observer;
+pub mod output;
 pub mod peer;
 pub mod program;
 pub mod record;

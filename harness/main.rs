@@ -10,8 +10,9 @@ use clap::{Parser, Subcommand};
 
 use flatline::keepalive::Keepalive;
 use flatline::peer::{self, AppOpts, ClientOpts, Reporter, ServerOpts, SocketOpts, Traffic};
+use flatline::record::RunStatus;
 use flatline::runner::{self, RunError, RunOptions};
-use flatline::{compare, report, sandbox, scenario};
+use flatline::{compare, output, report, sandbox, scenario};
 
 #[derive(Parser)]
 #[command(
@@ -362,15 +363,12 @@ fn run_peer(role: PeerRole) -> ExitCode {
 /// Creates the output directory, enters the sandbox (from here on this is the runner, PID 1 of
 /// its own PID namespace) and builds the runtime.
 fn enter_lab(out: &std::path::Path) -> Result<(tokio::runtime::Runtime, RunOptions), ExitCode> {
-    let exe = std::env::current_exe().map_err(|e| {
-        eprintln!("error: cannot find the flatline binary to start peers: {e}");
+    let exe = sandbox::own_binary().map_err(|e| {
+        eprintln!("error: cannot open the running flatline binary to start peers: {e}");
         ExitCode::from(2)
     })?;
-    std::fs::create_dir_all(out).map_err(|e| {
-        eprintln!(
-            "error: cannot create the output directory {}: {e}",
-            out.display()
-        );
+    output::check_writable(out).map_err(|e| {
+        eprintln!("error: {}", runner::error_chain(&e));
         ExitCode::from(2)
     })?;
     let privileges = sandbox::enter().map_err(|e| {
@@ -381,7 +379,21 @@ fn enter_lab(out: &std::path::Path) -> Result<(tokio::runtime::Runtime, RunOptio
         .enable_all()
         .build()
         .expect("a current-thread runtime builds");
-    Ok((rt, RunOptions { exe, privileges }))
+    let stop = rt
+        .block_on(async { runner::Stop::install() })
+        .map_err(|e| {
+            eprintln!("error: cannot install signal handlers: {e}");
+            ExitCode::from(2)
+        })?;
+    sandbox::unblock_stop_signals();
+    Ok((
+        rt,
+        RunOptions {
+            exe,
+            privileges,
+            stop,
+        },
+    ))
 }
 
 fn bench(runs: usize, out: &std::path::Path, matrix: &std::path::Path) -> ExitCode {
@@ -420,9 +432,8 @@ fn bench(runs: usize, out: &std::path::Path, matrix: &std::path::Path) -> ExitCo
         matrix_cells: cells,
     };
     let path = out.join("bench.json");
-    let json = serde_json::to_string_pretty(&report).expect("reports serialize");
-    if let Err(e) = std::fs::write(&path, json + "\n") {
-        eprintln!("error: cannot write {}: {e}", path.display());
+    if let Err(e) = output::write_json(&path, &report) {
+        eprintln!("error: {}", runner::error_chain(&e));
         return ExitCode::from(2);
     }
     print!("{}", flatline::bench::render(&report));
@@ -456,15 +467,27 @@ fn compare_matrix(
             return ExitCode::from(2);
         }
     };
+    if let Some(e) = comparison
+        .cells
+        .iter()
+        .find_map(|c| runner::check_tools(&c.scenario).err())
+    {
+        eprintln!("error: {}: {e}", file.display());
+        return ExitCode::from(2);
+    }
     let (rt, opts) = match enter_lab(out) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let results = match rt.block_on(compare::run(&comparison, &opts, out, run_slow)) {
         Ok(r) => r,
-        Err(RunError::Interrupted) => {
-            eprintln!("flatline: interrupted; the labs were torn down");
-            return ExitCode::from(130);
+        Err(RunError::Interrupted(sig)) => {
+            eprintln!(
+                "flatline: interrupted by {}; the labs were torn down, the timelines are in {}",
+                sig.as_str(),
+                out.join(&comparison.name).display()
+            );
+            return ExitCode::from(runner::exit_code(sig));
         }
         Err(e) => {
             eprintln!("error: {}: {}", file.display(), error_chain(&e));
@@ -481,8 +504,8 @@ fn compare_matrix(
         }),
     ];
     for (name, f) in tables {
-        if let Err(e) = std::fs::write(dir.join(name), f(&results)) {
-            eprintln!("error: cannot write {}: {e}", dir.join(name).display());
+        if let Err(e) = output::write_atomically(&dir.join(name), f(&results).as_bytes()) {
+            eprintln!("error: {}", runner::error_chain(&e));
             return ExitCode::from(2);
         }
     }
@@ -536,6 +559,12 @@ fn run_scenarios(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
             }
         }
     }
+    for s in &loaded {
+        if let Err(e) = runner::check_tools(s) {
+            eprintln!("error: {}: {e}", s.file.display());
+            bad = true;
+        }
+    }
     if bad {
         return ExitCode::from(2);
     }
@@ -548,17 +577,38 @@ fn run_scenarios(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
         match rt.block_on(runner::run(s, &opts)) {
             Ok(record) => {
                 let path = out.join(format!("{}.json", s.name));
-                let json = serde_json::to_string_pretty(&record).expect("records serialize");
-                if let Err(e) = std::fs::write(&path, json + "\n") {
-                    eprintln!("error: cannot write {}: {e}", path.display());
+                if let Err(e) = output::write_json(&path, &record) {
+                    eprintln!("error: {}", runner::error_chain(&e));
                     return ExitCode::from(2);
                 }
-                print!("{}", report::render(&record, &path.display().to_string()));
-                failed |= !report::passed(&record);
+                match &record.status {
+                    RunStatus::Completed => {
+                        print!("{}", report::render(&record, &path.display().to_string()));
+                        failed |= !report::passed(&record);
+                    }
+                    RunStatus::Interrupted { signal } => {
+                        eprintln!(
+                            "flatline: interrupted by {signal}; the lab was torn down, \
+                             the record so far is in {}",
+                            path.display()
+                        );
+                        let sig = opts.stop.received().unwrap_or(nix::sys::signal::SIGINT);
+                        return ExitCode::from(runner::exit_code(sig));
+                    }
+                    RunStatus::Failed { reason } => {
+                        eprintln!(
+                            "error: {}: {reason}; the lab was torn down, the record so far \
+                             is in {}",
+                            s.file.display(),
+                            path.display()
+                        );
+                        return ExitCode::from(2);
+                    }
+                }
             }
-            Err(RunError::Interrupted) => {
-                eprintln!("flatline: interrupted; the lab was torn down");
-                return ExitCode::from(130);
+            Err(RunError::Interrupted(sig)) => {
+                eprintln!("flatline: interrupted by {}", sig.as_str());
+                return ExitCode::from(runner::exit_code(sig));
             }
             Err(e) => {
                 eprintln!("error: {}: {}", s.file.display(), error_chain(&e));

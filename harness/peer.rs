@@ -242,10 +242,12 @@ impl Reporter {
     }
 
     pub fn emit(&self, kind: Kind) {
-        let report = PeerReport {
-            mono_ns: clock::now_ns(),
-            kind,
-        };
+        self.emit_at(clock::now_ns(), kind)
+    }
+
+    /// Emits an event stamped with an earlier clock reading `mono_ns`.
+    pub fn emit_at(&self, mono_ns: u64, kind: Kind) {
+        let report = PeerReport { mono_ns, kind };
         let text = serde_json::to_string(&report).expect("reports serialize");
         let mut out = lock(&self.out);
         if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
@@ -648,11 +650,17 @@ pub fn serve(listen: SocketAddr, opts: ServerOpts, report: &'static Reporter) ->
     // A restarted server must bind while the killed one's connections linger.
     sock.set_reuse_address(true)?;
     sock.bind(&listen.into())?;
+    // Stamped before listen(2): every connection it accepts comes after this moment, so a
+    // restart's heal, stamped here, precedes the client's reconnection.
+    let t = clock::now_ns();
     sock.listen(128)?;
     let listener: std::net::TcpListener = sock.into();
-    report.emit(Kind::Listening {
-        addr: listen.to_string(),
-    });
+    report.emit_at(
+        t,
+        Kind::Listening {
+            addr: listen.to_string(),
+        },
+    );
     loop {
         let (stream, peer) = match listener.accept() {
             Ok(x) => x,

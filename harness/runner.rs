@@ -1,7 +1,7 @@
 //! The one event loop: builds the lab, starts the peers, injects and heals faults on schedule,
 //! and alone appends events to the timeline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::clock;
@@ -55,10 +55,18 @@ pub enum RunError {
         #[source]
         source: Box<RunError>,
     },
-    #[error("interrupted; the lab was torn down")]
-    Interrupted,
+    #[error("interrupted by {}", .0.as_str())]
+    Interrupted(Signal),
+    #[error("the {side} peer (pid {pid}) died: {status}")]
+    PeerDied {
+        side: Side,
+        pid: i32,
+        status: String,
+    },
     #[error("{0}")]
     Setup(String),
+    #[error("{0}")]
+    MissingTools(String),
     #[error("cannot write {path}")]
     Output {
         path: String,
@@ -67,12 +75,75 @@ pub enum RunError {
     },
 }
 
+/// The signal that stopped the runner, if one did: SIGINT, SIGTERM or SIGHUP, handled from
+/// before the first lab comes up until the process exits.
+#[derive(Clone, Debug)]
+pub struct Stop(watch::Receiver<Option<Signal>>);
+
+impl Stop {
+    /// Installs the handlers; call inside the runtime, before unblocking the signals
+    /// ([`crate::sandbox::unblock_stop_signals`]).
+    pub fn install() -> std::io::Result<Stop> {
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let sig = tokio::select! {
+                _ = int.recv() => Signal::SIGINT,
+                _ = term.recv() => Signal::SIGTERM,
+                _ = hup.recv() => Signal::SIGHUP,
+            };
+            let _ = tx.send(Some(sig));
+            // Later signals change nothing: the first one says why the run ended.
+            std::future::pending::<()>().await;
+        });
+        Ok(Stop(rx))
+    }
+
+    /// For a library caller that handles signals itself: never stops a run.
+    pub fn never() -> Stop {
+        Stop(watch::channel(None).1)
+    }
+
+    /// The signal received so far, if any.
+    pub fn received(&self) -> Option<Signal> {
+        *self.0.borrow()
+    }
+
+    /// Waits for a signal.
+    pub async fn wait(&mut self) -> Signal {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(sig) => sig.expect("waited for Some"),
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
 /// What the runner needs besides the scenario.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     /// The flatline binary, started again as `flatline peer ...` inside the lab.
     pub exe: PathBuf,
     pub privileges: Privileges,
+    pub stop: Stop,
+}
+
+/// The exit code of a run stopped by `sig`: 128 + its number (130 for SIGINT, 143 for
+/// SIGTERM, 129 for SIGHUP), as a shell reports it.
+pub fn exit_code(sig: Signal) -> u8 {
+    128 + sig as u8
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text += &format!(": {s}");
+        source = s.source();
+    }
+    text
 }
 
 enum Msg {
@@ -96,6 +167,10 @@ struct Run<'a> {
     events: Vec<Event>,
     conns: Connections,
     pids: BTreeMap<Side, Pid>,
+    /// Peers the schedule signalled: their exit is the fault, not a failure.
+    signalled: BTreeSet<Pid>,
+    /// A peer that exited on its own: the run cannot go on.
+    died: Option<RunError>,
     tx: mpsc::UnboundedSender<Msg>,
 }
 
@@ -221,6 +296,13 @@ impl Run<'_> {
             Msg::Exited { side, pid, status } => {
                 if self.pids.get(&side) == Some(&pid) {
                     self.pids.remove(&side);
+                    if !self.signalled.contains(&pid) && self.died.is_none() {
+                        self.died = Some(RunError::PeerDied {
+                            side,
+                            pid: pid.as_raw(),
+                            status: status.clone(),
+                        });
+                    }
                 }
                 let t = self.now_ms();
                 self.record(Event::new(t, Source::Runner, exited(side, pid, status)))
@@ -237,12 +319,21 @@ impl Run<'_> {
         want: impl Fn(&Event) -> bool,
     ) -> Result<f64, RunError> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut stop = self.opts.stop.clone();
         loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
+            let msg = tokio::select! {
+                biased;
+                sig = stop.wait() => return Err(RunError::Interrupted(sig)),
+                msg = tokio::time::timeout_at(deadline, rx.recv()) => msg,
+            };
+            match msg {
                 Ok(Some(msg)) => {
                     let event = self.absorb(msg);
                     if want(event) {
                         return Ok(event.t_ms);
+                    }
+                    if let Some(died) = self.died.take() {
+                        return Err(died);
                     }
                 }
                 Ok(None) | Err(_) => {
@@ -268,6 +359,7 @@ impl Run<'_> {
                 .map_err(RunError::from),
             Mechanism::Signal(side, sig) => {
                 if let Some(&pid) = self.pids.get(side) {
+                    self.signalled.insert(pid);
                     // The process stays ours until its reaper task sees it exit.
                     let _ = kill(pid, *sig);
                 }
@@ -277,33 +369,50 @@ impl Run<'_> {
         }
     }
 
-    /// Carries out one step of a fault and stamps it when it is in effect.
-    fn step(&mut self, index: usize, action: Action) -> Result<(), RunError> {
+    /// Carries out one step of a fault and stamps it when it is in effect: when its last
+    /// mechanism took effect, and not before a restarted server listens again (no client can
+    /// come back before that).
+    async fn step(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Msg>,
+        index: usize,
+        action: Action,
+    ) -> Result<(), RunError> {
         let fault = &self.scenario.faults[index];
         let mechanisms = fault::mechanism(fault, action);
-        let started = clock::now_ns();
+        let started_ms = self.now_ms();
         let mut output = String::new();
-        let mut effect = started;
+        // Each mechanism's moment of effect; the step is in effect at the latest of them.
+        let mut effect_ms = started_ms;
+        let failed = |source: RunError| RunError::Fault {
+            fault: self.scenario.faults[index].id.clone(),
+            action: action.as_str(),
+            source: Box::new(source),
+        };
         for m in &mechanisms {
-            let before = clock::now_ns();
-            let out = self.perform(m).map_err(|source| RunError::Fault {
-                fault: self.scenario.faults[index].id.clone(),
-                action: action.as_str(),
-                source: Box::new(source),
-            })?;
-            effect = if m.acts_during_call() {
-                before
+            let before_ms = self.now_ms();
+            output += &self.perform(m).map_err(failed)?;
+            let at_ms = if *m == Mechanism::Restart(Side::Server) {
+                // Not when the spawn returns: under load the new server may listen (and the
+                // client reconnect) before the runner runs again.
+                self.wait_for(rx, Side::Server, "listen again", |e| {
+                    e.source == Source::Server && matches!(e.kind, Kind::Listening { .. })
+                })
+                .await
+                .map_err(failed)?
+            } else if m.acts_during_call() {
+                before_ms
             } else {
-                clock::now_ns()
+                self.now_ms()
             };
-            output += &out;
+            effect_ms = effect_ms.max(at_ms);
         }
         let fault = &self.scenario.faults[index];
         let step = FaultStep {
             fault: fault.id.clone(),
             fault_kind: fault.kind,
             mechanism: fault::describe(&mechanisms),
-            took_ms: clock::ms_since(started, effect),
+            took_ms: ((effect_ms - started_ms) * 1000.0).round() / 1000.0,
             // Evidence that the fault touched traffic: what its rules matched while in force.
             packets_matched: fault::packets_matched(&output),
         };
@@ -311,8 +420,7 @@ impl Run<'_> {
             Action::Inject => Kind::FaultInjected(step),
             Action::Heal => Kind::FaultHealed(step),
         };
-        let t = clock::ms_since(self.origin_ns, effect);
-        self.record(Event::new(t, Source::Runner, kind));
+        self.record(Event::new(effect_ms, Source::Runner, kind));
         Ok(())
     }
 }
@@ -337,8 +445,23 @@ fn environment(privileges: Privileges, run_date: std::time::SystemTime) -> Envir
     }
 }
 
-/// Runs one scenario in a fresh lab and returns its record.
+/// Checks that every program the scenario's lab and faults run is installed, before any lab
+/// starts (a missing `nft` must not surface only when the fault is due).
+pub fn check_tools(scenario: &Scenario) -> Result<(), RunError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    match fault::missing_tools(&fault::tools(&scenario.faults), &path) {
+        None => Ok(()),
+        Some(msg) => Err(RunError::MissingTools(msg)),
+    }
+}
+
+/// Runs one scenario in a fresh lab and returns its record. Once the lab is up there is always
+/// a record: its `status` says whether the run completed, was interrupted or failed.
 pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Record, RunError> {
+    if let Some(sig) = opts.stop.received() {
+        return Err(RunError::Interrupted(sig));
+    }
+    check_tools(scenario)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let run_date = std::time::SystemTime::now();
     let lab = Lab::up(&scenario.lab)?;
@@ -358,6 +481,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Record, RunEr
         )],
         conns: Connections::default(),
         pids: BTreeMap::new(),
+        signalled: BTreeSet::new(),
+        died: None,
         tx,
     };
     let outcome = drive(&mut run, &mut rx).await;
@@ -386,7 +511,21 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Record, RunEr
     let teardown_start = clock::now_ns();
     lab.teardown();
     let end = clock::now_ns();
-    let reason = outcome?;
+    let (status, reason) = match outcome {
+        Ok(reason) => (RunStatus::Completed, reason),
+        Err(RunError::Interrupted(sig)) => (
+            RunStatus::Interrupted {
+                signal: sig.as_str().into(),
+            },
+            "interrupted",
+        ),
+        Err(e) => (
+            RunStatus::Failed {
+                reason: error_chain(&e),
+            },
+            "failed",
+        ),
+    };
     events.push(Event::new(
         clock::ms_since(origin_ns, end),
         Source::Runner,
@@ -400,7 +539,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Record, RunEr
     Ok(verdict::judge_run(
         scenario.clone(),
         environment(opts.privileges, run_date),
-        RunStatus::Completed,
+        status,
         events,
     ))
 }
@@ -410,8 +549,7 @@ async fn drive(
     run: &mut Run<'_>,
     rx: &mut mpsc::UnboundedReceiver<Msg>,
 ) -> Result<&'static str, RunError> {
-    let mut interrupt = signal(SignalKind::interrupt()).expect("signal handler installs");
-    let mut terminate = signal(SignalKind::terminate()).expect("signal handler installs");
+    let mut stop = run.opts.stop.clone();
 
     // A NAT must be in the path before the connection exists.
     let nat = run
@@ -467,16 +605,18 @@ async fn drive(
         let step_at = steps.get(next).map(|s| s.0).unwrap_or(end);
         tokio::select! {
             biased;
-            _ = interrupt.recv() => return Err(RunError::Interrupted),
-            _ = terminate.recv() => return Err(RunError::Interrupted),
+            sig = stop.wait() => return Err(RunError::Interrupted(sig)),
             _ = tokio::time::sleep_until(step_at), if next < steps.len() => {
                 let (_, index, action) = steps[next];
                 next += 1;
-                run.step(index, action)?;
+                run.step(rx, index, action).await?;
             }
             Some(msg) = rx.recv() => { run.absorb(msg); }
             _ = tokio::time::sleep_until(end) => return Ok("end"),
             _ = tick.tick() => {}
+        }
+        if let Some(died) = run.died.take() {
+            return Err(died);
         }
         // Without expectations there is nothing to settle: observe until the end.
         if next == steps.len() && !run.scenario.expectations.is_empty() {

@@ -65,11 +65,47 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
+/// The signals that end a run: forwarded by the watcher, handled by the runner.
+pub const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+fn stop_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in STOP_SIGNALS {
+        set.add(sig);
+    }
+    set
+}
+
+/// Delivers the stop signals again. The runner calls it once its handlers are installed: until
+/// then they stay pending, because PID 1 of a PID namespace discards a signal it has no
+/// handler for, and a Ctrl-C in that window would be lost.
+pub fn unblock_stop_signals() {
+    let _ = signal::pthread_sigmask(signal::SigmaskHow::SIG_UNBLOCK, Some(&stop_signals()), None);
+}
+
+/// The binary that is running, as a path that stays valid for the life of this process
+/// (`/proc/self/fd/N` on an open /proc/self/exe): peers started from it run this very version,
+/// even if the file is replaced or deleted mid-run (a `cargo build`). The descriptor is
+/// close-on-exec: peers do not inherit it, but a forked child still sees it until it execs.
+pub fn own_binary() -> std::io::Result<std::path::PathBuf> {
+    let file = fs::File::open("/proc/self/exe")?;
+    let fd = OwnedFd::from(file);
+    let path = std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    // Held open until the process exits.
+    std::mem::forget(fd);
+    Ok(path)
+}
+
 /// Enters the sandbox. Must be called while the process has a single thread.
 ///
-/// Returns in the runner (PID 1 of the new PID namespace). The calling process becomes the
-/// watcher: it forwards signals, waits, and exits with the runner's status; it never returns.
+/// Returns in the runner (PID 1 of the new PID namespace), with SIGINT, SIGTERM and SIGHUP
+/// blocked: install handlers, then call [`unblock_stop_signals`]. The calling process becomes
+/// the watcher: it forwards those signals, waits, and exits with the runner's status; it never
+/// returns.
 pub fn enter() -> Result<Privileges, SandboxError> {
+    // Blocked from here on, in the watcher until it can forward them and in the runner until
+    // it can handle them: a signal sent at any moment stays pending instead of being lost.
+    let _ = signal::pthread_sigmask(signal::SigmaskHow::SIG_BLOCK, Some(&stop_signals()), None);
     let (euid, egid) = (geteuid(), getegid());
     let privileges = if euid.is_root() {
         unshare(CloneFlags::CLONE_NEWPID).map_err(SandboxError::RootUnshare)?;
@@ -127,12 +163,14 @@ fn watch(child: Pid, _alive: OwnedFd) -> ! {
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+    for sig in STOP_SIGNALS {
         // SAFETY: the handler only calls kill().
         unsafe {
             let _ = signal::sigaction(sig, &action);
         }
     }
+    // What arrived since enter() blocked them is forwarded now.
+    unblock_stop_signals();
     loop {
         match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),

@@ -7,3 +7,4 @@ mod cli;
 mod lab;
 mod record;
 mod support;
+mod trust;
