@@ -103,7 +103,7 @@ pub fn summarize(faults: &[Fault], events: &[Event]) -> Summary {
             let times = fault_times(events, &f.id);
             FaultSummary {
                 id: f.id.clone(),
-                kind: f.kind,
+                kind: f.kind(),
                 injected_at_ms: times.map(|t| t.injected_ms),
                 injection_ms: times.map(|t| round_us(t.injected_ms - t.started_ms)),
                 healed_at_ms: times.and_then(|t| t.healed_ms),

@@ -13,7 +13,10 @@ use crate::duration::Dur;
 use crate::fault::{self, Action};
 use crate::lab::{Lab, LabConfig, LabError, Ns};
 use crate::runner::{RunError, RunOptions};
-use crate::scenario::{Direction, Fault, FaultKind, KillSignal, LinkEnd, RejectWith, Side};
+use crate::scenario::{
+    CablePull, Direction, Fault, FaultKind, FaultSpec, FirewallDrop, LinkEnd, Loss, Percent,
+    Reject, RejectWith, Side,
+};
 
 /// The median of some figures (the mean of the middle two for an even count).
 pub fn median(values: &[f64]) -> f64 {
@@ -84,19 +87,27 @@ fn ms_since(t: Instant) -> f64 {
 }
 
 fn bench_fault(kind: FaultKind) -> Fault {
+    let direction = Direction::Both;
+    let what = match kind {
+        FaultKind::CablePull => FaultSpec::CablePull(CablePull {
+            target: Side::Server,
+            end: LinkEnd::Wire,
+        }),
+        FaultKind::Reject => FaultSpec::Reject(Reject {
+            direction,
+            with: RejectWith::TcpReset,
+        }),
+        FaultKind::Loss => FaultSpec::Loss(Loss {
+            direction,
+            percent: Percent(20),
+        }),
+        _ => FaultSpec::FirewallDrop(FirewallDrop { direction }),
+    };
     Fault {
         id: "bench".into(),
-        kind,
         at: Dur::from_millis(0),
         heal: Some(Dur::from_millis(1)),
-        target: Side::Server,
-        direction: Direction::Both,
-        end: LinkEnd::Wire,
-        signal: KillSignal::Kill,
-        with: RejectWith::TcpReset,
-        percent: 20,
-        timeout_s: 0,
-        reset: false,
+        what,
     }
 }
 

@@ -7,10 +7,16 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
-use crate::duration::Dur;
+use crate::duration::{Dur, Window};
+use crate::input::{FieldPath, Source};
+use crate::keepalive::{Keepalive, UserTimeout};
 use crate::model;
+use crate::plan::{self, Plan};
 use crate::record::{Kind, Record};
-use crate::scenario::{self, Scenario, ScenarioError, Side};
+use crate::scenario::{
+    self, Check, Expectation, Fault, PeerSettings, RawHeartbeat, RawLab, Scenario, ScenarioError,
+    Side, Traffic,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,18 +28,22 @@ struct RawCompare {
     end: Dur,
     /// Widening of the predicted windows the cells are judged against.
     tolerance: Option<Dur>,
+    #[serde(default)]
     settings: Vec<RawSettings>,
+    #[serde(default)]
     fault: Vec<Table>,
 }
 
+/// Settings of both sides, as one [[settings]] table writes them.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSettings {
     name: String,
-    keepalive: Option<Value>,
-    user_timeout: Option<Value>,
-    heartbeat: Option<Value>,
-    lab: Option<Value>,
+    #[serde(default)]
+    keepalive: Keepalive,
+    user_timeout: Option<UserTimeout>,
+    heartbeat: Option<RawHeartbeat>,
+    lab: Option<RawLab>,
 }
 
 /// One cell of the matrix.
@@ -41,7 +51,8 @@ struct RawSettings {
 pub struct Cell {
     pub settings: String,
     pub fault: String,
-    pub scenario: Scenario,
+    /// The cell's scenario, planned.
+    pub plan: Plan,
     /// Predicted only: the model's latest detection is beyond the cell's run time.
     pub too_slow: bool,
 }
@@ -70,121 +81,71 @@ fn slug(s: &str) -> String {
     out.trim_matches('-').to_owned()
 }
 
-/// Reads a comparison file and builds (and validates) every cell.
+/// A [[fault]] of a comparison: its name, the traffic it runs under, and the fault.
+struct MatrixFault {
+    name: String,
+    traffic: Traffic,
+    fault: Fault,
+}
+
+/// Reads a comparison file and builds (and validates) every cell; every error points into
+/// the comparison file.
 pub fn load(path: &Path) -> Result<Comparison, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        file: path.to_owned(),
-        line: 0,
-        column: 0,
-        field: String::new(),
-        message: format!("cannot read the comparison file: {e}"),
-    })?;
-    let raw: RawCompare = scenario::deserialize(path, &text)?;
-    let at_top = |field: &str, message: String| ScenarioError {
-        file: path.to_owned(),
-        line: 1,
-        column: 1,
-        field: format!("{field}: "),
-        message,
-    };
+    let src = Source::read(path)?;
+    let raw: RawCompare = src.deserialize()?;
+    let root = FieldPath::root();
+    scenario::check_file_name(&raw.name).map_err(|m| src.error(&root.key("name"), m))?;
     if raw.settings.is_empty() || raw.fault.is_empty() {
-        return Err(at_top(
-            "settings",
-            "give at least one [[settings]] and one [[fault]]".into(),
+        let missing = if raw.settings.is_empty() {
+            "settings"
+        } else {
+            "fault"
+        };
+        return Err(src.error(
+            &root.key(missing),
+            "give at least one [[settings]] and one [[fault]]",
         ));
     }
     let tolerance = raw.tolerance.unwrap_or(Dur::from_millis(250));
+    let faults = raw
+        .fault
+        .iter()
+        .enumerate()
+        .map(|(i, t)| matrix_fault(&src, &root.key("fault").index(i), t, raw.end))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut cells = Vec::new();
-    let mut fault_names = Vec::new();
-    for (fi, fault) in raw.fault.iter().enumerate() {
-        let mut fault = fault.clone();
-        let name = match fault.remove("name") {
-            Some(Value::String(n)) => n,
-            _ => {
-                return Err(at_top(
-                    &format!("fault[{fi}].name"),
-                    "every [[fault]] needs a name".into(),
-                ))
-            }
-        };
-        let traffic = fault.remove("traffic");
-        fault_names.push(name.clone());
-        for s in &raw.settings {
-            let mut doc = Table::new();
-            doc.insert(
-                "name".into(),
-                format!("{}-{}-{}", raw.name, slug(&name), slug(&s.name)).into(),
-            );
-            doc.insert(
-                "description".into(),
-                format!("{} under {}", name, s.name).into(),
-            );
-            doc.insert("end".into(), raw.end.to_string().into());
-            let mut peer = Table::new();
-            if let Some(k) = &s.keepalive {
-                peer.insert("keepalive".into(), k.clone());
-            }
-            if let Some(u) = &s.user_timeout {
-                peer.insert("user_timeout".into(), u.clone());
-            }
-            doc.insert("server".into(), peer.clone().into());
-            doc.insert("client".into(), peer.into());
-            if let Some(t) = &traffic {
-                doc.insert("traffic".into(), t.clone());
-            }
-            if let Some(h) = &s.heartbeat {
-                doc.insert("heartbeat".into(), h.clone());
-            }
-            if let Some(l) = &s.lab {
-                doc.insert("lab".into(), l.clone());
-            }
-            doc.insert("fault".into(), Value::Array(vec![fault.clone().into()]));
-            let expect: Vec<Value> = Side::BOTH
-                .iter()
-                .map(|side| {
-                    let mut e = Table::new();
-                    e.insert("side".into(), side.as_str().into());
-                    e.insert("detects".into(), "predicted".into());
-                    e.insert("tolerance".into(), tolerance.to_string().into());
-                    e.into()
-                })
-                .collect();
-            doc.insert("expect".into(), Value::Array(expect));
-            let cell_text = toml::to_string(&doc).expect("a table serializes");
-            let label = PathBuf::from(format!(
-                "{} (fault `{name}` x settings `{}`)",
-                path.display(),
-                s.name
-            ));
-            let mut scenario = scenario::parse(&label, &cell_text)?;
-            // A side the model says cannot detect within the run is expected not to (there
-            // is nothing to measure); the run is stretched to cover a window it only starts.
-            let at = scenario.faults[0].at.as_millis() as f64;
-            let budget = scenario.end.as_millis() as f64 - at;
-            let mut beyond = 0;
-            for side in Side::BOTH {
-                let Some((lo, hi)) = model::predict(&scenario, 0, side).window_ms else {
-                    continue;
-                };
-                if lo > budget {
-                    beyond += 1;
-                    for e in scenario.expectations.iter_mut().filter(|e| e.side == side) {
-                        e.check = scenario::Check::Detects {
-                            window: crate::duration::Window::Never,
+    for f in &faults {
+        for (i, s) in raw.settings.iter().enumerate() {
+            let here = root.key("settings").index(i);
+            let cell = Scenario {
+                name: format!("{}-{}-{}", raw.name, slug(&f.name), slug(&s.name)),
+                file: path.to_owned(),
+                description: format!("{} under {}", f.name, s.name),
+                end: raw.end,
+                server: PeerSettings::new(Side::Server, s.keepalive, s.user_timeout),
+                client: PeerSettings::new(Side::Client, s.keepalive, s.user_timeout),
+                traffic: f.traffic,
+                heartbeat: scenario::heartbeat(&src, &here.key("heartbeat"), s.heartbeat.as_ref())?,
+                lab: s.lab.clone().unwrap_or_default().resolve(),
+                faults: vec![f.fault.clone()],
+                expectations: Side::BOTH
+                    .iter()
+                    .map(|&side| Expectation {
+                        side,
+                        fault: f.fault.id.clone(),
+                        check: Check::Detects {
+                            window: Window::Never,
                             error: None,
-                        };
-                    }
-                } else if hi > budget {
-                    let end = (at + hi + 1000.0).ceil() as u64;
-                    scenario.end = scenario.end.max(Dur::from_millis(end));
-                }
-            }
-            // Nothing to measure on either side: predicted only.
-            let too_slow = beyond == Side::BOTH.len();
+                        },
+                        predicted: Some(tolerance),
+                    })
+                    .collect(),
+            };
+            let (scenario, too_slow) = fit_to_run(cell);
             cells.push(Cell {
                 settings: s.name.clone(),
-                fault: name.clone(),
-                scenario,
+                fault: f.name.clone(),
+                plan: plan::plan(&scenario),
                 too_slow,
             });
         }
@@ -194,9 +155,65 @@ pub fn load(path: &Path) -> Result<Comparison, ScenarioError> {
         file: path.to_owned(),
         description: raw.description,
         settings: raw.settings.iter().map(|s| s.name.clone()).collect(),
-        faults: fault_names,
+        faults: faults.into_iter().map(|f| f.name).collect(),
         cells,
     })
+}
+
+/// One [[fault]] of a comparison: `name` and `traffic` are the matrix's, the rest a fault's.
+fn matrix_fault(
+    src: &Source,
+    here: &FieldPath,
+    table: &Table,
+    end: Dur,
+) -> Result<MatrixFault, ScenarioError> {
+    let mut table = table.clone();
+    let name = match table.remove("name") {
+        Some(Value::String(n)) if !n.is_empty() => n,
+        _ => return Err(src.error(&here.key("name"), "every [[fault]] needs a name")),
+    };
+    let traffic = match table.remove("traffic") {
+        None => Traffic::default(),
+        Some(v) => {
+            let at = here.key("traffic");
+            let raw: scenario::RawTraffic = src.deserialize_value(&at, v)?;
+            scenario::traffic(src, &at, Some(&raw))?
+        }
+    };
+    let fault = scenario::fault_at(src, here, &table, |k| k.as_str().to_owned(), end)?;
+    Ok(MatrixFault {
+        name,
+        traffic,
+        fault,
+    })
+}
+
+/// A side the model says cannot detect within the run is expected not to (there is nothing
+/// to measure); the run is stretched to cover a window it only starts. True when neither side
+/// can detect in time: the cell is predicted only.
+fn fit_to_run(mut scenario: Scenario) -> (Scenario, bool) {
+    let at = scenario.faults[0].at.as_millis() as f64;
+    let budget = scenario.end.as_millis() as f64 - at;
+    let mut beyond = 0;
+    for side in Side::BOTH {
+        let Some((lo, hi)) = model::predict(&scenario, 0, side).window_ms else {
+            continue;
+        };
+        if lo > budget {
+            beyond += 1;
+            for e in scenario.expectations.iter_mut().filter(|e| e.side == side) {
+                e.check = Check::Detects {
+                    window: Window::Never,
+                    error: None,
+                };
+                e.predicted = None;
+            }
+        } else if hi > budget {
+            let end = (at + hi + 1000.0).ceil() as u64;
+            scenario.end = scenario.end.max(Dur::from_millis(end));
+        }
+    }
+    (scenario, beyond == Side::BOTH.len())
 }
 
 /// What one side did in one cell, next to what the model says.
@@ -258,7 +275,7 @@ impl Results {
 /// One cell's result, from its timeline (None when it was not run).
 pub fn cell_result(cell: &Cell, timeline: Option<(&Record, String)>) -> CellResult {
     let side = |side: Side| {
-        let p = model::predict(&cell.scenario, 0, side);
+        let p = model::predict(&cell.plan.scenario, 0, side);
         let (measured_ms, error, mechanism, as_predicted) = match &timeline {
             None => (None, None, None, None),
             Some((t, _)) => {
@@ -330,8 +347,8 @@ pub async fn run(
             if cell.too_slow && !run_slow {
                 return Ok::<_, crate::runner::RunError>(cell_result(cell, None));
             }
-            let t = crate::runner::run(&cell.scenario, opts).await?;
-            let path = dir.join(format!("{}.json", cell.scenario.name));
+            let t = crate::runner::run(&cell.plan, opts).await?;
+            let path = dir.join(format!("{}.json", cell.plan.scenario.name));
             crate::output::write_json(&path, &t).map_err(|e| crate::runner::RunError::Output {
                 path: path.display().to_string(),
                 source: e.source,
@@ -345,7 +362,7 @@ pub async fn run(
                 crate::record::RunStatus::Failed { reason } => {
                     return Err(crate::runner::RunError::Setup(format!(
                         "cell {}: {reason} (timeline: {})",
-                        cell.scenario.name,
+                        cell.plan.scenario.name,
                         path.display()
                     )));
                 }
@@ -551,6 +568,7 @@ mod tests {
             .unwrap();
         assert!(!busy_seed.too_slow);
         let client = busy_seed
+            .plan
             .scenario
             .expectations
             .iter()
@@ -590,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_cell_names_the_fault_and_settings() {
+    fn a_bad_setting_is_located_in_the_comparison_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(
@@ -598,9 +616,11 @@ mod tests {
             "name = \"c\"\nend = \"10s\"\n[[settings]]\nname = \"s\"\nkeepalive = { idle = \"0s\" }\n[[fault]]\nname = \"f\"\nkind = \"freeze\"\nat = \"1s\"\n",
         )
         .unwrap();
+        // The error points into the comparison file, not at text built from it.
         let e = load(&file).unwrap_err().to_string();
         assert!(
-            e.contains("fault `f` x settings `s`") && e.contains("keepalive.idle"),
+            e.starts_with(&format!("{}:5:", file.display()))
+                && e.contains("settings[0].keepalive.idle: must be between 1s"),
             "{e}"
         );
     }

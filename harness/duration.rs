@@ -25,6 +25,9 @@ impl Dur {
     /// Parses "1500ms", "3s", "2.5s" or "1m": a non-negative number and a unit.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
+        if text.starts_with('-') {
+            return Err(format!("`{text}`: durations cannot be negative"));
+        }
         let split = text
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(|| format!("`{text}` has no unit: write e.g. `1500ms`, `3s` or `1m`"))?;
@@ -85,8 +88,36 @@ impl fmt::Display for Dur {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Dur::parse(&text).map_err(serde::de::Error::custom)
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"1500ms\", \"3s\" or \"1m\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dur, E> {
+                Dur::parse(v).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dur, E> {
+                if v < 0 {
+                    return Err(E::custom("durations cannot be negative"));
+                }
+                self.visit_u64(v as u64)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dur, E> {
+                Err(E::custom(format!(
+                    "a duration needs a unit: write it as a string, e.g. \"{v}s\" or \"{v}ms\""
+                )))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Dur, E> {
+                if v < 0.0 {
+                    return Err(E::custom("durations cannot be negative"));
+                }
+                Err(E::custom(format!(
+                    "a duration needs a unit: write it as a string, e.g. \"{v}s\""
+                )))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

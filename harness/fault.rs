@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use nix::sys::signal::Signal;
 
 use crate::lab::{self, Ns};
-use crate::scenario::{Fault, FaultKind, KillSignal, LinkEnd, RejectWith, Side};
+use crate::scenario::{
+    CablePull, Fault, FaultSpec, KillSignal, LinkEnd, Loss, NatTimeout, ProcessKill, Reject,
+    RejectWith, Side,
+};
 
 /// The fault scripts, embedded so the binary runs exactly what scripts/ shows a user.
 pub const FIREWALL_SH: &str = include_str!("../scripts/fault/firewall.sh");
@@ -14,20 +17,7 @@ pub const CABLE_PULL_SH: &str = include_str!("../scripts/fault/cable-pull.sh");
 pub const NAT_SH: &str = include_str!("../scripts/fault/nat.sh");
 pub const FORGET_CONNECTIONS_SH: &str = include_str!("../scripts/fault/forget-connections.sh");
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    Inject,
-    Heal,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Inject => "inject",
-            Action::Heal => "heal",
-        }
-    }
-}
+pub use crate::plan::Action;
 
 /// One concrete thing to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,7 +104,7 @@ pub fn tools(faults: &[Fault]) -> BTreeMap<Tool, Vec<String>> {
     for f in faults {
         let mut steps = mechanism(f, Action::Inject);
         steps.extend(mechanism(f, Action::Heal));
-        if f.kind == FaultKind::NatTimeout {
+        if f.kind() == crate::scenario::FaultKind::NatTimeout {
             steps.push(nat_setup(f));
         }
         for tool in steps.iter().flat_map(Mechanism::tools) {
@@ -197,13 +187,6 @@ pub fn run_script(lab: &lab::Lab, mechanism: &Mechanism) -> Result<Option<String
         .map_err(|e| e.naming(mechanism.describe()))
 }
 
-/// A name usable in nftables identifiers.
-fn ident(id: &str) -> String {
-    id.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
 /// The commands a user would type to do the same by hand, in order.
 pub fn describe(steps: &[Mechanism]) -> String {
     steps
@@ -223,111 +206,114 @@ pub fn nat_setup(fault: &Fault) -> Mechanism {
             "setup".into(),
             format!("{}/24", lab::CLIENT_NET),
             lab::WIRE_SERVER_LINK.into(),
-            if fault.reset { "reset" } else { "drop" }.into(),
+            match fault.what {
+                FaultSpec::NatTimeout(NatTimeout { reset: true, .. }) => "reset",
+                _ => "drop",
+            }
+            .into(),
         ],
     }
 }
 
 /// What `action` of `fault` does, step by step.
 pub fn mechanism(fault: &Fault, action: Action) -> Vec<Mechanism> {
-    match fault.kind {
-        FaultKind::HostReboot => {
+    match fault.what {
+        FaultSpec::HostReboot(h) => {
             // The host drops off the network first, so nothing its dying stack sends arrives.
-            let unplug = Fault {
-                id: format!("{}_down", fault.id),
-                kind: FaultKind::FirewallDrop,
-                ..fault.clone()
-            };
-            let ns = match fault.target {
+            let unplug = firewall(fault, action, "drop");
+            let ns = match h.target {
                 Side::Client => Ns::Client,
                 Side::Server => Ns::Server,
             };
             match action {
-                Action::Inject => {
-                    let mut steps = step(&unplug, Action::Inject);
-                    steps.push(Mechanism::Signal(fault.target, Signal::SIGKILL));
-                    steps.push(Mechanism::Script {
+                Action::Inject => vec![
+                    unplug,
+                    Mechanism::Signal(h.target, Signal::SIGKILL),
+                    Mechanism::Script {
                         ns,
                         name: "forget-connections",
                         script: FORGET_CONNECTIONS_SH,
                         args: vec![],
-                    });
-                    steps
-                }
-                Action::Heal => {
-                    let mut steps = vec![Mechanism::Restart(fault.target)];
-                    steps.extend(step(&unplug, Action::Heal));
-                    steps
-                }
+                    },
+                ],
+                Action::Heal => vec![Mechanism::Restart(h.target), unplug],
             }
         }
-        _ => step(fault, action),
+        _ => vec![single(fault, action)],
     }
 }
 
-fn step(fault: &Fault, action: Action) -> Vec<Mechanism> {
-    vec![single(fault, action)]
+/// The firewall script on the fault's own table, `verdict` when injecting.
+fn firewall(fault: &Fault, action: Action, verdict: &str) -> Mechanism {
+    let table = fault.nft_table().expect("firewall faults have a table");
+    let name = table.trim_start_matches("flatline_").to_owned();
+    let mut args = vec![action.as_str().to_owned(), name];
+    if action == Action::Inject {
+        args.extend([
+            lab::CLIENT_ADDR.to_string(),
+            lab::SERVER_ADDR.to_string(),
+            fault
+                .what
+                .direction()
+                .unwrap_or_default()
+                .as_str()
+                .to_owned(),
+            verdict.to_owned(),
+        ]);
+        if let FaultSpec::Loss(Loss { percent, .. }) = fault.what {
+            args.push(percent.0.to_string());
+        }
+    }
+    Mechanism::Script {
+        ns: Ns::Wire,
+        name: "firewall",
+        script: FIREWALL_SH,
+        args,
+    }
 }
 
 fn single(fault: &Fault, action: Action) -> Mechanism {
-    let script = |ns, name, script, args: Vec<String>| Mechanism::Script {
-        ns,
-        name,
-        script,
-        args,
-    };
-    match fault.kind {
-        FaultKind::ProcessKill => match action {
+    match fault.what {
+        FaultSpec::ProcessKill(ProcessKill { target, signal }) => match action {
             Action::Inject => Mechanism::Signal(
-                fault.target,
-                match fault.signal {
+                target,
+                match signal {
                     KillSignal::Kill => Signal::SIGKILL,
                     KillSignal::Term => Signal::SIGTERM,
                 },
             ),
-            Action::Heal => Mechanism::Restart(fault.target),
+            Action::Heal => Mechanism::Restart(target),
         },
-        FaultKind::Freeze => Mechanism::Signal(
-            fault.target,
+        FaultSpec::Freeze(f) => Mechanism::Signal(
+            f.target,
             match action {
                 Action::Inject => Signal::SIGSTOP,
                 Action::Heal => Signal::SIGCONT,
             },
         ),
-        FaultKind::NatTimeout => script(
-            Ns::Wire,
-            "nat",
-            NAT_SH,
-            match action {
-                Action::Inject => vec!["inject".into(), fault.timeout_s.to_string()],
+        FaultSpec::NatTimeout(n) => Mechanism::Script {
+            ns: Ns::Wire,
+            name: "nat",
+            script: NAT_SH,
+            args: match action {
+                Action::Inject => vec!["inject".into(), (n.timeout.as_millis() / 1000).to_string()],
                 Action::Heal => vec!["heal".into()],
             },
+        },
+        FaultSpec::HostReboot(_) => unreachable!("host-reboot is composed in mechanism()"),
+        FaultSpec::FirewallDrop(_) => firewall(fault, action, "drop"),
+        FaultSpec::Loss(_) => firewall(fault, action, "loss"),
+        FaultSpec::Reject(Reject { with, .. }) => firewall(
+            fault,
+            action,
+            match with {
+                RejectWith::TcpReset => "tcp-reset",
+                RejectWith::IcmpHostUnreachable => "icmp-host",
+                RejectWith::IcmpPortUnreachable => "icmp-port",
+            },
         ),
-        FaultKind::HostReboot => unreachable!("host-reboot is composed in mechanism()"),
-        FaultKind::FirewallDrop | FaultKind::Reject | FaultKind::Loss => {
-            let mut args = vec![action.as_str().to_owned(), ident(&fault.id)];
-            if action == Action::Inject {
-                let verdict = match (fault.kind, fault.with) {
-                    (FaultKind::FirewallDrop, _) => "drop",
-                    (FaultKind::Loss, _) => "loss",
-                    (_, RejectWith::TcpReset) => "tcp-reset",
-                    (_, RejectWith::IcmpHostUnreachable) => "icmp-host",
-                    (_, RejectWith::IcmpPortUnreachable) => "icmp-port",
-                };
-                args.extend([
-                    lab::CLIENT_ADDR.to_string(),
-                    lab::SERVER_ADDR.to_string(),
-                    fault.direction.as_str().to_owned(),
-                    verdict.to_owned(),
-                ]);
-                if fault.kind == FaultKind::Loss {
-                    args.push(fault.percent.to_string());
-                }
-            }
-            script(Ns::Wire, "firewall", FIREWALL_SH, args)
-        }
-        FaultKind::CablePull => {
-            let (ns, dev, gateway) = match (fault.end, fault.target) {
+        FaultSpec::CablePull(CablePull { target, end }) => {
+            let (ns, dev, gateway) = match (end, target) {
                 (LinkEnd::Wire, Side::Server) => (Ns::Wire, lab::WIRE_SERVER_LINK, None),
                 (LinkEnd::Wire, Side::Client) => (Ns::Wire, lab::WIRE_CLIENT_LINK, None),
                 (LinkEnd::Peer, Side::Server) => {
@@ -341,7 +327,12 @@ fn single(fault: &Fault, action: Action) -> Mechanism {
             if let (Action::Heal, Some(gw)) = (action, gateway) {
                 args.push(gw.to_string());
             }
-            script(ns, "cable-pull", CABLE_PULL_SH, args)
+            Mechanism::Script {
+                ns,
+                name: "cable-pull",
+                script: CABLE_PULL_SH,
+                args,
+            }
         }
     }
 }
@@ -364,39 +355,29 @@ pub fn packets_matched(listing: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::duration::Dur;
-    use crate::scenario::Direction;
+    use crate::scenario::{Direction, FirewallDrop, Freeze, HostReboot, Percent};
 
-    fn fault(kind: FaultKind, target: Side, end: LinkEnd) -> Fault {
+    fn fault(what: FaultSpec) -> Fault {
         Fault {
             id: "f-1".into(),
-            kind,
             at: Dur::from_millis(1000),
             heal: Some(Dur::from_millis(2000)),
-            target,
-            direction: Direction::Both,
-            end,
-            signal: KillSignal::Kill,
-            with: RejectWith::TcpReset,
-            percent: 0,
-            timeout_s: 0,
-            reset: false,
+            what,
         }
+    }
+
+    fn cable(target: Side, end: LinkEnd) -> Fault {
+        fault(FaultSpec::CablePull(CablePull { target, end }))
     }
 
     #[test]
     fn cable_pull_defaults_to_the_wire_side_of_the_server_link() {
-        let m = mechanism(
-            &fault(FaultKind::CablePull, Side::Server, LinkEnd::Wire),
-            Action::Inject,
-        );
+        let m = mechanism(&cable(Side::Server, LinkEnd::Wire), Action::Inject);
         assert_eq!(
             describe(&m),
             "(netns wire) sh scripts/fault/cable-pull.sh inject w1"
         );
-        let m = mechanism(
-            &fault(FaultKind::CablePull, Side::Client, LinkEnd::Peer),
-            Action::Heal,
-        );
+        let m = mechanism(&cable(Side::Client, LinkEnd::Peer), Action::Heal);
         assert_eq!(
             describe(&m),
             "(netns client) sh scripts/fault/cable-pull.sh heal c0 198.18.1.1"
@@ -405,7 +386,9 @@ mod tests {
 
     #[test]
     fn firewall_drop_heals_exactly_its_own_table() {
-        let f = fault(FaultKind::FirewallDrop, Side::Server, LinkEnd::Wire);
+        let f = fault(FaultSpec::FirewallDrop(FirewallDrop {
+            direction: Direction::Both,
+        }));
         assert_eq!(
             describe(&mechanism(&f, Action::Inject)),
             "(netns wire) sh scripts/fault/firewall.sh inject f_1 198.18.1.2 198.18.2.2 both drop"
@@ -418,7 +401,10 @@ mod tests {
 
     #[test]
     fn process_kill_pairs_kill_with_restart() {
-        let f = fault(FaultKind::ProcessKill, Side::Client, LinkEnd::Wire);
+        let f = fault(FaultSpec::ProcessKill(ProcessKill {
+            target: Side::Client,
+            signal: KillSignal::Kill,
+        }));
         assert_eq!(
             mechanism(&f, Action::Inject),
             vec![Mechanism::Signal(Side::Client, Signal::SIGKILL)]
@@ -427,10 +413,9 @@ mod tests {
             mechanism(&f, Action::Heal),
             vec![Mechanism::Restart(Side::Client)]
         );
-        let freeze = Fault {
-            kind: FaultKind::Freeze,
-            ..f
-        };
+        let freeze = fault(FaultSpec::Freeze(Freeze {
+            target: Side::Client,
+        }));
         assert_eq!(
             describe(&mechanism(&freeze, Action::Inject)),
             "kill -STOP <client pid>"
@@ -443,7 +428,9 @@ mod tests {
 
     #[test]
     fn host_reboot_unplugs_before_killing_and_forgetting() {
-        let f = fault(FaultKind::HostReboot, Side::Server, LinkEnd::Wire);
+        let f = fault(FaultSpec::HostReboot(HostReboot {
+            target: Side::Server,
+        }));
         assert_eq!(
             describe(&mechanism(&f, Action::Inject)),
             "(netns wire) sh scripts/fault/firewall.sh inject f_1_down 198.18.1.2 198.18.2.2 both drop \
@@ -464,20 +451,28 @@ mod tests {
 
     #[test]
     fn reject_and_loss_name_their_verdict() {
-        let mut f = fault(FaultKind::Reject, Side::Server, LinkEnd::Wire);
-        f.with = RejectWith::IcmpHostUnreachable;
-        f.direction = Direction::ToServer;
+        let f = fault(FaultSpec::Reject(Reject {
+            direction: Direction::ToServer,
+            with: RejectWith::IcmpHostUnreachable,
+        }));
         assert!(describe(&mechanism(&f, Action::Inject)).ends_with("to-server icmp-host"));
-        f.kind = FaultKind::Loss;
-        f.percent = 20;
+        let f = fault(FaultSpec::Loss(Loss {
+            direction: Direction::ToServer,
+            percent: Percent(20),
+        }));
         assert!(describe(&mechanism(&f, Action::Inject)).ends_with("to-server loss 20"));
     }
 
     #[test]
     fn every_tool_a_scenario_needs_is_named_with_its_package() {
-        let mut reboot = fault(FaultKind::HostReboot, Side::Server, LinkEnd::Wire);
+        let mut reboot = fault(FaultSpec::HostReboot(HostReboot {
+            target: Side::Server,
+        }));
         reboot.id = "reboot".into();
-        let kill = fault(FaultKind::ProcessKill, Side::Server, LinkEnd::Wire);
+        let kill = fault(FaultSpec::ProcessKill(ProcessKill {
+            target: Side::Server,
+            signal: KillSignal::Kill,
+        }));
         let needed = tools(&[kill, reboot]);
         let programs: Vec<&str> = needed.keys().map(|t| t.program).collect();
         assert_eq!(programs, ["ip", "nft", "sh", "ss"]);

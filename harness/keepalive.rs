@@ -80,7 +80,7 @@ pub struct KeepCount(pub u32);
 
 impl<'de> Deserialize<'de> for KeepCount {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
+        let n = crate::input::whole(d, i64::MIN, i64::MAX)?;
         if !(1..=i64::from(MAX_KEEP_COUNT)).contains(&n) {
             return Err(de::Error::custom(format!(
                 "must be between 1 and {MAX_KEEP_COUNT} (the kernel refuses {n} with EINVAL)"

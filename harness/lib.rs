@@ -4,7 +4,9 @@
 //! - [`duration`]: human durations ("3s") and windows ("3s..4.5s").
 //! - [`keepalive`]: keepalive settings and the kernel's limits.
 //! - [`model`]: predicted detection windows from the kernel's rules.
-//! - [`scenario`]: parse and validate scenario files.
+//! - [`input`]: a user's TOML file to typed values, errors located at the key.
+//! - [`scenario`]: scenario files as types, validated.
+//! - [`plan`]: a scenario resolved into timed fault steps, peer settings and windows.
 //! - [`record`]: typed events and the versioned JSON document a run produces.
 //! - [`analysis`]: what a record's events mean (detection and reconnect latencies).
 //! - [`verdict`]: expectations judged against a record's events.
@@ -32,12 +34,14 @@ pub mod clock;
 pub mod compare;
 pub mod duration;
 pub mod fault;
+pub mod input;
 pub mod keepalive;
 pub mod lab;
 pub mod model;
 pub mod observer;
 pub mod output;
 pub mod peer;
+pub mod plan;
 pub mod program;
 pub mod record;
 pub mod report;

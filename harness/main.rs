@@ -4,12 +4,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use flatline::keepalive::Keepalive;
-use flatline::peer::{self, AppOpts, ClientOpts, Reporter, ServerOpts, SocketOpts, Traffic};
+use flatline::peer::{self, Reporter};
 use flatline::record::RunStatus;
 use flatline::runner::{self, RunError, RunOptions};
 use flatline::{compare, output, report, sandbox, scenario};
@@ -113,102 +111,19 @@ enum Command {
     /// Run a reference peer (what `run` starts inside the lab); reports JSON lines on stdout.
     #[command(hide = true)]
     Peer {
-        #[command(subcommand)]
-        role: PeerRole,
-    },
-}
-
-#[derive(clap::Args)]
-struct PeerCommon {
-    /// Keepalive: `off` or IDLE/INTERVAL/COUNT in seconds, e.g. 3/1/10.
-    #[arg(long, default_value = "off", value_parser = parse_keepalive)]
-    keepalive: Keepalive,
-    /// TCP_USER_TIMEOUT in ms (0: system default).
-    #[arg(long, default_value_t = 0)]
-    user_timeout_ms: u32,
-    /// Traffic on each connection: idle, stream (client writes), request-response (client
-    /// asks, server answers) or push (server writes). Give both sides the same value.
-    #[arg(long, default_value = "idle")]
-    traffic: Traffic,
-    /// Time between two records of the traffic pattern, in ms.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
-    traffic_interval_ms: u64,
-    /// Payload size of each record, in bytes.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=i64::from(peer::MAX_PAYLOAD)))]
-    record_bytes: u32,
-    /// Application heartbeat: the client sends PING every N ms, the server answers PONG
-    /// (0: off).
-    #[arg(long, default_value_t = 0)]
-    heartbeat_interval_ms: u64,
-    /// A peer silent for this many heartbeat intervals is lost (error HEARTBEAT).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    heartbeat_misses: u32,
-}
-
-impl PeerCommon {
-    fn socket(&self) -> SocketOpts {
-        SocketOpts {
-            keepalive: self.keepalive,
-            user_timeout_ms: self.user_timeout_ms,
-        }
-    }
-
-    fn app(&self) -> AppOpts {
-        AppOpts {
-            traffic: self.traffic,
-            traffic_interval: Duration::from_millis(self.traffic_interval_ms),
-            record_bytes: self.record_bytes,
-            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
-            heartbeat_misses: self.heartbeat_misses,
-        }
-    }
-}
-
-#[derive(Subcommand)]
-enum PeerRole {
-    Server {
+        /// The server listens here; the client connects here.
         #[arg(long)]
-        listen: SocketAddr,
-        #[command(flatten)]
-        common: PeerCommon,
-    },
-    Client {
+        address: SocketAddr,
+        /// The peer's plan, as JSON (flatline::plan::PeerPlan).
         #[arg(long)]
-        connect: SocketAddr,
-        #[arg(long, default_value_t = scenario::DEFAULT_RECONNECT_INTERVAL_MS)]
-        reconnect_interval_ms: u64,
-        #[arg(long, default_value_t = scenario::DEFAULT_CONNECT_TIMEOUT_MS)]
-        connect_timeout_ms: u64,
-        #[command(flatten)]
-        common: PeerCommon,
+        plan: String,
     },
-}
-
-fn parse_keepalive(s: &str) -> Result<Keepalive, String> {
-    if s == "off" {
-        return Ok(Keepalive::Off);
-    }
-    let parts: Vec<u32> = s
-        .split('/')
-        .map(|p| {
-            p.parse()
-                .map_err(|_| format!("`{s}`: expected off or IDLE/INTERVAL/COUNT"))
-        })
-        .collect::<Result<_, _>>()?;
-    match parts[..] {
-        [idle_s, interval_s, count] => Ok(Keepalive::On {
-            idle_s,
-            interval_s,
-            count,
-        }),
-        _ => Err(format!("`{s}`: expected off or IDLE/INTERVAL/COUNT")),
-    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Peer { role } => run_peer(role),
+        Command::Peer { address, plan } => run_peer(address, &plan),
         Command::Run { scenarios, out } => run_scenarios(&scenarios, &out),
         Command::Report { records } => report_records(&records),
         Command::Schema { of } => {
@@ -328,35 +243,21 @@ fn side_model(
     })
 }
 
-fn run_peer(role: PeerRole) -> ExitCode {
+fn run_peer(address: SocketAddr, plan: &str) -> ExitCode {
     let report: &'static Reporter = Box::leak(Box::default());
-    match role {
-        PeerRole::Server { listen, common } => {
-            let opts = ServerOpts {
-                socket: common.socket(),
-                app: common.app(),
-            };
-            if let Err(e) = peer::serve(listen, opts, report) {
-                eprintln!("flatline peer server: cannot listen on {listen}: {e}");
-                return ExitCode::from(2);
-            }
-            ExitCode::SUCCESS
+    let plan: flatline::plan::PeerPlan = match serde_json::from_str(plan) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("flatline peer: bad --plan: {e}");
+            return ExitCode::from(2);
         }
-        PeerRole::Client {
-            connect,
-            reconnect_interval_ms,
-            connect_timeout_ms,
-            common,
-        } => peer::run_client(
-            connect,
-            ClientOpts {
-                socket: common.socket(),
-                reconnect_interval: Duration::from_millis(reconnect_interval_ms),
-                connect_timeout: Duration::from_millis(connect_timeout_ms),
-                app: common.app(),
-            },
-            report,
-        ),
+    };
+    match peer::run(&plan, address, report) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flatline peer server: cannot listen on {address}: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -470,7 +371,7 @@ fn compare_matrix(
     if let Some(e) = comparison
         .cells
         .iter()
-        .find_map(|c| runner::check_tools(&c.scenario).err())
+        .find_map(|c| runner::check_tools(&c.plan.scenario).err())
     {
         eprintln!("error: {}: {e}", file.display());
         return ExitCode::from(2);
@@ -548,25 +449,20 @@ fn report_records(files: &[PathBuf]) -> ExitCode {
 
 fn run_scenarios(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
     // Validate everything before touching anything.
-    let mut loaded = Vec::new();
-    let mut bad = false;
-    for file in files {
-        match scenario::load(file) {
-            Ok(s) => loaded.push(s),
-            Err(e) => {
+    let loaded = match scenario::load_all(files) {
+        Ok(l) => l,
+        Err(errors) => {
+            for e in errors {
                 eprintln!("error: {e}");
-                bad = true;
             }
+            return ExitCode::from(2);
         }
-    }
+    };
     for s in &loaded {
         if let Err(e) = runner::check_tools(s) {
             eprintln!("error: {}: {e}", s.file.display());
-            bad = true;
+            return ExitCode::from(2);
         }
-    }
-    if bad {
-        return ExitCode::from(2);
     }
     let (rt, opts) = match enter_lab(out) {
         Ok(x) => x,
@@ -574,7 +470,7 @@ fn run_scenarios(files: &[PathBuf], out: &std::path::Path) -> ExitCode {
     };
     let mut failed = false;
     for s in &loaded {
-        match rt.block_on(runner::run(s, &opts)) {
+        match rt.block_on(runner::run(&flatline::plan::plan(s), &opts)) {
             Ok(record) => {
                 let path = out.join(format!("{}.json", s.name));
                 if let Err(e) = output::write_json(&path, &record) {

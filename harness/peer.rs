@@ -14,7 +14,6 @@
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -23,9 +22,11 @@ use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use crate::clock;
 use crate::keepalive::Keepalive;
+use crate::plan::PeerPlan;
 use crate::record::{
     Connected, Ends, Kind, LossMechanism, PeerLost, PeerReport, TcpInfo, TcpState,
 };
+use crate::scenario::{Heartbeat, Side, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_RECONNECT_INTERVAL_MS};
 
 /// Socket options applied to every connection of one side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,47 +57,8 @@ impl SocketOpts {
     }
 }
 
-/// What the application sends on each connection. Both sides must be given the same value.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Traffic {
-    /// Nothing is sent.
-    #[default]
-    Idle,
-    /// The client writes a DATA record every interval; the server only reads.
-    Stream,
-    /// The client sends a REQUEST every interval; the server answers each with a REPLY of the
-    /// same size.
-    RequestResponse,
-    /// The server sends a DATA record every interval to each client.
-    Push,
-}
-
-impl FromStr for Traffic {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "idle" => Ok(Traffic::Idle),
-            "stream" => Ok(Traffic::Stream),
-            "request-response" => Ok(Traffic::RequestResponse),
-            "push" => Ok(Traffic::Push),
-            _ => Err(format!(
-                "`{s}`: expected idle, stream, request-response or push"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Traffic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Traffic::Idle => "idle",
-            Traffic::Stream => "stream",
-            Traffic::RequestResponse => "request-response",
-            Traffic::Push => "push",
-        })
-    }
-}
+/// What the application sends on each connection: the scenario's traffic pattern.
+pub use crate::scenario::Pattern as Traffic;
 
 /// The application's behaviour on each connection: traffic and heartbeat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,17 +76,23 @@ pub struct AppOpts {
 
 impl Default for AppOpts {
     fn default() -> Self {
-        AppOpts {
-            traffic: Traffic::Idle,
-            traffic_interval: Duration::from_millis(100),
-            record_bytes: 64,
-            heartbeat_interval: Duration::ZERO,
-            heartbeat_misses: 3,
-        }
+        AppOpts::new(&crate::scenario::Traffic::default(), None)
     }
 }
 
 impl AppOpts {
+    /// From the scenario's traffic and heartbeat (no heartbeat: interval zero).
+    pub fn new(traffic: &crate::scenario::Traffic, heartbeat: Option<Heartbeat>) -> Self {
+        AppOpts {
+            traffic: traffic.pattern,
+            traffic_interval: Duration::from_millis(traffic.interval_ms),
+            record_bytes: traffic.record_bytes,
+            heartbeat_interval: Duration::from_millis(heartbeat.map_or(0, |h| h.interval_ms)),
+            heartbeat_misses: heartbeat
+                .map_or(crate::scenario::DEFAULT_HEARTBEAT_MISSES, |h| h.misses),
+        }
+    }
+
     fn heartbeat(&self) -> bool {
         !self.heartbeat_interval.is_zero()
     }
@@ -759,6 +727,32 @@ fn addr(a: io::Result<SocketAddr>) -> String {
     a.map(|a| a.to_string()).unwrap_or_default()
 }
 
+/// Runs a reference peer as planned: the server listens on `addr`, the client connects to it.
+/// Returns only if the server cannot listen.
+pub fn run(plan: &PeerPlan, addr: SocketAddr, report: &'static Reporter) -> io::Result<()> {
+    let socket = SocketOpts {
+        keepalive: plan.settings.keepalive,
+        user_timeout_ms: plan.settings.user_timeout_ms,
+    };
+    let app = AppOpts::new(&plan.traffic, plan.heartbeat);
+    match plan.side {
+        Side::Server => serve(addr, ServerOpts { socket, app }, report),
+        Side::Client => {
+            let ms = |v: Option<u64>, default| Duration::from_millis(v.unwrap_or(default));
+            let opts = ClientOpts {
+                socket,
+                reconnect_interval: ms(
+                    plan.settings.reconnect_interval_ms,
+                    DEFAULT_RECONNECT_INTERVAL_MS,
+                ),
+                connect_timeout: ms(plan.settings.connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS),
+                app,
+            };
+            run_client(addr, opts, report)
+        }
+    }
+}
+
 fn connect(server: SocketAddr, opts: &ClientOpts) -> io::Result<TcpStream> {
     let sock = Socket::new(
         Domain::for_address(server),
@@ -811,16 +805,7 @@ mod tests {
     }
 
     #[test]
-    fn traffic_parses_and_prints() {
-        for t in [
-            Traffic::Idle,
-            Traffic::Stream,
-            Traffic::RequestResponse,
-            Traffic::Push,
-        ] {
-            assert_eq!(t.to_string().parse::<Traffic>(), Ok(t));
-        }
-        assert!("bulk".parse::<Traffic>().is_err());
+    fn default_traffic_is_idle_and_unframed() {
         assert_eq!(Traffic::default(), Traffic::Idle);
         assert!(!AppOpts::default().framed());
     }

@@ -120,7 +120,7 @@ pub fn render_predictions(s: &crate::scenario::Scenario, os: crate::model::Os) -
         s.file.display()
     );
     for (i, f) in s.faults.iter().enumerate() {
-        let _ = writeln!(out, "  fault {} [{}] at {}", f.id, f.kind.as_str(), f.at);
+        let _ = writeln!(out, "  fault {} [{}] at {}", f.id, f.kind().as_str(), f.at);
         for side in Side::BOTH {
             let p = crate::model::predict_on(s, i, side, os);
             out += &prediction_line(side.as_str(), &p);

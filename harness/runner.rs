@@ -16,13 +16,13 @@ use tokio::time::Instant;
 
 use crate::clock;
 use crate::fault::{self, Action, Mechanism};
-use crate::keepalive::Keepalive;
 use crate::lab::{self, Lab, LabError, Ns};
+use crate::plan::Plan;
 use crate::record::{
     Connections, Environment, Event, FaultStep, Kind, PeerReport, Record, RunStatus, Source,
 };
 use crate::sandbox::Privileges;
-use crate::scenario::{self, FaultKind, Scenario, Side};
+use crate::scenario::{Scenario, Side};
 use crate::verdict::{self, Status};
 
 /// How long a peer may take to start listening or to connect for the first time.
@@ -159,6 +159,7 @@ enum Msg {
 }
 
 struct Run<'a> {
+    plan: &'a Plan,
     scenario: &'a Scenario,
     opts: &'a RunOptions,
     lab: Lab,
@@ -174,17 +175,6 @@ struct Run<'a> {
     tx: mpsc::UnboundedSender<Msg>,
 }
 
-fn keepalive_arg(k: Keepalive) -> String {
-    match k {
-        Keepalive::Off => "off".into(),
-        Keepalive::On {
-            idle_s,
-            interval_s,
-            count,
-        } => format!("{idle_s}/{interval_s}/{count}"),
-    }
-}
-
 impl Run<'_> {
     fn now_ms(&self) -> f64 {
         clock::ms_since(self.origin_ns, clock::now_ns())
@@ -197,7 +187,6 @@ impl Run<'_> {
 
     /// Starts a peer process inside its namespace, with a task that forwards its reports.
     fn spawn_peer(&mut self, side: Side) -> Result<Pid, RunError> {
-        let settings = self.scenario.settings(side);
         let server_addr = format!("{}:{}", lab::SERVER_ADDR, lab::SERVER_PORT);
         let ns = match side {
             Side::Client => Ns::Client,
@@ -205,45 +194,8 @@ impl Run<'_> {
         };
         let exe = self.opts.exe.to_string_lossy().into_owned();
         let mut cmd = self.lab.command(ns, &exe, &[]);
-        cmd.args(["peer", side.as_str()]);
-        match side {
-            Side::Server => cmd.args(["--listen", &server_addr]),
-            Side::Client => cmd.args([
-                "--connect",
-                &server_addr,
-                "--reconnect-interval-ms",
-                &settings
-                    .reconnect_interval_ms
-                    .unwrap_or(scenario::DEFAULT_RECONNECT_INTERVAL_MS)
-                    .to_string(),
-                "--connect-timeout-ms",
-                &settings
-                    .connect_timeout_ms
-                    .unwrap_or(scenario::DEFAULT_CONNECT_TIMEOUT_MS)
-                    .to_string(),
-            ]),
-        };
-        let traffic = self.scenario.traffic;
-        cmd.args([
-            "--keepalive",
-            &keepalive_arg(settings.keepalive),
-            "--user-timeout-ms",
-            &settings.user_timeout_ms.to_string(),
-            "--traffic",
-            traffic.pattern.as_str(),
-            "--traffic-interval-ms",
-            &traffic.interval_ms.to_string(),
-            "--record-bytes",
-            &traffic.record_bytes.to_string(),
-        ]);
-        if let Some(hb) = self.scenario.heartbeat {
-            cmd.args([
-                "--heartbeat-interval-ms",
-                &hb.interval_ms.to_string(),
-                "--heartbeat-misses",
-                &hb.misses.to_string(),
-            ]);
-        }
+        let peer = serde_json::to_string(&self.plan.peer(side)).expect("a peer plan serializes");
+        cmd.args(["peer", "--address", &server_addr, "--plan", &peer]);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -410,7 +362,7 @@ impl Run<'_> {
         let fault = &self.scenario.faults[index];
         let step = FaultStep {
             fault: fault.id.clone(),
-            fault_kind: fault.kind,
+            fault_kind: fault.kind(),
             mechanism: fault::describe(&mechanisms),
             took_ms: ((effect_ms - started_ms) * 1000.0).round() / 1000.0,
             // Evidence that the fault touched traffic: what its rules matched while in force.
@@ -457,7 +409,8 @@ pub fn check_tools(scenario: &Scenario) -> Result<(), RunError> {
 
 /// Runs one scenario in a fresh lab and returns its record. Once the lab is up there is always
 /// a record: its `status` says whether the run completed, was interrupted or failed.
-pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Record, RunError> {
+pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
+    let scenario = &plan.scenario;
     if let Some(sig) = opts.stop.received() {
         return Err(RunError::Interrupted(sig));
     }
@@ -468,6 +421,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Record, RunEr
     let origin_ns = clock::now_ns();
     let setup_ms = lab.setup.as_secs_f64() * 1000.0;
     let mut run = Run {
+        plan,
         scenario,
         opts,
         lab,
@@ -552,12 +506,7 @@ async fn drive(
     let mut stop = run.opts.stop.clone();
 
     // A NAT must be in the path before the connection exists.
-    let nat = run
-        .scenario
-        .faults
-        .iter()
-        .find(|f| f.kind == FaultKind::NatTimeout);
-    if let Some(f) = nat {
+    if let Some(f) = run.plan.nat.map(|i| &run.scenario.faults[i]) {
         let setup = fault::nat_setup(f);
         run.perform(&setup).map_err(|source| RunError::Fault {
             fault: f.id.clone(),
@@ -588,14 +537,12 @@ async fn drive(
                 ((start_ms + ms_after_start as f64 - anchor.1) / 1000.0).max(0.0),
             )
     };
-    let mut steps: Vec<(Instant, usize, Action)> = Vec::new();
-    for (i, f) in run.scenario.faults.iter().enumerate() {
-        steps.push((at(f.at.as_millis()), i, Action::Inject));
-        if let Some(h) = f.heal {
-            steps.push((at(h.as_millis()), i, Action::Heal));
-        }
-    }
-    steps.sort_by_key(|s| s.0);
+    let steps: Vec<(Instant, usize, Action)> = run
+        .plan
+        .steps
+        .iter()
+        .map(|s| (at(s.at.as_millis()), s.fault, s.action))
+        .collect();
     let end = at(run.scenario.end.as_millis());
     let mut next = 0;
     let mut settled_at: Option<Instant> = None;

@@ -54,7 +54,7 @@ fn one_bad_file_stops_the_whole_batch_before_anything_runs() {
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("bad.toml:4:22: client.keepalive.idle"),
+        stderr.contains("bad.toml:4:15: client.keepalive.idle"),
         "{stderr}"
     );
     assert!(!out.exists());
