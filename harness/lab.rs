@@ -7,6 +7,7 @@
 //!  198.18.1.2/24        198.18.1.1/24              198.18.2.1/24        198.18.2.2/24
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -54,6 +55,14 @@ pub enum LabError {
     #[error("failed to create the {ns} network namespace")]
     Create {
         ns: Ns,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set {key} = {value} in the {ns} namespace (does this kernel have it, and is the value in range?)")]
+    Sysctl {
+        ns: Ns,
+        key: String,
+        value: String,
         #[source]
         source: std::io::Error,
     },
@@ -117,36 +126,56 @@ pub struct Lab {
 
 /// Creates a network namespace on a throwaway thread, so no thread of ours changes namespace,
 /// and returns a descriptor that holds it. `sysctls` are written inside it.
-fn new_netns(ns: Ns, sysctls: Vec<(&'static str, String)>) -> Result<OwnedFd, LabError> {
-    let create = move || -> std::io::Result<OwnedFd> {
-        unshare(CloneFlags::CLONE_NEWNET)?;
+fn new_netns(ns: Ns, sysctls: Vec<(String, String)>) -> Result<OwnedFd, LabError> {
+    let create = move || -> Result<OwnedFd, LabError> {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| LabError::Create {
+            ns,
+            source: e.into(),
+        })?;
         for (key, value) in sysctls {
-            std::fs::write(format!("/proc/sys/{}", key.replace('.', "/")), value)?;
+            std::fs::write(format!("/proc/sys/{}", key.replace('.', "/")), &value).map_err(
+                |source| LabError::Sysctl {
+                    ns,
+                    key: key.clone(),
+                    value: value.clone(),
+                    source,
+                },
+            )?;
         }
-        let file = std::fs::File::open("/proc/thread-self/ns/net")?;
+        let file = std::fs::File::open("/proc/thread-self/ns/net")
+            .map_err(|source| LabError::Create { ns, source })?;
         Ok(OwnedFd::from(file))
     };
     std::thread::spawn(create)
         .join()
         .expect("namespace thread does not panic")
-        .map_err(|source| LabError::Create { ns, source })
 }
 
 impl Lab {
     /// Builds the lab: namespaces, veth pairs, addresses, routes, forwarding in the wire.
     pub fn up(config: &LabConfig) -> Result<Lab, LabError> {
+        Lab::up_with(config, &BTreeMap::new(), &BTreeMap::new())
+    }
+
+    /// Builds the lab with sysctls of the client's and the server's namespaces on top.
+    pub fn up_with(
+        config: &LabConfig,
+        client: &BTreeMap<String, String>,
+        server: &BTreeMap<String, String>,
+    ) -> Result<Lab, LabError> {
         let start = Instant::now();
-        let host = || {
+        let host = |own: &BTreeMap<String, String>| {
             config
                 .tcp_retries2
-                .map(|n| ("net.ipv4.tcp_retries2", n.to_string()))
+                .map(|n| ("net.ipv4.tcp_retries2".to_owned(), n.to_string()))
                 .into_iter()
+                .chain(own.iter().map(|(k, v)| (k.clone(), v.clone())))
                 .collect::<Vec<_>>()
         };
         let mut lab = Lab {
-            client: new_netns(Ns::Client, host())?,
-            wire: new_netns(Ns::Wire, vec![("net.ipv4.ip_forward", "1".into())])?,
-            server: new_netns(Ns::Server, host())?,
+            client: new_netns(Ns::Client, host(client))?,
+            wire: new_netns(Ns::Wire, vec![("net.ipv4.ip_forward".into(), "1".into())])?,
+            server: new_netns(Ns::Server, host(server))?,
             setup: Duration::ZERO,
         };
         let wire_fd = lab.wire.as_raw_fd();
@@ -188,7 +217,8 @@ impl Lab {
         Ok(lab)
     }
 
-    fn fd(&self, ns: Ns) -> RawFd {
+    /// The descriptor holding `ns`, for a thread that enters it (observers).
+    pub fn fd(&self, ns: Ns) -> RawFd {
         match ns {
             Ns::Client => self.client.as_raw_fd(),
             Ns::Wire => self.wire.as_raw_fd(),

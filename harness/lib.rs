@@ -19,6 +19,7 @@
 //! Side-effecting shell:
 //! - [`sockdiag`]: a namespace's TCP sockets (sock_diag) and which process holds them.
 //! - [`tracefs`]: a tracefs instance of ours: TCP tracepoints on the monotonic clock (root).
+//! - [`watcher`]: one thread per user program in its namespace, feeding the observer.
 //! - [`sandbox`]: the user and PID namespaces that make a run leave nothing behind.
 //! - [`lab`]: network namespaces, links and addresses.
 //! - [`fault`]: inject and heal faults (scripts in `scripts/fault/`).
@@ -52,3 +53,4 @@ pub mod schema;
 pub mod sockdiag;
 pub mod tracefs;
 pub mod verdict;
+pub mod watcher;

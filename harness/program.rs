@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
+use crate::input::{FieldPath, ScenarioError, Source};
 use crate::observer::{GaveUpReason, Observation, SocketSettings, Tuple, Via};
 use crate::record::{Connected, ConnectionObserved, Ends, Event, Kind, LossMechanism, PeerLost};
 use crate::scenario::Side;
@@ -33,8 +34,30 @@ impl Serialize for Pattern {
     }
 }
 
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        regex::Regex::new(&text)
+            .map(Pattern)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for Pattern {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Regex".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A regular expression (Rust regex syntax) matched against each line the program prints.",
+        })
+    }
+}
+
 /// A user program for one side.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Program {
     /// argv; `{server}`, `{client}` and `{port}` are replaced.
     pub command: Vec<String>,
@@ -44,6 +67,116 @@ pub struct Program {
     /// A line it prints when it is back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub back: Option<Pattern>,
+    /// Server: the program is ready when something listens on this port; clients connect
+    /// to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+/// The black-box fields of `[server]` or `[client]`, as written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawProgram {
+    pub command: Option<Vec<String>>,
+    pub port: Option<u16>,
+    pub lost: Option<String>,
+    pub back: Option<String>,
+    pub sysctl: Option<BTreeMap<String, toml::Value>>,
+}
+
+/// `tcp_keepalive_time` or `net.ipv4.tcp_keepalive_time` -> `net.ipv4.tcp_keepalive_time`;
+/// anything outside net.ipv4 is refused: a side's namespace is all a scenario may change.
+pub fn sysctl_key(key: &str) -> Result<String, String> {
+    let name = key.strip_prefix("net.ipv4.").unwrap_or(key);
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(format!("net.ipv4.{name}"))
+    } else {
+        Err(format!(
+            "`{key}`: only net.ipv4.* settings of the side's namespace, e.g. tcp_keepalive_time"
+        ))
+    }
+}
+
+impl RawProgram {
+    /// Validates the fields of the table at `at`: (program, sysctls).
+    pub fn resolve(
+        self,
+        src: &Source,
+        at: &FieldPath,
+    ) -> Result<(Option<Program>, BTreeMap<String, String>), ScenarioError> {
+        let mut sysctl = BTreeMap::new();
+        for (key, value) in self.sysctl.iter().flatten() {
+            let here = at.key("sysctl").key(key);
+            let name = sysctl_key(key).map_err(|m| src.error(&here, m))?;
+            let value = match value {
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::String(v) if !v.contains(['\n', '/']) => v.clone(),
+                other => {
+                    return Err(src.error(
+                        &here,
+                        format!("expected a number or a string, found {other}"),
+                    ))
+                }
+            };
+            sysctl.insert(name, value);
+        }
+        let pattern = |p: &Option<String>, field: &str| {
+            p.as_ref()
+                .map(|p| {
+                    regex::Regex::new(p).map(Pattern).map_err(|e| {
+                        src.error(&at.key(field), format!("not a regular expression: {e}"))
+                    })
+                })
+                .transpose()
+        };
+        let lost = pattern(&self.lost, "lost")?;
+        let back = pattern(&self.back, "back")?;
+        let Some(command) = self.command else {
+            for (present, field) in [
+                (self.port.is_some(), "port"),
+                (self.lost.is_some(), "lost"),
+                (self.back.is_some(), "back"),
+            ] {
+                if present {
+                    return Err(src.error(
+                        &at.key(field),
+                        "only applies with `command` (a program of yours)",
+                    ));
+                }
+            }
+            return Ok((None, sysctl));
+        };
+        if command.first().is_none_or(|c| c.trim().is_empty()) {
+            return Err(src.error(
+                &at.key("command"),
+                "must name a program, e.g. [\"socat\", \"TCP-LISTEN:7000\", \"EXEC:cat\"]",
+            ));
+        }
+        let server = at.to_string() == "server";
+        let port = match self.port {
+            Some(0) => return Err(src.error(&at.key("port"), "must be 1..=65535")),
+            None if server => {
+                return Err(src.error(
+                    &at.key("port"),
+                    "missing: the port your server listens on (ready when something listens \
+                     there), e.g. port = 7000",
+                ))
+            }
+            p => p,
+        };
+        Ok((
+            Some(Program {
+                command,
+                lost,
+                back,
+                port,
+            }),
+            sysctl,
+        ))
+    }
 }
 
 /// Where things are in the lab, as a program is told.
@@ -431,6 +564,7 @@ mod tests {
             command: vec!["socat".into(), "TCP:{server}:{port},bind={client}".into()],
             lost: None,
             back: None,
+            port: None,
         };
         let at = Addresses {
             server: "198.18.2.2".parse().unwrap(),
@@ -439,6 +573,44 @@ mod tests {
         };
         assert_eq!(p.argv(at), ["socat", "TCP:198.18.2.2:7000,bind=198.18.1.2"]);
         assert!(Program::env(Side::Client, at).contains(&("FLATLINE_SERVER_PORT", "7000".into())));
+    }
+
+    fn parse(extra: &str) -> Result<crate::scenario::Scenario, String> {
+        let text = format!("name = \"t\"\nend = \"5s\"\nexpect = \"none\"\n{extra}");
+        crate::scenario::parse(std::path::Path::new("t.toml"), &text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn scenarios_name_programs_and_their_mistakes() {
+        let s = parse(
+            "[server]\ncommand = [\"socat\", \"TCP-LISTEN:{port}\", \"EXEC:cat\"]\nport = 7001\n\
+             sysctl = { tcp_keepalive_time = 60, \"net.ipv4.tcp_retries2\" = \"5\" }\n\
+             [client]\ncommand = [\"c\"]\nlost = \"disconnected|reset\"\n",
+        )
+        .unwrap();
+        let server = s.server.program.as_ref().unwrap();
+        assert_eq!(server.port, Some(7001));
+        assert_eq!(s.server.sysctl["net.ipv4.tcp_keepalive_time"], "60");
+        assert_eq!(s.server.sysctl["net.ipv4.tcp_retries2"], "5");
+        let client = s.client.program.as_ref().unwrap();
+        assert_eq!(client.matches("peer disconnected"), Some("lost"));
+        assert_eq!(client.matches("hello"), None);
+
+        let e = parse("[server]\ncommand = [\"x\"]\n").unwrap_err();
+        assert!(e.contains("t.toml:4:") && e.contains("server.port"), "{e}");
+        let e = parse("[client]\ncommand = []\n").unwrap_err();
+        assert!(
+            e.contains("client.command") && e.contains("must name a program"),
+            "{e}"
+        );
+        let e = parse("[client]\ncommand = [\"c\"]\nlost = \"(\"\n").unwrap_err();
+        assert!(e.contains("t.toml:6:") && e.contains("client.lost"), "{e}");
+        let e = parse("[client]\nlost = \"x\"\n").unwrap_err();
+        assert!(e.contains("only applies with `command`"), "{e}");
+        let e = parse("[server]\nsysctl = { \"kernel.panic\" = 1 }\n").unwrap_err();
+        assert!(e.contains("server.sysctl") && e.contains("net.ipv4"), "{e}");
+        let e = parse("[client]\nport = 7000\n").unwrap_err();
+        assert!(e.contains("port"), "{e}");
     }
 
     #[test]

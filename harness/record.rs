@@ -137,6 +137,14 @@ pub enum Kind {
     PeerLost(PeerLost),
     /// A line a peer printed that is not an event.
     PeerOutput { line: String },
+    /// The observer watches a user program's side: how (`trace`: tracepoints with the
+    /// kernel's stamps, and dumps; `dump`: sock_diag dumps only) and, if not by trace, why.
+    ObserverUp {
+        side: Side,
+        via: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     /// A user program's connection, as the observer found it in the side's namespace.
     ConnectionObserved(ConnectionObserved),
     /// The kernel aborted a user program's connection: the program's next call returns `error`.
@@ -211,6 +219,7 @@ impl Kind {
             Kind::ConnectFailed { .. } => "connect-failed",
             Kind::PeerLost(_) => "peer-lost",
             Kind::PeerOutput { .. } => "peer-output",
+            Kind::ObserverUp { .. } => "observer-up",
             Kind::ConnectionObserved(_) => "connection-observed",
             Kind::KernelGaveUp { .. } => "kernel-gave-up",
             Kind::FinReceived { .. } => "fin-received",

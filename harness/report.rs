@@ -69,6 +69,13 @@ pub fn render(t: &Record, path: &str) -> String {
         out += &side_line(Side::Client, &f.client, healed);
         out += &side_line(Side::Server, &f.server, healed);
     }
+    let programs: Vec<Side> = Side::BOTH
+        .into_iter()
+        .filter(|&side| t.scenario.settings(side).program.is_some())
+        .collect();
+    for f in crate::program::findings(&t.events, &programs) {
+        let _ = writeln!(out, "  finding: {f}");
+    }
     for o in &t.verdict.expectations {
         if o.passed {
             let _ = writeln!(out, "  PASS {}", o.expected);

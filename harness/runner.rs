@@ -2,6 +2,7 @@
 //! and alone appends events to the timeline.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,16 +15,23 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
 use crate::clock;
 use crate::fault::{self, Action, Mechanism};
 use crate::lab::{self, Lab, LabError, Ns};
+use crate::observer::TraceRecord;
 use crate::plan::Plan;
+use crate::program::{self, Addresses, Output, SideView};
 use crate::record::{
     Connections, Environment, Event, FaultStep, Kind, PeerReport, Record, RunStatus, Source,
 };
 use crate::sandbox::Privileges;
 use crate::scenario::{Scenario, Side};
+use crate::tracefs::TraceSession;
 use crate::verdict::{self, Status};
+use crate::watcher::{self, Report, Watcher};
 
 /// How long a peer may take to start listening or to connect for the first time.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,6 +70,12 @@ pub enum RunError {
         side: Side,
         pid: i32,
         status: String,
+    },
+    #[error("the {side} program {what}; what it printed:\n{output}")]
+    Program {
+        side: Side,
+        what: String,
+        output: String,
     },
     #[error("{0}")]
     Setup(String),
@@ -156,7 +170,30 @@ enum Msg {
         pid: Pid,
         status: String,
     },
+    /// A line a user program printed, stamped when read.
+    ProgramLine {
+        side: Side,
+        stream: &'static str,
+        line: String,
+        t_ns: u64,
+    },
+    /// What a user program's watcher saw.
+    Watch {
+        side: Side,
+        report: Report,
+    },
 }
+
+/// A user program the run started (black box).
+struct ProgramRun {
+    output: Output,
+    view: SideView,
+    /// Its process group as the host numbers it, for the watcher.
+    pgid: Arc<AtomicI32>,
+}
+
+/// How long a user program may take to end after SIGTERM before its group gets SIGKILL.
+const END_GRACE: Duration = Duration::from_secs(1);
 
 struct Run<'a> {
     plan: &'a Plan,
@@ -173,6 +210,28 @@ struct Run<'a> {
     /// A peer that exited on its own: the run cannot go on.
     died: Option<RunError>,
     tx: mpsc::UnboundedSender<Msg>,
+    programs: BTreeMap<Side, ProgramRun>,
+    watchers: Vec<Watcher>,
+    trace: Option<TraceSession>,
+    /// The run is ending: programs' lines no longer count as their notices.
+    ending: bool,
+}
+
+fn ns_of(side: Side) -> Ns {
+    match side {
+        Side::Client => Ns::Client,
+        Side::Server => Ns::Server,
+    }
+}
+
+/// The port clients connect to: the server program's, or the reference server's.
+fn server_port(scenario: &Scenario) -> u16 {
+    scenario
+        .server
+        .program
+        .as_ref()
+        .and_then(|p| p.port)
+        .unwrap_or(lab::SERVER_PORT)
 }
 
 impl Run<'_> {
@@ -187,7 +246,10 @@ impl Run<'_> {
 
     /// Starts a peer process inside its namespace, with a task that forwards its reports.
     fn spawn_peer(&mut self, side: Side) -> Result<Pid, RunError> {
-        let server_addr = format!("{}:{}", lab::SERVER_ADDR, lab::SERVER_PORT);
+        if self.programs.contains_key(&side) {
+            return self.spawn_program(side);
+        }
+        let server_addr = format!("{}:{}", lab::SERVER_ADDR, server_port(self.scenario));
         let ns = match side {
             Side::Client => Ns::Client,
             Side::Server => Ns::Server,
@@ -230,9 +292,229 @@ impl Run<'_> {
         Ok(pid)
     }
 
+    /// Starts a user program inside its side's namespace, in a process group of its own,
+    /// with tasks that forward its output and its exit.
+    fn spawn_program(&mut self, side: Side) -> Result<Pid, RunError> {
+        let program = self
+            .scenario
+            .settings(side)
+            .program
+            .as_ref()
+            .expect("a program side has a program");
+        let at = Addresses {
+            server: lab::SERVER_ADDR,
+            client: lab::CLIENT_ADDR,
+            port: server_port(self.scenario),
+        };
+        let argv = program.argv(at);
+        let mut cmd = self.lab.command(ns_of(side), &argv[0], &[]);
+        cmd.args(&argv[1..])
+            .envs(program::Program::env(side, at))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| RunError::Program {
+                side,
+                what: format!(
+                    "`{}` could not start ({e}{})",
+                    argv.join(" "),
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        ": is it installed and on PATH?"
+                    } else {
+                        ""
+                    }
+                ),
+                output: "(nothing)".into(),
+            })?;
+        let pid = Pid::from_raw(child.id().expect("a running child has a pid") as i32);
+        if let Some(run) = self.programs.get(&side) {
+            let host = watcher::host_pid_of(pid.as_raw()).unwrap_or(0);
+            run.pgid.store(host, Ordering::Relaxed);
+        }
+        let forward =
+            |stream: &'static str, pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let Some(pipe) = pipe else { return };
+                    let mut lines = BufReader::new(pipe).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let t_ns = clock::now_ns();
+                        let _ = tx.send(Msg::ProgramLine {
+                            side,
+                            stream,
+                            line,
+                            t_ns,
+                        });
+                    }
+                })
+            };
+        let out = forward("stdout", child.stdout.take().map(|p| Box::new(p) as _));
+        let err = forward("stderr", child.stderr.take().map(|p| Box::new(p) as _));
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            };
+            // Its last lines first.
+            let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                let _ = out.await;
+                let _ = err.await;
+            })
+            .await;
+            let _ = tx.send(Msg::Exited { side, pid, status });
+        });
+        self.pids.insert(side, pid);
+        let t = self.now_ms();
+        self.record(Event::new(
+            t,
+            Source::Runner,
+            Kind::ProcessStarted {
+                side,
+                pid: pid.as_raw(),
+            },
+        ));
+        Ok(pid)
+    }
+
+    /// Starts tracing (as root) and one watcher per user program.
+    fn start_observers(&mut self) -> Result<(), RunError> {
+        let sides: Vec<Side> = self.programs.keys().copied().collect();
+        if sides.is_empty() {
+            return Ok(());
+        }
+        let mut sinks = Vec::new();
+        let mut receivers: Vec<std::sync::mpsc::Receiver<TraceRecord>> = Vec::new();
+        for _ in &sides {
+            let (tx, rx) = std::sync::mpsc::channel();
+            sinks.push(tx);
+            receivers.push(rx);
+        }
+        let (mut receivers, note) = match TraceSession::start(sinks) {
+            Ok(session) => {
+                self.trace = Some(session);
+                (receivers.into_iter().map(Some).collect::<Vec<_>>(), None)
+            }
+            Err(e) => (sides.iter().map(|_| None).collect(), Some(error_chain(&e))),
+        };
+        for (i, &side) in sides.iter().enumerate() {
+            let netns = nix::unistd::dup(self.lab.fd(ns_of(side)))
+                .map_err(|e| RunError::Setup(format!("cannot hold the {side} namespace: {e}")))?;
+            // SAFETY: dup returned a new descriptor we own.
+            let netns = unsafe { std::os::fd::FromRawFd::from_raw_fd(netns) };
+            let spec = watcher::Spec {
+                netns,
+                local_ip: match side {
+                    Side::Client => lab::CLIENT_ADDR,
+                    Side::Server => lab::SERVER_ADDR,
+                },
+                listen_port: (side == Side::Server).then(|| server_port(self.scenario)),
+                pgid: self.programs[&side].pgid.clone(),
+            };
+            let traces = receivers[i].take();
+            let via = if traces.is_some() { "trace" } else { "dump" };
+            let tx = self.tx.clone();
+            let w = Watcher::start(spec, traces, move |report| {
+                let _ = tx.send(Msg::Watch { side, report });
+            })
+            .map_err(|e| RunError::Setup(format!("cannot start the {side} observer: {e}")))?;
+            self.watchers.push(w);
+            let t = self.now_ms();
+            self.record(Event::new(
+                t,
+                Source::Observer,
+                Kind::ObserverUp {
+                    side,
+                    via: via.into(),
+                    note: note.clone(),
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stops the watchers and the trace: nothing is observed after this.
+    fn stop_observers(&mut self) {
+        for w in &mut self.watchers {
+            w.stop();
+        }
+        if let Some(mut t) = self.trace.take() {
+            t.stop();
+        }
+    }
+
+    fn program_event(&mut self, side: Side, t_ns: u64, kind: Kind) {
+        let conn = self.conns.number(side, &kind);
+        let mut e = Event::new(clock::ms_since(self.origin_ns, t_ns), side.into(), kind);
+        e.conn = conn;
+        self.record(e);
+    }
+
     /// Turns a peer's report into a timeline event, stamped with the peer's own clock reading.
-    fn absorb(&mut self, msg: Msg) -> &Event {
+    fn absorb(&mut self, msg: Msg) {
         match msg {
+            Msg::ProgramLine {
+                side,
+                stream,
+                line,
+                t_ns,
+            } => {
+                let run = self
+                    .programs
+                    .get_mut(&side)
+                    .expect("lines come from programs");
+                let matched = self
+                    .scenario
+                    .settings(side)
+                    .program
+                    .as_ref()
+                    .and_then(|p| p.matches(&line));
+                let keep = run.output.push(stream, &line, matched.is_some());
+                let lost = if self.ending {
+                    None
+                } else {
+                    run.view.line(t_ns, matched)
+                };
+                if keep {
+                    let kind = Kind::ProgramOutput {
+                        stream: stream.into(),
+                        line,
+                        matched: matched.map(str::to_owned),
+                    };
+                    self.program_event(side, t_ns, kind);
+                }
+                if let Some((t, kind)) = lost {
+                    self.program_event(side, t, kind);
+                }
+            }
+            Msg::Watch { side, report } => match report {
+                Report::Listening { addr, t_ns } => {
+                    self.program_event(side, t_ns, Kind::Listening { addr });
+                }
+                Report::Failed(why) => {
+                    let t = self.now_ms();
+                    self.record(Event::new(
+                        t,
+                        Source::Observer,
+                        Kind::PeerOutput {
+                            line: format!("the {side} observer stopped: {why}"),
+                        },
+                    ));
+                }
+                Report::Observed { obs, options, pid } => {
+                    let run = self
+                        .programs
+                        .get_mut(&side)
+                        .expect("watchers watch programs");
+                    for (t_ns, kind) in run.view.observe(obs, options, pid) {
+                        self.program_event(side, t_ns, kind);
+                    }
+                }
+            },
             Msg::Line { side, line } => {
                 let event = match serde_json::from_str::<PeerReport>(&line) {
                     Ok(report) => Event {
@@ -243,12 +525,15 @@ impl Run<'_> {
                     },
                     Err(_) => Event::new(self.now_ms(), side.into(), Kind::PeerOutput { line }),
                 };
-                self.record(event)
+                self.record(event);
             }
             Msg::Exited { side, pid, status } => {
                 if self.pids.get(&side) == Some(&pid) {
                     self.pids.remove(&side);
-                    if !self.signalled.contains(&pid) && self.died.is_none() {
+                    // A user program may end on its own (socat after an error): that is
+                    // an observation, not a broken run.
+                    let program = self.programs.contains_key(&side);
+                    if !program && !self.signalled.contains(&pid) && self.died.is_none() {
                         self.died = Some(RunError::PeerDied {
                             side,
                             pid: pid.as_raw(),
@@ -257,8 +542,17 @@ impl Run<'_> {
                     }
                 }
                 let t = self.now_ms();
-                self.record(Event::new(t, Source::Runner, exited(side, pid, status)))
+                self.record(Event::new(t, Source::Runner, exited(side, pid, status)));
             }
+        }
+    }
+
+    /// What a user program printed last, for error messages.
+    fn output_of(&self, side: Side) -> String {
+        match self.programs.get(&side).map(|p| p.output.tail()) {
+            Some("") => "(nothing)".into(),
+            Some(tail) => tail.to_owned(),
+            None => String::new(),
         }
     }
 
@@ -272,6 +566,7 @@ impl Run<'_> {
     ) -> Result<f64, RunError> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let mut stop = self.opts.stop.clone();
+        let program = self.programs.contains_key(&side);
         loop {
             let msg = tokio::select! {
                 biased;
@@ -280,13 +575,41 @@ impl Run<'_> {
             };
             match msg {
                 Ok(Some(msg)) => {
-                    let event = self.absorb(msg);
-                    if want(event) {
-                        return Ok(event.t_ms);
+                    let before = self.events.len();
+                    self.absorb(msg);
+                    if let Some(e) = self.events[before..].iter().find(|e| want(e)) {
+                        return Ok(e.t_ms);
                     }
                     if let Some(died) = self.died.take() {
                         return Err(died);
                     }
+                    let exited = self.events[before..].iter().find_map(|e| match &e.kind {
+                        Kind::ProcessExited {
+                            side: s, status, ..
+                        } if *s == side => Some(status.clone()),
+                        _ => None,
+                    });
+                    if let (true, Some(status)) = (program, exited) {
+                        // Its last lines may still be on their way.
+                        let _ = tokio::time::timeout(Duration::from_millis(100), async {
+                            while let Some(msg) = rx.recv().await {
+                                self.absorb(msg);
+                            }
+                        })
+                        .await;
+                        return Err(RunError::Program {
+                            side,
+                            what: format!("exited ({status}) before it could {what}"),
+                            output: self.output_of(side),
+                        });
+                    }
+                }
+                Ok(None) | Err(_) if program => {
+                    return Err(RunError::Program {
+                        side,
+                        what: format!("did not {what} within {}s", STARTUP_TIMEOUT.as_secs()),
+                        output: self.output_of(side),
+                    });
                 }
                 Ok(None) | Err(_) => {
                     let last = self
@@ -312,8 +635,13 @@ impl Run<'_> {
             Mechanism::Signal(side, sig) => {
                 if let Some(&pid) = self.pids.get(side) {
                     self.signalled.insert(pid);
-                    // The process stays ours until its reaper task sees it exit.
-                    let _ = kill(pid, *sig);
+                    // The process stays ours until its reaper task sees it exit. A user
+                    // program is its whole process group.
+                    if self.programs.contains_key(side) {
+                        let _ = nix::sys::signal::killpg(pid, *sig);
+                    } else {
+                        let _ = kill(pid, *sig);
+                    }
                 }
                 Ok(String::new())
             }
@@ -417,7 +745,23 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     check_tools(scenario)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let run_date = std::time::SystemTime::now();
-    let lab = Lab::up(&scenario.lab)?;
+    let lab = Lab::up_with(
+        &scenario.lab,
+        &scenario.client.sysctl,
+        &scenario.server.sysctl,
+    )?;
+    let programs = Side::BOTH
+        .into_iter()
+        .filter(|&side| scenario.settings(side).program.is_some())
+        .map(|side| {
+            let run = ProgramRun {
+                output: Output::default(),
+                view: SideView::new(side),
+                pgid: Arc::new(AtomicI32::new(0)),
+            };
+            (side, run)
+        })
+        .collect();
     let origin_ns = clock::now_ns();
     let setup_ms = lab.setup.as_secs_f64() * 1000.0;
     let mut run = Run {
@@ -438,9 +782,39 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         signalled: BTreeSet::new(),
         died: None,
         tx,
+        programs,
+        watchers: Vec::new(),
+        trace: None,
+        ending: false,
     };
-    let outcome = drive(&mut run, &mut rx).await;
+    let outcome = match run.start_observers() {
+        Ok(()) => drive(&mut run, &mut rx).await,
+        Err(e) => Err(e),
+    };
 
+    // Nothing observed from here on counts: the end is ours, not a fault's.
+    run.stop_observers();
+    run.ending = true;
+    // User programs: TERM to the group, a grace period, then KILL.
+    let programs: Vec<(Side, Pid)> = run
+        .pids
+        .iter()
+        .filter(|(side, _)| run.programs.contains_key(side))
+        .map(|(&side, &pid)| (side, pid))
+        .collect();
+    for (_, pid) in &programs {
+        let _ = nix::sys::signal::killpg(*pid, Signal::SIGTERM);
+    }
+    let grace = Instant::now() + END_GRACE;
+    while programs.iter().any(|(side, _)| run.pids.contains_key(side)) {
+        match tokio::time::timeout_at(grace, rx.recv()).await {
+            Ok(Some(msg)) => run.absorb(msg),
+            _ => break,
+        }
+    }
+    for (_, pid) in &programs {
+        let _ = nix::sys::signal::killpg(*pid, Signal::SIGKILL);
+    }
     // Stop the peers, collect what they said last, then release the namespaces.
     for pid in run.pids.values() {
         let _ = kill(*pid, Signal::SIGKILL);

@@ -415,6 +415,11 @@ struct RawServer {
     #[serde(default)]
     keepalive: Keepalive,
     user_timeout: Option<UserTimeout>,
+    command: Option<Vec<String>>,
+    port: Option<u16>,
+    lost: Option<String>,
+    back: Option<String>,
+    sysctl: Option<std::collections::BTreeMap<String, toml::Value>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -425,6 +430,10 @@ struct RawClient {
     user_timeout: Option<UserTimeout>,
     reconnect_interval: Option<Dur>,
     connect_timeout: Option<Dur>,
+    command: Option<Vec<String>>,
+    lost: Option<String>,
+    back: Option<String>,
+    sysctl: Option<std::collections::BTreeMap<String, toml::Value>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -622,6 +631,12 @@ pub struct PeerSettings {
     /// Client only: give up a connect attempt after this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,
+    /// A user program instead of the reference peer (black box).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<crate::program::Program>,
+    /// net.ipv4.* sysctls of the side's namespace.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sysctl: std::collections::BTreeMap<String, String>,
 }
 
 /// What a scenario expects of one side.
@@ -696,6 +711,8 @@ impl PeerSettings {
             user_timeout_ms: user_timeout.map_or(0, |u| u.0),
             reconnect_interval_ms: client.then_some(DEFAULT_RECONNECT_INTERVAL_MS),
             connect_timeout_ms: client.then_some(DEFAULT_CONNECT_TIMEOUT_MS),
+            program: None,
+            sysctl: Default::default(),
         }
     }
 }
@@ -835,7 +852,15 @@ fn peers(
     client: Option<RawClient>,
 ) -> Result<(PeerSettings, PeerSettings), ScenarioError> {
     let s = server.unwrap_or_default();
-    let server = PeerSettings::new(Side::Server, s.keepalive, s.user_timeout);
+    let mut server = PeerSettings::new(Side::Server, s.keepalive, s.user_timeout);
+    (server.program, server.sysctl) = crate::program::RawProgram {
+        command: s.command,
+        port: s.port,
+        lost: s.lost,
+        back: s.back,
+        sysctl: s.sysctl,
+    }
+    .resolve(src, &FieldPath::root().key("server"))?;
     let c = client.unwrap_or_default();
     if c.connect_timeout == Some(Dur::from_millis(0)) {
         return Err(src.error(
@@ -844,6 +869,14 @@ fn peers(
         ));
     }
     let mut client = PeerSettings::new(Side::Client, c.keepalive, c.user_timeout);
+    (client.program, client.sysctl) = crate::program::RawProgram {
+        command: c.command,
+        port: None,
+        lost: c.lost,
+        back: c.back,
+        sysctl: c.sysctl,
+    }
+    .resolve(src, &FieldPath::root().key("client"))?;
     if let Some(d) = c.reconnect_interval {
         client.reconnect_interval_ms = Some(d.as_millis());
     }

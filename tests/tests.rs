@@ -3,6 +3,7 @@
 //! Lab tests need root or unprivileged user namespaces. They never skip themselves: without
 //! either, `flatline run` exits 2 with a message saying why, and the test fails showing it.
 
+mod blackbox;
 mod cli;
 mod lab;
 mod record;

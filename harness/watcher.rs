@@ -1,0 +1,245 @@
+//! The observer's thin shell: one thread per user program, inside the program's network
+//! namespace (entered on that thread only, never on a tokio worker), that dumps the
+//! namespace's TCP sockets, feeds them and the trace records to an [`observer::Tracker`], and
+//! reports what it saw.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use crate::clock;
+use crate::observer::{Observation, SocketSettings, TcpState, TraceRecord, Tracker};
+use crate::sockdiag::{self, Diag};
+
+/// Time between two dumps: the delay of what only a dump sees (without tracing).
+pub const POLL: Duration = Duration::from_millis(2);
+/// With tracing, dumps only find owners and listeners: they can be rarer.
+pub const POLL_TRACING: Duration = Duration::from_millis(10);
+/// How often the program's process list is refreshed when nothing asks for it.
+const PIDS_REFRESH: Duration = Duration::from_millis(500);
+
+/// What a watcher reports.
+#[derive(Debug)]
+pub enum Report {
+    Observed {
+        obs: Observation,
+        /// The options the program set on the socket, when they could be read.
+        options: Option<SocketSettings>,
+        /// The holder's PID in the lab's PID namespace.
+        pid: i32,
+    },
+    /// Something listens on the watched port.
+    Listening { addr: String, t_ns: u64 },
+    /// The watcher stopped on an error.
+    Failed(String),
+}
+
+/// What to watch.
+pub struct Spec {
+    /// A descriptor of the program's network namespace (the watcher keeps its own copy).
+    pub netns: OwnedFd,
+    /// The side's address: trace records of other addresses are not the program's.
+    pub local_ip: Ipv4Addr,
+    /// Report when something listens on this port.
+    pub listen_port: Option<u16>,
+    /// The program's process group, as the host numbers it (0: none yet). The runner
+    /// updates it when it restarts the program.
+    pub pgid: Arc<AtomicI32>,
+}
+
+/// A running watcher thread.
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    pub fn start(
+        spec: Spec,
+        traces: Option<mpsc::Receiver<TraceRecord>>,
+        report: impl Fn(Report) + Send + 'static,
+    ) -> std::io::Result<Watcher> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("watcher".into())
+            .spawn(move || {
+                // SAFETY: setns on this thread only; the descriptor is valid.
+                if unsafe { libc::setns(spec.netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    let e = std::io::Error::last_os_error();
+                    report(Report::Failed(format!("cannot enter the namespace: {e}")));
+                    return;
+                }
+                if let Err(e) = watch(&spec, traces, &flag, &report) {
+                    report(Report::Failed(format!("sock_diag: {e}")));
+                }
+            })?;
+        Ok(Watcher {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread; nothing is reported after this returns. Idempotent.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Which of the program's processes hold which sockets, refreshed on demand.
+struct Owners {
+    pgid: i32,
+    pids: Vec<i32>,
+    pids_at: Instant,
+    map: BTreeMap<u64, (i32, i32)>,
+}
+
+impl Owners {
+    fn refresh(&mut self, pgid: i32, with_pids: bool) {
+        if with_pids || pgid != self.pgid || self.pids_at.elapsed() > PIDS_REFRESH {
+            self.pgid = pgid;
+            self.pids = if pgid > 0 {
+                sockdiag::group_pids(pgid)
+            } else {
+                Vec::new()
+            };
+            self.pids_at = Instant::now();
+        }
+        self.map = sockdiag::socket_owners(&self.pids);
+    }
+}
+
+fn watch(
+    spec: &Spec,
+    traces: Option<mpsc::Receiver<TraceRecord>>,
+    stop: &AtomicBool,
+    report: &dyn Fn(Report),
+) -> std::io::Result<()> {
+    let mut diag = Diag::open()?;
+    let tracing = traces.is_some();
+    let mut tracker = Tracker::new(spec.local_ip, tracing);
+    let mut owners = Owners {
+        pgid: 0,
+        pids: Vec::new(),
+        pids_at: Instant::now(),
+        map: BTreeMap::new(),
+    };
+    let mut listening_for = 0;
+    let poll = if tracing { POLL_TRACING } else { POLL };
+    let emit = |obs: Vec<Observation>, owners: &Owners| {
+        for obs in obs {
+            let (options, pid) = match &obs {
+                Observation::Established {
+                    inode, host_pid, ..
+                } => {
+                    let pid = sockdiag::inner_pid(*host_pid).unwrap_or(*host_pid);
+                    let fd = owners.map.get(inode).map(|o| o.1);
+                    let options = fd.and_then(|fd| sockdiag::socket_settings(pid, fd).ok());
+                    (options, pid)
+                }
+                _ => (None, 0),
+            };
+            report(Report::Observed { obs, options, pid });
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let pgid = spec.pgid.load(Ordering::Relaxed);
+        match &traces {
+            Some(rx) => {
+                let deadline = Instant::now() + poll;
+                while let Ok(r) =
+                    rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                {
+                    if owners.pgid != pgid {
+                        owners.refresh(pgid, true);
+                        tracker.set_pids(owners.pids.clone());
+                    }
+                    let obs = tracker.trace(r);
+                    emit(obs, &owners);
+                }
+            }
+            None => std::thread::sleep(poll),
+        }
+        let sockets = diag.dump()?;
+        let t_ns = clock::now_ns();
+        if let Some(port) = spec.listen_port {
+            if listening_for != pgid && pgid > 0 {
+                if let Some(s) = sockets
+                    .iter()
+                    .find(|s| s.state == TcpState::Listen && s.tuple.local.port() == port)
+                {
+                    listening_for = pgid;
+                    report(Report::Listening {
+                        addr: s.tuple.local.to_string(),
+                        t_ns,
+                    });
+                }
+            }
+        }
+        // Look the owners up again when a connection appears that no known process holds, or
+        // a known socket leaves the dump (closed, or aborted and maybe still held).
+        let live: Vec<u64> = sockets
+            .iter()
+            .filter(|s| matches!(s.state, TcpState::Established | TcpState::CloseWait))
+            .map(|s| s.inode)
+            .filter(|&i| i != 0)
+            .collect();
+        let unknown = live.iter().any(|i| !owners.map.contains_key(i));
+        let vanished = owners.map.keys().any(|i| !live.contains(i));
+        if unknown || vanished || owners.pgid != pgid {
+            owners.refresh(pgid, unknown);
+            tracker.set_pids(owners.pids.clone());
+        }
+        let map = &owners.map;
+        let obs = tracker.dump(t_ns, &sockets, |inode| map.get(&inode).map(|o| o.0));
+        emit(obs, &owners);
+    }
+    Ok(())
+}
+
+/// The host's PID of a process we started, whose PID in our namespace is `inner`.
+pub fn host_pid_of(inner: i32) -> Option<i32> {
+    let ours = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let dir = std::fs::read_dir("/proc").ok()?;
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&pid| {
+            observer_pid_matches(pid, inner)
+                && std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                    .ok()
+                    .as_ref()
+                    == Some(&ours)
+        })
+}
+
+fn observer_pid_matches(host: i32, inner: i32) -> bool {
+    sockdiag::inner_pid(host) == Some(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_our_own_host_pid() {
+        let me = std::process::id() as i32;
+        let host: i32 = std::fs::read_link("/proc/self")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(host_pid_of(me), Some(host));
+    }
+}
