@@ -209,6 +209,16 @@ impl Source {
                 path = path.key(key);
             }
         }
+        // Likewise a missing key: name it, at the table it is missing from.
+        let mut message = message;
+        if let Some(key) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+        {
+            path = path.key(&key);
+            message = "required, but missing".into();
+        }
         let (span, resolved) = self.span_of(&path);
         let offset = match inner.span() {
             Some(s) if !resolved => s.start,

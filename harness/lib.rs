@@ -7,6 +7,7 @@
 //! - [`input`]: a user's TOML file to typed values, errors located at the key.
 //! - [`scenario`]: scenario files as types, validated.
 //! - [`plan`]: a scenario resolved into timed fault steps, peer settings and windows.
+//! - [`predict`]: `flatline predict` flags, checked as a scenario is.
 //! - [`record`]: typed events and the versioned JSON document a run produces.
 //! - [`analysis`]: what a record's events mean (detection and reconnect latencies).
 //! - [`verdict`]: expectations judged against a record's events.
@@ -43,6 +44,7 @@ pub mod observer;
 pub mod output;
 pub mod peer;
 pub mod plan;
+pub mod predict;
 pub mod program;
 pub mod record;
 pub mod report;

@@ -41,31 +41,8 @@ enum Command {
     Predict {
         /// Scenario files (TOML).
         scenarios: Vec<PathBuf>,
-        /// linux, windows (10 probes), windows-legacy (5 probes) or macos.
-        #[arg(long, default_value = "linux", value_parser = flatline::model::Os::parse)]
-        os: flatline::model::Os,
-        /// Without a scenario: keepalive `off` or IDLE_MS/INTERVAL_MS[/COUNT].
-        #[arg(long)]
-        keepalive_ms: Option<String>,
-        /// Without a scenario: TCP_USER_TIMEOUT in ms.
-        #[arg(long, default_value_t = 0)]
-        user_timeout_ms: u64,
-        /// Without a scenario: application heartbeat INTERVAL_MS/MISSES.
-        #[arg(long)]
-        heartbeat: Option<String>,
-        /// Without a scenario: what this side does: idle, writer or reader.
-        #[arg(long, default_value = "idle", value_parser = flatline::model::Role::parse)]
-        role: flatline::model::Role,
-        /// Without a scenario: ms between records for a writer or reader.
-        #[arg(long, default_value_t = 100)]
-        traffic_interval_ms: u64,
-        /// Without a scenario: net.ipv4.tcp_retries2.
-        #[arg(long, default_value_t = 15)]
-        tcp_retries2: u8,
-        /// Without a scenario: silence, reset, icmp, icmp-port, frozen, exit, exit-unread, reboot:MS,
-        /// nat:MS[:reset] or loss:PERCENT.
-        #[arg(long, value_parser = flatline::model::FaultModel::parse)]
-        fault: Option<flatline::model::FaultModel>,
+        #[command(flatten)]
+        flags: flatline::predict::Flags,
     },
     /// Run one comparison file: settings x faults, each cell in its own lab, all at once;
     /// print a table per fault (measured next to predicted) and keep every timeline.
@@ -137,22 +114,12 @@ fn main() -> ExitCode {
             format,
             run_slow,
         } => compare_matrix(&file, &out, &format, run_slow),
-        Command::Predict {
-            scenarios,
-            os,
-            keepalive_ms,
-            user_timeout_ms,
-            heartbeat,
-            role,
-            traffic_interval_ms,
-            tcp_retries2,
-            fault,
-        } => {
+        Command::Predict { scenarios, flags } => {
             if !scenarios.is_empty() {
                 let mut code = ExitCode::SUCCESS;
                 for file in &scenarios {
                     match scenario::load(file) {
-                        Ok(s) => print!("{}", report::render_predictions(&s, os)),
+                        Ok(s) => print!("{}", report::render_predictions(&s, flags.os)),
                         Err(e) => {
                             eprintln!("error: {e}");
                             code = ExitCode::from(2);
@@ -161,86 +128,22 @@ fn main() -> ExitCode {
                 }
                 return code;
             }
-            let Some(fault) = fault else {
-                eprintln!(
-                    "error: give scenario files, or --fault (and settings) to predict one case"
-                );
-                return ExitCode::from(2);
-            };
-            let side = match side_model(
-                os,
-                keepalive_ms.as_deref(),
-                user_timeout_ms,
-                heartbeat.as_deref(),
-                role,
-                traffic_interval_ms,
-                tcp_retries2,
-            ) {
-                Ok(m) => m,
+            match flags.case() {
+                Ok((side, fault)) => {
+                    let p = flatline::model::predict_side(&side, fault);
+                    print!(
+                        "{}",
+                        report::prediction_line(&format!("{:?}", flags.os), &p)
+                    );
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return ExitCode::from(2);
+                    ExitCode::from(2)
                 }
-            };
-            let p = flatline::model::predict_side(&side, fault);
-            print!("{}", report::prediction_line(&format!("{os:?}"), &p));
-            ExitCode::SUCCESS
+            }
         }
     }
-}
-
-/// The settings of one side, from `flatline predict` flags.
-fn side_model(
-    os: flatline::model::Os,
-    keepalive_ms: Option<&str>,
-    user_timeout_ms: u64,
-    heartbeat: Option<&str>,
-    role: flatline::model::Role,
-    traffic_interval_ms: u64,
-    tcp_retries2: u8,
-) -> Result<flatline::model::SideModel, String> {
-    let numbers = |flag: &str, text: &str| -> Result<Vec<u64>, String> {
-        text.split('/')
-            .map(|p| {
-                p.parse::<u64>()
-                    .map_err(|_| format!("--{flag} `{text}`: expected numbers separated by /"))
-            })
-            .collect()
-    };
-    let keepalive = match keepalive_ms {
-        None | Some("off") => None,
-        Some(text) => match numbers("keepalive-ms", text)?[..] {
-            [idle_ms, interval_ms] => Some((idle_ms, interval_ms, None)),
-            [idle_ms, interval_ms, count] => Some((idle_ms, interval_ms, Some(count as u32))),
-            _ => {
-                return Err(format!(
-                    "--keepalive-ms `{text}`: expected IDLE_MS/INTERVAL_MS[/COUNT]"
-                ))
-            }
-        },
-    };
-    let heartbeat = match heartbeat {
-        None => None,
-        Some(text) => match numbers("heartbeat", text)?[..] {
-            [interval, misses] => Some((interval, misses as u32)),
-            _ => return Err(format!("--heartbeat `{text}`: expected INTERVAL_MS/MISSES")),
-        },
-    };
-    Ok(flatline::model::SideModel {
-        keepalive: keepalive.map(
-            |(idle_ms, interval_ms, count)| flatline::model::KeepaliveMs {
-                idle_ms,
-                interval_ms,
-                count: os.probes(count),
-            },
-        ),
-        user_timeout_ms,
-        heartbeat,
-        role,
-        traffic_interval_ms,
-        record_bytes: 64,
-        tcp_retries2,
-    })
 }
 
 fn run_peer(address: SocketAddr, plan: &str) -> ExitCode {

@@ -1353,7 +1353,7 @@ reconnects = "..2s"
             "{e}"
         );
         let e = err(&GOOD.replace("kind = \"cable-pull\"", "kind = \"loss\""));
-        assert!(e.contains("fault[0]: missing field `percent`"), "{e}");
+        assert!(e.contains("fault[0].percent: required, but missing"), "{e}");
         let e = err(&GOOD.replace("kind = \"cable-pull\"", "kind = \"loss\"\npercent = 101"));
         assert!(
             e.contains("fault[0].percent: must be between 1 and 99"),

@@ -80,7 +80,7 @@ fn predict_answers_for_the_seeds_windows_settings_without_a_lab() {
             "--keepalive-ms",
             "3000/1",
             "--fault",
-            "silence",
+            "cable-pull",
         ])
         .output()
         .unwrap();
@@ -107,11 +107,24 @@ fn predict_reads_scenarios_and_rejects_bad_flags() {
         "{stdout}"
     );
     let output = flatline()
-        .args(["predict", "--fault", "nat"])
+        .args(["predict", "--fault", "nat-timeout"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("nat needs"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nat-timeout needs its timeout"));
+    // The same limits as a scenario file (issue 9): count 200 is refused.
+    let output = flatline()
+        .args([
+            "predict",
+            "--keepalive-ms",
+            "3000/1000/200",
+            "--fault",
+            "cable-pull",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("count must be between 1 and 127"));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod blackbox;
 mod cli;
+mod fuzz;
 mod lab;
 mod record;
 mod support;
