@@ -305,3 +305,413 @@ fn an_unwritable_out_is_refused_before_any_lab() {
     );
     assert!(!stderr.contains("lab"), "{stderr}");
 }
+
+/// What the kill campaign does to one run.
+#[derive(Clone, Copy, Debug)]
+struct KillPlan {
+    scenario: &'static str,
+    /// Run as nobody through a user namespace (when the test runs as root).
+    unprivileged: bool,
+    target: Target,
+    signal: Signal,
+    delay: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    /// The process the user started.
+    Watcher,
+    /// PID 1 of the run's PID namespace.
+    Runner,
+    Server,
+    Client,
+}
+
+/// What happened to one run.
+#[derive(Debug)]
+struct KillOutcome {
+    plan: KillPlan,
+    /// The target actually signalled (the watcher when the planned one did not exist yet).
+    hit: Target,
+    status: ExitStatus,
+    /// The record's `status.state`, if a record was written.
+    record: Option<String>,
+    /// From the signal until no process or namespace of the run was left.
+    cleanup: Duration,
+    /// What was left behind or wrong (empty: nothing).
+    problems: Vec<String>,
+}
+
+/// A process of a run, from /proc.
+struct Proc {
+    pid: i32,
+    ppid: i32,
+    cmdline: String,
+}
+
+/// The processes whose environment carries FLATLINE_TEST_TAG=`tag`.
+fn tagged(tag: &str) -> Vec<Proc> {
+    let needle = format!("FLATLINE_TEST_TAG={tag}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+            let ppid = stat[stat.rfind(')')? + 2..]
+                .split(' ')
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()?
+                .split(|&b| b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            Some(Proc { pid, ppid, cmdline })
+        })
+        .collect()
+}
+
+/// Network namespaces `pids` are in or hold open.
+fn netns_held_by(pids: &[i32]) -> Vec<String> {
+    let mut refs = Vec::new();
+    for pid in pids {
+        if let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) {
+            refs.push(ns.to_string_lossy().into_owned());
+        }
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            for fd in fds.flatten() {
+                if let Ok(t) = std::fs::read_link(fd.path()) {
+                    let t = t.to_string_lossy().into_owned();
+                    if t.starts_with("net:[") {
+                        refs.push(t);
+                    }
+                }
+            }
+        }
+    }
+    refs.sort();
+    refs.dedup();
+    refs
+}
+
+/// Every network namespace referenced on the machine (processes, descriptors, mounts).
+fn all_netns() -> std::collections::BTreeSet<String> {
+    let pids: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut refs: std::collections::BTreeSet<String> = netns_held_by(&pids).into_iter().collect();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    refs.extend(
+        mounts
+            .split_whitespace()
+            .filter(|w| w.starts_with("net:["))
+            .map(str::to_owned),
+    );
+    refs
+}
+
+/// The host namespace's links, addresses, routes, named namespaces and nftables rules.
+fn host_network_state() -> String {
+    let mut state = String::new();
+    for args in [
+        &["-o", "link"][..],
+        &["-o", "addr"],
+        &["route"],
+        &["netns", "list"],
+    ] {
+        if let Ok(out) = std::process::Command::new("ip").args(args).output() {
+            state += &String::from_utf8_lossy(&out.stdout);
+        }
+    }
+    if let Ok(out) = std::process::Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+    {
+        state += &String::from_utf8_lossy(&out.stdout);
+    }
+    state
+}
+
+/// Where an unprivileged run's binary and scenarios live: a directory nobody can read.
+struct Shared {
+    dir: tempfile::TempDir,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_flatline"), dir.path().join("flatline")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("flatline"),
+            PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        for name in ["seed-cable-pull.toml", "seed-firewall-drop.toml"] {
+            std::fs::copy(scenario(name), dir.path().join(name)).unwrap();
+            std::fs::set_permissions(dir.path().join(name), PermissionsExt::from_mode(0o644))
+                .unwrap();
+        }
+        Shared { dir }
+    }
+
+    /// A fresh output directory nobody may write to.
+    fn out(&self, n: usize) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let out = self.dir.path().join(format!("out-{n}"));
+        std::fs::create_dir(&out).unwrap();
+        std::fs::set_permissions(&out, PermissionsExt::from_mode(0o777)).unwrap();
+        out
+    }
+}
+
+fn kill_one(n: usize, plan: KillPlan, shared: &Shared) -> KillOutcome {
+    let tag = format!("kill-{}-{n}", std::process::id());
+    let out = shared.out(n);
+    let mut cmd = if plan.unprivileged {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(shared.dir.path().join("flatline"))
+            .arg("run")
+            .arg(shared.dir.path().join(plan.scenario));
+        c
+    } else {
+        let mut c = flatline();
+        c.arg("run").arg(scenario(plan.scenario));
+        c
+    };
+    let mut child = cmd
+        .arg("--out")
+        .arg(&out)
+        .env("FLATLINE_TEST_TAG", &tag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("flatline (and setpriv) start");
+    let watcher = child.id() as i32;
+    std::thread::sleep(plan.delay);
+    let procs = tagged(&tag);
+    let find = |t: Target| -> Option<i32> {
+        procs
+            .iter()
+            .find(|p| match t {
+                Target::Watcher => p.pid == watcher,
+                Target::Runner => p.ppid == watcher,
+                Target::Server => p.cmdline.contains(" peer server"),
+                Target::Client => p.cmdline.contains(" peer client"),
+            })
+            .map(|p| p.pid)
+    };
+    let peers_up = find(Target::Server).is_some() && find(Target::Client).is_some();
+    let (hit, pid) = match find(plan.target) {
+        Some(pid) => (plan.target, pid),
+        None => (Target::Watcher, watcher),
+    };
+    let pids: Vec<i32> = procs.iter().map(|p| p.pid).collect();
+    let netns = netns_held_by(&pids);
+    let signalled = Instant::now();
+    let _ = kill(Pid::from_raw(pid), plan.signal);
+    let mut problems = Vec::new();
+    let status = match wait_at_most(&mut child, Duration::from_secs(30)) {
+        Some(s) => s,
+        None => {
+            problems.push("still running 30 s after the signal".into());
+            child.wait().unwrap()
+        }
+    };
+    // The kernel reaps a PID namespace asynchronously: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cleanup = loop {
+        let left: Vec<i32> = tagged(&tag).iter().map(|p| p.pid).collect();
+        let refs = all_netns();
+        let ns_left: Vec<&String> = netns.iter().filter(|n| refs.contains(*n)).collect();
+        // The host's own namespace is the test's too: it is checked for changes elsewhere.
+        let host = std::fs::read_link("/proc/self/ns/net")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ns_left: Vec<&String> = ns_left.into_iter().filter(|n| **n != host).collect();
+        if left.is_empty() && ns_left.is_empty() {
+            break signalled.elapsed();
+        }
+        if Instant::now() > deadline {
+            problems.push(format!(
+                "left behind: processes {left:?}, network namespaces {ns_left:?}"
+            ));
+            break signalled.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if status.success() {
+        problems.push("exited 0 although interrupted".into());
+    }
+    // A signal to the watcher or the runner ends the run with that signal's status; a peer
+    // that dies unasked fails the run (exit 2).
+    match hit {
+        Target::Watcher | Target::Runner if signal_of(&status) != Some(plan.signal as i32) => {
+            problems.push(format!("{status:?} after {}", plan.signal.as_str()))
+        }
+        Target::Server | Target::Client if status.code() != Some(2) => {
+            problems.push(format!("{status:?} after the peer died"))
+        }
+        _ => {}
+    }
+    // Nothing half-written: every file is a whole record.
+    let mut record = None;
+    for entry in std::fs::read_dir(&out).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        match serde_json::from_str::<Value>(&text) {
+            Ok(v) if name.ends_with(".json") && v["status"]["state"].is_string() => {
+                record = v["status"]["state"].as_str().map(str::to_owned);
+            }
+            _ => problems.push(format!("not a whole record: {name} ({} bytes)", text.len())),
+        }
+    }
+    // A run that got as far as the lab writes its record, unless its runner was SIGKILLed.
+    let runner_killed =
+        plan.signal == Signal::SIGKILL && matches!(hit, Target::Watcher | Target::Runner);
+    if peers_up && !runner_killed {
+        let want = match hit {
+            Target::Watcher | Target::Runner => "interrupted",
+            Target::Server | Target::Client => "failed",
+        };
+        if record.as_deref() != Some(want) {
+            problems.push(format!(
+                "record {record:?}, expected {want}: the lab was up"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut stderr);
+        }
+        problems.push(format!("stderr: {}", stderr.trim()));
+    }
+    KillOutcome {
+        plan,
+        hit,
+        status,
+        record,
+        cleanup,
+        problems,
+    }
+}
+
+/// Kills runs at random moments: KILL, TERM or INT to the process the user started, the
+/// runner (PID 1 of its namespace) or a peer; root and unprivileged; several runs at once.
+/// Asserts each interrupted run exits non-zero and leaves no process, namespace (and so no
+/// link or nftables rule), half-written record or change to the host's network behind.
+/// FLATLINE_KILL_RUNS sets how many (scripts/soak.sh runs 1,000); FLATLINE_SEED replays one.
+#[test]
+fn kill_campaign_leaves_nothing_behind() {
+    let runs: usize = std::env::var("FLATLINE_KILL_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(36);
+    let at_once: usize = std::env::var("FLATLINE_KILL_AT_ONCE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    let mut rng = Rng::seeded("kill campaign");
+    let root = nix::unistd::geteuid().is_root();
+    let plans: Vec<KillPlan> = (0..runs)
+        .map(|_| {
+            let scenario =
+                ["seed-cable-pull.toml", "seed-firewall-drop.toml"][rng.below(2) as usize];
+            let unprivileged = !root || rng.below(2) == 0;
+            let target = [
+                Target::Watcher,
+                Target::Runner,
+                Target::Server,
+                Target::Client,
+            ][rng.below(4) as usize];
+            let signal = [Signal::SIGKILL, Signal::SIGTERM, Signal::SIGINT][rng.below(3) as usize];
+            // Before, during and after the lab's setup (~50 ms), the peers' start and the
+            // fault (2 s): a third within 50 ms, a third within 500 ms, a third within 3 s.
+            let within = [50_000, 500_000, 3_000_000][rng.below(3) as usize];
+            let delay = Duration::from_micros(rng.below(within));
+            KillPlan {
+                scenario,
+                unprivileged,
+                target,
+                signal,
+                delay,
+            }
+        })
+        .collect();
+    let host_before = host_network_state();
+    let shared = Shared::new();
+    let start = Instant::now();
+    let mut outcomes: Vec<KillOutcome> = Vec::new();
+    for (batch, chunk) in plans.chunks(at_once).enumerate() {
+        let done: Vec<KillOutcome> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, plan)| {
+                    let shared = &shared;
+                    s.spawn(move || kill_one(batch * at_once + i, *plan, shared))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        outcomes.extend(done);
+    }
+    let host_after = host_network_state();
+    // The figures, for the README.
+    let mut by: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for o in &outcomes {
+        let code = o.status.code().map_or_else(
+            || format!("signal {}", signal_of(&o.status).unwrap_or(0)),
+            |c| format!("exit {c}"),
+        );
+        *by.entry(format!(
+            "{:?} {} -> {code}, record {}",
+            o.hit,
+            o.plan.signal.as_str(),
+            o.record.as_deref().unwrap_or("none")
+        ))
+        .or_default() += 1;
+    }
+    let mut cleanups: Vec<f64> = outcomes
+        .iter()
+        .map(|o| o.cleanup.as_secs_f64() * 1000.0)
+        .collect();
+    cleanups.sort_by(f64::total_cmp);
+    let failed: Vec<&KillOutcome> = outcomes.iter().filter(|o| !o.problems.is_empty()).collect();
+    eprintln!(
+        "kill campaign: {} runs ({} unprivileged) in {:.1} s, {at_once} at once; \
+         {} with something left behind or wrong; cleanup after the signal: median {:.0} ms, \
+         max {:.0} ms",
+        outcomes.len(),
+        outcomes.iter().filter(|o| o.plan.unprivileged).count(),
+        start.elapsed().as_secs_f64(),
+        failed.len(),
+        cleanups.get(cleanups.len() / 2).copied().unwrap_or(0.0),
+        cleanups.last().copied().unwrap_or(0.0),
+    );
+    for (what, n) in &by {
+        eprintln!("  {n:4}  {what}");
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} runs: {:#?}",
+        failed.len(),
+        outcomes.len(),
+        failed
+    );
+    assert_eq!(host_before, host_after, "the host's network changed");
+}
