@@ -715,3 +715,95 @@ fn kill_campaign_leaves_nothing_behind() {
     );
     assert_eq!(host_before, host_after, "the host's network changed");
 }
+
+#[test]
+fn a_full_disk_keeps_the_previous_record_and_leaves_no_half_written_one() {
+    // A 64 KiB tmpfs, in a mount namespace of our own (unshare -rm: no root needed, nothing
+    // mounted on the host), holding yesterday's record and filled to the last block.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("full");
+    std::fs::create_dir(&out).unwrap();
+    let script = format!(
+        "set -u
+         mount -t tmpfs -o size=64k tmpfs {out}
+         printf '{{\"previous\": true}}\\n' > {out}/seed-process-kill.json
+         dd if=/dev/zero of={out}/filler bs=4096 2>/dev/null || true
+         {exe} run {scenario} --out {out}
+         echo \"exit $?\"
+         ls -a {out}
+         cat {out}/seed-process-kill.json",
+        out = out.display(),
+        exe = env!("CARGO_BIN_EXE_flatline"),
+        scenario = scenario("seed-process-kill.toml").display(),
+    );
+    let output = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux) runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.contains("exit 2"), "{}", describe(&output));
+    assert!(
+        stderr.contains("cannot write") && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    let listing: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("exit"))
+        .skip(1)
+        .take_while(|l| !l.starts_with('{'))
+        .collect();
+    assert_eq!(
+        listing,
+        [".", "..", "filler", "seed-process-kill.json"],
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("{\"previous\": true}"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_fault_that_fails_mid_run_writes_a_failed_record_naming_it() {
+    // An `nft` that refuses everything: found in PATH, so the run starts, and the injection
+    // at 2 s fails.
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    for tool in ["ip", "ss", "sh"] {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|d| d.join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} is installed"));
+        std::os::unix::fs::symlink(found, bin.path().join(tool)).unwrap();
+    }
+    let nft = bin.path().join("nft");
+    std::fs::write(
+        &nft,
+        "#!/bin/sh\necho 'nft: simulated refusal' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&nft, PermissionsExt::from_mode(0o755)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = flatline()
+        .arg("run")
+        .arg(scenario("seed-firewall-drop.toml"))
+        .arg("--out")
+        .arg(out.path())
+        .env("PATH", bin.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let t = record(out.path(), "seed-firewall-drop");
+    assert_eq!(t["status"]["state"], "failed", "{}", t["status"]);
+    let reason = t["status"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("inject fault `firewall-drop`") && reason.contains("simulated refusal"),
+        "{reason}"
+    );
+    // The script as a user would run it, not its embedded text.
+    assert!(reason.contains("scripts/fault/firewall.sh"), "{reason}");
+    assert!(!reason.contains("nft -f"), "{reason}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("simulated refusal"), "{stderr}");
+}
