@@ -98,15 +98,31 @@ impl Stop {
     /// Installs the handlers; call inside the runtime, before unblocking the signals
     /// ([`crate::sandbox::unblock_stop_signals`]).
     pub fn install() -> std::io::Result<Stop> {
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut hup = signal(SignalKind::hangup())?;
+        // A signal ignored when flatline started (nohup, `cmd &` in a script) stays ignored.
+        let listen = |sig: Signal, kind: SignalKind| -> std::io::Result<_> {
+            if crate::sandbox::ignored_at_start().contains(&sig) {
+                Ok(None)
+            } else {
+                signal(kind).map(Some)
+            }
+        };
+        let mut int = listen(Signal::SIGINT, SignalKind::interrupt())?;
+        let mut term = listen(Signal::SIGTERM, SignalKind::terminate())?;
+        let mut hup = listen(Signal::SIGHUP, SignalKind::hangup())?;
         let (tx, rx) = watch::channel(None);
         tokio::spawn(async move {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
             let sig = tokio::select! {
-                _ = int.recv() => Signal::SIGINT,
-                _ = term.recv() => Signal::SIGTERM,
-                _ = hup.recv() => Signal::SIGHUP,
+                _ = recv(&mut int) => Signal::SIGINT,
+                _ = recv(&mut term) => Signal::SIGTERM,
+                _ = recv(&mut hup) => Signal::SIGHUP,
             };
             let _ = tx.send(Some(sig));
             // Later signals change nothing: the first one says why the run ended.

@@ -76,6 +76,25 @@ fn stop_signals() -> SigSet {
     set
 }
 
+/// The stop signals this process was started with ignored (`nohup` ignores SIGHUP; a shell
+/// script's `cmd &` ignores SIGINT): they stay ignored, as the caller asked, and are neither
+/// forwarded nor handled. Read once, before any handler is installed (enter() reads it first).
+pub fn ignored_at_start() -> &'static [Signal] {
+    static IGNORED: std::sync::OnceLock<Vec<Signal>> = std::sync::OnceLock::new();
+    IGNORED.get_or_init(|| {
+        STOP_SIGNALS
+            .into_iter()
+            .filter(|&sig| {
+                let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+                // SAFETY: a null new action only reads the current one into `old`.
+                let rc = unsafe { libc::sigaction(sig as i32, std::ptr::null(), old.as_mut_ptr()) };
+                // SAFETY: filled in by a successful sigaction.
+                rc == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
+            })
+            .collect()
+    })
+}
+
 /// Delivers the stop signals again. The runner calls it once its handlers are installed: until
 /// then they stay pending, because PID 1 of a PID namespace discards a signal it has no
 /// handler for, and a Ctrl-C in that window would be lost.
@@ -106,6 +125,7 @@ pub fn enter() -> Result<Privileges, SandboxError> {
     // Blocked from here on, in the watcher until it can forward them and in the runner until
     // it can handle them: a signal sent at any moment stays pending instead of being lost.
     let _ = signal::pthread_sigmask(signal::SigmaskHow::SIG_BLOCK, Some(&stop_signals()), None);
+    ignored_at_start();
     let (euid, egid) = (geteuid(), getegid());
     let privileges = if euid.is_root() {
         unshare(CloneFlags::CLONE_NEWPID).map_err(SandboxError::RootUnshare)?;
@@ -163,7 +183,10 @@ fn watch(child: Pid, _alive: OwnedFd) -> ! {
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    for sig in STOP_SIGNALS {
+    for sig in STOP_SIGNALS
+        .into_iter()
+        .filter(|s| !ignored_at_start().contains(s))
+    {
         // SAFETY: the handler only calls kill().
         unsafe {
             let _ = signal::sigaction(sig, &action);

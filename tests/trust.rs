@@ -42,6 +42,27 @@ impl Rng {
     }
 }
 
+/// Starts `cmd` with SIGINT, SIGTERM and SIGHUP at their defaults, whatever this process
+/// inherited (a test run from a script's `cmd &` has SIGINT ignored, and flatline rightly keeps
+/// an inherited ignore), or with `ignored` ignored, as nohup does.
+fn with_signals(cmd: &mut std::process::Command, ignored: &'static [libc::c_int]) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2) is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                let how = if ignored.contains(&sig) {
+                    libc::SIG_IGN
+                } else {
+                    libc::SIG_DFL
+                };
+                libc::signal(sig, how);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Waits for a child at most `limit`; None if it is still running (then it is killed).
 fn wait_at_most(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
@@ -78,7 +99,9 @@ fn a_signal_at_any_early_moment_stops_the_run() {
     for attempt in 0..40 {
         let sig = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP][attempt % 3];
         let delay = Duration::from_micros(rng.below([6_000, 40_000][attempt % 2]));
-        let mut child = flatline()
+        let mut cmd = flatline();
+        with_signals(&mut cmd, &[]);
+        let mut child = cmd
             .arg("run")
             .arg(scenario("seed-process-kill.toml"))
             .arg("--out")
@@ -104,7 +127,9 @@ fn a_signal_at_any_early_moment_stops_the_run() {
 fn sigterm_exits_143_and_sighup_129_with_a_record_that_says_so() {
     for (sig, code) in [(Signal::SIGTERM, 143), (Signal::SIGHUP, 129)] {
         let dir = tempfile::tempdir().unwrap();
-        let child = flatline()
+        let mut cmd = flatline();
+        with_signals(&mut cmd, &[]);
+        let child = cmd
             .arg("run")
             .arg(scenario("seed-process-kill.toml"))
             .arg("--out")
@@ -122,6 +147,34 @@ fn sigterm_exits_143_and_sighup_129_with_a_record_that_says_so() {
         assert_eq!(t["status"]["state"], "interrupted", "{}", t["status"]);
         assert_eq!(t["status"]["signal"], sig.as_str());
     }
+}
+
+#[test]
+fn a_signal_ignored_at_start_stays_ignored() {
+    // nohup: a hangup must not stop the run; SIGTERM still does.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = flatline();
+    with_signals(&mut cmd, &[libc::SIGHUP]);
+    let child = cmd
+        .arg("run")
+        .arg(scenario("seed-process-kill.toml"))
+        .arg("--out")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = Pid::from_raw(child.id() as i32);
+    std::thread::sleep(Duration::from_millis(300));
+    kill(pid, Signal::SIGHUP).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    kill(pid, Signal::SIGTERM).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143), "{}", describe(&output));
+    assert_eq!(
+        record(dir.path(), "seed-process-kill")["status"]["signal"],
+        "SIGTERM"
+    );
 }
 
 /// The record `name` in `dir`, parsed.
@@ -491,6 +544,7 @@ fn kill_one(n: usize, plan: KillPlan, shared: &Shared) -> KillOutcome {
         c.arg("run").arg(scenario(plan.scenario));
         c
     };
+    with_signals(&mut cmd, &[]);
     let mut child = cmd
         .arg("--out")
         .arg(&out)
