@@ -1,6 +1,8 @@
 //! `flatline predict` without a scenario: one side's settings and a fault from flags, checked
 //! as a scenario file is (the kernel's limits, the same fault names), for the model.
 
+use std::fmt;
+
 use crate::duration::Dur;
 use crate::keepalive::{keep_secs, MAX_KEEP_COUNT};
 use crate::model::{FaultModel, KeepaliveMs, Os, Role, SideModel};
@@ -146,110 +148,134 @@ fn numbers(flag: &str, text: &str) -> Result<Vec<u64>, String> {
 /// A fault by its scenario name, as the side predicted for experiences it (the other side's
 /// process or host fails; the wire fails for both).
 pub fn fault_model(text: &str) -> Result<FaultModel, String> {
-    let mut parts = text.split(':');
-    let name = parts.next().unwrap_or_default();
-    let arg = parts.next();
-    let extra = parts.next();
-    let kinds: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
-    let kind = FaultKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == name)
-        .ok_or_else(|| {
-            format!(
-                "--fault `{text}`: unknown kind: use one of {}",
-                kinds.join(", ")
-            )
-        })?;
-    let needs = |what: &str, example: &str| {
-        format!("--fault `{text}`: {name} needs {what}, e.g. {name}:{example}")
-    };
-    let dur = |s: &str| Dur::parse(s).map_err(|m| format!("--fault `{text}`: {m}"));
-    let none_after = |ok: &[&str]| -> Result<(), String> {
-        match (arg, extra) {
-            (Some(a), _) if !ok.contains(&a) => Err(format!(
-                "--fault `{text}`: `{a}` does not apply to {name}{}",
-                if ok.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (use {})", ok.join(" or "))
-                }
-            )),
-            (_, Some(e)) => Err(format!("--fault `{text}`: `{e}` does not apply")),
-            _ => Ok(()),
-        }
-    };
-    Ok(match kind {
+    let f = FaultFlag::parse(text)?;
+    Ok(match f.kind {
         FaultKind::CablePull | FaultKind::FirewallDrop => {
-            none_after(&[])?;
+            f.only(&[])?;
             FaultModel::Silence
         }
         FaultKind::Freeze => {
-            none_after(&[])?;
+            f.only(&[])?;
             FaultModel::PeerFrozen
         }
         FaultKind::ProcessKill => {
-            none_after(&["unread"])?;
+            f.only(&["unread"])?;
             FaultModel::PeerExited {
-                unread: arg == Some("unread"),
+                unread: f.arg == Some("unread"),
             }
         }
         FaultKind::Reject => {
-            none_after(&[
+            f.only(&[
                 "tcp-reset",
                 "icmp-host-unreachable",
                 "icmp-port-unreachable",
             ])?;
-            match arg {
+            match f.arg {
                 None | Some("tcp-reset") => FaultModel::Reset,
                 Some(with) => FaultModel::Icmp {
                     port: with == "icmp-port-unreachable",
                 },
             }
         }
-        FaultKind::HostReboot => {
-            let down = dur(arg.ok_or_else(|| needs("its downtime", "5s"))?)?;
-            if extra.is_some() {
-                none_after(&[])?;
-            }
-            FaultModel::HostReboot {
-                down_ms: down.as_millis(),
-            }
-        }
-        FaultKind::NatTimeout => {
-            let timeout = dur(arg.ok_or_else(|| needs("its timeout", "350s"))?)?;
-            let secs = keep_secs(timeout).map_err(|m| format!("--fault `{text}`: {m}"))?;
-            let reset = match extra {
-                None => false,
-                Some("reset") => true,
-                Some(other) => {
-                    return Err(format!(
-                        "--fault `{text}`: only `reset` may follow, not `{other}`"
-                    ))
-                }
-            };
-            FaultModel::NatTimeout {
-                timeout_ms: u64::from(secs) * 1000,
-                reset,
-                peer_period_ms: None,
-            }
-        }
-        FaultKind::Loss => {
-            let p = arg.ok_or_else(|| needs("a percentage", "20"))?;
-            let percent = match p.parse::<u64>() {
-                Ok(100) => {
-                    return Err(format!(
-                        "--fault `{text}`: 100 % loss drops every packet: use firewall-drop"
-                    ))
-                }
-                Ok(n @ 1..=99) => n as u8,
-                _ => return Err(format!("--fault `{text}`: the percentage must be 1 to 99")),
-            };
-            if extra.is_some() {
-                none_after(&[])?;
-            }
-            FaultModel::Loss { percent }
-        }
+        FaultKind::HostReboot => FaultModel::HostReboot {
+            down_ms: f.duration("its downtime", "5s")?.as_millis(),
+        },
+        FaultKind::NatTimeout => f.nat()?,
+        FaultKind::Loss => f.loss()?,
     })
+}
+
+/// `--fault KIND[:ARG[:EXTRA]]`, split.
+struct FaultFlag<'a> {
+    text: &'a str,
+    kind: FaultKind,
+    arg: Option<&'a str>,
+    extra: Option<&'a str>,
+}
+
+impl<'a> FaultFlag<'a> {
+    fn parse(text: &'a str) -> Result<Self, String> {
+        let mut parts = text.split(':');
+        let name = parts.next().unwrap_or_default();
+        let kind = FaultKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                let kinds: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "--fault `{text}`: unknown kind: use one of {}",
+                    kinds.join(", ")
+                )
+            })?;
+        Ok(FaultFlag {
+            text,
+            kind,
+            arg: parts.next(),
+            extra: parts.next(),
+        })
+    }
+
+    fn error(&self, m: impl fmt::Display) -> String {
+        format!("--fault `{}`: {m}", self.text)
+    }
+
+    /// The argument, if any, must be one of `ok`; nothing may follow it.
+    fn only(&self, ok: &[&str]) -> Result<(), String> {
+        match (self.arg, self.extra) {
+            (Some(a), _) if !ok.contains(&a) => Err(self.error(format!(
+                "`{a}` does not apply to {}{}",
+                self.kind.as_str(),
+                if ok.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (use {})", ok.join(" or "))
+                }
+            ))),
+            (_, Some(e)) => Err(self.error(format!("`{e}` does not apply"))),
+            _ => Ok(()),
+        }
+    }
+
+    fn needed(&self, what: &str, example: &str) -> Result<&'a str, String> {
+        let name = self.kind.as_str();
+        self.arg
+            .ok_or_else(|| self.error(format!("{name} needs {what}, e.g. {name}:{example}")))
+    }
+
+    fn duration(&self, what: &str, example: &str) -> Result<Dur, String> {
+        if self.extra.is_some() {
+            self.only(&[])?;
+        }
+        Dur::parse(self.needed(what, example)?).map_err(|m| self.error(m))
+    }
+
+    fn nat(&self) -> Result<FaultModel, String> {
+        let timeout = Dur::parse(self.needed("its timeout", "350s")?).map_err(|m| self.error(m))?;
+        let secs = keep_secs(timeout).map_err(|m| self.error(m))?;
+        let reset = match self.extra {
+            None => false,
+            Some("reset") => true,
+            Some(other) => {
+                return Err(self.error(format!("only `reset` may follow, not `{other}`")))
+            }
+        };
+        Ok(FaultModel::NatTimeout {
+            timeout_ms: u64::from(secs) * 1000,
+            reset,
+            peer_period_ms: None,
+        })
+    }
+
+    fn loss(&self) -> Result<FaultModel, String> {
+        if self.extra.is_some() {
+            self.only(&[])?;
+        }
+        match self.needed("a percentage", "20")?.parse::<u64>() {
+            Ok(100) => Err(self.error("100 % loss drops every packet: use firewall-drop")),
+            Ok(n @ 1..=99) => Ok(FaultModel::Loss { percent: n as u8 }),
+            _ => Err(self.error("the percentage must be 1 to 99")),
+        }
+    }
 }
 
 #[cfg(test)]

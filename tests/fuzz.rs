@@ -22,7 +22,14 @@ fn seeds(compare: bool) -> Vec<String> {
     let dirs = if compare {
         vec![root.join("compare")]
     } else {
-        vec![root.clone(), root.join("long")]
+        let mut dirs = vec![root.clone()];
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() && !path.ends_with("compare") {
+                dirs.push(path);
+            }
+        }
+        dirs
     };
     let mut out = Vec::new();
     for dir in dirs {
@@ -73,6 +80,11 @@ const KEYS: &[&str] = &[
     "heartbeat",
     "idle",
     "count",
+    "command",
+    "port",
+    "lost",
+    "back",
+    "sysctl",
     "bogus",
 ];
 
