@@ -59,7 +59,8 @@ impl schemars::JsonSchema for Pattern {
 /// A user program for one side.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Program {
-    /// argv; `{server}`, `{client}` and `{port}` are replaced.
+    /// argv; `{server}`, `{client}`, `{port}` and `{dir}` (the scenario's directory) are
+    /// replaced.
     pub command: Vec<String>,
     /// A line the program prints when it notices a loss.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,14 +189,20 @@ pub struct Addresses {
 }
 
 impl Program {
-    /// The argv with the lab's addresses substituted.
-    pub fn argv(&self, at: Addresses) -> Vec<String> {
+    /// The argv with the lab's addresses substituted, and `{dir}`: the directory of the
+    /// scenario file (for files shipped next to it, like a config).
+    pub fn argv(&self, at: Addresses, dir: &std::path::Path) -> Vec<String> {
+        let dir = match dir.as_os_str().is_empty() {
+            true => ".".into(),
+            false => dir.to_string_lossy(),
+        };
         self.command
             .iter()
             .map(|a| {
                 a.replace("{server}", &at.server.to_string())
                     .replace("{client}", &at.client.to_string())
                     .replace("{port}", &at.port.to_string())
+                    .replace("{dir}", &dir)
             })
             .collect()
     }
@@ -296,6 +303,9 @@ pub struct SideView {
     attempts: u32,
     /// Socket options seen: with keepalive on, the declared ones for the model.
     pub options: Option<SocketSettings>,
+    /// The program is being ended by a fault (killed, terminated): its closes are its death,
+    /// not its notice of a loss.
+    dying: bool,
 }
 
 impl SideView {
@@ -307,7 +317,13 @@ impl SideView {
             lost_since_connected: false,
             attempts: 0,
             options: None,
+            dying: false,
         }
+    }
+
+    /// Says whether the program is being ended by a fault (true) or was started again (false).
+    pub fn set_dying(&mut self, dying: bool) {
+        self.dying = dying;
     }
 
     /// The events an observation means; `options` are the socket's, when they could be read.
@@ -421,7 +437,9 @@ impl SideView {
                         },
                     ));
                 }
-                out.extend(self.notice(conn, t_ns));
+                if !self.dying {
+                    out.extend(self.notice(conn, t_ns));
+                }
             }
         }
         out
@@ -561,7 +579,11 @@ mod tests {
     #[test]
     fn substitutes_the_lab_into_the_command() {
         let p = Program {
-            command: vec!["socat".into(), "TCP:{server}:{port},bind={client}".into()],
+            command: vec![
+                "socat".into(),
+                "TCP:{server}:{port},bind={client}".into(),
+                "{dir}/x".into(),
+            ],
             lost: None,
             back: None,
             port: None,
@@ -571,7 +593,15 @@ mod tests {
             client: "198.18.1.2".parse().unwrap(),
             port: 7000,
         };
-        assert_eq!(p.argv(at), ["socat", "TCP:198.18.2.2:7000,bind=198.18.1.2"]);
+        assert_eq!(
+            p.argv(at, std::path::Path::new("scenarios/blackbox")),
+            [
+                "socat",
+                "TCP:198.18.2.2:7000,bind=198.18.1.2",
+                "scenarios/blackbox/x"
+            ]
+        );
+        assert_eq!(p.argv(at, std::path::Path::new(""))[2], "./x");
         assert!(Program::env(Side::Client, at).contains(&("FLATLINE_SERVER_PORT", "7000".into())));
     }
 
@@ -664,6 +694,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Closes while a fault ends the program are not its notices.
+        let mut dying = SideView::new(Side::Server);
+        dying.observe(established(1, 10, true), None, 9);
+        dying.set_dying(true);
+        let died = dying.observe(
+            Observation::ProgramClosed {
+                conn: 1,
+                t_ns: 12,
+                via: Via::Trace,
+            },
+            None,
+            9,
+        );
+        assert!(matches!(died[..], [(12, Kind::ProgramClosed { .. })]));
         // The lost line after the close adds nothing; the next connection is a reconnect.
         assert_eq!(v.line(26, Some("lost")), None);
         let attempt = v.observe(

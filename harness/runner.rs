@@ -322,7 +322,12 @@ impl Run<'_> {
             client: lab::CLIENT_ADDR,
             port: server_port(self.scenario),
         };
-        let argv = program.argv(at);
+        let dir = self
+            .scenario
+            .file
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        let argv = program.argv(at, dir);
         let mut cmd = self.lab.command(ns_of(side), &argv[0], &[]);
         cmd.args(&argv[1..])
             .envs(program::Program::env(side, at))
@@ -347,9 +352,10 @@ impl Run<'_> {
                 output: "(nothing)".into(),
             })?;
         let pid = Pid::from_raw(child.id().expect("a running child has a pid") as i32);
-        if let Some(run) = self.programs.get(&side) {
+        if let Some(run) = self.programs.get_mut(&side) {
             let host = watcher::host_pid_of(pid.as_raw()).unwrap_or(0);
             run.pgid.store(host, Ordering::Relaxed);
+            run.view.set_dying(false);
         }
         let forward =
             |stream: &'static str, pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
@@ -653,7 +659,10 @@ impl Run<'_> {
                     self.signalled.insert(pid);
                     // The process stays ours until its reaper task sees it exit. A user
                     // program is its whole process group.
-                    if self.programs.contains_key(side) {
+                    if let Some(run) = self.programs.get_mut(side) {
+                        if matches!(sig, Signal::SIGKILL | Signal::SIGTERM) {
+                            run.view.set_dying(true);
+                        }
                         let _ = nix::sys::signal::killpg(pid, *sig);
                     } else {
                         let _ = kill(pid, *sig);

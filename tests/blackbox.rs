@@ -140,3 +140,80 @@ fn a_program_that_is_missing_exits_at_once_or_never_listens_is_exit_2_with_its_o
     assert!(err.contains("did not listen within"), "{err}");
     assert!(start.elapsed() < std::time::Duration::from_secs(15));
 }
+
+fn healed_at(t: &Value) -> f64 {
+    t["summary"]["faults"][0]["healed_at_ms"]
+        .as_f64()
+        .expect("the fault was healed")
+}
+
+#[test]
+fn mosquitto_notices_a_silent_drop_by_its_own_keepalive_and_reconnects() {
+    let t = run_passing("blackbox/mosquitto-drop.toml");
+    let (fault, heal) = (fault_at(&t), healed_at(&t));
+    for side in ["client", "server"] {
+        // No TCP keepalive, no data in flight: no kernel gives up. Only MQTT notices.
+        assert!(events(&t, side, "kernel-gave-up").is_empty(), "{side}");
+        let seen = events(&t, side, "connection-observed");
+        assert!(seen.iter().all(|c| c["keepalive_armed"] == false), "{side}");
+    }
+    // PINGREQ after 5 s idle, closed when unanswered 5 s later, checked once a second: the
+    // close lies 5..10 s (+1 s) after the drop. The lower bound rules out anything but the
+    // keepalive (TCP has no timer this short here); the upper bound proves it fired.
+    let lost = &events(&t, "client", "peer-lost")[0];
+    let after = lost["t_ms"].as_f64().unwrap() - fault;
+    assert!(
+        (4950.0..=11_100.0).contains(&after),
+        "client closed {after} ms after the drop"
+    );
+    assert_eq!(lost["error"], "HEARTBEAT");
+    // Its own reconnect logic: a new connection after the heal, within a few SYNs.
+    let back = &events(&t, "client", "reconnected")[0];
+    let back_after = back["t_ms"].as_f64().unwrap() - heal;
+    assert!(
+        (0.0..=4500.0).contains(&back_after),
+        "back {back_after} ms after the heal"
+    );
+    assert_ne!(back["conn"], lost["conn"]);
+    // And it says so: its `back` line, after the heal.
+    let lines = events(&t, "client", "program-output");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["matched"] == "back" && l["t_ms"].as_f64().unwrap() >= heal),
+        "no `back` line after the heal"
+    );
+}
+
+#[test]
+fn mosquitto_reads_eof_when_the_broker_dies_and_comes_back_after_its_restart() {
+    let t = run_passing("blackbox/mosquitto-broker-restart.toml");
+    let (fault, heal) = (fault_at(&t), healed_at(&t));
+    // The broker's kernel sends FIN as the process dies: the client's kernel has it at once,
+    // and the program closes (physics.md: ~1 ms; 100 ms allows for a loaded machine).
+    let fin = &events(&t, "client", "fin-received")[0];
+    let fin_after = fin["t_ms"].as_f64().unwrap() - fault;
+    assert!(
+        (0.0..100.0).contains(&fin_after),
+        "FIN {fin_after} ms after the kill"
+    );
+    let lost = &events(&t, "client", "peer-lost")[0];
+    assert_eq!(lost["error"], "EOF");
+    let delay = lost["t_ms"].as_f64().unwrap() - fin["t_ms"].as_f64().unwrap();
+    assert!(
+        (0.0..100.0).contains(&delay),
+        "closed {delay} ms after the FIN"
+    );
+    // The broker was killed: its closes are its death, not a detection.
+    assert!(events(&t, "server", "peer-lost").is_empty());
+    // While nothing listens, libmosquitto retries (refused at once), then is back within a
+    // retry interval (1 s) of the restart, plus start-up.
+    let attempts: Vec<&Value> = events(&t, "client", "reconnect-attempt");
+    assert!(!attempts.is_empty(), "no reconnect attempts seen");
+    let back = &events(&t, "client", "reconnected")[0];
+    let back_after = back["t_ms"].as_f64().unwrap() - heal;
+    assert!(
+        (0.0..=2000.0).contains(&back_after),
+        "back {back_after} ms after the restart"
+    );
+}
