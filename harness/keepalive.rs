@@ -110,6 +110,50 @@ impl<'de> Deserialize<'de> for UserTimeout {
     }
 }
 
+/// Keepalive as a scenario file writes it (for the schema): "off", or a table whose missing
+/// keys take the defaults of a new network namespace.
+pub struct KeepaliveInput;
+
+impl JsonSchema for KeepaliveInput {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "KeepaliveInput".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let secs = g.subschema_for::<Dur>();
+        schemars::json_schema!({
+            "description": "\"off\", or { idle, interval, count }: TCP_KEEPIDLE and TCP_KEEPINTVL in whole seconds (1s to 32767s), TCP_KEEPCNT 1 to 127; missing keys take a new network namespace's defaults (7200s, 75s, 9).",
+            "oneOf": [
+                { "const": "off" },
+                {
+                    "type": "object",
+                    "properties": {
+                        "idle": secs,
+                        "interval": secs,
+                        "count": { "type": "integer", "minimum": 1, "maximum": MAX_KEEP_COUNT },
+                    },
+                    "additionalProperties": false,
+                },
+            ],
+        })
+    }
+}
+
+impl JsonSchema for UserTimeout {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "UserTimeout".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = g.subschema_for::<Dur>();
+        schema.insert(
+            "description".into(),
+            "TCP_USER_TIMEOUT: how long sent data may stay unacknowledged; \"0s\" leaves the system default.".into(),
+        );
+        schema
+    }
+}
+
 /// The resolved form, as records write it: `{ "mode": "off" }` or
 /// `{ "mode": "on", "idle_s": 3, "interval_s": 1, "count": 10 }` (the scenario form is
 /// [`Keepalive`]'s own `Deserialize`).

@@ -198,7 +198,7 @@ pub enum LinkEnd {
 /// The share of packets a loss fault drops: 1 to 99 (100 is a firewall-drop).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(transparent)]
-pub struct Percent(pub u8);
+pub struct Percent(#[schemars(range(min = 1, max = 99))] pub u8);
 
 impl<'de> Deserialize<'de> for Percent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -377,6 +377,29 @@ pub struct Fault {
     pub what: FaultSpec,
 }
 
+// For the schema only: faults are read by `Fault`'s parser, which names the offending key.
+/// A `[[fault]]` table: the keys every fault has, and its kind's own.
+#[derive(JsonSchema)]
+#[schemars(extend("unevaluatedProperties" = false))]
+#[expect(dead_code, reason = "describes the file for the schema, never built")]
+struct FaultInput {
+    /// Names the fault in expectations and events; default: its kind.
+    id: Option<String>,
+    /// When the fault is injected, after the client first connected.
+    at: Dur,
+    /// When it is undone, after the client first connected.
+    heal: Option<Dur>,
+    #[serde(flatten)]
+    what: FaultSpec,
+}
+
+/// The JSON Schema of a scenario file (TOML, read as the same structure).
+pub fn file_schema(settings: schemars::generate::SchemaSettings) -> schemars::Schema {
+    settings
+        .into_generator()
+        .into_root_schema_for::<RawScenario>()
+}
+
 /// Keys every fault has, whatever its kind.
 const FAULT_KEYS: [&str; 4] = ["id", "kind", "at", "heal"];
 /// Longest fault id: it names an nftables table (`flatline_<id>_down`, at most 255 bytes).
@@ -409,23 +432,26 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
 /// Heartbeat intervals without a word before a peer is declared lost, by default.
 pub const DEFAULT_HEARTBEAT_MISSES: u32 = 3;
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
     #[serde(default)]
+    #[schemars(with = "crate::keepalive::KeepaliveInput", extend("default" = "off"))]
     keepalive: Keepalive,
     user_timeout: Option<UserTimeout>,
     command: Option<Vec<String>>,
     port: Option<u16>,
     lost: Option<String>,
     back: Option<String>,
+    #[schemars(with = "Option<std::collections::BTreeMap<String, serde_json::Value>>")]
     sysctl: Option<std::collections::BTreeMap<String, toml::Value>>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawClient {
     #[serde(default)]
+    #[schemars(with = "crate::keepalive::KeepaliveInput", extend("default" = "off"))]
     keepalive: Keepalive,
     user_timeout: Option<UserTimeout>,
     reconnect_interval: Option<Dur>,
@@ -433,10 +459,11 @@ struct RawClient {
     command: Option<Vec<String>>,
     lost: Option<String>,
     back: Option<String>,
+    #[schemars(with = "Option<std::collections::BTreeMap<String, serde_json::Value>>")]
     sysctl: Option<std::collections::BTreeMap<String, toml::Value>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawExpect {
     side: Side,
@@ -483,11 +510,39 @@ impl<'de> Deserialize<'de> for RawExpectations {
     }
 }
 
+impl JsonSchema for RawExpectations {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Expectations".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let listed = g.subschema_for::<Vec<RawExpect>>();
+        schemars::json_schema!({
+            "description": "[[expect]] tables, or \"none\" for a scenario that only observes.",
+            "oneOf": [{ "const": "none" }, listed],
+        })
+    }
+}
+
 /// A detection window as written: explicit, or "predicted" (the model's window).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Detects {
     Window(Window),
     Predicted,
+}
+
+impl JsonSchema for Detects {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Detects".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let window = g.subschema_for::<Window>();
+        schemars::json_schema!({
+            "description": "A detection window, or \"predicted\": the model's window for these settings.",
+            "anyOf": [{ "const": "predicted" }, window],
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for Detects {
@@ -543,20 +598,22 @@ fn retries<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
     input::whole(d, 1, 255).map(|n| Some(n as u8))
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTraffic {
     pattern: Pattern,
     interval: Option<Dur>,
     #[serde(default, deserialize_with = "record_bytes")]
+    #[schemars(range(min = 1, max = MAX_RECORD_BYTES))]
     record_bytes: Option<u32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHeartbeat {
     interval: Dur,
     #[serde(default, deserialize_with = "misses")]
+    #[schemars(range(min = 1, max = 1000))]
     misses: Option<u32>,
 }
 
@@ -586,10 +643,11 @@ pub struct Heartbeat {
     pub misses: u32,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLab {
     #[serde(default, deserialize_with = "retries")]
+    #[schemars(range(min = 1, max = 255))]
     tcp_retries2: Option<u8>,
 }
 
@@ -601,8 +659,10 @@ impl RawLab {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+/// A scenario file.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "flatline scenario file")]
 struct RawScenario {
     name: String,
     #[serde(default)]
@@ -614,6 +674,7 @@ struct RawScenario {
     heartbeat: Option<RawHeartbeat>,
     lab: Option<RawLab>,
     #[serde(default)]
+    #[schemars(with = "Vec<FaultInput>")]
     fault: Vec<toml::Table>,
     expect: Option<RawExpectations>,
 }
