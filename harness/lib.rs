@@ -4,6 +4,7 @@
 //! - [`duration`]: human durations ("3s") and windows ("3s..4.5s").
 //! - [`keepalive`]: keepalive settings and the kernel's limits.
 //! - [`model`]: predicted detection windows from the kernel's rules.
+//! - [`fidelity`]: random cells (settings x traffic x fault) for checking the model.
 //! - [`input`]: a user's TOML file to typed values, errors located at the key.
 //! - [`scenario`]: scenario files as types, validated.
 //! - [`plan`]: a scenario resolved into timed fault steps, peer settings and windows.
@@ -36,6 +37,7 @@ pub mod clock;
 pub mod compare;
 pub mod duration;
 pub mod fault;
+pub mod fidelity;
 pub mod input;
 pub mod keepalive;
 pub mod lab;

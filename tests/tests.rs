@@ -1,4 +1,5 @@
-//! Integration tests: the command line on bad input, and the lab for real.
+//! Integration tests: the command line on bad input, the lab for real, and the model against
+//! a reference simulation of the kernel's timers.
 //!
 //! Lab tests need root or unprivileged user namespaces. They never skip themselves: without
 //! either, `flatline run` exits 2 with a message saying why, and the test fails showing it.
@@ -7,6 +8,8 @@ mod blackbox;
 mod cli;
 mod fuzz;
 mod lab;
+mod model_sim;
 mod record;
+mod sim;
 mod support;
 mod trust;

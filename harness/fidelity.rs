@@ -1,0 +1,414 @@
+//! Random cells for checking the model against the kernel: settings, traffic and a fault drawn
+//! from a seed within the kernel's limits, written as a scenario whose expectations are the
+//! model's windows (`detects = "predicted"`). Used by `flatline bench --fidelity N`, the lab
+//! test of random cells and the reference simulation's property test.
+//!
+//! The generator is a small SplitMix64 written out here rather than `rand`: a printed seed
+//! must give the same cell with every later version of flatline, which `rand` does not promise
+//! for its generators.
+
+use std::fmt::Write;
+
+/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and stable forever.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A whole number in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+
+    /// A number in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.range(0, items.len() as u64 - 1) as usize]
+    }
+}
+
+/// Keepalive of one side, whole seconds (as Linux takes them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ka {
+    pub idle_s: u32,
+    pub interval_s: u32,
+    pub count: u32,
+}
+
+/// One side's settings in a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SideCell {
+    pub keepalive: Option<Ka>,
+    /// TCP_USER_TIMEOUT, ms; 0 for none.
+    pub user_timeout_ms: u32,
+}
+
+/// The fault of a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellFault {
+    /// firewall-drop both ways, or one way.
+    Drop { to_server: bool, to_client: bool },
+    /// The wire side of the server's link down.
+    CablePull,
+    /// reject with tcp-reset.
+    Reset,
+    /// reject with ICMP host- or port-unreachable.
+    Icmp { port: bool },
+    /// A NAT forgetting idle flows.
+    Nat { timeout_s: u32, reset: bool },
+    /// SIGKILL the server.
+    Kill,
+    /// SIGSTOP the server.
+    Freeze,
+}
+
+/// Traffic of a cell: idle, or the client streaming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellTraffic {
+    Idle,
+    Stream { interval_ms: u32, record_bytes: u32 },
+}
+
+/// One random cell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cell {
+    pub seed: u64,
+    pub client: SideCell,
+    pub server: SideCell,
+    pub traffic: CellTraffic,
+    /// net.ipv4.tcp_retries2 in the lab, if set.
+    pub tcp_retries2: Option<u8>,
+    pub fault: CellFault,
+    /// When the fault is injected, ms after the client connected.
+    pub at_ms: u64,
+    /// How long the run lasts, ms after the client connected.
+    pub end_ms: u64,
+}
+
+/// The longest a random cell's run may last: cells whose windows reach further are redrawn.
+pub const MAX_RUN_MS: u64 = 40_000;
+
+fn keepalive(rng: &mut Rng) -> Ka {
+    Ka {
+        idle_s: rng.range(1, 5) as u32,
+        interval_s: rng.range(1, 5) as u32,
+        count: rng.range(1, 4) as u32,
+    }
+}
+
+fn user_timeout(rng: &mut Rng, p: f64) -> u32 {
+    if rng.chance(p) {
+        rng.range(1, 16) as u32 * 500
+    } else {
+        0
+    }
+}
+
+impl Cell {
+    /// A cell from a seed; the same seed always gives the same cell.
+    pub fn random(seed: u64) -> Cell {
+        let mut rng = Rng::new(seed);
+        loop {
+            let cell = Cell::draw(seed, &mut rng);
+            if let Some(end_ms) = cell.run_length_ms() {
+                return Cell { end_ms, ..cell };
+            }
+        }
+    }
+
+    fn draw(seed: u64, rng: &mut Rng) -> Cell {
+        let both = |rng: &mut Rng, ut_p: f64| SideCell {
+            keepalive: Some(keepalive(rng)),
+            user_timeout_ms: user_timeout(rng, ut_p),
+        };
+        let idle = |client: SideCell, server: SideCell, fault: CellFault| Cell {
+            seed,
+            client,
+            server,
+            traffic: CellTraffic::Idle,
+            tcp_retries2: None,
+            fault,
+            at_ms: 2000,
+            end_ms: 0,
+        };
+        match rng.range(0, 9) {
+            0 | 1 => {
+                let (c, s) = (both(rng, 0.3), both(rng, 0.3));
+                idle(
+                    c,
+                    s,
+                    CellFault::Drop {
+                        to_server: true,
+                        to_client: true,
+                    },
+                )
+            }
+            2 => {
+                let (c, s) = (both(rng, 0.2), both(rng, 0.2));
+                let to_server = rng.chance(0.5);
+                idle(
+                    c,
+                    s,
+                    CellFault::Drop {
+                        to_server,
+                        to_client: !to_server,
+                    },
+                )
+            }
+            3 => {
+                let (c, s) = (both(rng, 0.3), both(rng, 0.3));
+                let fault = rng.pick(&[
+                    CellFault::CablePull,
+                    CellFault::Reset,
+                    CellFault::Icmp { port: false },
+                    CellFault::Icmp { port: true },
+                ]);
+                idle(c, s, fault)
+            }
+            4 => {
+                // A NAT: the same keepalive on both sides (their probes interleave otherwise),
+                // the timeout well away from the probe period.
+                let side = both(rng, 0.3);
+                let period = side.keepalive.map_or(1, |k| k.idle_s.max(k.interval_s));
+                let candidates: Vec<u32> = (2..=8)
+                    .filter(|t| (f64::from(*t) - f64::from(period)).abs() >= 0.9)
+                    .collect();
+                let timeout_s = rng.pick(&candidates);
+                let reset = rng.chance(0.5);
+                idle(side, side, CellFault::Nat { timeout_s, reset })
+            }
+            5 => {
+                let fault = rng.pick(&[CellFault::Kill, CellFault::Freeze]);
+                idle(both(rng, 0.3), both(rng, 0.3), fault)
+            }
+            6..=8 => {
+                // The client streams: a drop (or ICMP) ends it by retransmissions, with
+                // TCP_USER_TIMEOUT or a lowered tcp_retries2.
+                let client = SideCell {
+                    keepalive: Some(keepalive(rng)),
+                    user_timeout_ms: user_timeout(rng, 0.6),
+                };
+                let retries = if client.user_timeout_ms == 0 {
+                    Some(rng.range(3, 6) as u8)
+                } else {
+                    None
+                };
+                let fault = rng.pick(&[
+                    CellFault::Drop {
+                        to_server: true,
+                        to_client: true,
+                    },
+                    CellFault::Drop {
+                        to_server: true,
+                        to_client: true,
+                    },
+                    CellFault::Icmp { port: false },
+                    CellFault::Icmp { port: true },
+                ]);
+                Cell {
+                    seed,
+                    client,
+                    server: both(rng, 0.2),
+                    traffic: CellTraffic::Stream {
+                        interval_ms: rng.range(1, 6) as u32 * 50,
+                        record_bytes: 64,
+                    },
+                    tcp_retries2: retries,
+                    fault,
+                    at_ms: 2000,
+                    end_ms: 0,
+                }
+            }
+            _ => {
+                // A frozen server under a fast writer with TCP_USER_TIMEOUT: zero-window probes.
+                let client = SideCell {
+                    keepalive: Some(keepalive(rng)),
+                    user_timeout_ms: rng.range(2, 8) as u32 * 500,
+                };
+                Cell {
+                    seed,
+                    client,
+                    server: both(rng, 0.0),
+                    traffic: CellTraffic::Stream {
+                        interval_ms: 10,
+                        record_bytes: 65536,
+                    },
+                    tcp_retries2: None,
+                    fault: CellFault::Freeze,
+                    at_ms: 2000,
+                    end_ms: 0,
+                }
+            }
+        }
+    }
+
+    /// How long the run must last to see both sides' predicted windows close (plus 2 s), or
+    /// None when that is longer than [`MAX_RUN_MS`].
+    fn run_length_ms(&self) -> Option<u64> {
+        let s = crate::scenario::parse(
+            std::path::Path::new("cell.toml"),
+            &self.to_toml_with_end(MAX_RUN_MS),
+        )
+        .ok()?;
+        let mut latest = 0.0f64;
+        for side in crate::scenario::Side::BOTH {
+            if let Some((_, hi)) = crate::model::predict(&s, 0, side).window_ms {
+                latest = latest.max(hi);
+            }
+        }
+        let end = self.at_ms + latest.ceil() as u64 + 2000;
+        (end <= MAX_RUN_MS).then_some(end.max(self.at_ms + 6000))
+    }
+
+    /// The scenario file of this cell, expecting the model's windows on both sides.
+    pub fn to_toml(&self) -> String {
+        self.to_toml_with_end(self.end_ms)
+    }
+
+    fn to_toml_with_end(&self, end_ms: u64) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "# flatline bench --fidelity: random cell, seed {}",
+            self.seed
+        );
+        let _ = writeln!(t, "name = \"fidelity-{}\"", self.seed);
+        let _ = writeln!(t, "description = \"{}\"", self.describe());
+        let _ = writeln!(t, "end = \"{end_ms}ms\"");
+        for (name, side) in [("client", self.client), ("server", self.server)] {
+            let _ = writeln!(t, "[{name}]");
+            match side.keepalive {
+                None => {
+                    let _ = writeln!(t, "keepalive = \"off\"");
+                }
+                Some(k) => {
+                    let _ = writeln!(
+                        t,
+                        "keepalive = {{ idle = \"{}s\", interval = \"{}s\", count = {} }}",
+                        k.idle_s, k.interval_s, k.count
+                    );
+                }
+            }
+            if side.user_timeout_ms > 0 {
+                let _ = writeln!(t, "user_timeout = \"{}ms\"", side.user_timeout_ms);
+            }
+        }
+        if let CellTraffic::Stream {
+            interval_ms,
+            record_bytes,
+        } = self.traffic
+        {
+            let _ = writeln!(
+                t,
+                "[traffic]\npattern = \"stream\"\ninterval = \"{interval_ms}ms\"\nrecord_bytes = {record_bytes}"
+            );
+        }
+        if let Some(n) = self.tcp_retries2 {
+            let _ = writeln!(t, "[lab]\ntcp_retries2 = {n}");
+        }
+        let _ = writeln!(t, "[[fault]]\nid = \"f\"\nat = \"{}ms\"", self.at_ms);
+        let fault = match self.fault {
+            CellFault::Drop {
+                to_server,
+                to_client,
+            } => {
+                let direction = match (to_server, to_client) {
+                    (true, false) => "to-server",
+                    (false, true) => "to-client",
+                    _ => "both",
+                };
+                format!("kind = \"firewall-drop\"\ndirection = \"{direction}\"")
+            }
+            CellFault::CablePull => "kind = \"cable-pull\"\ntarget = \"server\"".into(),
+            CellFault::Reset => "kind = \"reject\"\nwith = \"tcp-reset\"".into(),
+            CellFault::Icmp { port } => format!(
+                "kind = \"reject\"\nwith = \"icmp-{}-unreachable\"",
+                if port { "port" } else { "host" }
+            ),
+            CellFault::Nat { timeout_s, reset } => {
+                format!("kind = \"nat-timeout\"\ntimeout = \"{timeout_s}s\"\nreset = {reset}")
+            }
+            CellFault::Kill => "kind = \"process-kill\"\ntarget = \"server\"".into(),
+            CellFault::Freeze => "kind = \"freeze\"\ntarget = \"server\"".into(),
+        };
+        let _ = writeln!(t, "{fault}");
+        for side in ["client", "server"] {
+            let _ = writeln!(
+                t,
+                "[[expect]]\nside = \"{side}\"\nfault = \"f\"\ndetects = \"predicted\""
+            );
+        }
+        t
+    }
+
+    /// One line for people: settings, traffic and fault.
+    pub fn describe(&self) -> String {
+        let side = |s: SideCell| {
+            let mut d = match s.keepalive {
+                None => "off".to_string(),
+                Some(k) => format!("{}s/{}s/{}", k.idle_s, k.interval_s, k.count),
+            };
+            if s.user_timeout_ms > 0 {
+                let _ = write!(d, " UT {}ms", s.user_timeout_ms);
+            }
+            d
+        };
+        let traffic = match self.traffic {
+            CellTraffic::Idle => "idle".to_string(),
+            CellTraffic::Stream {
+                interval_ms,
+                record_bytes,
+            } => format!("client streams {record_bytes} B every {interval_ms} ms"),
+        };
+        let retries = self
+            .tcp_retries2
+            .map_or(String::new(), |n| format!(", tcp_retries2 {n}"));
+        format!(
+            "client {}, server {}, {traffic}{retries}, {:?}",
+            side(self.client),
+            side(self.server),
+            self.fault
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_seed_gives_a_valid_scenario_that_fits_the_run() {
+        for seed in 0..500 {
+            let cell = Cell::random(seed);
+            assert_eq!(cell, Cell::random(seed), "seed {seed} is not reproducible");
+            let s = crate::scenario::parse(std::path::Path::new("cell.toml"), &cell.to_toml())
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", cell.to_toml()));
+            assert!(s.end.as_millis() <= MAX_RUN_MS, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn the_generator_is_stable() {
+        // Printed seeds must keep meaning the same cell.
+        let mut rng = Rng::new(1);
+        assert_eq!(rng.next_u64(), 0x910a_2dec_8902_5cc1);
+    }
+}

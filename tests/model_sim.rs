@@ -1,0 +1,71 @@
+//! The model against the reference simulation: for random cells within the kernel's limits
+//! and random draws of what the model cannot know (the fault's phase, the RTO, the frozen
+//! peer's window), the model's window and error must contain what the simulation gives.
+
+use proptest::prelude::*;
+
+use flatline::fidelity::Cell;
+use flatline::scenario::Side;
+
+use crate::sim::{simulate, Draw, HORIZON_MS};
+
+fn draws() -> impl Strategy<Value = Draw> {
+    (0.0..4.0f64, 0.0..12_000.0f64, 0u32..=4, 16.0..22.0f64).prop_map(
+        |(jiffy_offset_ms, fault_shift_ms, rto_jiffies, log_window)| Draw {
+            jiffy_offset_ms,
+            fault_shift_ms,
+            // RTO_MIN + srtt, rounded up to jiffies: 204 ms, more on a loaded machine.
+            rto_ms: 204.0 + 4.0 * f64::from(rto_jiffies),
+            // 64 KiB .. 4 MiB: what a frozen peer may have advertised.
+            window_bytes: log_window.exp2(),
+        },
+    )
+}
+
+/// Checks one cell and draw; Err says what disagrees, in a form to paste into a bug.
+pub fn check(cell: &Cell, draw: &Draw) -> Result<(), String> {
+    let scenario = flatline::scenario::parse(std::path::Path::new("cell.toml"), &cell.to_toml())
+        .map_err(|e| e.to_string())?;
+    let sim = simulate(cell, draw);
+    for (i, side) in Side::BOTH.iter().enumerate() {
+        let p = flatline::model::predict(&scenario, 0, *side);
+        let fail = |what: String| {
+            Err(format!(
+                "seed {} ({}), {draw:?}: {side}: {what}; model {} {:?} ({})",
+                cell.seed,
+                cell.describe(),
+                p.window_text(),
+                p.error,
+                p.why
+            ))
+        };
+        match (sim[i], p.window_ms) {
+            (None, None) => {}
+            (None, Some((lo, _))) if lo > HORIZON_MS => {}
+            (None, Some(_)) => return fail("simulation: never".into()),
+            (Some((t, e)), Some((lo, hi))) => {
+                if t < lo || t > hi {
+                    return fail(format!("simulation: {t:.0} ms {e}"));
+                }
+                let errors = [p.error.as_deref(), p.alt_error.as_deref()];
+                if !errors.contains(&Some(e)) {
+                    return fail(format!("simulation: {t:.0} ms {e}"));
+                }
+            }
+            (Some((t, e)), None) => return fail(format!("simulation: {t:.0} ms {e}")),
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_model_window_contains_the_simulation(seed in any::<u64>(), draw in draws()) {
+        let cell = Cell::random(seed);
+        if let Err(e) = check(&cell, &draw) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}

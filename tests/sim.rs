@@ -1,0 +1,556 @@
+//! A reference simulation of one connection's TCP timers, written from the kernel's rules
+//! (docs/physics.md names the function each rule comes from) as a second implementation,
+//! independent of harness/model.rs: the model gives windows in closed form; this steps through
+//! every timer expiry of both endpoints, packet by packet, on the jiffy grid and the timer
+//! wheel, for one draw of the unknowns (the fault's phase against the timers, the RTO the
+//! connection got, the peer's receive window). A property test checks that the model's window
+//! and error contain what the simulation gives, for random cells and draws.
+
+use flatline::fidelity::{Cell, CellFault, CellTraffic};
+
+/// Milliseconds per jiffy (HZ = 250 on the machines flatline is measured on).
+const JIFFY: f64 = 4.0;
+/// TCP_RTO_MAX.
+const RTO_MAX: f64 = 120_000.0;
+/// How long after the fault the simulation watches.
+pub const HORIZON_MS: f64 = 120_000.0;
+
+/// The unknowns of one run.
+#[derive(Clone, Copy, Debug)]
+pub struct Draw {
+    /// Where jiffy 0 falls, ms (0..4).
+    pub jiffy_offset_ms: f64,
+    /// The fault comes this long after the cell's `at` (the phase against the timers).
+    pub fault_shift_ms: f64,
+    /// The connection's RTO: RTO_MIN plus the smoothed round trip, rounded up to jiffies.
+    pub rto_ms: f64,
+    /// The frozen peer's receive window when it stopped reading, bytes.
+    pub window_bytes: f64,
+}
+
+/// What a side saw: (ms after the fault, error).
+pub type Detection = Option<(f64, &'static str)>;
+
+/// Whether the timer wheel puts a timer `delta` jiffies out: it rounds up to the granularity
+/// of the level the timer lands in (8^level jiffies; level n starts at 63 * 8^(n-1)), never
+/// early (kernel/time/timer.c, calc_index).
+fn wheel(now: u64, delta: u64) -> u64 {
+    let expires = now + delta;
+    let mut gran = 1u64;
+    let mut start = 63u64;
+    while delta >= start {
+        gran *= 8;
+        start *= 8;
+    }
+    if gran == 1 {
+        expires
+    } else {
+        (expires + gran) / gran * gran
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Verdict {
+    Pass,
+    Drop,
+    /// The wire answers with a TCP reset to the sender.
+    Rst,
+    /// The wire answers with ICMP unreachable to the sender.
+    Icmp,
+}
+
+struct Path {
+    fault: CellFault,
+    at: f64,
+    /// A NAT's expiry of the flow: unlimited until the first packet after the fault.
+    nat_expiry: f64,
+}
+
+impl Path {
+    /// What the wire does with a packet `from` (0 client, 1 server) at `t`.
+    fn packet(&mut self, from: usize, t: f64) -> Verdict {
+        if t < self.at {
+            return Verdict::Pass;
+        }
+        match self.fault {
+            CellFault::Drop {
+                to_server,
+                to_client,
+            } => {
+                if (from == 0 && to_server) || (from == 1 && to_client) {
+                    Verdict::Drop
+                } else {
+                    Verdict::Pass
+                }
+            }
+            CellFault::CablePull => Verdict::Drop,
+            CellFault::Reset => Verdict::Rst,
+            CellFault::Icmp { .. } => Verdict::Icmp,
+            CellFault::Nat { timeout_s, reset } => {
+                // nat.sh: the shorter timeout applies from the flow's next packet on.
+                if t > self.nat_expiry {
+                    if reset {
+                        Verdict::Rst
+                    } else {
+                        Verdict::Drop
+                    }
+                } else {
+                    self.nat_expiry = t + f64::from(timeout_s) * 1000.0;
+                    Verdict::Pass
+                }
+            }
+            CellFault::Kill | CellFault::Freeze => Verdict::Pass,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Endpoint {
+    /// (idle, interval, count) in ms.
+    keepalive: Option<(f64, f64, u32)>,
+    user_timeout: f64,
+    dead: Option<(f64, &'static str)>,
+    /// The later of the last data received and the last acceptable ACK (rcv_tstamp).
+    last_rcv: f64,
+    probes_out: u32,
+    ka_at: f64,
+    /// ICMP errors are recorded (sk_err_soft) and reported when a timer gives up.
+    soft: Option<&'static str>,
+    // A writer's retransmission state.
+    unacked: bool,
+    rtx_at: f64,
+    tlp_pending: bool,
+    retrans_stamp: Option<f64>,
+    rto: f64,
+}
+
+struct Sim {
+    draw: Draw,
+    path: Path,
+    eps: [Endpoint; 2],
+    retries2: u8,
+    soft_error: &'static str,
+}
+
+/// H(n) from tcp_model_timeout: RTO_MIN doubling up to RTO_MAX, n + 1 times.
+fn budget(n: u8) -> f64 {
+    let thresh = 9; // ilog2(TCP_RTO_MAX / TCP_RTO_MIN)
+    if u32::from(n) <= thresh {
+        f64::from((2u32 << n) - 1) * 200.0
+    } else {
+        f64::from((2u32 << thresh) - 1) * 200.0 + f64::from(u32::from(n) - thresh) * RTO_MAX
+    }
+}
+
+impl Sim {
+    fn jiffies(&self, t: f64) -> u64 {
+        ((t + self.draw.jiffy_offset_ms) / JIFFY).floor() as u64
+    }
+
+    fn ms(&self, j: u64) -> f64 {
+        j as f64 * JIFFY - self.draw.jiffy_offset_ms
+    }
+
+    /// Arms a timer `delay` ms from `t` (msecs_to_jiffies rounds up), on the wheel.
+    fn arm(&self, t: f64, delay: f64) -> f64 {
+        let now = self.jiffies(t);
+        let delta = (delay / JIFFY).ceil().max(1.0) as u64;
+        self.ms(wheel(now, delta))
+    }
+
+    fn die(&mut self, i: usize, t: f64, error: &'static str, send_rst: bool) {
+        if self.eps[i].dead.is_some() {
+            return;
+        }
+        self.eps[i].dead = Some((t, error));
+        if send_rst && self.path.packet(i, t) == Verdict::Pass {
+            self.die(1 - i, t, "ECONNRESET", false);
+        }
+    }
+
+    /// A keepalive probe from `i`: the peer's kernel ACKs it (frozen or not), or answers with
+    /// RST once its socket is gone; a probe's ICMP error is out of window and ignored.
+    fn probe(&mut self, i: usize, t: f64) {
+        match self.path.packet(i, t) {
+            Verdict::Pass => {
+                let reply = self.path.packet(1 - i, t);
+                let peer_gone = self.eps[1 - i].dead.is_some();
+                match (reply, peer_gone) {
+                    (Verdict::Pass, false) => {
+                        self.eps[i].last_rcv = t;
+                        self.eps[i].probes_out = 0;
+                    }
+                    (Verdict::Pass, true) => self.die(i, t, "ECONNRESET", false),
+                    (Verdict::Rst, _) => self.die(1 - i, t, "ECONNRESET", false),
+                    _ => {}
+                }
+            }
+            Verdict::Rst => self.die(i, t, "ECONNRESET", false),
+            Verdict::Drop | Verdict::Icmp => {}
+        }
+    }
+
+    /// tcp_keepalive_timer.
+    fn keepalive_timer(&mut self, i: usize, t: f64) {
+        let (idle, interval, count) = self.eps[i].keepalive.expect("armed only with keepalive");
+        if self.eps[i].unacked {
+            // Data in flight: the keepalive timer only re-arms (tcp_keepalive_timer, resched).
+            self.eps[i].ka_at = self.arm(t, idle);
+            return;
+        }
+        let elapsed = (self.jiffies(t) - self.jiffies(self.eps[i].last_rcv)) as f64 * JIFFY;
+        if elapsed >= idle {
+            let ep = &self.eps[i];
+            let ut = ep.user_timeout;
+            if (ut > 0.0 && elapsed >= ut && ep.probes_out > 0)
+                || (ut == 0.0 && ep.probes_out >= count)
+            {
+                let error = ep.soft.unwrap_or("ETIMEDOUT");
+                self.die(i, t, error, true);
+                return;
+            }
+            self.eps[i].probes_out += 1;
+            self.eps[i].ka_at = self.arm(t, interval);
+            self.probe(i, t);
+        } else {
+            self.eps[i].ka_at = self.arm(t, idle - elapsed);
+        }
+    }
+
+    /// A data segment from the client (writer) at `t`.
+    fn send_data(&mut self, t: f64) {
+        match self.path.packet(0, t) {
+            Verdict::Pass => {
+                if self.eps[1].dead.is_some() {
+                    self.die(0, t, "ECONNRESET", false);
+                    return;
+                }
+                self.eps[1].last_rcv = t;
+                if self.path.packet(1, t) == Verdict::Pass && !self.eps[0].unacked {
+                    self.eps[0].last_rcv = t;
+                }
+                return;
+            }
+            Verdict::Rst => {
+                self.die(0, t, "ECONNRESET", false);
+                return;
+            }
+            Verdict::Icmp => self.eps[0].soft = Some(self.soft_error),
+            Verdict::Drop => {}
+        }
+        if !self.eps[0].unacked {
+            // The first lost segment: a tail-loss probe about one RTO later
+            // (tcp_schedule_loss_probe), which restarts the retransmission timer.
+            self.eps[0].unacked = true;
+            self.eps[0].tlp_pending = true;
+            self.eps[0].rtx_at = self.arm(t, self.draw.rto_ms);
+        }
+    }
+
+    /// tcp_retransmit_timer and the tail-loss probe.
+    fn retransmit_timer(&mut self, t: f64) {
+        if self.eps[0].tlp_pending {
+            self.eps[0].tlp_pending = false;
+            self.retransmit(t);
+            self.eps[0].rtx_at = self.arm(t, self.draw.rto_ms);
+            return;
+        }
+        let ep = &self.eps[0];
+        // tcp_write_timeout: retransmits_timed_out against TCP_USER_TIMEOUT or H(retries2),
+        // counted from the first retransmission (retrans_stamp).
+        if let Some(stamp) = ep.retrans_stamp {
+            let limit = if ep.user_timeout > 0.0 {
+                ep.user_timeout
+            } else {
+                budget(self.retries2)
+            };
+            if t - stamp >= limit - 1e-9 {
+                let error = ep.soft.unwrap_or("ETIMEDOUT");
+                self.die(0, t, error, false);
+                return;
+            }
+        }
+        self.retransmit(t);
+        if self.eps[0].dead.is_some() {
+            return;
+        }
+        let stamp = *self.eps[0].retrans_stamp.get_or_insert(t);
+        let ep = &mut self.eps[0];
+        ep.rto = (ep.rto * 2.0).min(RTO_MAX);
+        let mut next = ep.rto;
+        if ep.user_timeout > 0.0 {
+            // tcp_clamp_rto_to_user_timeout.
+            let remaining = ep.user_timeout - (t - stamp);
+            next = if remaining <= 0.0 {
+                JIFFY
+            } else {
+                next.min(remaining)
+            };
+        }
+        self.eps[0].rtx_at = self.arm(t, next);
+    }
+
+    fn retransmit(&mut self, t: f64) {
+        match self.path.packet(0, t) {
+            Verdict::Rst => self.die(0, t, "ECONNRESET", false),
+            Verdict::Icmp => self.eps[0].soft = Some(self.soft_error),
+            Verdict::Pass | Verdict::Drop => {}
+        }
+    }
+}
+
+/// A writer whose peer froze: the peer's window closes once `window_bytes` are buffered; the
+/// persist timer (tcp_probe_timer) probes it from one RTO later, the probes are answered, and
+/// TCP_USER_TIMEOUT counts from the first probe (icsk_probes_tstamp), each backed-off
+/// interval clamped to it (tcp_clamp_probe0_to_user_timeout).
+fn persist(cell: &Cell, draw: &Draw, fault_at: f64) -> Detection {
+    let CellTraffic::Stream {
+        interval_ms,
+        record_bytes,
+    } = cell.traffic
+    else {
+        return None;
+    };
+    let ut = f64::from(cell.client.user_timeout_ms);
+    if ut == 0.0 {
+        return None;
+    }
+    let sim = Sim {
+        draw: *draw,
+        path: Path {
+            fault: cell.fault,
+            at: fault_at,
+            nat_expiry: f64::INFINITY,
+        },
+        eps: [endpoint(cell.client, draw), endpoint(cell.server, draw)],
+        retries2: 15,
+        soft_error: "",
+    };
+    // Writes keep coming every interval until the window is full; the first one that finds it
+    // closed arms the probe timer (tcp_check_probe_timer: the RTO).
+    let per_write = f64::from(record_bytes);
+    let writes = (draw.window_bytes / per_write).ceil();
+    let closed = fault_at + (writes + 1.0) * f64::from(interval_ms);
+    let mut t = sim.arm(closed, draw.rto_ms);
+    let first = t;
+    let mut backoff = 0u32;
+    loop {
+        if t - first >= ut {
+            return Some((t - fault_at, "ETIMEDOUT"));
+        }
+        backoff += 1;
+        let when = (draw.rto_ms * f64::from(1u32 << backoff.min(20))).min(RTO_MAX);
+        let remaining = (ut - (t - first)).max(2.0 * JIFFY);
+        t = sim.arm(t, when.min(remaining));
+    }
+}
+
+fn endpoint(side: flatline::fidelity::SideCell, draw: &Draw) -> Endpoint {
+    let keepalive = side.keepalive.map(|k| {
+        (
+            f64::from(k.idle_s) * 1000.0,
+            f64::from(k.interval_s) * 1000.0,
+            k.count,
+        )
+    });
+    Endpoint {
+        keepalive,
+        user_timeout: f64::from(side.user_timeout_ms),
+        dead: None,
+        last_rcv: 0.0,
+        probes_out: 0,
+        ka_at: f64::INFINITY,
+        soft: None,
+        unacked: false,
+        rtx_at: f64::INFINITY,
+        tlp_pending: false,
+        retrans_stamp: None,
+        rto: draw.rto_ms,
+    }
+}
+
+/// Runs `cell` once with the unknowns in `draw`: what the client and the server see.
+pub fn simulate(cell: &Cell, draw: &Draw) -> [Detection; 2] {
+    let fault_at = cell.at_ms as f64 + draw.fault_shift_ms;
+    match (cell.fault, cell.traffic) {
+        // The peer's kernel closes the socket: FIN, EOF at once; the killed side sees nothing.
+        (CellFault::Kill, _) => return [Some((0.1, "EOF")), None],
+        (CellFault::Freeze, CellTraffic::Idle) => return [None, None],
+        (CellFault::Freeze, CellTraffic::Stream { .. }) => {
+            return [persist(cell, draw, fault_at), None]
+        }
+        _ => {}
+    }
+    let soft_error = match cell.fault {
+        CellFault::Icmp { port: true } => "ECONNREFUSED",
+        _ => "EHOSTUNREACH",
+    };
+    let mut sim = Sim {
+        draw: *draw,
+        path: Path {
+            fault: cell.fault,
+            at: fault_at,
+            nat_expiry: f64::INFINITY,
+        },
+        eps: [endpoint(cell.client, draw), endpoint(cell.server, draw)],
+        retries2: cell.tcp_retries2.unwrap_or(15),
+        soft_error,
+    };
+    // Both ends are established at 0; each keepalive timer starts then (tcp_set_keepalive).
+    for i in 0..2 {
+        if let Some((idle, ..)) = sim.eps[i].keepalive {
+            sim.eps[i].ka_at = sim.arm(0.0, idle);
+        }
+    }
+    let write_every = match cell.traffic {
+        CellTraffic::Stream { interval_ms, .. } => Some(f64::from(interval_ms)),
+        CellTraffic::Idle => None,
+    };
+    let mut write_at = write_every.unwrap_or(f64::INFINITY);
+    let end = fault_at + HORIZON_MS;
+    loop {
+        let alive = |i: usize| sim.eps[i].dead.is_none();
+        let mut next = (f64::INFINITY, 9usize);
+        for i in 0..2 {
+            if alive(i) {
+                if sim.eps[i].ka_at < next.0 {
+                    next = (sim.eps[i].ka_at, i);
+                }
+                if i == 0 && sim.eps[0].unacked && sim.eps[0].rtx_at < next.0 {
+                    next = (sim.eps[0].rtx_at, 2);
+                }
+            }
+        }
+        if alive(0) && write_at < next.0 {
+            next = (write_at, 3);
+        }
+        let (t, what) = next;
+        if t > end || (!alive(0) && !alive(1)) {
+            break;
+        }
+        match what {
+            0 | 1 => sim.keepalive_timer(what, t),
+            2 => sim.retransmit_timer(t),
+            3 => {
+                sim.send_data(t);
+                write_at = t + write_every.expect("writes only when streaming");
+            }
+            _ => break,
+        }
+    }
+    let seen = |i: usize| {
+        sim.eps[i]
+            .dead
+            .filter(|(t, _)| *t >= fault_at)
+            .map(|(t, e)| (t - fault_at, e))
+    };
+    [seen(0), seen(1)]
+}
+
+#[test]
+fn the_wheel_rounds_up_by_at_most_an_eighth() {
+    assert_eq!(wheel(1000, 10), 1010);
+    // 1 s = 250 jiffies lands in level 1 (8 jiffies = 32 ms): the measured +24..32 ms.
+    let late = wheel(1001, 250) - 1251;
+    assert!((1..=8).contains(&late), "{late}");
+    for delta in [63u64, 500, 1250, 5000, 30_000] {
+        let late = wheel(12_345, delta) - (12_345 + delta);
+        assert!(late as f64 <= delta as f64 / 8.0 + 1.0, "{delta}: {late}");
+    }
+}
+
+#[test]
+fn the_simulation_reproduces_the_measured_figures() {
+    let draw = Draw {
+        jiffy_offset_ms: 1.0,
+        fault_shift_ms: 0.0,
+        rto_ms: 208.0,
+        window_bytes: 1e6,
+    };
+    // Seed cable pull, 3s/1s/10 idle: measured 11.29 s after the fault.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/seed-cable-pull.toml"
+    ))
+    .unwrap();
+    assert!(text.contains("count = 10"));
+    let side = flatline::fidelity::SideCell {
+        keepalive: Some(flatline::fidelity::Ka {
+            idle_s: 3,
+            interval_s: 1,
+            count: 10,
+        }),
+        user_timeout_ms: 0,
+    };
+    let cell = Cell {
+        seed: 0,
+        client: side,
+        server: side,
+        traffic: CellTraffic::Idle,
+        tcp_retries2: None,
+        fault: CellFault::CablePull,
+        at_ms: 2000,
+        end_ms: 30_000,
+    };
+    let [c, s] = simulate(&cell, &draw);
+    let (t, e) = c.unwrap();
+    assert!(
+        (10_000.0..14_000.0).contains(&t) && e == "ETIMEDOUT",
+        "{t} {e}"
+    );
+    assert_eq!(s.unwrap().1, "ETIMEDOUT");
+    // One-way drop to the server, server 1/1/2, client 1/1/5: the server gives up first and
+    // its RST gets through: client ECONNRESET at ~2.07 s.
+    let ka = |count| flatline::fidelity::SideCell {
+        keepalive: Some(flatline::fidelity::Ka {
+            idle_s: 1,
+            interval_s: 1,
+            count,
+        }),
+        user_timeout_ms: 0,
+    };
+    let one_way = Cell {
+        client: ka(5),
+        server: ka(2),
+        fault: CellFault::Drop {
+            to_server: true,
+            to_client: false,
+        },
+        ..cell.clone()
+    };
+    let [c, s] = simulate(&one_way, &draw);
+    assert_eq!(c.unwrap().1, "ECONNRESET");
+    assert!((1000.0..3200.0).contains(&c.unwrap().0), "{c:?}");
+    assert_eq!(s.unwrap().1, "ETIMEDOUT");
+    // Busy writer, UT 3 s, client writes every 100 ms: measured 3.42-3.51 s.
+    let writer = Cell {
+        client: flatline::fidelity::SideCell {
+            keepalive: Some(flatline::fidelity::Ka {
+                idle_s: 1,
+                interval_s: 1,
+                count: 3,
+            }),
+            user_timeout_ms: 3000,
+        },
+        server: ka(3),
+        traffic: CellTraffic::Stream {
+            interval_ms: 100,
+            record_bytes: 64,
+        },
+        fault: CellFault::Drop {
+            to_server: true,
+            to_client: true,
+        },
+        ..cell.clone()
+    };
+    let [c, _] = simulate(&writer, &draw);
+    let (t, e) = c.unwrap();
+    assert!((3400.0..3600.0).contains(&t) && e == "ETIMEDOUT", "{t} {e}");
+    // ... and with tcp_retries2 = 5 and no UT: measured 13.47 s.
+    let mut retries = writer.clone();
+    retries.client.user_timeout_ms = 0;
+    retries.tcp_retries2 = Some(5);
+    let [c, _] = simulate(&retries, &draw);
+    let (t, _) = c.unwrap();
+    assert!((13_000.0..14_000.0).contains(&t), "{t}");
+}
