@@ -274,9 +274,22 @@ fn secs(ms: f64) -> String {
     }
 }
 
-/// Timer slack: up to 12.5 % of a timer period (physics.md), plus a jiffy (HZ=250).
-fn slack(period_ms: f64) -> f64 {
-    period_ms * 0.125 + 4.0
+/// Milliseconds per jiffy: HZ=250 on the machines flatline is measured on.
+pub const JIFFY_MS: f64 = 4.0;
+
+/// How late a timer of `period_ms` can fire: the timer wheel rounds its expiry up to the
+/// granularity of the level it lands in, 8^level jiffies, level n holding timers from
+/// 63 * 8^(n-1) jiffies out (kernel/time/timer.c, calc_index): 32 ms for a 1 s timer (measured
+/// +24..32 ms), 256 ms for 5 s, 2 s for 120 s; at most ~12.5 % of the period. Plus a jiffy.
+pub fn slack(period_ms: f64) -> f64 {
+    let jiffies = (period_ms / JIFFY_MS).ceil();
+    let (mut gran, mut start) = (1.0, 63.0);
+    while jiffies >= start {
+        gran *= 8.0;
+        start *= 8.0;
+    }
+    let late = if gran > 1.0 { gran } else { 0.0 };
+    late * JIFFY_MS + JIFFY_MS
 }
 
 /// Margin for waking the detecting process and stamping its event.
@@ -330,8 +343,8 @@ pub fn retransmission_abort_with(n: u8, rto: f64, tlp: f64) -> f64 {
 }
 
 /// The earliest and latest abort, after the first lost segment, for the RTOs the lab's
-/// connections get (RTO_LAB_MIN_MS to RTO_LAB_MAX_MS), each backed-off expiry up to 12.5 %
-/// late on the timer wheel. The abort comes at an expiry at least H(n) after the first
+/// connections get (RTO_LAB_MIN_MS to RTO_LAB_MAX_MS), each backed-off expiry late by up to
+/// the timer wheel's granularity ([`slack`]). The abort comes at an expiry at least H(n) after the first
 /// retransmission, itself two RTOs after the segment (tail-loss probe, then RTO): never
 /// earlier than 2 RTO + H(n). At the latest, the shortest RTO needs the most doublings to
 /// reach H(n), and each of them may come late at the longest RTO.
@@ -344,7 +357,7 @@ fn retransmission_abort_range(n: u8) -> (f64, f64) {
         rto_short = (rto_short * 2.0).min(RTO_MAX_MS);
         rto_long = (rto_long * 2.0).min(RTO_MAX_MS);
         elapsed += rto_short;
-        hi += rto_long * 1.125 + 4.0;
+        hi += rto_long + slack(rto_long);
     }
     (lo, hi)
 }
