@@ -198,7 +198,7 @@ pub async fn matrix_figures(
     let (mut above, mut below, mut position, mut outside) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
-        // Each run keeps its own timelines, so an outlier can be looked at.
+        // Each run keeps its own records, so an outlier can be looked at.
         let r = compare::run(&comparison, opts, &out.join(format!("run-{run}")), false).await?;
         wall.push(r.wall_ms);
         slowest.push(r.slowest_cell_ms());

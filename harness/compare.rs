@@ -242,7 +242,7 @@ pub struct CellResult {
     pub server: SideResult,
     /// Lab up to lab down, ms.
     pub run_ms: Option<f64>,
-    pub timeline: Option<String>,
+    pub record: Option<String>,
 }
 
 /// The results of a comparison.
@@ -272,11 +272,11 @@ impl Results {
     }
 }
 
-/// One cell's result, from its timeline (None when it was not run).
-pub fn cell_result(cell: &Cell, timeline: Option<(&Record, String)>) -> CellResult {
+/// One cell's result, from its record (None when it was not run).
+pub fn cell_result(cell: &Cell, record: Option<(&Record, String)>) -> CellResult {
     let side = |side: Side| {
         let p = model::predict(&cell.plan.scenario, 0, side);
-        let (measured_ms, error, mechanism, as_predicted) = match &timeline {
+        let (measured_ms, error, mechanism, as_predicted) = match &record {
             None => (None, None, None, None),
             Some((t, _)) => {
                 let s = match side {
@@ -314,21 +314,21 @@ pub fn cell_result(cell: &Cell, timeline: Option<(&Record, String)>) -> CellResu
     CellResult {
         fault: cell.fault.clone(),
         settings: cell.settings.clone(),
-        ran: timeline.is_some(),
+        ran: record.is_some(),
         client: side(Side::Client),
         server: side(Side::Server),
-        run_ms: timeline.as_ref().map(|(t, _)| {
+        run_ms: record.as_ref().map(|(t, _)| {
             t.events
                 .iter()
                 .rfind(|e| matches!(e.kind, Kind::LabDown { .. }))
                 .map_or(0.0, |e| e.t_ms)
         }),
-        timeline: timeline.map(|(_, path)| path),
+        record: record.map(|(_, path)| path),
     }
 }
 
 /// Runs every cell that is not too slow (all of them with `run_slow`), all at once, each in
-/// its own lab; writes each timeline to `out/<comparison>/<cell>.json`.
+/// its own lab; writes each record to `out/<comparison>/<cell>.json`.
 pub async fn run(
     c: &Comparison,
     opts: &crate::runner::RunOptions,
@@ -361,7 +361,7 @@ pub async fn run(
                 }
                 crate::record::RunStatus::Failed { reason } => {
                     return Err(crate::runner::RunError::Setup(format!(
-                        "cell {}: {reason} (timeline: {})",
+                        "cell {}: {reason} (record: {})",
                         cell.plan.scenario.name,
                         path.display()
                     )));

@@ -45,12 +45,12 @@ enum Command {
         flags: flatline::predict::Flags,
     },
     /// Run one comparison file: settings x faults, each cell in its own lab, all at once;
-    /// print a table per fault (measured next to predicted) and keep every timeline.
+    /// print a table per fault (measured next to predicted) and keep every record.
     /// Exit 1 when a measurement falls outside its predicted window.
     Compare {
         /// Comparison file (TOML), e.g. scenarios/compare/compare-seed.toml.
         file: PathBuf,
-        /// Directory for the tables and timelines (<out>/<comparison name>/).
+        /// Directory for the tables and records (<out>/<comparison name>/).
         #[arg(long, default_value = "results")]
         out: PathBuf,
         /// text, markdown, csv or json.
@@ -66,7 +66,7 @@ enum Command {
         /// Repetitions of each figure (the matrix runs at most 3 times: it takes ~6 s).
         #[arg(long, default_value_t = 20)]
         runs: usize,
-        /// Directory for bench.json and the matrix's timelines.
+        /// Directory for bench.json and the matrix's records.
         #[arg(long, default_value = "results")]
         out: PathBuf,
         /// The comparison file the matrix figures run.
@@ -287,7 +287,7 @@ fn compare_matrix(
         Ok(r) => r,
         Err(RunError::Interrupted(sig)) => {
             eprintln!(
-                "flatline: interrupted by {}; the labs were torn down, the timelines are in {}",
+                "flatline: interrupted by {}; the labs were torn down, the records are in {}",
                 sig.as_str(),
                 out.join(&comparison.name).display()
             );
@@ -314,7 +314,7 @@ fn compare_matrix(
         }
     }
     print!("{}", render(&results));
-    eprintln!("tables and timelines: {}", dir.display());
+    eprintln!("tables and records: {}", dir.display());
     if results.all_as_predicted() {
         ExitCode::SUCCESS
     } else {

@@ -1,5 +1,5 @@
 //! The one event loop: builds the lab, starts the peers, injects and heals faults on schedule,
-//! and alone appends events to the timeline.
+//! and alone appends events to the record.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::CommandExt;
@@ -476,7 +476,7 @@ impl Run<'_> {
         self.record(e);
     }
 
-    /// Turns a peer's report into a timeline event, stamped with the peer's own clock reading.
+    /// Turns a peer's report into an event of the record, stamped with the peer's own clock reading.
     fn absorb(&mut self, msg: Msg) {
         match msg {
             Msg::ProgramLine {

@@ -814,7 +814,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
 }
 
 /// Reads several scenario files; every error, and an error for two scenarios with one name
-/// (their timelines would overwrite each other).
+/// (their records would overwrite each other).
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<ScenarioError>> {
     let mut loaded: Vec<Scenario> = Vec::new();
     let mut errors = Vec::new();
@@ -825,7 +825,7 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<ScenarioError>> 
                 Some(other) => Err(src.error(
                     &FieldPath::root().key("name"),
                     format!(
-                        "`{}` is also the name of {}: their timelines would overwrite each other",
+                        "`{}` is also the name of {}: their records would overwrite each other",
                         s.name,
                         other.file.display()
                     ),
@@ -847,7 +847,7 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<ScenarioError>> 
 /// Checks that a name can be a file name: `<name>.json` in the output directory.
 pub fn check_file_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
-        return Err("must not be empty: it names the timeline file".into());
+        return Err("must not be empty: it names the record file".into());
     }
     if name.contains(['/', '\\']) || name.chars().any(char::is_control) {
         return Err(format!(
@@ -858,7 +858,7 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
         return Err(format!("`{name}` must not start with `.`"));
     }
     if name.len() > 200 {
-        return Err("must be at most 200 bytes: it names the timeline file".into());
+        return Err("must be at most 200 bytes: it names the record file".into());
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ fn a_bad_scenario_is_located_and_changes_nothing() {
         .replacen("count = 10", "count = 200", 2);
     std::fs::write(&file, &text).unwrap();
     let out = dir.path().join("results");
-    let (output, timeline) = run(&file, &out);
+    let (output, record) = run(&file, &out);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let line = text
@@ -25,7 +25,7 @@ fn a_bad_scenario_is_located_and_changes_nothing() {
             && stderr.contains("server.keepalive.count: must be between 1 and 127"),
         "{stderr}"
     );
-    assert!(timeline.is_none());
+    assert!(record.is_none());
     assert!(
         !out.exists(),
         "a rejected scenario must not create {}",

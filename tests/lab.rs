@@ -71,12 +71,12 @@ fn assert_contract(t: &Value) {
     assert_valid_record(t);
 }
 
-/// Runs a scenario that must pass; returns its timeline.
+/// Runs a scenario that must pass; returns its record.
 fn run_passing(name: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let (output, timeline) = run(&scenario(name), dir.path());
+    let (output, record) = run(&scenario(name), dir.path());
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    let t = timeline.expect("a timeline was written");
+    let t = record.expect("a record was written");
     assert_contract(&t);
     t
 }
@@ -387,14 +387,14 @@ fn a_failed_expectation_exits_1_and_says_what_happened() {
         .unwrap()
         .replace("detects = \"..500ms\"", "detects = \"5s..6s\"");
     std::fs::write(&file, text).unwrap();
-    let (output, timeline) = run(&file, dir.path());
+    let (output, record) = run(&file, dir.path());
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("FAIL") && stdout.contains("too early"),
         "{stdout}"
     );
-    let t = timeline.unwrap();
+    let t = record.unwrap();
     assert_eq!(t["verdict"]["passed"], false);
     assert_eq!(t["verdict"]["expectations"][0]["passed"], false);
     assert_eq!(t["verdict"]["expectations"][1]["passed"], true);
@@ -633,8 +633,8 @@ fn compare_runs_every_cell_at_once_next_to_its_prediction() {
         for side in ["client", "server"] {
             assert_eq!(c[side]["as_predicted"], true, "{c}");
         }
-        let timeline = c["timeline"].as_str().unwrap();
-        assert!(std::path::Path::new(timeline).exists(), "{timeline}");
+        let record = c["record"].as_str().unwrap();
+        assert!(std::path::Path::new(record).exists(), "{record}");
     }
     // The heartbeat catches the frozen server; keepalive does not.
     let frozen = |settings: &str| {

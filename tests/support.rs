@@ -15,7 +15,7 @@ pub fn scenario(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Runs `flatline run` on one scenario file; returns the output and the timeline, if written.
+/// Runs `flatline run` on one scenario file; returns the output and the record, if written.
 pub fn run(file: &Path, out: &Path) -> (Output, Option<Value>) {
     let output = flatline()
         .arg("run")
@@ -28,11 +28,11 @@ pub fn run(file: &Path, out: &Path) -> (Output, Option<Value>) {
         .ok()
         .and_then(|t| t.parse::<toml::Table>().ok())
         .and_then(|t| t.get("name").and_then(|n| n.as_str().map(str::to_owned)));
-    let timeline = name
+    let record = name
         .map(|n| out.join(format!("{n}.json")))
         .and_then(|p| std::fs::read_to_string(p).ok())
-        .map(|t| serde_json::from_str(&t).expect("the timeline is JSON"));
-    (output, timeline)
+        .map(|t| serde_json::from_str(&t).expect("the record is JSON"));
+    (output, record)
 }
 
 pub fn describe(output: &Output) -> String {
