@@ -19,6 +19,7 @@
 //! - [`observer`]: a program's connections as its kernel saw them (trace and dump records).
 //!
 //! Side-effecting shell:
+//! - [`cli`]: the `flatline` subcommands; `main.rs` only parses and exits.
 //! - [`sockdiag`]: a namespace's TCP sockets (sock_diag) and which process holds them.
 //! - [`tracefs`]: a tracefs instance of ours: TCP tracepoints on the monotonic clock (root).
 //! - [`watcher`]: one thread per user program in its namespace, feeding the observer.
@@ -33,6 +34,7 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod duration;

@@ -1,0 +1,399 @@
+//! The `flatline` command line as a library: the subcommands, and what each does, ending in an
+//! exit status (0 every expectation held, 1 one failed, 2 bad input or environment, 128+N a
+//! signal). `main.rs` only parses, calls [`execute`] and exits.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::peer::{self, Reporter};
+use crate::record::RunStatus;
+use crate::runner::{self, error_chain, RunError, RunOptions};
+use crate::{compare, output, report, sandbox, scenario};
+
+#[derive(Parser)]
+#[command(
+    name = "flatline",
+    version,
+    about = "How long until each side of a TCP connection notices its peer is gone, and comes back"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run scenario files, print a summary per scenario and write each record as JSON.
+    Run {
+        /// Scenario files (TOML).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Directory for the records (<scenario name>.json).
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Predict when each side detects a fault, from the kernel's rules (no lab, no root).
+    ///
+    /// Either for scenario files (every fault, both sides), or for settings given as flags,
+    /// e.g. the seed's Windows keepalive: --os windows --keepalive-ms 3000/1 --fault cable-pull
+    Predict {
+        /// Scenario files (TOML).
+        scenarios: Vec<PathBuf>,
+        #[command(flatten)]
+        flags: crate::predict::Flags,
+    },
+    /// Run one comparison file: settings x faults, each cell in its own lab, all at once;
+    /// print a table per fault (measured next to predicted) and keep every record.
+    /// Exit 1 when a measurement falls outside its predicted window.
+    Compare {
+        /// Comparison file (TOML), e.g. scenarios/compare/compare-seed.toml.
+        file: PathBuf,
+        /// Directory for the tables and records (<out>/<comparison name>/).
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// text, markdown, csv or json.
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Also run cells the model says take longer than the run allows.
+        #[arg(long)]
+        run_slow: bool,
+    },
+    /// Benchmarks: lab setup and teardown, fault injection, a matrix's wall time against its
+    /// slowest cell, measured against predicted detection. Medians over runs, with baselines.
+    Bench {
+        /// Repetitions of each figure (the matrix runs at most 3 times: it takes ~6 s).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Directory for bench.json and the matrix's records.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// The comparison file the matrix figures run.
+        #[arg(long, default_value = "scenarios/compare/bench-matrix.toml")]
+        matrix: PathBuf,
+    },
+    /// Judge saved records again and print their summaries, as `flatline run` printed them
+    /// (no lab, no root).
+    Report {
+        /// Record files (JSON), as `flatline run` wrote them.
+        #[arg(required = true)]
+        records: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of a record or of a scenario file (shipped in schema/).
+    Schema {
+        #[arg(value_enum)]
+        of: crate::schema::Of,
+    },
+    /// Run a reference peer (what `run` starts inside the lab); reports JSON lines on stdout.
+    #[command(hide = true)]
+    Peer {
+        /// The server listens here; the client connects here.
+        #[arg(long)]
+        address: SocketAddr,
+        /// The peer's plan, as JSON (flatline::plan::PeerPlan).
+        #[arg(long)]
+        plan: String,
+    },
+}
+
+/// A command that could not do its job: what to print on stderr, and the exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad input or environment: exit 2, `error: ...`.
+    pub fn error(message: impl std::fmt::Display) -> Self {
+        Failure {
+            code: 2,
+            message: format!("error: {message}"),
+        }
+    }
+
+    /// Interrupted by `sig`: exit 128+N.
+    fn interrupted(sig: nix::sys::signal::Signal, message: String) -> Self {
+        Failure {
+            code: runner::exit_code(sig),
+            message: format!("flatline: {message}"),
+        }
+    }
+}
+
+/// The exit status when a command did its job: 0, or 1 when an expectation failed.
+pub type Outcome = Result<u8, Failure>;
+
+/// Runs one command.
+pub fn execute(command: Command) -> Outcome {
+    match command {
+        Command::Peer { address, plan } => run_peer(address, &plan),
+        Command::Run { scenarios, out } => run_scenarios(&scenarios, &out),
+        Command::Report { records } => report_records(&records),
+        Command::Schema { of } => {
+            print!("{}", crate::schema::text(of));
+            Ok(0)
+        }
+        Command::Bench { runs, out, matrix } => bench(runs.max(1), &out, &matrix),
+        Command::Compare {
+            file,
+            out,
+            format,
+            run_slow,
+        } => compare_matrix(&file, &out, &format, run_slow),
+        Command::Predict { scenarios, flags } => predict(&scenarios, &flags),
+    }
+}
+
+fn predict(scenarios: &[PathBuf], flags: &crate::predict::Flags) -> Outcome {
+    if scenarios.is_empty() {
+        let (side, fault) = flags.case().map_err(Failure::error)?;
+        let p = crate::model::predict_side(&side, fault);
+        print!(
+            "{}",
+            report::prediction_line(&format!("{:?}", flags.os), &p)
+        );
+        return Ok(0);
+    }
+    // Every file that reads, predicted; every one that does not, reported.
+    let mut errors = Vec::new();
+    for file in scenarios {
+        match scenario::load(file) {
+            Ok(s) => print!("{}", report::render_predictions(&s, flags.os)),
+            Err(e) => errors.push(format!("error: {e}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(0)
+    } else {
+        Err(Failure {
+            code: 2,
+            message: errors.join("\n"),
+        })
+    }
+}
+
+fn run_peer(address: SocketAddr, plan: &str) -> Outcome {
+    let report: &'static Reporter = Box::leak(Box::default());
+    let plan: crate::plan::PeerPlan = serde_json::from_str(plan).map_err(|e| Failure {
+        code: 2,
+        message: format!("flatline peer: bad --plan: {e}"),
+    })?;
+    peer::run(&plan, address, report).map_err(|e| Failure {
+        code: 2,
+        message: format!("flatline peer server: cannot listen on {address}: {e}"),
+    })?;
+    Ok(0)
+}
+
+/// Checks the output directory, enters the sandbox (from here on this is the runner, PID 1 of
+/// its own PID namespace) and builds the runtime.
+fn enter_lab(out: &Path) -> Result<(tokio::runtime::Runtime, RunOptions), Failure> {
+    let exe = sandbox::own_binary().map_err(|e| {
+        Failure::error(format!(
+            "cannot open the running flatline binary to start peers: {e}"
+        ))
+    })?;
+    output::check_writable(out).map_err(|e| Failure::error(error_chain(&e)))?;
+    let privileges = sandbox::enter().map_err(Failure::error)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds");
+    let stop = rt
+        .block_on(async { runner::Stop::install() })
+        .map_err(|e| Failure::error(format!("cannot install signal handlers: {e}")))?;
+    sandbox::unblock_stop_signals();
+    Ok((
+        rt,
+        RunOptions {
+            exe,
+            privileges,
+            stop,
+        },
+    ))
+}
+
+fn bench(runs: usize, out: &Path, matrix: &Path) -> Outcome {
+    compare::load(matrix).map_err(Failure::error)?;
+    let (rt, opts) = enter_lab(out)?;
+    let mut figures =
+        crate::bench::lab_figures(runs).map_err(|e| Failure::error(error_chain(&e)))?;
+    let (matrix_figures, gap, cells) = rt
+        .block_on(crate::bench::matrix_figures(
+            matrix,
+            &opts,
+            &out.join("bench"),
+            runs.min(3),
+        ))
+        .map_err(|e| Failure::error(error_chain(&e)))?;
+    figures.extend(matrix_figures);
+    let report = crate::bench::Report {
+        figures,
+        gap,
+        matrix_cells: cells,
+    };
+    let path = out.join("bench.json");
+    output::write_json(&path, &report).map_err(|e| Failure::error(error_chain(&e)))?;
+    print!("{}", crate::bench::render(&report));
+    eprintln!("figures: {}", path.display());
+    Ok(0)
+}
+
+/// Renders comparison results in one format.
+type Render = fn(&compare::Results) -> String;
+
+fn json(r: &compare::Results) -> String {
+    serde_json::to_string_pretty(r).expect("results serialize") + "\n"
+}
+
+fn compare_matrix(file: &Path, out: &Path, format: &str, run_slow: bool) -> Outcome {
+    let render: Render = match format {
+        "text" => compare::render_text,
+        "markdown" => compare::render_markdown,
+        "csv" => compare::render_csv,
+        "json" => json,
+        other => {
+            return Err(Failure::error(format!(
+                "unknown format `{other}`: use text, markdown, csv or json"
+            )))
+        }
+    };
+    let comparison = compare::load(file).map_err(Failure::error)?;
+    if let Some(e) = comparison
+        .cells
+        .iter()
+        .find_map(|c| runner::check_tools(&c.plan.scenario).err())
+    {
+        return Err(Failure::error(format!("{}: {e}", file.display())));
+    }
+    let (rt, opts) = enter_lab(out)?;
+    let dir = out.join(&comparison.name);
+    let results = match rt.block_on(compare::run(&comparison, &opts, out, run_slow)) {
+        Ok(r) => r,
+        Err(RunError::Interrupted(sig)) => {
+            return Err(Failure::interrupted(
+                sig,
+                format!(
+                    "interrupted by {}; the labs were torn down, the records are in {}",
+                    sig.as_str(),
+                    dir.display()
+                ),
+            ))
+        }
+        Err(e) => {
+            return Err(Failure::error(format!(
+                "{}: {}",
+                file.display(),
+                error_chain(&e)
+            )))
+        }
+    };
+    let tables: [(&str, Render); 4] = [
+        ("table.txt", compare::render_text),
+        ("table.md", compare::render_markdown),
+        ("table.csv", compare::render_csv),
+        ("table.json", json),
+    ];
+    for (name, f) in tables {
+        output::write_atomically(&dir.join(name), f(&results).as_bytes())
+            .map_err(|e| Failure::error(error_chain(&e)))?;
+    }
+    print!("{}", render(&results));
+    eprintln!("tables and records: {}", dir.display());
+    Ok(u8::from(!results.all_as_predicted()))
+}
+
+/// `flatline report`: reads every record first (a bad one changes nothing), then prints each
+/// one's summary judged again. Exit 1 if one did not pass, 2 if one cannot be read.
+fn report_records(files: &[PathBuf]) -> Outcome {
+    let mut records = Vec::new();
+    for file in files {
+        let r = crate::record::load(file).map_err(|e| Failure::error(error_chain(&e)))?;
+        records.push((file.display().to_string(), r));
+    }
+    let mut failed = false;
+    for (path, saved) in &records {
+        let again = report::rejudge(saved, path);
+        for what in &again.differs {
+            eprintln!(
+                "note: {path}: judged again, the {what} differs from the saved one (written by flatline {})",
+                saved.environment.flatline_version
+            );
+        }
+        print!("{}", again.text);
+        failed |= !report::passed(&again.record);
+    }
+    Ok(u8::from(failed))
+}
+
+/// `flatline run`: every file is read and checked before any lab starts; then each runs in
+/// turn, its record written even when the run is interrupted or fails.
+fn run_scenarios(files: &[PathBuf], out: &Path) -> Outcome {
+    let loaded = scenario::load_all(files).map_err(|errors| Failure {
+        code: 2,
+        message: errors
+            .iter()
+            .map(|e| format!("error: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })?;
+    for s in &loaded {
+        runner::check_tools(s).map_err(|e| Failure::error(format!("{}: {e}", s.file.display())))?;
+    }
+    let (rt, opts) = enter_lab(out)?;
+    let mut failed = false;
+    for s in &loaded {
+        failed |= !run_one(&rt, &opts, s, out)?;
+    }
+    Ok(u8::from(failed))
+}
+
+/// Runs one scenario, writes its record and prints its summary; whether it passed.
+fn run_one(
+    rt: &tokio::runtime::Runtime,
+    opts: &RunOptions,
+    s: &scenario::Scenario,
+    out: &Path,
+) -> Result<bool, Failure> {
+    let record = match rt.block_on(runner::run(&crate::plan::plan(s), opts)) {
+        Ok(record) => record,
+        Err(RunError::Interrupted(sig)) => {
+            return Err(Failure::interrupted(
+                sig,
+                format!("interrupted by {}", sig.as_str()),
+            ))
+        }
+        Err(e) => {
+            return Err(Failure::error(format!(
+                "{}: {}",
+                s.file.display(),
+                error_chain(&e)
+            )))
+        }
+    };
+    let path = out.join(format!("{}.json", s.name));
+    output::write_json(&path, &record).map_err(|e| Failure::error(error_chain(&e)))?;
+    match &record.status {
+        RunStatus::Completed => {
+            print!("{}", report::render(&record, &path.display().to_string()));
+            Ok(report::passed(&record))
+        }
+        RunStatus::Interrupted { signal } => {
+            let sig = opts.stop.received().unwrap_or(nix::sys::signal::SIGINT);
+            Err(Failure::interrupted(
+                sig,
+                format!(
+                    "interrupted by {signal}; the lab was torn down, the record so far is in {}",
+                    path.display()
+                ),
+            ))
+        }
+        RunStatus::Failed { reason } => Err(Failure::error(format!(
+            "{}: {reason}; the lab was torn down, the record so far is in {}",
+            s.file.display(),
+            path.display()
+        ))),
+    }
+}
