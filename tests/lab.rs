@@ -685,3 +685,42 @@ fn bench_reports_medians_with_baselines() {
     }
     assert!(r["gap"]["detections"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn an_interval_longer_than_idle_reaches_n_plus_one_intervals() {
+    // docs/physics.md K2/K3: after the last answered probe the timer re-arms for V = 5 s.
+    // Server 1s/5s/2: D - F in [N*V, (N+1)*V] = [10 s, 15 s]; the lower bound proves the drop
+    // took effect (nothing answered for two intervals), the upper that the timer gave up. The
+    // margin: the timer wheel's 256 ms on each of three 5 s timers, and waking the process.
+    let t = run_passing("interval-longer-than-idle.toml");
+    assert_detects(
+        &t,
+        "server",
+        10_000.0 - 50.0..=15_000.0 + 3.0 * 260.0 + 50.0,
+        "ETIMEDOUT",
+    );
+    // Client 1s/5s/3 + UT 6 s: P + V*max(2, ceil(UT/V)) = P + 10 s: [5 s, 10 s].
+    assert_detects(
+        &t,
+        "client",
+        5_000.0 - 50.0..=10_000.0 + 2.0 * 260.0 + 50.0,
+        "ETIMEDOUT",
+    );
+    let (client_ms, _) = detection(&t, "client");
+    let (server_ms, _) = detection(&t, "server");
+    // Both measured from the same last answered probe: the client gives up one interval early.
+    assert!(
+        server_ms > client_ms,
+        "client {client_ms} ms, server {server_ms} ms"
+    );
+}
+
+#[test]
+fn a_frozen_peer_is_caught_by_a_writers_user_timeout() {
+    // docs/physics.md K6: zero-window probes are answered; UT counts from the first probe,
+    // which comes one RTO (>= 204 ms) after the window closed, under a second at 6.5 MB/s.
+    // The lower bound (UT + RTO) proves the user timeout, not a reset, ended it.
+    let t = run_passing("frozen-writer-user-timeout.toml");
+    assert_detects(&t, "client", 3_200.0..=4_500.0, "ETIMEDOUT");
+    assert_eq!(first_loss(&t, "client")["mechanism"], "user-timeout");
+}
