@@ -11,7 +11,10 @@ pub struct FaultTimes {
     pub injected_ms: f64,
     /// When its injection started (injected_ms minus the time injecting took).
     pub started_ms: f64,
+    /// When the heal was in effect.
     pub healed_ms: Option<f64>,
+    /// When the heal started (healed_ms minus the time healing took).
+    pub heal_started_ms: Option<f64>,
 }
 
 /// The runner's `fault-injected` event of any fault: (fault id, when its injection started).
@@ -28,17 +31,17 @@ pub fn fault_times(events: &[Event], fault: &str) -> Option<FaultTimes> {
         Some((id, start)) if id == fault => Some((e.t_ms, start)),
         _ => None,
     })?;
-    let healed_ms = events
-        .iter()
-        .find(|e| match (&e.kind, e.source) {
-            (Kind::FaultHealed(s), Source::Runner) => s.fault == fault && e.t_ms >= inj,
-            _ => false,
-        })
-        .map(|e| e.t_ms);
+    let healed = events.iter().find_map(|e| match (&e.kind, e.source) {
+        (Kind::FaultHealed(s), Source::Runner) if s.fault == fault && e.t_ms >= inj => {
+            Some((e.t_ms, e.t_ms - s.took_ms))
+        }
+        _ => None,
+    });
     Some(FaultTimes {
         injected_ms: inj,
         started_ms,
-        healed_ms,
+        healed_ms: healed.map(|h| h.0),
+        heal_started_ms: healed.map(|h| h.1),
     })
 }
 
@@ -72,13 +75,17 @@ pub fn first_loss<'a>(events: &'a [Event], side: Side, fault: &str) -> Option<(f
         .map(|e| (round_us(e.t_ms - times.injected_ms), e))
 }
 
-/// A side's first connection after `fault` was healed: its latency from the heal.
-/// For the client that is `connected` or `reconnected`; for the server, an accepted client.
+/// A side's first connection since `fault` started to be healed: its latency from the heal's
+/// stamp. For the client that is `connected` or `reconnected`; for the server, an accepted
+/// client. A script heal is stamped when the script exits, a little after its rules are gone,
+/// so a client that retries at that moment can be back a fraction of a millisecond before the
+/// stamp (a small negative latency), and it still counts.
 pub fn reconnect(events: &[Event], side: Side, fault: &str) -> Option<f64> {
-    let healed = fault_times(events, fault)?.healed_ms?;
+    let times = fault_times(events, fault)?;
+    let (healed, started) = (times.healed_ms?, times.heal_started_ms?);
     events
         .iter()
-        .find(|e| e.source == side.into() && e.kind.is_connect() && e.t_ms >= healed)
+        .find(|e| e.source == side.into() && e.kind.is_connect() && e.t_ms >= started)
         .map(|e| round_us(e.t_ms - healed))
 }
 
@@ -140,7 +147,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn healed(t: f64, fault: &str) -> Event {
-        Event::new(t, Source::Runner, Kind::FaultHealed(step(fault, 0.0)))
+        Event::new(t, Source::Runner, Kind::FaultHealed(step(fault, 2.0)))
     }
 
     pub(crate) fn lost(t: f64, side: Side, error: &str) -> Event {
@@ -208,6 +215,18 @@ pub(crate) mod tests {
         ev.insert(4, injected(9000.0, "g", 1.0));
         assert_eq!(detection(&ev, Side::Client, "f"), None);
         assert_eq!(detection(&ev, Side::Client, "g").unwrap().0, 6000.5);
+    }
+
+    #[test]
+    fn a_reconnect_while_the_heal_was_carried_out_counts() {
+        // The heal (2 ms) is stamped at 18000 ms: a connect at 17999.5 came through the
+        // opened path, one at 17997 did not exist before the heal started.
+        let mut ev = run_events();
+        ev.insert(6, connected(17999.5, Side::Client, true));
+        assert_eq!(reconnect(&ev, Side::Client, "f"), Some(-0.5));
+        let mut ev = run_events();
+        ev.insert(6, connected(17997.0, Side::Client, true));
+        assert_eq!(reconnect(&ev, Side::Client, "f"), Some(400.0));
     }
 
     #[test]
