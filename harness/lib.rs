@@ -7,6 +7,7 @@
 //! - [`fidelity`]: random cells (settings x traffic x fault) for checking the model.
 //! - [`input`]: a user's TOML file to typed values, errors located at the key.
 //! - [`scenario`]: scenario files as types, validated.
+//! - [`side`]: client or server.
 //! - [`plan`]: a scenario resolved into timed fault steps, peer settings and windows.
 //! - [`predict`]: `flatline predict` flags, checked as a scenario is.
 //! - [`record`]: typed events and the versioned JSON document a run produces.
@@ -56,6 +57,7 @@ pub mod runner;
 pub mod sandbox;
 pub mod scenario;
 pub mod schema;
+pub mod side;
 pub mod sockdiag;
 pub mod tracefs;
 pub mod verdict;

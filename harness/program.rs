@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::input::{FieldPath, ScenarioError, Source};
 use crate::observer::{GaveUpReason, Observation, SocketSettings, Tuple, Via};
 use crate::record::{Connected, ConnectionObserved, Ends, Event, Kind, LossMechanism, PeerLost};
-use crate::scenario::Side;
+use crate::side::Side;
 
 /// How many lines of a program's output become events (matching lines always do).
 pub const OUTPUT_EVENTS: usize = 200;

@@ -12,32 +12,7 @@ pub use crate::input::ScenarioError;
 use crate::input::{self, FieldPath, Source};
 use crate::keepalive::{Keepalive, UserTimeout};
 
-/// Which peer.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Side {
-    Client,
-    Server,
-}
-
-impl Side {
-    pub const BOTH: [Side; 2] = [Side::Client, Side::Server];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Client => "client",
-            Side::Server => "server",
-        }
-    }
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::side::Side;
 
 fn server() -> Side {
     Side::Server
@@ -719,8 +694,8 @@ pub struct Expectation {
     pub fault: String,
     #[serde(flatten)]
     pub check: Check,
-    /// `detects = "predicted"`: the window is the model's, widened by this tolerance. A
-    /// scenario as parsed leaves the window open; [`crate::plan::plan`] fills it in.
+    /// `detects = "predicted"`: the window is the model's, widened by this tolerance.
+    // As parsed, the window is a placeholder; plan::plan fills it in from the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicted: Option<Dur>,
 }
