@@ -113,6 +113,12 @@ pub fn load(path: &Path) -> Result<Comparison, ScenarioError> {
         .enumerate()
         .map(|(i, t)| matrix_fault(&src, &root.key("fault").index(i), t, raw.end))
         .collect::<Result<Vec<_>, _>>()?;
+    distinct_names(&src, "fault", faults.iter().map(|f| f.name.as_str()))?;
+    distinct_names(
+        &src,
+        "settings",
+        raw.settings.iter().map(|s| s.name.as_str()),
+    )?;
     let mut cells = Vec::new();
     for f in &faults {
         for (i, s) in raw.settings.iter().enumerate() {
@@ -158,6 +164,30 @@ pub fn load(path: &Path) -> Result<Comparison, ScenarioError> {
         faults: faults.into_iter().map(|f| f.name).collect(),
         cells,
     })
+}
+
+/// Names of one table's entries must differ as file names: each cell's record is
+/// `<comparison>-<fault>-<settings>.json`, with names reduced to letters, digits and `-`.
+fn distinct_names<'a>(
+    src: &Source,
+    table: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(), ScenarioError> {
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for (i, name) in names.enumerate() {
+        let s = slug(name);
+        if let Some((_, other)) = seen.iter().find(|(o, _)| *o == s) {
+            return Err(src.error(
+                &FieldPath::root().key(table).index(i).key("name"),
+                format!(
+                    "`{name}` and `{other}` name the same record file (`{s}`): their cells \
+                     would overwrite each other; rename one"
+                ),
+            ));
+        }
+        seen.push((s, name));
+    }
+    Ok(())
 }
 
 /// One [[fault]] of a comparison: `name` and `traffic` are the matrix's, the rest a fault's.
@@ -605,6 +635,25 @@ mod tests {
         assert!(text.contains("(not run)"));
         let json = serde_json::to_value(&results).unwrap();
         assert_eq!(json["cells"].as_array().unwrap().len(), c.cells.len());
+    }
+
+    #[test]
+    fn two_settings_that_would_share_a_record_file_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "name = \"c\"\nend = \"10s\"\n[[settings]]\nname = \"fast 1s\"\n[[settings]]\nname = \"Fast (1s)\"\n[[fault]]\nname = \"f\"\nkind = \"freeze\"\nat = \"1s\"\n",
+        )
+        .unwrap();
+        let e = load(&file).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:6:1: settings[1].name: `Fast (1s)` and `fast 1s`",
+                file.display()
+            )),
+            "{e}"
+        );
     }
 
     #[test]
