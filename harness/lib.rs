@@ -21,6 +21,7 @@
 //!
 //! Side-effecting shell:
 //! - [`cli`]: the `flatline` subcommands; `main.rs` only parses and exits.
+//! - [`testing`]: run a scenario from a `#[test]` of your own crate, get its record.
 //! - [`sockdiag`]: a namespace's TCP sockets (sock_diag) and which process holds them.
 //! - [`tracefs`]: a tracefs instance of ours: TCP tracepoints on the monotonic clock (root).
 //! - [`watcher`]: one thread per user program in its namespace, feeding the observer.
@@ -59,6 +60,7 @@ pub mod scenario;
 pub mod schema;
 pub mod side;
 pub mod sockdiag;
+pub mod testing;
 pub mod tracefs;
 pub mod verdict;
 pub mod watcher;

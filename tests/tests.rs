@@ -8,6 +8,7 @@ mod blackbox;
 mod cli;
 mod fuzz;
 mod lab;
+mod library;
 mod model_sim;
 mod record;
 mod sim;
