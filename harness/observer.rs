@@ -362,11 +362,40 @@ struct Conn {
     closed: bool,
     /// A reset arrived or left for this tuple, just before the error: its cause.
     reset: Option<GaveUpReason>,
+    /// The socket as the last dump that showed it saw it.
+    last: Option<DiagSocket>,
 }
 
 /// How long trace records of tuples no dump has shown yet are kept: a connection is
 /// established in the kernel before the program accepts it and a dump can name its owner.
 const PENDING_NS: u64 = 5_000_000_000;
+
+/// Why a socket the program still holds left the dump, without the trace: a timeout if the
+/// namespace's TCPAbortOnTimeout moved (keepalive if its keepalive timer was what ran, else
+/// retransmission), otherwise a reset from the peer.
+pub fn infer(last: Option<&DiagSocket>, timed_out: bool) -> (&'static str, GaveUpReason) {
+    match (timed_out, last) {
+        (true, Some(s)) if s.keepalive_in_ms.is_some() || (s.probes > 0 && s.unacked == 0) => {
+            ("ETIMEDOUT", GaveUpReason::Keepalive)
+        }
+        (true, _) => ("ETIMEDOUT", GaveUpReason::Retransmission),
+        (false, _) => ("ECONNRESET", GaveUpReason::ResetReceived),
+    }
+}
+
+/// The value of `name` in /proc/net/netstat or /proc/net/snmp text (`TcpExt:` header and
+/// value lines).
+pub fn netstat_value(text: &str, group: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{group}:");
+    let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
+    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+        let i = names.split_ascii_whitespace().position(|n| n == name);
+        if let Some(i) = i {
+            return values.split_ascii_whitespace().nth(i)?.parse().ok();
+        }
+    }
+    None
+}
 
 /// Turns dumps and trace records of one side into per-connection observations. Pure: time
 /// comes in with the inputs.
@@ -383,6 +412,10 @@ pub struct Tracker {
     tracing: bool,
     /// Host PIDs of the program's processes, for connect attempts.
     pids: Vec<i32>,
+    /// The namespace's TcpExt TCPAbortOnTimeout counter around this dump (before, after),
+    /// and before the previous dump.
+    timeouts: (u64, u64),
+    timeouts_before_last: Option<u64>,
 }
 
 impl Tracker {
@@ -397,6 +430,19 @@ impl Tracker {
     /// The program's processes, as the host numbers them.
     pub fn set_pids(&mut self, pids: Vec<i32>) {
         self.pids = pids;
+    }
+
+    /// The namespace's TCPAbortOnTimeout counter, read just before and just after a dump:
+    /// without the trace, whether it moved tells a timeout from a reset. A socket that left
+    /// between two dumps was aborted after the read before the first and before the read
+    /// after the second.
+    pub fn set_aborts_on_timeout(&mut self, before: u64, after: u64) {
+        self.timeouts = (before, after);
+    }
+
+    fn timed_out(&self) -> bool {
+        self.timeouts_before_last
+            .is_some_and(|before| self.timeouts.1 > before)
     }
 
     /// A dump of the namespace at `t_ns`; `owner` maps an inode to the host PID of the
@@ -441,6 +487,7 @@ impl Tracker {
                     peer_closed: false,
                     closed: false,
                     reset: None,
+                    last: Some(*s),
                 },
             );
             out.push(Observation::Established {
@@ -461,7 +508,7 @@ impl Tracker {
             for r in mine {
                 out.extend(self.trace(r));
             }
-            if s.state == TcpState::CloseWait {
+            if s.state == TcpState::CloseWait && !self.tracing {
                 out.extend(self.peer_closed(s.tuple, t_ns, Via::Diag));
             }
         }
@@ -475,7 +522,8 @@ impl Tracker {
             }
             let held = owner(conn.inode).is_some();
             match shown.get(&tuple) {
-                Some(s) if s.state == TcpState::CloseWait => {
+                // With the trace, its record has the kernel's stamp: the dump only waits.
+                Some(s) if s.state == TcpState::CloseWait && !self.tracing => {
                     out.extend(self.peer_closed(tuple, t_ns, Via::Diag));
                 }
                 Some(s) if s.state == TcpState::Established => {}
@@ -483,19 +531,36 @@ impl Tracker {
                 _ if self.tracing => {}
                 _ if held => {
                     if !conn.gave_up && !conn.peer_closed {
+                        let timed_out = self.timed_out();
                         let c = self.conns.get_mut(&tuple).expect("listed");
                         c.gave_up = true;
+                        let (error, reason) = infer(c.last.as_ref(), timed_out);
                         out.push(Observation::KernelGaveUp {
                             conn: c.id,
                             t_ns,
                             via: Via::Diag,
-                            error: "unknown".into(),
-                            reason: GaveUpReason::Unknown,
+                            error: error.into(),
+                            reason,
                         });
                     }
                 }
-                _ => {
+                gone => {
+                    let timed_out = self.timed_out();
                     let c = self.conns.get_mut(&tuple).expect("listed");
+                    // Gone and let go within one dump interval: if the namespace counted a
+                    // timeout, the kernel aborted it first (a program's own close leaves the
+                    // socket in FIN_WAIT or LAST_ACK, still in the dump).
+                    if gone.is_none() && timed_out && !c.gave_up && !c.peer_closed {
+                        c.gave_up = true;
+                        let (error, reason) = infer(c.last.as_ref(), true);
+                        out.push(Observation::KernelGaveUp {
+                            conn: c.id,
+                            t_ns,
+                            via: Via::Diag,
+                            error: error.into(),
+                            reason,
+                        });
+                    }
                     c.closed = true;
                     out.push(Observation::ProgramClosed {
                         conn: c.id,
@@ -505,6 +570,12 @@ impl Tracker {
                 }
             }
         }
+        for s in sockets {
+            if let Some(c) = self.conns.get_mut(&s.tuple).filter(|c| !c.closed) {
+                c.last = Some(*s);
+            }
+        }
+        self.timeouts_before_last = Some(self.timeouts.0);
         // Forget trace records nobody claimed.
         self.pending
             .retain(|r| r.t_ns + PENDING_NS >= t_ns || r.t_ns > t_ns);
@@ -746,15 +817,16 @@ mod tests {
                 ..
             }]
         ));
-        // Aborted: gone from the dump, still held.
+        // Aborted: gone from the dump, still held, and no timeout counted: a reset.
         let gave_up = t.dump(2_000, &[], |_| Some(5));
         assert!(matches!(
-            gave_up[..],
+            &gave_up[..],
             [Observation::KernelGaveUp {
-                reason: GaveUpReason::Unknown,
+                reason: GaveUpReason::ResetReceived,
                 t_ns: 2_000,
+                error,
                 ..
-            }]
+            }] if error == "ECONNRESET"
         ));
         assert!(t.dump(3_000, &[], |_| Some(5)).is_empty());
         let closed = t.dump(4_000, &[], |_| None);
@@ -762,12 +834,65 @@ mod tests {
             closed[..],
             [Observation::ProgramClosed { t_ns: 4_000, .. }]
         ));
+        // Aborted by a timeout and closed within one dump interval: both, at the same time.
+        let mut fast = Tracker::new("10.99.0.1".parse().unwrap(), false);
+        // The abort lands between the first dump and the counter read after it: counted.
+        fast.set_aborts_on_timeout(0, 1);
+        fast.dump(1_000, &[diag(TcpState::Established, Some(500))], |_| {
+            Some(5)
+        });
+        fast.set_aborts_on_timeout(1, 1);
+        let both = fast.dump(2_000, &[], |_| None);
+        assert!(matches!(
+            both[..],
+            [
+                Observation::KernelGaveUp {
+                    reason: GaveUpReason::Keepalive,
+                    t_ns: 2_000,
+                    ..
+                },
+                Observation::ProgramClosed { t_ns: 2_000, .. }
+            ]
+        ));
         // A new connection on the same tuple is a new one.
         let again = t.dump(5_000, &[diag(TcpState::Established, None)], |_| Some(5));
         assert!(matches!(
             again[..],
             [Observation::Established { conn: 2, .. }]
         ));
+    }
+
+    #[test]
+    fn without_the_trace_the_timeout_counter_names_the_cause() {
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), false);
+        t.set_aborts_on_timeout(7, 7);
+        t.dump(1_000, &[diag(TcpState::Established, Some(500))], |_| {
+            Some(5)
+        });
+        t.set_aborts_on_timeout(7, 8);
+        let gave_up = t.dump(2_000, &[], |_| Some(5));
+        assert!(matches!(
+            &gave_up[..],
+            [Observation::KernelGaveUp {
+                reason: GaveUpReason::Keepalive,
+                error,
+                ..
+            }] if error == "ETIMEDOUT"
+        ));
+        let mut busy = diag(TcpState::Established, None);
+        busy.unacked = 3;
+        assert_eq!(
+            infer(Some(&busy), true),
+            ("ETIMEDOUT", GaveUpReason::Retransmission)
+        );
+        let netstat =
+            "TcpExt: SyncookiesSent TCPAbortOnTimeout X\nTcpExt: 0 42 1\nIpExt: A\nIpExt: 9\n";
+        assert_eq!(
+            netstat_value(netstat, "TcpExt", "TCPAbortOnTimeout"),
+            Some(42)
+        );
+        assert_eq!(netstat_value(netstat, "IpExt", "A"), Some(9));
+        assert_eq!(netstat_value(netstat, "TcpExt", "Nope"), None);
     }
 
     #[test]

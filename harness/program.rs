@@ -410,6 +410,7 @@ impl SideView {
                             error,
                             reason: reason.as_str().into(),
                             via: via(v),
+                            dump_lag_ms: None,
                         },
                     ));
                 }
@@ -422,6 +423,7 @@ impl SideView {
                         Kind::FinReceived {
                             ends: c.ends.clone(),
                             via: via(v),
+                            dump_lag_ms: None,
                         },
                     ));
                 }
@@ -434,6 +436,7 @@ impl SideView {
                         Kind::ProgramClosed {
                             ends: c.ends.clone(),
                             via: via(v),
+                            dump_lag_ms: None,
                         },
                     ));
                 }
@@ -443,6 +446,18 @@ impl SideView {
             }
         }
         out
+    }
+
+    /// What a dump-only observer (run alongside the trace, as root) saw: the kind of event
+    /// it stands for, its connection's ends, and when.
+    pub fn shadow(&self, obs: &Observation) -> Option<(&'static str, Ends, u64)> {
+        let (name, conn, t_ns) = match obs {
+            Observation::KernelGaveUp { conn, t_ns, .. } => ("kernel-gave-up", conn, t_ns),
+            Observation::PeerClosed { conn, t_ns, .. } => ("fin-received", conn, t_ns),
+            Observation::ProgramClosed { conn, t_ns, .. } => ("program-closed", conn, t_ns),
+            _ => return None,
+        };
+        Some((name, self.conns.get(conn)?.ends.clone(), *t_ns))
     }
 
     /// The program noticed the loss of `conn`: the first notice records `peer-lost`.
@@ -505,7 +520,11 @@ pub fn findings(events: &[Event], sides: &[Side]) -> Vec<String> {
                 _ => None,
             })
             .collect();
-        if !observed.is_empty() && observed.iter().all(|c| !c.keepalive_armed) {
+        // The options read from the socket say it best; the timer may not be armed yet when a
+        // dump first sees a connection (set right after accept).
+        let keepalive =
+            |c: &&ConnectionObserved| c.options.map_or(c.keepalive_armed, |o| o.keepalive);
+        if !observed.is_empty() && !observed.iter().any(keepalive) {
             out.push(format!(
                 "the {side} never enabled keepalive on its connections ({} seen)",
                 observed.len()
@@ -794,6 +813,7 @@ mod tests {
                 error: "ETIMEDOUT".into(),
                 reason: "retransmission".into(),
                 via: "trace".into(),
+                dump_lag_ms: None,
             },
         );
         e2.conn = Some(1);

@@ -151,24 +151,37 @@ pub enum Kind {
     KernelGaveUp {
         #[serde(flatten)]
         ends: Ends,
-        /// ETIMEDOUT, ECONNRESET, EPIPE, ... ("unknown" when seen only in a dump).
+        /// ETIMEDOUT, ECONNRESET, EPIPE, ... (in a dump, inferred from the namespace's
+        /// TCPAbortOnTimeout counter).
         error: String,
         /// keepalive, retransmission, user-timeout, reset-received, unreachable, unknown.
         reason: String,
         /// How it was observed: "trace" (the kernel's own stamp) or "dump" (sock_diag poll).
         via: String,
+        /// As root: how much later a sock_diag dump alone would have seen this, ms (the
+        /// delay of the rootless mechanism, measured against the kernel's stamp).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dump_lag_ms: Option<f64>,
     },
     /// The peer closed its end of a user program's connection (a FIN arrived).
     FinReceived {
         #[serde(flatten)]
         ends: Ends,
         via: String,
+        /// As root: how much later a sock_diag dump alone would have seen this, ms (the
+        /// delay of the rootless mechanism, measured against the kernel's stamp).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dump_lag_ms: Option<f64>,
     },
     /// A user program let go of its connection (close, or exit).
     ProgramClosed {
         #[serde(flatten)]
         ends: Ends,
         via: String,
+        /// As root: how much later a sock_diag dump alone would have seen this, ms (the
+        /// delay of the rootless mechanism, measured against the kernel's stamp).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dump_lag_ms: Option<f64>,
     },
     /// A line a user program printed (the first ones, and every one that matched).
     ProgramOutput {
@@ -238,6 +251,16 @@ impl Kind {
             Kind::KernelGaveUp { ends, .. }
             | Kind::FinReceived { ends, .. }
             | Kind::ProgramClosed { ends, .. } => Some(ends),
+            _ => None,
+        }
+    }
+
+    /// Where an observer event keeps how late a dump alone would have seen it.
+    pub fn dump_lag_ms(&mut self) -> Option<&mut Option<f64>> {
+        match self {
+            Kind::KernelGaveUp { dump_lag_ms, .. }
+            | Kind::FinReceived { dump_lag_ms, .. }
+            | Kind::ProgramClosed { dump_lag_ms, .. } => Some(dump_lag_ms),
             _ => None,
         }
     }
@@ -836,6 +859,10 @@ pub(crate) mod tests {
         prop_oneof![fault_kind().prop_map(|k| k.as_str().to_owned()), text()]
     }
 
+    fn lag() -> impl Strategy<Value = Option<f64>> {
+        prop::option::of((0u32..1_000_000).prop_map(|us| f64::from(us) / 1000.0))
+    }
+
     fn ends() -> impl Strategy<Value = Ends> {
         (text(), text()).prop_map(|(local, peer)| Ends { local, peer })
     }
@@ -935,16 +962,25 @@ pub(crate) mod tests {
             peer_lost().prop_map(Kind::PeerLost),
             text().prop_map(|line| Kind::PeerOutput { line }),
             arb_observed().prop_map(Kind::ConnectionObserved),
-            (ends(), text(), text(), text()).prop_map(|(ends, error, reason, via)| {
-                Kind::KernelGaveUp {
+            (ends(), text(), text(), text(), lag()).prop_map(
+                |(ends, error, reason, via, dump_lag_ms)| Kind::KernelGaveUp {
                     ends,
                     error,
                     reason,
                     via,
+                    dump_lag_ms,
                 }
+            ),
+            (ends(), text(), lag()).prop_map(|(ends, via, dump_lag_ms)| Kind::FinReceived {
+                ends,
+                via,
+                dump_lag_ms
             }),
-            (ends(), text()).prop_map(|(ends, via)| Kind::FinReceived { ends, via }),
-            (ends(), text()).prop_map(|(ends, via)| Kind::ProgramClosed { ends, via }),
+            (ends(), text(), lag()).prop_map(|(ends, via, dump_lag_ms)| Kind::ProgramClosed {
+                ends,
+                via,
+                dump_lag_ms
+            }),
             (text(), text(), prop::option::of(text())).prop_map(|(stream, line, matched)| {
                 Kind::ProgramOutput {
                     stream,

@@ -231,6 +231,8 @@ struct Run<'a> {
     trace: Option<TraceSession>,
     /// The run is ending: programs' lines no longer count as their notices.
     ending: bool,
+    /// What dump-only observers saw alongside the trace: (side, kind, ends, when).
+    shadows: Vec<(Side, &'static str, crate::record::Ends, u64)>,
 }
 
 fn ns_of(side: Side) -> Ns {
@@ -416,12 +418,16 @@ impl Run<'_> {
             sinks.push(tx);
             receivers.push(rx);
         }
-        let (mut receivers, note) = match TraceSession::start(sinks) {
+        let traced = match self.opts.privileges {
+            Privileges::Root => TraceSession::start(sinks).map_err(|e| error_chain(&e)),
+            Privileges::UserNamespace => Err("tracing needs root on the host".to_owned()),
+        };
+        let (mut receivers, note) = match traced {
             Ok(session) => {
                 self.trace = Some(session);
                 (receivers.into_iter().map(Some).collect::<Vec<_>>(), None)
             }
-            Err(e) => (sides.iter().map(|_| None).collect(), Some(error_chain(&e))),
+            Err(e) => (sides.iter().map(|_| None).collect(), Some(e)),
         };
         for (i, &side) in sides.iter().enumerate() {
             let netns = nix::unistd::dup(self.lab.fd(ns_of(side)))
@@ -457,6 +463,22 @@ impl Run<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// Notes on each traced observer event how much later a dump alone saw it.
+    fn apply_shadows(&mut self) {
+        for (side, kind, ends, t_ns) in std::mem::take(&mut self.shadows) {
+            let t_ms = clock::ms_since(self.origin_ns, t_ns);
+            let event = self.events.iter_mut().find(|e| {
+                e.source == side.into() && e.kind.name() == kind && e.kind.ends() == Some(&ends)
+            });
+            if let Some(e) = event {
+                let lag = ((t_ms - e.t_ms) * 1000.0).round() / 1000.0;
+                if let Some(slot @ None) = e.kind.dump_lag_ms() {
+                    *slot = Some(lag);
+                }
+            }
+        }
     }
 
     /// Stops the watchers and the trace: nothing is observed after this.
@@ -526,6 +548,12 @@ impl Run<'_> {
                             line: format!("the {side} observer stopped: {why}"),
                         },
                     ));
+                }
+                Report::Shadow(obs) => {
+                    let run = self.programs.get(&side).expect("watchers watch programs");
+                    if let Some((kind, ends, t_ns)) = run.view.shadow(&obs) {
+                        self.shadows.push((side, kind, ends, t_ns));
+                    }
                 }
                 Report::Observed { obs, options, pid } => {
                     let run = self
@@ -811,6 +839,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         watchers: Vec::new(),
         trace: None,
         ending: false,
+        shadows: Vec::new(),
     };
     let outcome = match run.start_observers() {
         Ok(()) => drive(&mut run, &mut rx).await,
@@ -819,6 +848,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
 
     // Nothing observed from here on counts: the end is ours, not a fault's.
     run.stop_observers();
+    run.apply_shadows();
     run.ending = true;
     // User programs: TERM to the group, a grace period, then KILL.
     let programs: Vec<(Side, Pid)> = run

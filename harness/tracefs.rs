@@ -318,11 +318,12 @@ mod live {
             _ => unreachable!(),
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        let established = loop {
+        let (established, received) = loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let r = rx
                 .recv_timeout(left)
                 .expect("the handshake is traced within 5 s");
+            let received = crate::clock::now_ns();
             if r.tuple.local == local
                 && r.kind
                     == (TraceKind::SetState {
@@ -330,9 +331,14 @@ mod live {
                         to: TcpState::Established,
                     })
             {
-                break r;
+                break (r, received);
             }
         };
+        // How late the record reached us (the stamp itself is the kernel's): trace_pipe wakes
+        // its reader at once; 50 ms bounds a loaded machine's scheduling.
+        let delivery_us = (received - established.t_ns) / 1000;
+        eprintln!("trace delivery: {delivery_us} us after the kernel's stamp");
+        assert!(delivery_us < 50_000, "delivered {delivery_us} us late");
         // The kernel's stamp lies between our readings around connect(): same clock.
         assert!(
             (before..=after).contains(&established.t_ns),

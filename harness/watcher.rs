@@ -11,13 +11,13 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::clock;
-use crate::observer::{Observation, SocketSettings, TcpState, TraceRecord, Tracker};
+use crate::observer::{self, Observation, SocketSettings, TcpState, TraceRecord, Tracker};
 use crate::sockdiag::{self, Diag};
 
-/// Time between two dumps: the delay of what only a dump sees (without tracing).
+/// Time between two dumps: the delay of what only a dump sees (without tracing). With
+/// tracing the dumps run as often, so the dump-only view measured alongside is the one a
+/// rootless run gets.
 pub const POLL: Duration = Duration::from_millis(2);
-/// With tracing, dumps only find owners and listeners: they can be rarer.
-pub const POLL_TRACING: Duration = Duration::from_millis(10);
 /// How often the program's process list is refreshed when nothing asks for it.
 const PIDS_REFRESH: Duration = Duration::from_millis(500);
 
@@ -31,6 +31,8 @@ pub enum Report {
         /// The holder's PID in the lab's PID namespace.
         pid: i32,
     },
+    /// As root: what a dump-only observer saw, to measure how late it would have been.
+    Shadow(Observation),
     /// Something listens on the watched port.
     Listening { addr: String, t_ns: u64 },
     /// The watcher stopped on an error.
@@ -130,6 +132,9 @@ fn watch(
     let mut diag = Diag::open()?;
     let tracing = traces.is_some();
     let mut tracker = Tracker::new(spec.local_ip, tracing);
+    // With the trace, a dump-only tracker runs alongside on the same dumps: its stamps
+    // measure the rootless mechanism against the kernel's.
+    let mut shadow = tracing.then(|| Tracker::new(spec.local_ip, false));
     let mut owners = Owners {
         pgid: 0,
         pids: Vec::new(),
@@ -137,7 +142,7 @@ fn watch(
         map: BTreeMap::new(),
     };
     let mut listening_for = 0;
-    let poll = if tracing { POLL_TRACING } else { POLL };
+    let poll = POLL;
     let emit = |obs: Vec<Observation>, owners: &Owners| {
         for obs in obs {
             let (options, pid) = match &obs {
@@ -172,6 +177,7 @@ fn watch(
             }
             None => std::thread::sleep(poll),
         }
+        let timeouts_before = aborts_on_timeout();
         let sockets = diag.dump()?;
         let t_ns = clock::now_ns();
         if let Some(port) = spec.listen_port {
@@ -202,11 +208,28 @@ fn watch(
             owners.refresh(pgid, unknown);
             tracker.set_pids(owners.pids.clone());
         }
+        if let (Some(before), Some(after)) = (timeouts_before, aborts_on_timeout()) {
+            tracker.set_aborts_on_timeout(before, after);
+            if let Some(s) = shadow.as_mut() {
+                s.set_aborts_on_timeout(before, after);
+            }
+        }
         let map = &owners.map;
+        if let Some(s) = shadow.as_mut() {
+            for obs in s.dump(t_ns, &sockets, |inode| map.get(&inode).map(|o| o.0)) {
+                report(Report::Shadow(obs));
+            }
+        }
         let obs = tracker.dump(t_ns, &sockets, |inode| map.get(&inode).map(|o| o.0));
         emit(obs, &owners);
     }
     Ok(())
+}
+
+/// The TcpExt TCPAbortOnTimeout counter of the calling thread's network namespace.
+fn aborts_on_timeout() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/netstat").ok()?;
+    observer::netstat_value(&text, "TcpExt", "TCPAbortOnTimeout")
 }
 
 /// The host's PID of a process we started, whose PID in our namespace is `inner`.

@@ -70,6 +70,11 @@ fn socat_keepalive_abort_is_seen_in_the_kernel_and_in_the_program() {
         assert_eq!(k["via"], expected_via(), "{side}: {k}");
         if expected_via() == "trace" {
             assert_eq!(k["reason"], "keepalive", "{side}: {k}");
+            // The rootless mechanism, measured against the kernel's stamp in the same run:
+            // one dump interval (2 ms) late, 50 ms on a loaded machine. The kernel unhashes
+            // the socket a few microseconds before it reports the error: hence -1 ms.
+            let lag = k["dump_lag_ms"].as_f64().unwrap_or_else(|| panic!("{side}: {k}"));
+            assert!((-1.0..50.0).contains(&lag), "{side}: a dump saw it {lag} ms late");
         }
         let after = k["t_ms"].as_f64().unwrap() - fault;
         let window = 3000.0 - 50.0..=4000.0 + 4.0 * SLACK_PER_TIMER_MS;
@@ -216,4 +221,60 @@ fn mosquitto_reads_eof_when_the_broker_dies_and_comes_back_after_its_restart() {
         (0.0..=2000.0).contains(&back_after),
         "back {back_after} ms after the restart"
     );
+}
+
+/// Without root there is no trace: the observer sees the abort in sock_diag dumps, names its
+/// cause from the namespace's TCPAbortOnTimeout counter, and still reads socat's options. As
+/// root the test drops to nobody, so the run goes through a user namespace.
+#[test]
+fn without_root_dumps_see_the_abort_and_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "socat-keepalive-drop";
+    let output = if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
+        let exe = dir.path().join("flatline");
+        std::fs::copy(env!("CARGO_BIN_EXE_flatline"), &exe).unwrap();
+        std::fs::set_permissions(&exe, PermissionsExt::from_mode(0o755)).unwrap();
+        let file = dir.path().join(format!("{name}.toml"));
+        std::fs::copy(scenario(&format!("blackbox/{name}.toml")), &file).unwrap();
+        std::fs::set_permissions(&file, PermissionsExt::from_mode(0o644)).unwrap();
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe)
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(dir.path())
+            .output()
+            .expect("setpriv (util-linux) runs")
+    } else {
+        run(&scenario(&format!("blackbox/{name}.toml")), dir.path()).0
+    };
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let t: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(format!("{name}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(t["environment"]["privileges"], "user-namespace");
+    let fault = fault_at(&t);
+    for side in ["client", "server"] {
+        let up = events(&t, "observer", "observer-up");
+        assert!(up.iter().all(|o| o["via"] == "dump"), "{up:?}");
+        let k = &events(&t, side, "kernel-gave-up")[0];
+        assert_eq!(
+            (&k["via"], &k["error"], &k["reason"]),
+            (&"dump".into(), &"ETIMEDOUT".into(), &"keepalive".into()),
+            "{side}: {k}"
+        );
+        // The same physics window as with the trace (1/1/3), plus one dump interval.
+        let after = k["t_ms"].as_f64().unwrap() - fault;
+        let window = 3000.0 - 50.0..=4000.0 + 4.0 * SLACK_PER_TIMER_MS + 10.0;
+        assert!(
+            window.contains(&after),
+            "{side}: seen {after} ms after the drop"
+        );
+        let options = &events(&t, side, "connection-observed")[0]["options"];
+        assert_eq!(options["count"], 3, "{side}: {options}");
+    }
 }
