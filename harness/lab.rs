@@ -96,6 +96,9 @@ impl LabError {
     }
 }
 
+/// net.ipv4.tcp_retries2 of a new network namespace (the kernel's default).
+pub const DEFAULT_TCP_RETRIES2: u8 = 15;
+
 /// Settings of the lab's namespaces.
 #[derive(
     Clone,

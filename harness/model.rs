@@ -757,7 +757,10 @@ pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
         role,
         traffic_interval_ms: scenario.traffic.interval_ms,
         record_bytes: u64::from(scenario.traffic.record_bytes),
-        tcp_retries2: scenario.lab.tcp_retries2.unwrap_or(15),
+        tcp_retries2: scenario
+            .lab
+            .tcp_retries2
+            .unwrap_or(crate::lab::DEFAULT_TCP_RETRIES2),
     }
 }
 

@@ -28,10 +28,10 @@ pub struct Flags {
     #[arg(long, default_value = "idle", value_parser = Role::parse)]
     pub role: Role,
     /// Without a scenario: ms between records for a writer or reader.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = crate::scenario::Traffic::default().interval_ms)]
     pub traffic_interval_ms: u64,
     /// Without a scenario: net.ipv4.tcp_retries2 (1 to 255).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = crate::lab::DEFAULT_TCP_RETRIES2.into())]
     pub tcp_retries2: u64,
     /// Without a scenario: the fault, by its scenario name, as the other side's failure:
     /// cable-pull, firewall-drop, reject[:tcp-reset|icmp-host-unreachable|icmp-port-unreachable],
