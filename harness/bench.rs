@@ -284,3 +284,180 @@ mod tests {
         assert_eq!(median(&[f64::NAN, 5.0]), 5.0);
     }
 }
+
+/// One side of one random cell: measured against the model.
+#[derive(Clone, Debug, Serialize)]
+pub struct FidelitySide {
+    pub measured_ms: Option<f64>,
+    pub error: Option<String>,
+    pub predicted: String,
+    pub predicted_error: Option<String>,
+    /// Another error the model allows (two mechanisms racing inside the window).
+    pub predicted_alt_error: Option<String>,
+    pub inside: bool,
+}
+
+/// One random cell of `flatline bench --fidelity`.
+#[derive(Clone, Debug, Serialize)]
+pub struct FidelityCell {
+    pub seed: u64,
+    pub cell: String,
+    pub client: FidelitySide,
+    pub server: FidelitySide,
+    pub record: String,
+}
+
+/// What `flatline bench --fidelity N` found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Fidelity {
+    /// The first seed; the cells are seeds `seed`, `seed + 1`, ...
+    pub seed: u64,
+    pub cells: Vec<FidelityCell>,
+    /// Sides (two per cell) whose outcome landed inside the predicted window, with an error
+    /// the model allows (or "never" where the model says never within the run).
+    pub inside: usize,
+    pub sides: usize,
+    pub wall_ms: f64,
+}
+
+/// Whether a measured outcome agrees with a prediction, for a run that watched `watched_ms`
+/// after the fault.
+pub fn as_predicted(
+    p: &crate::model::Prediction,
+    measured: Option<(f64, &str)>,
+    watched_ms: f64,
+) -> bool {
+    match (measured, p.window_ms) {
+        (None, None) => true,
+        (None, Some((lo, _))) => lo > watched_ms,
+        (Some(_), None) => false,
+        (Some((ms, error)), Some((lo, hi))) => {
+            (lo..=hi).contains(&ms)
+                && [p.error.as_deref(), p.alt_error.as_deref()].contains(&Some(error))
+        }
+    }
+}
+
+/// Runs `n` random cells (seeds `seed`..`seed + n`), `jobs` at a time, each in its own lab, and
+/// checks each side against the model. Records go to `out/fidelity/`.
+pub async fn fidelity(
+    seed: u64,
+    n: usize,
+    jobs: usize,
+    opts: &RunOptions,
+    out: &Path,
+) -> Result<Fidelity, RunError> {
+    use futures::stream::StreamExt;
+    let start = Instant::now();
+    let dir = out.join("fidelity");
+    std::fs::create_dir_all(&dir).map_err(|source| RunError::Output {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let runs = (0..n as u64).map(|i| {
+        let dir = &dir;
+        async move {
+            let cell = crate::fidelity::Cell::random(seed.wrapping_add(i));
+            let label = format!("flatline bench --fidelity, seed {}", cell.seed);
+            let scenario = crate::scenario::parse(Path::new(&label), &cell.to_toml())
+                .map_err(|e| RunError::Setup(e.to_string()))?;
+            let plan = crate::plan::plan(&scenario);
+            let record = crate::runner::run(&plan, opts).await?;
+            let path = dir.join(format!("{}.json", scenario.name));
+            crate::output::write_json(&path, &record).map_err(|e| RunError::Output {
+                path: path.display().to_string(),
+                source: e.source,
+            })?;
+            if let crate::record::RunStatus::Interrupted { .. } = record.status {
+                let sig = opts.stop.received().unwrap_or(nix::sys::signal::SIGINT);
+                return Err(RunError::Interrupted(sig));
+            }
+            let injected = record
+                .summary
+                .faults
+                .first()
+                .and_then(|f| f.injected_at_ms)
+                .unwrap_or(0.0);
+            let last = record.events.iter().map(|e| e.t_ms).fold(0.0, f64::max);
+            let side = |side: Side| {
+                let p = crate::model::predict(&scenario, 0, side);
+                let s = match side {
+                    Side::Client => &record.summary.client,
+                    Side::Server => &record.summary.server,
+                };
+                let measured = s
+                    .detection_ms
+                    .map(|ms| (ms, s.error.as_deref().unwrap_or("unknown")));
+                FidelitySide {
+                    measured_ms: s.detection_ms,
+                    error: s.error.clone(),
+                    inside: as_predicted(&p, measured, last - injected),
+                    predicted: p.window_text(),
+                    predicted_error: p.error,
+                    predicted_alt_error: p.alt_error,
+                }
+            };
+            Ok::<_, RunError>(FidelityCell {
+                seed: cell.seed,
+                cell: cell.describe(),
+                client: side(Side::Client),
+                server: side(Side::Server),
+                record: path.display().to_string(),
+            })
+        }
+    });
+    let cells: Vec<FidelityCell> = futures::stream::iter(runs)
+        .buffered(jobs.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let inside = cells
+        .iter()
+        .flat_map(|c| [&c.client, &c.server])
+        .filter(|s| s.inside)
+        .count();
+    Ok(Fidelity {
+        seed,
+        sides: cells.len() * 2,
+        inside,
+        cells,
+        wall_ms: start.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// The fidelity report for people: every cell, outliers marked, and the count.
+pub fn render_fidelity(f: &Fidelity) -> String {
+    let mut s = String::new();
+    let show = |side: &FidelitySide| {
+        let measured = match (side.measured_ms, &side.error) {
+            (Some(ms), Some(e)) => format!("{:.2} s {e}", ms / 1000.0),
+            _ => "never".into(),
+        };
+        let mut predicted = format!(
+            "{} {}",
+            side.predicted,
+            side.predicted_error.as_deref().unwrap_or("")
+        );
+        if let Some(alt) = &side.predicted_alt_error {
+            predicted += &format!(" or {alt}");
+        }
+        let mark = if side.inside { "" } else { "  << OUTSIDE" };
+        format!("{measured} (predicted {}){mark}", predicted.trim_end())
+    };
+    for c in &f.cells {
+        let _ = writeln!(s, "seed {}: {}", c.seed, c.cell);
+        let _ = writeln!(s, "  client {}", show(&c.client));
+        let _ = writeln!(s, "  server {}", show(&c.server));
+    }
+    let _ = writeln!(
+        s,
+        "{} of {} sides inside the predicted window ({} cells from seed {}, {:.0} s)",
+        f.inside,
+        f.sides,
+        f.cells.len(),
+        f.seed,
+        f.wall_ms / 1000.0
+    );
+    s
+}

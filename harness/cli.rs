@@ -72,6 +72,16 @@ pub enum Command {
         /// The comparison file the matrix figures run.
         #[arg(long, default_value = "scenarios/compare/bench-matrix.toml")]
         matrix: PathBuf,
+        /// Instead: run N random cells (settings x traffic x fault within the kernel's limits)
+        /// and count how many land inside the model's window; exit 1 if one does not.
+        #[arg(long, value_name = "N")]
+        fidelity: Option<usize>,
+        /// With --fidelity: the first cell's seed (default: from the clock, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// With --fidelity: cells run at once, each in its own lab.
+        #[arg(long, default_value_t = 10)]
+        jobs: usize,
     },
     /// Judge saved records again and print their summaries, as `flatline run` printed them
     /// (no lab, no root).
@@ -135,7 +145,16 @@ pub fn execute(command: Command) -> Outcome {
             print!("{}", crate::schema::text(of));
             Ok(0)
         }
-        Command::Bench { runs, out, matrix } => bench(runs.max(1), &out, &matrix),
+        Command::Bench {
+            fidelity: Some(n),
+            seed,
+            jobs,
+            out,
+            ..
+        } => bench_fidelity(n, seed, jobs, &out),
+        Command::Bench {
+            runs, out, matrix, ..
+        } => bench(runs.max(1), &out, &matrix),
         Command::Compare {
             file,
             out,
@@ -239,6 +258,31 @@ fn bench(runs: usize, out: &Path, matrix: &Path) -> Outcome {
     print!("{}", crate::bench::render(&report));
     eprintln!("figures: {}", path.display());
     Ok(0)
+}
+
+fn bench_fidelity(n: usize, seed: Option<u64>, jobs: usize, out: &Path) -> Outcome {
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    eprintln!("fidelity: {n} random cells from seed {seed} (again: --seed {seed})");
+    let (rt, opts) = enter_lab(out)?;
+    let f = rt
+        .block_on(crate::bench::fidelity(seed, n, jobs, &opts, out))
+        .map_err(|e| match e {
+            RunError::Interrupted(sig) => Failure::interrupted(sig, error_chain(&e)),
+            e => Failure::error(error_chain(&e)),
+        })?;
+    let path = out.join("fidelity.json");
+    output::write_json(&path, &f).map_err(|e| Failure::error(error_chain(&e)))?;
+    print!("{}", crate::bench::render_fidelity(&f));
+    eprintln!(
+        "records: {}, summary: {}",
+        out.join("fidelity").display(),
+        path.display()
+    );
+    Ok(if f.inside == f.sides { 0 } else { 1 })
 }
 
 /// Renders comparison results in one format.

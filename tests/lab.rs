@@ -724,3 +724,36 @@ fn a_frozen_peer_is_caught_by_a_writers_user_timeout() {
     assert_detects(&t, "client", 3_200.0..=4_500.0, "ETIMEDOUT");
     assert_eq!(first_loss(&t, "client")["mechanism"], "user-timeout");
 }
+
+#[test]
+fn random_cells_land_inside_the_model_window() {
+    // A handful of random cells (settings x traffic x fault within the kernel's limits) per
+    // run, each side judged against the model's window and error ("as predicted"). The seed is
+    // printed; FLATLINE_FIDELITY_SEED replays a failure.
+    let seed = std::env::var("FLATLINE_FIDELITY_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        });
+    println!("fidelity seed {seed} (replay: FLATLINE_FIDELITY_SEED={seed})");
+    let dir = tempfile::tempdir().unwrap();
+    let output = flatline()
+        .args(["bench", "--fidelity", "3", "--jobs", "3", "--seed"])
+        .arg(seed.to_string())
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "seed {seed}: {}",
+        describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("6 of 6 sides inside"), "{stdout}");
+}
