@@ -506,6 +506,37 @@ impl SideView {
     }
 }
 
+/// The scenario with each program side's keepalive and TCP_USER_TIMEOUT as its socket
+/// carried them (when they could be read), and `detects = "predicted"` windows taken from the
+/// model again with those: the model predicts what the program really does, whatever the
+/// scenario declared.
+pub fn with_observed(
+    scenario: &crate::scenario::Scenario,
+    seen: &[(Side, SocketSettings)],
+) -> crate::scenario::Scenario {
+    if seen.is_empty() {
+        return scenario.clone();
+    }
+    let mut out = scenario.clone();
+    for (side, o) in seen {
+        let settings = match side {
+            Side::Client => &mut out.client,
+            Side::Server => &mut out.server,
+        };
+        settings.keepalive = if o.keepalive {
+            crate::keepalive::Keepalive::On {
+                idle_s: o.idle_s,
+                interval_s: o.interval_s,
+                count: o.count,
+            }
+        } else {
+            crate::keepalive::Keepalive::Off
+        };
+        settings.user_timeout_ms = o.user_timeout_ms;
+    }
+    crate::plan::resolve(&out)
+}
+
 /// Findings about user programs in a record's events, one sentence each: the bugs the
 /// black box exists to show.
 pub fn findings(events: &[Event], sides: &[Side]) -> Vec<String> {
@@ -660,6 +691,35 @@ mod tests {
         assert!(e.contains("server.sysctl") && e.contains("net.ipv4"), "{e}");
         let e = parse("[client]\nport = 7000\n").unwrap_err();
         assert!(e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn predictions_follow_what_the_socket_carries() {
+        let text = "name = \"t\"\nend = \"5s\"\n[client]\ncommand = [\"c\"]\n\
+                    keepalive = \"off\"\n[[fault]]\nkind = \"firewall-drop\"\nat = \"1s\"\n\
+                    [[expect]]\nside = \"client\"\ndetects = \"predicted\"\n";
+        let s = crate::scenario::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let s = crate::plan::resolve(&s);
+        let window = |s: &crate::scenario::Scenario| match &s.expectations[0].check {
+            crate::scenario::Check::Detects { window, .. } => window.to_string(),
+            other => panic!("{other:?}"),
+        };
+        // Declared off: keepalive never detects an idle drop.
+        assert_eq!(window(&s), "never");
+        let seen = SocketSettings {
+            keepalive: true,
+            idle_s: 1,
+            interval_s: 1,
+            count: 3,
+            user_timeout_ms: 0,
+        };
+        let observed = with_observed(&s, &[(Side::Client, seen)]);
+        assert_ne!(window(&observed), "never");
+        assert!(matches!(
+            observed.client.keepalive,
+            crate::keepalive::Keepalive::On { count: 3, .. }
+        ));
+        assert_eq!(with_observed(&s, &[]), s);
     }
 
     #[test]

@@ -874,6 +874,12 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     for pid in run.pids.values() {
         let _ = kill(*pid, Signal::SIGKILL);
     }
+    // What the programs' sockets really carry: the model predicts from that.
+    let observed: Vec<(Side, crate::observer::SocketSettings)> = run
+        .programs
+        .iter()
+        .filter_map(|(&side, p)| p.view.options.map(|o| (side, o)))
+        .collect();
     let Run {
         lab,
         mut events,
@@ -920,7 +926,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
 
     Ok(verdict::judge_run(
-        scenario.clone(),
+        program::with_observed(scenario, &observed),
         environment(opts.privileges, run_date),
         status,
         events,

@@ -73,8 +73,13 @@ fn socat_keepalive_abort_is_seen_in_the_kernel_and_in_the_program() {
             // The rootless mechanism, measured against the kernel's stamp in the same run:
             // one dump interval (2 ms) late, 50 ms on a loaded machine. The kernel unhashes
             // the socket a few microseconds before it reports the error: hence -1 ms.
-            let lag = k["dump_lag_ms"].as_f64().unwrap_or_else(|| panic!("{side}: {k}"));
-            assert!((-1.0..50.0).contains(&lag), "{side}: a dump saw it {lag} ms late");
+            let lag = k["dump_lag_ms"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{side}: {k}"));
+            assert!(
+                (-1.0..50.0).contains(&lag),
+                "{side}: a dump saw it {lag} ms late"
+            );
         }
         let after = k["t_ms"].as_f64().unwrap() - fault;
         let window = 3000.0 - 50.0..=4000.0 + 4.0 * SLACK_PER_TIMER_MS;
