@@ -283,3 +283,29 @@ fn without_root_dumps_see_the_abort_and_its_cause() {
         assert_eq!(options["count"], 3, "{side}: {options}");
     }
 }
+
+#[test]
+fn a_program_that_never_reads_holds_a_connection_its_kernel_gave_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, record) = run(&scenario("blackbox/never-closes.toml"), dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let t = record.expect("a record was written");
+    let fault = fault_at(&t);
+    // Keepalive 1/1/3 on the program's socket: the kernel aborts N*V..I+N*V after the drop.
+    let k = &events(&t, "client", "kernel-gave-up")[0];
+    assert_eq!(k["error"], "ETIMEDOUT", "{k}");
+    let after = k["t_ms"].as_f64().unwrap() - fault;
+    let window = 3000.0 - 50.0..=4000.0 + 4.0 * SLACK_PER_TIMER_MS;
+    assert!(
+        window.contains(&after),
+        "kernel gave up {after} ms after the drop"
+    );
+    // The program holds on: no close, no loss noticed, and the finding says so.
+    assert!(events(&t, "client", "program-closed").is_empty());
+    assert!(events(&t, "client", "peer-lost").is_empty());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("the client program never closed the dead connection"),
+        "{stdout}"
+    );
+}
