@@ -492,7 +492,10 @@ fn assert_nothing_survives(
 ) -> std::process::ExitStatus {
     let tag = format!("{}-{:?}", std::process::id(), Instant::now());
     let dir = tempfile::tempdir().unwrap();
-    let mut child = flatline()
+    let mut cmd = flatline();
+    // Ctrl-C must reach it even when the tests were started with SIGINT ignored.
+    crate::trust::with_signals(&mut cmd, &[]);
+    let mut child = cmd
         .arg("run")
         .arg(scenario("seed-cable-pull.toml"))
         .arg("--out")

@@ -45,7 +45,7 @@ impl Rng {
 /// Starts `cmd` with SIGINT, SIGTERM and SIGHUP at their defaults, whatever this process
 /// inherited (a test run from a script's `cmd &` has SIGINT ignored, and flatline rightly keeps
 /// an inherited ignore), or with `ignored` ignored, as nohup does.
-fn with_signals(cmd: &mut std::process::Command, ignored: &'static [libc::c_int]) {
+pub fn with_signals(cmd: &mut std::process::Command, ignored: &'static [libc::c_int]) {
     use std::os::unix::process::CommandExt;
     // SAFETY: signal(2) is async-signal-safe.
     unsafe {
@@ -529,6 +529,14 @@ impl Shared {
     }
 }
 
+/// Whether a command line is the reference peer of `side` (`flatline peer ... --plan
+/// {"side":"server",...}`).
+fn is_peer(cmdline: &str, side: &str) -> bool {
+    cmdline.contains(" peer ")
+        && (cmdline.contains(&format!("\"side\":\"{side}\""))
+            || cmdline.contains(&format!(" peer {side}")))
+}
+
 fn kill_one(n: usize, plan: KillPlan, shared: &Shared) -> KillOutcome {
     let tag = format!("kill-{}-{n}", std::process::id());
     let out = shared.out(n);
@@ -562,8 +570,8 @@ fn kill_one(n: usize, plan: KillPlan, shared: &Shared) -> KillOutcome {
             .find(|p| match t {
                 Target::Watcher => p.pid == watcher,
                 Target::Runner => p.ppid == watcher,
-                Target::Server => p.cmdline.contains(" peer server"),
-                Target::Client => p.cmdline.contains(" peer client"),
+                Target::Server => is_peer(&p.cmdline, "server"),
+                Target::Client => is_peer(&p.cmdline, "client"),
             })
             .map(|p| p.pid)
     };
@@ -759,6 +767,16 @@ fn kill_campaign_leaves_nothing_behind() {
     );
     for (what, n) in &by {
         eprintln!("  {n:4}  {what}");
+    }
+    // The campaign reached the peers (a third of runs plan one, most after they are up): if
+    // none was found, finding them broke, and the campaign would test less than it says.
+    if outcomes.len() >= 24 {
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| matches!(o.hit, Target::Server | Target::Client)),
+            "no peer was ever found to signal"
+        );
     }
     assert!(
         failed.is_empty(),
