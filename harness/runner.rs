@@ -728,11 +728,25 @@ impl Run<'_> {
             let at_ms = if *m == Mechanism::Restart(Side::Server) {
                 // Not when the spawn returns: under load the new server may listen (and the
                 // client reconnect) before the runner runs again.
-                self.wait_for(rx, Side::Server, "listen again", |e| {
-                    e.source == Source::Server && matches!(e.kind, Kind::Listening { .. })
-                })
-                .await
-                .map_err(failed)?
+                let listening = self
+                    .wait_for(rx, Side::Server, "listen again", |e| {
+                        e.source == Source::Server && matches!(e.kind, Kind::Listening { .. })
+                    })
+                    .await
+                    .map_err(failed)?;
+                // A program's listen is seen by a sock_diag poll, up to a poll late: a
+                // connection made since the restart proves it listened by then.
+                while let Ok(msg) = rx.try_recv() {
+                    self.absorb(msg);
+                }
+                self.events
+                    .iter()
+                    .filter(|e| {
+                        e.t_ms >= before_ms
+                            && matches!(e.kind, Kind::Connected(_) | Kind::Reconnected(_))
+                    })
+                    .map(|e| e.t_ms)
+                    .fold(listening, f64::min)
             } else if m.acts_during_call() {
                 before_ms
             } else {
