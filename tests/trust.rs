@@ -456,11 +456,29 @@ fn netns_held_by(pids: &[i32]) -> Vec<String> {
     refs
 }
 
-/// Every network namespace referenced on the machine (processes, descriptors, mounts).
-fn all_netns() -> std::collections::BTreeSet<String> {
-    let pids: Vec<i32> = std::fs::read_dir("/proc")
+fn all_pids() -> std::collections::BTreeSet<i32> {
+    std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The network namespaces among `sampled` still referenced: by a process that already existed
+/// when they were sampled (`old_pids`) and is not another flatline run, or by a mount. A
+/// namespace's inode number is reused as soon as it is freed, so a process started since, or
+/// another run (which holds only namespaces it made), holding the same number holds a new
+/// namespace, not ours. (The run's own processes are checked by their tag.)
+fn netns_still_held(sampled: &[String], old_pids: &std::collections::BTreeSet<i32>) -> Vec<String> {
+    let other_run = |pid: &i32| {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .and_then(|p| Some(p.file_name()?.to_string_lossy().starts_with("flatline")))
+            .unwrap_or(false)
+    };
+    let pids: Vec<i32> = all_pids()
+        .intersection(old_pids)
+        .copied()
+        .filter(|p| !other_run(p))
         .collect();
     let mut refs: std::collections::BTreeSet<String> = netns_held_by(&pids).into_iter().collect();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -470,7 +488,11 @@ fn all_netns() -> std::collections::BTreeSet<String> {
             .filter(|w| w.starts_with("net:["))
             .map(str::to_owned),
     );
-    refs
+    sampled
+        .iter()
+        .filter(|n| refs.contains(*n))
+        .cloned()
+        .collect()
 }
 
 /// The host namespace's links, addresses, routes, named namespaces and nftables rules.
@@ -582,6 +604,7 @@ fn kill_one(n: usize, plan: KillPlan, shared: &Shared) -> KillOutcome {
     };
     let pids: Vec<i32> = procs.iter().map(|p| p.pid).collect();
     let netns = netns_held_by(&pids);
+    let old_pids = all_pids();
     let signalled = Instant::now();
     let _ = kill(Pid::from_raw(pid), plan.signal);
     let mut problems = Vec::new();
@@ -596,13 +619,14 @@ fn kill_one(n: usize, plan: KillPlan, shared: &Shared) -> KillOutcome {
     let deadline = Instant::now() + Duration::from_secs(10);
     let cleanup = loop {
         let left: Vec<i32> = tagged(&tag).iter().map(|p| p.pid).collect();
-        let refs = all_netns();
-        let ns_left: Vec<&String> = netns.iter().filter(|n| refs.contains(*n)).collect();
         // The host's own namespace is the test's too: it is checked for changes elsewhere.
         let host = std::fs::read_link("/proc/self/ns/net")
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let ns_left: Vec<&String> = ns_left.into_iter().filter(|n| **n != host).collect();
+        let ns_left: Vec<String> = netns_still_held(&netns, &old_pids)
+            .into_iter()
+            .filter(|n| *n != host)
+            .collect();
         if left.is_empty() && ns_left.is_empty() {
             break signalled.elapsed();
         }
