@@ -109,6 +109,11 @@ pub enum TraceKind {
     },
     /// The last reference went: the program closed an aborted socket, or a closed one ended.
     Destroy,
+    /// A receive call of the task returned this error (`sock:sock_recv_length`, which names no
+    /// connection: the record's tuple is unspecified).
+    RecvError {
+        errno: i32,
+    },
 }
 
 /// One line of a tracefs instance's `trace_pipe`.
@@ -122,6 +127,13 @@ pub struct TraceRecord {
     pub tuple: Tuple,
     pub kind: TraceKind,
 }
+
+/// Tracepoints enabled with an in-kernel filter: only a program's failing receives, not every
+/// read on the machine (nor EAGAIN of non-blocking ones).
+pub const FILTERED_TRACEPOINTS: &[(&str, &str)] = &[(
+    "sock/sock_recv_length",
+    "family == 2 && protocol == 6 && (ret == -110 || ret == -104 || ret == -32 || ret == -113 || ret == -101 || ret == -103)",
+)];
 
 /// The tracepoints the observer enables.
 pub const TRACEPOINTS: &[&str] = &[
@@ -176,6 +188,28 @@ pub fn parse_trace_line(line: &str) -> Option<TraceRecord> {
     let t_ns = stamp(t)?;
     let (event, fields) = rest.split_once(": ")?;
     let (tuple, kind) = match event {
+        "sock_recv_length" => {
+            // `sk address = ..., family = AF_INET protocol = IPPROTO_TCP, length = 0, error = -110, ...`
+            if !fields.contains("family = AF_INET protocol = IPPROTO_TCP,") {
+                return None;
+            }
+            let error: i32 = fields
+                .split(", ")
+                .find_map(|kv| kv.strip_prefix("error = "))?
+                .parse()
+                .ok()?;
+            if error >= 0 {
+                return None;
+            }
+            let none = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+            (
+                Tuple {
+                    local: none,
+                    remote: none,
+                },
+                TraceKind::RecvError { errno: -error },
+            )
+        }
         "tcp_send_reset" => {
             let src: SocketAddrV4 = field(fields, "src")?.parse().ok()?;
             let dest: SocketAddrV4 = field(fields, "dest")?.parse().ok()?;
@@ -337,6 +371,13 @@ pub enum Observation {
     },
     /// The program let go of the socket (close, or its exit).
     ProgramClosed { conn: u32, t_ns: u64, via: Via },
+    /// A receive call of the program returned an error (which connection the record does not
+    /// say: the runner attributes it).
+    ProgramSawError {
+        t_ns: u64,
+        host_pid: i32,
+        error: String,
+    },
 }
 
 impl Observation {
@@ -346,7 +387,8 @@ impl Observation {
             | Observation::Established { t_ns, .. }
             | Observation::PeerClosed { t_ns, .. }
             | Observation::KernelGaveUp { t_ns, .. }
-            | Observation::ProgramClosed { t_ns, .. } => *t_ns,
+            | Observation::ProgramClosed { t_ns, .. }
+            | Observation::ProgramSawError { t_ns, .. } => *t_ns,
         }
     }
 }
@@ -597,6 +639,16 @@ impl Tracker {
 
     /// One trace record (any namespace's: only the program's tuples count).
     pub fn trace(&mut self, r: TraceRecord) -> Vec<Observation> {
+        if let TraceKind::RecvError { errno } = r.kind {
+            if self.pids.contains(&r.host_pid) {
+                return vec![Observation::ProgramSawError {
+                    t_ns: r.t_ns,
+                    host_pid: r.host_pid,
+                    error: errno_name(errno),
+                }];
+            }
+            return Vec::new();
+        }
         if self.local_ip.is_some_and(|ip| *r.tuple.local.ip() != ip) {
             return Vec::new();
         }
@@ -662,6 +714,7 @@ impl Tracker {
                 }
                 _ => {}
             },
+            TraceKind::RecvError { .. } => {}
             TraceKind::Destroy => {
                 if !c.closed {
                     c.closed = true;
@@ -733,6 +786,26 @@ mod tests {
                 to: TcpState::Established
             }
         );
+    }
+
+    #[test]
+    fn a_failing_receive_is_the_programs_if_its_pid_is() {
+        let line = "           socat-8237    [000] .....   337.181000: sock_recv_length: sk address = 00000000d36a3636, family = AF_INET protocol = IPPROTO_TCP, length = 0, error = -110, flags = 0x0";
+        let r = parse_trace_line(line).unwrap();
+        assert_eq!(r.kind, TraceKind::RecvError { errno: 110 });
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), true);
+        assert!(t.trace(r.clone()).is_empty());
+        t.set_pids(vec![8237]);
+        assert_eq!(
+            t.trace(r),
+            vec![Observation::ProgramSawError {
+                t_ns: 337_181_000_000,
+                host_pid: 8237,
+                error: "ETIMEDOUT".into()
+            }]
+        );
+        let v6 = line.replace("AF_INET ", "AF_INET6 ");
+        assert_eq!(parse_trace_line(&v6), None);
     }
 
     #[test]

@@ -279,6 +279,8 @@ struct ConnView {
     fin: bool,
     /// A `peer-lost` was recorded for it.
     noticed: bool,
+    /// A receive of the program's returned the kernel's error for it.
+    saw: bool,
     closed: bool,
 }
 
@@ -390,6 +392,7 @@ impl SideView {
                         kernel: None,
                         fin: false,
                         noticed: false,
+                        saw: false,
                         closed: false,
                     },
                 );
@@ -426,6 +429,19 @@ impl SideView {
                             dump_lag_ms: None,
                         },
                     ));
+                }
+            }
+            Observation::ProgramSawError { t_ns, error, .. } => {
+                // The latest connection whose kernel gave up with this error, not yet seen.
+                let conn = self
+                    .conns
+                    .values_mut()
+                    .rev()
+                    .find(|c| !c.saw && c.kernel.as_ref().is_some_and(|(e, _)| *e == error));
+                if let Some(c) = conn {
+                    c.saw = true;
+                    let ends = c.ends.clone();
+                    out.push((t_ns, Kind::ProgramSawError { ends, error }));
                 }
             }
             Observation::ProgramClosed { conn, t_ns, via: v } => {

@@ -183,6 +183,14 @@ pub enum Kind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dump_lag_ms: Option<f64>,
     },
+    /// A receive call of a user program returned the error its kernel reported for this
+    /// connection (as root: `sock:sock_recv_length`, attributed to the program's latest
+    /// connection its kernel gave up).
+    ProgramSawError {
+        #[serde(flatten)]
+        ends: Ends,
+        error: String,
+    },
     /// A line a user program printed (the first ones, and every one that matched).
     ProgramOutput {
         stream: String,
@@ -237,6 +245,7 @@ impl Kind {
             Kind::KernelGaveUp { .. } => "kernel-gave-up",
             Kind::FinReceived { .. } => "fin-received",
             Kind::ProgramClosed { .. } => "program-closed",
+            Kind::ProgramSawError { .. } => "program-saw-error",
             Kind::ProgramOutput { .. } => "program-output",
         }
     }
@@ -250,7 +259,8 @@ impl Kind {
             Kind::ConnectionObserved(c) => Some(&c.ends),
             Kind::KernelGaveUp { ends, .. }
             | Kind::FinReceived { ends, .. }
-            | Kind::ProgramClosed { ends, .. } => Some(ends),
+            | Kind::ProgramClosed { ends, .. }
+            | Kind::ProgramSawError { ends, .. } => Some(ends),
             _ => None,
         }
     }
@@ -976,6 +986,7 @@ pub(crate) mod tests {
                 via,
                 dump_lag_ms
             }),
+            (ends(), text()).prop_map(|(ends, error)| Kind::ProgramSawError { ends, error }),
             (ends(), text(), lag()).prop_map(|(ends, via, dump_lag_ms)| Kind::ProgramClosed {
                 ends,
                 via,

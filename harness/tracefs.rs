@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::observer::{parse_trace_line, TraceRecord, TRACEPOINTS};
+use crate::observer::{parse_trace_line, TraceRecord, FILTERED_TRACEPOINTS, TRACEPOINTS};
 
 /// Where tracefs lives when mounted.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
@@ -131,6 +131,10 @@ fn setup(root: &Path, name: &str) -> Result<(PathBuf, fs::File), TraceError> {
         write("trace_clock", "mono")?;
         write("buffer_size_kb", "1024")?;
         for tp in TRACEPOINTS {
+            write(&format!("events/{tp}/enable"), "1")?;
+        }
+        for (tp, filter) in FILTERED_TRACEPOINTS {
+            write(&format!("events/{tp}/filter"), filter)?;
             write(&format!("events/{tp}/enable"), "1")?;
         }
         write("tracing_on", "1")?;

@@ -98,6 +98,13 @@ fn socat_keepalive_abort_is_seen_in_the_kernel_and_in_the_program() {
             (0.0..50.0).contains(&delay),
             "{side}: closed {delay} ms after the abort"
         );
+        if expected_via() == "trace" {
+            // Its read returned the kernel's error: after the abort, before the close.
+            let saw = &events(&t, side, "program-saw-error")[0];
+            assert_eq!(saw["error"], "ETIMEDOUT", "{side}");
+            let at = saw["t_ms"].as_f64().unwrap();
+            assert!(k["t_ms"].as_f64().unwrap() <= at && at <= c["t_ms"].as_f64().unwrap());
+        }
         let lost = events(&t, side, "peer-lost");
         assert_eq!(lost[0]["error"], "ETIMEDOUT", "{side}");
         assert_eq!(lost[0]["conn"], k["conn"], "{side}");
