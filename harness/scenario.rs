@@ -904,6 +904,13 @@ fn peers(
             "must be at least 1ms: a connect that may take no time never succeeds",
         ));
     }
+    if c.reconnect_interval == Some(Dur::from_millis(0)) {
+        return Err(src.error(
+            &FieldPath::root().key("client").key("reconnect_interval"),
+            "must be at least 1ms: without a pause the client retries in a busy loop, an event \
+             per attempt",
+        ));
+    }
     let mut client = PeerSettings::new(Side::Client, c.keepalive, c.user_timeout);
     (client.program, client.sysctl) = crate::program::RawProgram {
         command: c.command,
@@ -1441,6 +1448,11 @@ reconnects = "..2s"
         let e = err(&GOOD.replace("user_timeout = \"1500ms\"", "connect_timeout = \"0ms\""));
         assert!(
             e.starts_with("s.toml:10:1: client.connect_timeout: must be at least 1ms"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("user_timeout = \"1500ms\"", "reconnect_interval = \"0s\""));
+        assert!(
+            e.starts_with("s.toml:10:1: client.reconnect_interval: must be at least 1ms"),
             "{e}"
         );
     }
