@@ -1,5 +1,5 @@
 //! The prediction model: when (and with which error) each side should detect a fault, from the
-//! kernel's rules in physics.md. Pure code: no privileges, no clock.
+//! kernel's rules in docs/physics.md. Pure code: no privileges, no clock.
 //!
 //! Times are milliseconds after the fault took effect (fault-injected). Windows include timer
 //! slack: up to 12.5 % of each timer period (the timer wheel) plus a few ms.
@@ -14,7 +14,7 @@ use crate::scenario::{
 };
 
 /// Whose TCP stack the prediction is for. Only Linux is measured here; the others are
-/// predicted from their documentation (physics.md, "Other stacks").
+/// predicted from their documentation (docs/physics.md, "Other stacks").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Os {
@@ -879,7 +879,7 @@ mod tests {
 
     #[test]
     fn measured_times_fall_inside_the_predicted_windows() {
-        // physics.md: 1/1/3 idle drop measured 3.6-3.8 s after F; here 3.10 s.
+        // docs/physics.md: 1/1/3 idle drop measured 3.6-3.8 s after F; here 3.10 s.
         let p = predict_side(&idle(Some((1000, 1000, 3)), 0), FaultModel::Silence);
         assert!(inside(&p, 3100.0) && inside(&p, 3800.0), "{p:?}");
         assert_eq!(p.error.as_deref(), Some("ETIMEDOUT"));

@@ -1,12 +1,12 @@
 //! Black-box lab tests: real programs from Debian packages in the lab, watched from outside.
-//! Windows come from physics.md, independently of the scenarios' own expectations; the lower
+//! Windows come from docs/physics.md, independently of the scenarios' own expectations; the lower
 //! bound proves the fault took effect, the upper bound that the program noticed.
 
 use serde_json::Value;
 
 use crate::support::{describe, run, scenario};
 
-/// Timer slack: physics.md measured +24..32 ms per 1 s timer; allow 100 ms per timer.
+/// Timer slack: docs/physics.md measured +24..32 ms per 1 s timer; allow 100 ms per timer.
 const SLACK_PER_TIMER_MS: f64 = 100.0;
 
 fn events<'a>(t: &'a Value, source: &str, kind: &str) -> Vec<&'a Value> {
@@ -61,7 +61,7 @@ fn socat_keepalive_abort_is_seen_in_the_kernel_and_in_the_program() {
             (&Value::from(1), &Value::from(1), &Value::from(3)),
             "{side}"
         );
-        // Idle keepalive I/V/N = 1/1/3: abort N*V..I+N*V after the drop (physics.md formula 1).
+        // Idle keepalive I/V/N = 1/1/3: abort N*V..I+N*V after the drop (docs/physics.md, K1).
         let gave_up = events(&t, side, "kernel-gave-up");
         let k = gave_up
             .first()
@@ -207,7 +207,7 @@ fn mosquitto_reads_eof_when_the_broker_dies_and_comes_back_after_its_restart() {
     let t = run_passing("blackbox/mosquitto-broker-restart.toml");
     let (fault, heal) = (fault_at(&t), healed_at(&t));
     // The broker's kernel sends FIN as the process dies: the client's kernel has it at once,
-    // and the program closes (physics.md: ~1 ms; 100 ms allows for a loaded machine).
+    // and the program closes (docs/physics.md: ~1 ms; 100 ms allows for a loaded machine).
     let fin = &events(&t, "client", "fin-received")[0];
     let fin_after = fin["t_ms"].as_f64().unwrap() - fault;
     assert!(

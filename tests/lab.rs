@@ -1,5 +1,5 @@
 //! Lab tests: each shipped scenario runs for real, and the windows asserted here are derived
-//! from physics.md independently of the scenario's own expectations. The lower bound of each
+//! from docs/physics.md independently of the scenario's own expectations. The lower bound of each
 //! window proves the fault took effect (nothing else explains a loss that late), the upper
 //! bound proves detection happened.
 
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::{assert_valid_record, describe, flatline, run, scenario};
 
-/// Timer slack: physics.md measured +24..32 ms per 1 s timer; allow 100 ms per timer.
+/// Timer slack: docs/physics.md measured +24..32 ms per 1 s timer; allow 100 ms per timer.
 const SLACK_PER_TIMER_MS: f64 = 100.0;
 
 fn side<'a>(t: &'a Value, side: &str) -> &'a Value {
@@ -82,7 +82,7 @@ fn run_passing(name: &str) -> Value {
 }
 
 /// Idle keepalive I/V/N with only keepalives exchanged: D - F in [N*V, I + N*V] plus slack
-/// (physics.md formula 1), ETIMEDOUT.
+/// (docs/physics.md, K1), ETIMEDOUT.
 fn assert_keepalive_window(t: &Value, s: &str, idle: f64, interval: f64, count: f64) {
     let lower = count * interval * 1000.0 - 50.0;
     let upper = (idle + count * interval) * 1000.0 + (count + 1.0) * SLACK_PER_TIMER_MS;
@@ -119,7 +119,7 @@ fn seed_firewall_drop_is_caught_by_keepalive_on_both_sides() {
 #[test]
 fn seed_process_kill_gives_eof_at_once_and_the_client_comes_back() {
     let t = run_passing("seed-process-kill.toml");
-    // FIN from the dying process: ~1 ms (physics.md). Keepalive (idle 3 s) cannot be this fast.
+    // FIN from the dying process: ~1 ms (docs/physics.md). Keepalive (idle 3 s) cannot be this fast.
     assert_detects(&t, "client", 0.0..=500.0, "EOF");
     let back = side(&t, "client")["reconnect_ms"]
         .as_f64()
@@ -287,7 +287,7 @@ fn a_busy_writer_never_notices_a_drop_but_the_idle_reader_does() {
 fn user_timeout_makes_a_busy_writer_give_up() {
     let t = run_passing("busy-writer-user-timeout.toml");
     // t_rtx1 + UT: first retransmission one RTO (>= 200 ms) after the first lost write (<=
-    // 100 ms after the fault), then 3 s (physics.md formula 4, measured send + 3.42 s).
+    // 100 ms after the fault), then 3 s (docs/physics.md, K5, measured send + 3.42 s).
     assert_detects(&t, "client", 3000.0..=4200.0, "ETIMEDOUT");
     let lost = first_loss(&t, "client");
     assert_eq!(lost["mechanism"], "user-timeout");
@@ -759,4 +759,21 @@ fn random_cells_land_inside_the_model_window() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("6 of 6 sides inside"), "{stdout}");
+}
+
+#[test]
+fn a_nat_keeps_a_flow_only_if_the_probe_period_is_below_its_timeout() {
+    // docs/physics.md K8/K2: keepalive 2s/5s/2 probes every max(I, V) = 5 s, above the NAT's
+    // 4 s: the first exchange after the fault re-arms the mapping, the next vanishes, and each
+    // side gives up (N+1)*V after it: [5 s + 10 s, 10 s + 10 s]. The lower bound proves the
+    // mapping outlived the first exchange; the margin is the wheel's 256 ms per 5 s timer.
+    let t = run_passing("nat-timeout-interval.toml");
+    for side in ["client", "server"] {
+        assert_detects(
+            &t,
+            side,
+            15_000.0 - 50.0..=20_000.0 + 4.0 * 260.0 + 50.0,
+            "ETIMEDOUT",
+        );
+    }
 }
