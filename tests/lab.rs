@@ -745,7 +745,8 @@ fn random_cells_land_inside_the_model_window() {
     println!("fidelity seed {seed} (replay: FLATLINE_FIDELITY_SEED={seed})");
     let dir = tempfile::tempdir().unwrap();
     let output = flatline()
-        .args(["bench", "--fidelity", "3", "--jobs", "3", "--seed"])
+        // One at a time: the other lab tests run beside it on a 2-core machine.
+        .args(["bench", "--fidelity", "3", "--jobs", "1", "--seed"])
         .arg(seed.to_string())
         .arg("--out")
         .arg(dir.path())
