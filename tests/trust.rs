@@ -903,3 +903,34 @@ fn a_fault_that_fails_mid_run_writes_a_failed_record_naming_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("simulated refusal"), "{stderr}");
 }
+
+#[test]
+fn an_interrupted_compare_exits_143_and_keeps_every_cell_s_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = flatline();
+    with_signals(&mut cmd, &[]);
+    let child = cmd
+        .arg("compare")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/compare/compare-seed.toml"))
+        .arg("--out")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Every cell's lab is up and connected well within 1.5 s; none ends before 2 s.
+    std::thread::sleep(Duration::from_millis(1500));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143), "{}", describe(&output));
+    let cells: Vec<_> = std::fs::read_dir(dir.path().join("compare-seed"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!cells.is_empty());
+    for cell in cells {
+        let t: Value = serde_json::from_str(&std::fs::read_to_string(&cell).unwrap()).unwrap();
+        assert_eq!(t["status"]["state"], "interrupted", "{}", cell.display());
+        assert_eq!(t["status"]["signal"], "SIGTERM");
+    }
+}
