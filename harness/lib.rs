@@ -28,6 +28,7 @@
 //! - [`sandbox`]: the user and PID namespaces that make a run leave nothing behind.
 //! - [`lab`]: network namespaces, links and addresses.
 //! - [`fault`]: inject and heal faults (scripts in `scripts/fault/`).
+//! - [`nftwatch`]: when the kernel committed a firewall fault (`nft monitor`).
 //! - [`peer`]: the reference server and client.
 //! - [`runner`]: the one event loop that runs a scenario.
 //! - [`output`]: the output directory, files written whole or not at all.
@@ -46,6 +47,7 @@ pub mod input;
 pub mod keepalive;
 pub mod lab;
 pub mod model;
+pub mod nftwatch;
 pub mod observer;
 pub mod output;
 pub mod peer;

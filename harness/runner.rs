@@ -233,6 +233,8 @@ struct Run<'a> {
     ending: bool,
     /// What dump-only observers saw alongside the trace: (side, kind, ends, when).
     shadows: Vec<(Side, &'static str, crate::record::Ends, u64)>,
+    /// When the kernel committed each firewall fault, if a scenario has one.
+    nft: Option<crate::nftwatch::NftWatch>,
 }
 
 fn ns_of(side: Side) -> Ns {
@@ -749,6 +751,13 @@ impl Run<'_> {
                     .fold(listening, f64::min)
             } else if m.acts_during_call() {
                 before_ms
+            } else if let Some(committed) = self
+                .nft
+                .as_ref()
+                .and_then(|w| w.committed(m, self.origin_ns + (before_ms * 1e6) as u64))
+            {
+                // A firewall script's table is in effect when nftables commits it.
+                clock::ms_since(self.origin_ns, committed)
             } else {
                 self.now_ms()
             };
@@ -854,7 +863,16 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         trace: None,
         ending: false,
         shadows: Vec::new(),
+        nft: None,
     };
+    if run.scenario.faults.iter().any(|f| {
+        [Action::Inject, Action::Heal]
+            .iter()
+            .flat_map(|a| fault::mechanism(f, *a))
+            .any(|m| crate::nftwatch::expected_line(&m).is_some())
+    }) {
+        run.nft = crate::nftwatch::NftWatch::start(&run.lab);
+    }
     let outcome = match run.start_observers() {
         Ok(()) => drive(&mut run, &mut rx).await,
         Err(e) => Err(e),
@@ -862,6 +880,9 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
 
     // Nothing observed from here on counts: the end is ours, not a fault's.
     run.stop_observers();
+    if let Some(w) = run.nft.take() {
+        w.stop();
+    }
     run.apply_shadows();
     run.ending = true;
     // User programs: TERM to the group, a grace period, then KILL.
