@@ -9,6 +9,9 @@ use clap::Parser;
 use flatline::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    // Peers start from this very binary: hold it before anything can replace it. An error
+    // is reported where a lab needs it.
+    let _ = flatline::sandbox::own_binary();
     match cli::execute(Cli::parse().command) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {

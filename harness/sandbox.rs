@@ -106,13 +106,21 @@ pub fn unblock_stop_signals() {
 /// (`/proc/self/fd/N` on an open /proc/self/exe): peers started from it run this very version,
 /// even if the file is replaced or deleted mid-run (a `cargo build`). The descriptor is
 /// close-on-exec: peers do not inherit it, but a forked child still sees it until it execs.
+///
+/// Opened on the first call (`main` makes it first thing, so the window in which a rebuild
+/// could swap the file is the exec itself) and the same path returned after.
 pub fn own_binary() -> std::io::Result<std::path::PathBuf> {
-    let file = fs::File::open("/proc/self/exe")?;
-    let fd = OwnedFd::from(file);
-    let path = std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-    // Held open until the process exits.
-    std::mem::forget(fd);
-    Ok(path)
+    static OWN: std::sync::OnceLock<Result<std::path::PathBuf, i32>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        let file = fs::File::open("/proc/self/exe").map_err(|e| e.raw_os_error().unwrap_or(0))?;
+        let fd = OwnedFd::from(file);
+        let path = std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        // Held open until the process exits.
+        std::mem::forget(fd);
+        Ok(path)
+    })
+    .clone()
+    .map_err(std::io::Error::from_raw_os_error)
 }
 
 /// Enters the sandbox. Must be called while the process has a single thread.
