@@ -464,6 +464,14 @@ impl SideView {
         out
     }
 
+    /// A connection's options as read again: updates the ones the model uses, and returns
+    /// the connection's ends so its `connection-observed` can say them.
+    pub fn options_changed(&mut self, conn: u32, options: SocketSettings) -> Option<Ends> {
+        let ends = self.conns.get(&conn)?.ends.clone();
+        self.options = Some(options);
+        Some(ends)
+    }
+
     /// What a dump-only observer (run alongside the trace, as root) saw: the kind of event
     /// it stands for, its connection's ends, and when.
     pub fn shadow(&self, obs: &Observation) -> Option<(&'static str, Ends, u64)> {

@@ -551,6 +551,33 @@ impl Run<'_> {
                         },
                     ));
                 }
+                Report::Options {
+                    conn,
+                    options: Some(options),
+                    keepalive_in_ms,
+                } => {
+                    let run = self
+                        .programs
+                        .get_mut(&side)
+                        .expect("watchers watch programs");
+                    if let Some(ends) = run.view.options_changed(conn, options) {
+                        // The connection's record says what its socket carries, as set.
+                        let seen = self.events.iter_mut().find_map(|e| match &mut e.kind {
+                            Kind::ConnectionObserved(c)
+                                if e.source == side.into() && c.ends == ends =>
+                            {
+                                Some(c)
+                            }
+                            _ => None,
+                        });
+                        if let Some(c) = seen {
+                            c.options = Some(options);
+                            c.keepalive_armed = options.keepalive;
+                            c.keepalive_in_ms = keepalive_in_ms;
+                        }
+                    }
+                }
+                Report::Options { options: None, .. } => {}
                 Report::Shadow(obs) => {
                     let run = self.programs.get(&side).expect("watchers watch programs");
                     if let Some((kind, ends, t_ns)) = run.view.shadow(&obs) {

@@ -18,6 +18,17 @@ use crate::sockdiag::{self, Diag};
 /// tracing the dumps run as often, so the dump-only view measured alongside is the one a
 /// rootless run gets.
 pub const POLL: Duration = Duration::from_millis(2);
+/// How often the options of live connections are read again.
+const OPTIONS_REFRESH: Duration = Duration::from_millis(200);
+
+/// A live connection of the program's whose options are read again.
+struct Watched {
+    conn: u32,
+    pid: i32,
+    fd: i32,
+    options: Option<SocketSettings>,
+}
+
 /// How often the program's process list is refreshed when nothing asks for it.
 const PIDS_REFRESH: Duration = Duration::from_millis(500);
 
@@ -33,6 +44,12 @@ pub enum Report {
     },
     /// As root: what a dump-only observer saw, to measure how late it would have been.
     Shadow(Observation),
+    /// A connection's options changed since it was first seen (set after connect/accept).
+    Options {
+        conn: u32,
+        options: Option<SocketSettings>,
+        keepalive_in_ms: Option<u32>,
+    },
     /// Something listens on the watched port.
     Listening { addr: String, t_ns: u64 },
     /// The watcher stopped on an error.
@@ -142,16 +159,37 @@ fn watch(
         map: BTreeMap::new(),
     };
     let mut listening_for = 0;
+    // The program's connections, live or still held, and sockets nobody of it holds.
+    let mut tracked: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+    let mut unowned: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
     let poll = POLL;
-    let emit = |obs: Vec<Observation>, owners: &Owners| {
+    // Live connections whose options are read again while they live: programs often set
+    // them right after connect() or accept(), after a dump first saw the connection.
+    let mut watched: BTreeMap<u64, Watched> = BTreeMap::new();
+    let mut options_at = Instant::now();
+    let emit = |obs: Vec<Observation>, owners: &Owners, watched: &mut BTreeMap<u64, Watched>| {
         for obs in obs {
             let (options, pid) = match &obs {
                 Observation::Established {
-                    inode, host_pid, ..
+                    conn,
+                    inode,
+                    host_pid,
+                    ..
                 } => {
                     let pid = sockdiag::inner_pid(*host_pid).unwrap_or(*host_pid);
                     let fd = owners.map.get(inode).map(|o| o.1);
                     let options = fd.and_then(|fd| sockdiag::socket_settings(pid, fd).ok());
+                    if let Some(fd) = fd {
+                        watched.insert(
+                            *inode,
+                            Watched {
+                                conn: *conn,
+                                pid,
+                                fd,
+                                options,
+                            },
+                        );
+                    }
                     (options, pid)
                 }
                 _ => (None, 0),
@@ -172,7 +210,7 @@ fn watch(
                         tracker.set_pids(owners.pids.clone());
                     }
                     let obs = tracker.trace(r);
-                    emit(obs, &owners);
+                    emit(obs, &owners, &mut watched);
                 }
             }
             None => std::thread::sleep(poll),
@@ -202,11 +240,22 @@ fn watch(
             .map(|s| s.inode)
             .filter(|&i| i != 0)
             .collect();
-        let unknown = live.iter().any(|i| !owners.map.contains_key(i));
-        let vanished = owners.map.keys().any(|i| !live.contains(i));
+        // (Once a full look finds nobody of the program holding a socket, it is not looked
+        // for again; listening and non-TCP sockets of the program never count as vanished.)
+        let unknown = live
+            .iter()
+            .any(|i| !owners.map.contains_key(i) && !unowned.contains(i));
+        // A connection of the program's that left the dump: closed, or aborted and maybe still
+        // held; looked up until nobody holds it, so the close is seen.
+        let vanished = tracked
+            .iter()
+            .any(|i| !live.contains(i) && owners.map.contains_key(i));
         if unknown || vanished || owners.pgid != pgid {
             owners.refresh(pgid, unknown);
             tracker.set_pids(owners.pids.clone());
+            if unknown {
+                unowned.extend(live.iter().filter(|i| !owners.map.contains_key(i)));
+            }
         }
         if let (Some(before), Some(after)) = (timeouts_before, aborts_on_timeout()) {
             tracker.set_aborts_on_timeout(before, after);
@@ -214,6 +263,8 @@ fn watch(
                 s.set_aborts_on_timeout(before, after);
             }
         }
+        tracked.extend(live.iter().filter(|i| owners.map.contains_key(i)));
+        tracked.retain(|i| live.contains(i) || owners.map.contains_key(i));
         let map = &owners.map;
         if let Some(s) = shadow.as_mut() {
             for obs in s.dump(t_ns, &sockets, |inode| map.get(&inode).map(|o| o.0)) {
@@ -221,7 +272,23 @@ fn watch(
             }
         }
         let obs = tracker.dump(t_ns, &sockets, |inode| map.get(&inode).map(|o| o.0));
-        emit(obs, &owners);
+        emit(obs, &owners, &mut watched);
+        watched.retain(|inode, _| live.contains(inode));
+        if options_at.elapsed() >= OPTIONS_REFRESH {
+            options_at = Instant::now();
+            for (inode, w) in watched.iter_mut() {
+                let now = sockdiag::socket_settings(w.pid, w.fd).ok();
+                if now.is_some() && now != w.options {
+                    w.options = now;
+                    let s = sockets.iter().find(|s| s.inode == *inode);
+                    report(Report::Options {
+                        conn: w.conn,
+                        options: now,
+                        keepalive_in_ms: s.and_then(|s| s.keepalive_in_ms),
+                    });
+                }
+            }
+        }
     }
     Ok(())
 }
