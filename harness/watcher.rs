@@ -11,7 +11,9 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::clock;
-use crate::observer::{self, Observation, SocketSettings, TcpState, TraceRecord, Tracker};
+use crate::observer::{
+    self, Observation, SocketSettings, TcpState, TraceKind, TraceRecord, Tracker,
+};
 use crate::sockdiag::{self, Diag};
 
 /// Time between two dumps: the delay of what only a dump sees (without tracing). With
@@ -209,6 +211,23 @@ fn watch(
                         owners.refresh(pgid, true);
                         tracker.set_pids(owners.pids.clone());
                     }
+                    // A process the list does not know yet (forked since, like socat's
+                    // per-connection child): is it in the program's group?
+                    let by_pid = matches!(
+                        r.kind,
+                        TraceKind::RecvError { .. }
+                            | TraceKind::SetState {
+                                from: TcpState::Close,
+                                to: TcpState::SynSent
+                            }
+                    );
+                    if by_pid && r.host_pid > 0 && pgid > 0 && !owners.pids.contains(&r.host_pid) {
+                        let stat = std::fs::read_to_string(format!("/proc/{}/stat", r.host_pid));
+                        if stat.ok().and_then(|s| sockdiag::pgrp_of(&s)) == Some(pgid) {
+                            owners.pids.push(r.host_pid);
+                            tracker.set_pids(owners.pids.clone());
+                        }
+                    }
                     let obs = tracker.trace(r);
                     emit(obs, &owners, &mut watched);
                 }
@@ -250,8 +269,11 @@ fn watch(
         let vanished = tracked
             .iter()
             .any(|i| !live.contains(i) && owners.map.contains_key(i));
-        if unknown || vanished || owners.pgid != pgid {
-            owners.refresh(pgid, unknown);
+        // Processes come and go (a server forking per connection): the list is refreshed
+        // twice a second, so a child's failing read or connect is known as the program's.
+        let stale = owners.pids_at.elapsed() > PIDS_REFRESH;
+        if unknown || vanished || stale || owners.pgid != pgid {
+            owners.refresh(pgid, unknown || stale);
             tracker.set_pids(owners.pids.clone());
             if unknown {
                 unowned.extend(live.iter().filter(|i| !owners.map.contains_key(i)));
@@ -277,6 +299,11 @@ fn watch(
         if options_at.elapsed() >= OPTIONS_REFRESH {
             options_at = Instant::now();
             for (inode, w) in watched.iter_mut() {
+                // Whoever holds it now: a forking server's parent lets go after the fork.
+                if let Some(&(host, fd)) = owners.map.get(inode) {
+                    w.pid = sockdiag::inner_pid(host).unwrap_or(host);
+                    w.fd = fd;
+                }
                 let now = sockdiag::socket_settings(w.pid, w.fd).ok();
                 if now.is_some() && now != w.options {
                     w.options = now;
