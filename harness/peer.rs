@@ -394,7 +394,17 @@ impl Conn {
                 true
             }
             Err(e) => {
-                self.lose(&error_name(&e));
+                let error = error_name(&e);
+                if error == "EPIPE" {
+                    // The kernel reports a connection's error once (sock_error): a write that
+                    // finds it already taken returns EPIPE, while the thread that took it (the
+                    // reader, with ETIMEDOUT or ECONNRESET) is about to report it. Let it.
+                    let deadline = Instant::now() + Duration::from_millis(100);
+                    while !self.lost.load(Ordering::SeqCst) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                self.lose(&error);
                 false
             }
         }
