@@ -78,8 +78,18 @@ pub fn sweep(instances: &Path, alive: impl Fn(i32) -> bool) -> Vec<String> {
     removed
 }
 
+/// Whether a process runs: a zombie (its run killed, not yet reaped) does not.
 fn pid_alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = stat.get(stat.rfind(')')? + 1..)?;
+            after
+                .split_ascii_whitespace()
+                .next()
+                .map(|s| s != "Z" && s != "X")
+        })
+        .unwrap_or(false)
 }
 
 /// A running trace: records arrive on `records` until [`TraceSession::stop`].
@@ -292,6 +302,8 @@ mod tests {
         assert!(dir.path().join("flatline-200-3").exists());
         assert!(dir.path().join("other-100").exists());
         assert_eq!(owner_of("flatline-42-7"), Some(42));
+        assert!(pid_alive(std::process::id() as i32));
+        assert!(!pid_alive(i32::MAX));
         assert_eq!(owner_of("flatline-"), None);
     }
 }

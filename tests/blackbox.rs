@@ -316,3 +316,95 @@ fn a_program_that_never_reads_holds_a_connection_its_kernel_gave_up() {
         "{stdout}"
     );
 }
+
+/// Whether a process runs (a zombie does not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
+
+/// SIGKILL to flatline mid-run: the programs go with the lab's PID namespace, and the tracefs
+/// instance the dead run left (as root) is removed by the next run.
+#[test]
+fn a_killed_run_leaves_no_program_and_its_trace_is_swept_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    // The broker's command line names this directory: its processes are findable as ours.
+    for f in ["mosquitto-broker-restart.toml", "mosquitto.conf"] {
+        std::fs::copy(scenario(&format!("blackbox/{f}")), dir.path().join(f)).unwrap();
+    }
+    let mut child = crate::support::flatline()
+        .arg("run")
+        .arg(dir.path().join("mosquitto-broker-restart.toml"))
+        .arg("--out")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = dir.path().to_string_lossy().into_owned();
+    let ours = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&marker) && c.contains("mosquitto "))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ours().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !ours().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: {:?}",
+            ours()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The next run sweeps the instance of every run that died.
+    let _ = run_passing("blackbox/mosquitto-broker-restart.toml");
+    if nix::unistd::geteuid().is_root() {
+        let dead: Vec<String> = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+            nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .unwrap();
+            let root = std::path::Path::new("/sys/kernel/tracing");
+            if !root.join("instances").is_dir() {
+                nix::mount::mount(
+                    Some("nodev"),
+                    root,
+                    Some("tracefs"),
+                    nix::mount::MsFlags::empty(),
+                    None::<&str>,
+                )
+                .unwrap();
+            }
+            std::fs::read_dir(root.join("instances"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| flatline::tracefs::owner_of(n).is_some_and(|pid| !alive(pid)))
+                .collect()
+        })
+        .join()
+        .unwrap();
+        assert!(dead.is_empty(), "instances of dead runs: {dead:?}");
+    }
+}
