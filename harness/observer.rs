@@ -458,6 +458,8 @@ pub struct Tracker {
     /// and before the previous dump.
     timeouts: (u64, u64),
     timeouts_before_last: Option<u64>,
+    /// Without the trace: connect attempts seen in dumps (a socket in SYN_SENT), by tuple.
+    attempts_seen: std::collections::BTreeSet<Tuple>,
 }
 
 impl Tracker {
@@ -497,6 +499,15 @@ impl Tracker {
     ) -> Vec<Observation> {
         let mut out = Vec::new();
         for s in sockets {
+            // Without the trace, an attempt shows as a socket in SYN_SENT (one that a refusal
+            // ends within a dump interval goes unseen).
+            if s.state == TcpState::SynSent && !self.tracing && s.inode != 0 {
+                if let Some(host_pid) = owner(s.inode) {
+                    if self.attempts_seen.insert(s.tuple) {
+                        out.push(Observation::ConnectAttempt { t_ns, host_pid });
+                    }
+                }
+            }
             if !matches!(s.state, TcpState::Established | TcpState::CloseWait) {
                 continue;
             }
@@ -966,6 +977,24 @@ mod tests {
         );
         assert_eq!(netstat_value(netstat, "IpExt", "A"), Some(9));
         assert_eq!(netstat_value(netstat, "TcpExt", "Nope"), None);
+    }
+
+    #[test]
+    fn without_the_trace_a_dump_sees_connect_attempts_once() {
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), false);
+        let syn = diag(TcpState::SynSent, None);
+        let seen = t.dump(1_000, &[syn], |_| Some(5));
+        assert!(matches!(
+            seen[..],
+            [Observation::ConnectAttempt {
+                t_ns: 1_000,
+                host_pid: 5
+            }]
+        ));
+        assert!(t.dump(2_000, &[syn], |_| Some(5)).is_empty());
+        assert!(Tracker::new("10.99.0.1".parse().unwrap(), true)
+            .dump(1_000, &[syn], |_| Some(5))
+            .is_empty());
     }
 
     #[test]

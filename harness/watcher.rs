@@ -261,8 +261,14 @@ fn watch(
             .collect();
         // (Once a full look finds nobody of the program holding a socket, it is not looked
         // for again; listening and non-TCP sockets of the program never count as vanished.)
+        let connecting: Vec<u64> = sockets
+            .iter()
+            .filter(|s| s.state == TcpState::SynSent && s.inode != 0 && !tracing)
+            .map(|s| s.inode)
+            .collect();
         let unknown = live
             .iter()
+            .chain(&connecting)
             .any(|i| !owners.map.contains_key(i) && !unowned.contains(i));
         // A connection of the program's that left the dump: closed, or aborted and maybe still
         // held; looked up until nobody holds it, so the close is seen.
@@ -276,7 +282,11 @@ fn watch(
             owners.refresh(pgid, unknown || stale);
             tracker.set_pids(owners.pids.clone());
             if unknown {
-                unowned.extend(live.iter().filter(|i| !owners.map.contains_key(i)));
+                unowned.extend(
+                    live.iter()
+                        .chain(&connecting)
+                        .filter(|i| !owners.map.contains_key(i)),
+                );
             }
         }
         if let (Some(before), Some(after)) = (timeouts_before, aborts_on_timeout()) {
