@@ -460,6 +460,9 @@ pub struct Tracker {
     timeouts_before_last: Option<u64>,
     /// Without the trace: connect attempts seen in dumps (a socket in SYN_SENT), by tuple.
     attempts_seen: std::collections::BTreeSet<Tuple>,
+    /// With the trace: connections a dump showed before their handshake's record arrived;
+    /// the next dump takes them, with the record's stamp if it came meanwhile.
+    deferred: std::collections::BTreeSet<Tuple>,
 }
 
 impl Tracker {
@@ -474,6 +477,14 @@ impl Tracker {
     /// The program's processes, as the host numbers them.
     pub fn set_pids(&mut self, pids: Vec<i32>) {
         self.pids = pids;
+    }
+
+    /// The 4-tuple of connection `conn`.
+    pub fn tuple_of(&self, conn: u32) -> Option<Tuple> {
+        self.conns
+            .iter()
+            .find(|(_, c)| c.id == conn)
+            .map(|(t, _)| *t)
     }
 
     /// The namespace's TCPAbortOnTimeout counter, read just before and just after a dump:
@@ -530,6 +541,13 @@ impl Tracker {
                         }
                     )
             });
+            // The record may be on its way (it reaches us 0.5-2 ms after the kernel's stamp):
+            // wait one dump for it.
+            if traced.is_none() && self.tracing && self.deferred.insert(s.tuple) {
+                self.next_id -= 1;
+                continue;
+            }
+            self.deferred.remove(&s.tuple);
             let (t, via) = traced.map_or((t_ns, Via::Diag), |r| (r.t_ns, Via::Trace));
             self.conns.insert(
                 s.tuple,
@@ -977,6 +995,38 @@ mod tests {
         );
         assert_eq!(netstat_value(netstat, "IpExt", "A"), Some(9));
         assert_eq!(netstat_value(netstat, "TcpExt", "Nope"), None);
+    }
+
+    #[test]
+    fn with_the_trace_a_dump_waits_one_round_for_the_handshakes_record() {
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), true);
+        let up = diag(TcpState::Established, Some(900));
+        assert!(t.dump(333_094_900_000, &[up], |_| Some(8237)).is_empty());
+        t.trace(parse_trace_line(ESTABLISHED).unwrap());
+        let seen = t.dump(333_096_900_000, &[up], |_| Some(8237));
+        assert!(matches!(
+            seen[..],
+            [Observation::Established {
+                conn: 1,
+                via: Via::Trace,
+                t_ns: 333_094_837_000,
+                ..
+            }]
+        ));
+        assert_eq!(t.tuple_of(1), Some(tuple()));
+        // No record at all: the dump's own time, one round later.
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), true);
+        assert!(t.dump(1_000, &[up], |_| Some(1)).is_empty());
+        let seen = t.dump(3_000, &[up], |_| Some(1));
+        assert!(matches!(
+            seen[..],
+            [Observation::Established {
+                conn: 1,
+                via: Via::Diag,
+                t_ns: 3_000,
+                ..
+            }]
+        ));
     }
 
     #[test]

@@ -472,16 +472,17 @@ impl SideView {
         Some(ends)
     }
 
-    /// What a dump-only observer (run alongside the trace, as root) saw: the kind of event
-    /// it stands for, its connection's ends, and when.
-    pub fn shadow(&self, obs: &Observation) -> Option<(&'static str, Ends, u64)> {
-        let (name, conn, t_ns) = match obs {
-            Observation::KernelGaveUp { conn, t_ns, .. } => ("kernel-gave-up", conn, t_ns),
-            Observation::PeerClosed { conn, t_ns, .. } => ("fin-received", conn, t_ns),
-            Observation::ProgramClosed { conn, t_ns, .. } => ("program-closed", conn, t_ns),
+    /// What a dump-only observer (run alongside the trace, as root) saw on the connection
+    /// `tuple`: the kind of event it stands for, its ends, and when. (The two observers
+    /// number connections each their own way: the tuple is what they share.)
+    pub fn shadow(obs: &Observation, tuple: &Tuple) -> Option<(&'static str, Ends, u64)> {
+        let (name, t_ns) = match obs {
+            Observation::KernelGaveUp { t_ns, .. } => ("kernel-gave-up", t_ns),
+            Observation::PeerClosed { t_ns, .. } => ("fin-received", t_ns),
+            Observation::ProgramClosed { t_ns, .. } => ("program-closed", t_ns),
             _ => return None,
         };
-        Some((name, self.conns.get(conn)?.ends.clone(), *t_ns))
+        Some((name, ends(tuple), *t_ns))
     }
 
     /// The program noticed the loss of `conn`: the first notice records `peer-lost`.

@@ -578,9 +578,8 @@ impl Run<'_> {
                     }
                 }
                 Report::Options { options: None, .. } => {}
-                Report::Shadow(obs) => {
-                    let run = self.programs.get(&side).expect("watchers watch programs");
-                    if let Some((kind, ends, t_ns)) = run.view.shadow(&obs) {
+                Report::Shadow(obs, tuple) => {
+                    if let Some((kind, ends, t_ns)) = SideView::shadow(&obs, &tuple) {
                         self.shadows.push((side, kind, ends, t_ns));
                     }
                 }

@@ -45,7 +45,7 @@ pub enum Report {
         pid: i32,
     },
     /// As root: what a dump-only observer saw, to measure how late it would have been.
-    Shadow(Observation),
+    Shadow(Observation, crate::observer::Tuple),
     /// A connection's options changed since it was first seen (set after connect/accept).
     Options {
         conn: u32,
@@ -300,7 +300,15 @@ fn watch(
         let map = &owners.map;
         if let Some(s) = shadow.as_mut() {
             for obs in s.dump(t_ns, &sockets, |inode| map.get(&inode).map(|o| o.0)) {
-                report(Report::Shadow(obs));
+                let conn = match &obs {
+                    Observation::KernelGaveUp { conn, .. }
+                    | Observation::PeerClosed { conn, .. }
+                    | Observation::ProgramClosed { conn, .. } => *conn,
+                    _ => continue,
+                };
+                if let Some(tuple) = s.tuple_of(conn) {
+                    report(Report::Shadow(obs, tuple));
+                }
             }
         }
         let obs = tracker.dump(t_ns, &sockets, |inode| map.get(&inode).map(|o| o.0));
