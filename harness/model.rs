@@ -525,203 +525,236 @@ fn writer_persist(me: &SideModel) -> Prediction {
     )
 }
 
+/// What a TCP side sees under a fault: one function per fault family below.
 fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
-    let writer = me.role == Role::Writer;
     match fault {
         FaultModel::OwnProcess => Prediction::never("this side is the one that failed".into()),
-        FaultModel::PeerExited { unread } => {
-            if unread {
-                Prediction::at(
-                    0.0,
-                    300.0,
-                    "ECONNRESET",
-                    "reset",
-                    "peer closed with unread data: RST".into(),
-                )
-            } else {
-                Prediction::at(
-                    0.0,
-                    100.0,
-                    "EOF",
-                    "eof",
-                    "peer process ended: its kernel sends FIN".into(),
-                )
-            }
-        }
-        FaultModel::PeerFrozen => {
-            if writer && me.user_timeout_ms > 0 {
-                writer_persist(me)
-            } else if writer {
-                Prediction::never(
-                    "the frozen peer's kernel answers zero-window probes; without \
-                     TCP_USER_TIMEOUT the persist timer never gives up"
-                        .into(),
-                )
-            } else {
-                Prediction::never(
-                    "the frozen peer's kernel still ACKs and answers keepalives".into(),
-                )
-            }
-        }
+        FaultModel::PeerExited { unread } => tcp_peer_exited(unread),
+        FaultModel::PeerFrozen => tcp_peer_frozen(me),
         FaultModel::Silence => silence(me, "nothing comes back"),
-        FaultModel::OneWayDrop { peer_rst_ms } => {
-            let own = silence(me, "nothing comes back");
-            let Some((plo, phi)) = peer_rst_ms else {
-                return own;
-            };
-            // The peer's keepalive gives up and sends an RST, which this direction lets
-            // through: ECONNRESET at that moment, unless this side gave up first.
-            let rst = Prediction::at(
-                plo,
-                phi,
-                "ECONNRESET",
-                "reset",
-                "the peer gave up first; its RST gets through the one-way drop".into(),
-            );
-            match own.window_ms {
-                None => rst,
-                Some((olo, _)) if phi <= olo => rst,
-                Some((_, ohi)) if plo >= ohi => own,
-                Some((olo, ohi)) => {
-                    // Either can come first: the earlier of the two, with the likelier error.
-                    let (lo, hi) = (plo.min(olo), phi.min(ohi));
-                    let (first, second) = if plo + phi < olo + ohi {
-                        (rst, own)
-                    } else {
-                        (own, rst)
-                    };
-                    Prediction {
-                        window_ms: Some((lo, hi)),
-                        why: format!("{} (or the other side first)", first.why),
-                        alt_error: second.error,
-                        ..first
-                    }
-                }
-            }
-        }
-        FaultModel::Icmp { port } => {
-            if writer {
-                // Recorded as a soft error (tcp_v4_err), reported when the timer gives up.
-                let error = if port { "ECONNREFUSED" } else { "EHOSTUNREACH" };
-                writer_silence(me, error, !port)
-            } else {
-                keepalive_silence(me, "ICMP about a probe is out of window and ignored")
-            }
-        }
-        FaultModel::Reset => {
-            if writer {
-                let interval = me.traffic_interval_ms as f64;
-                Prediction::at(
-                    0.0,
-                    interval + RTO_MIN_MS + slack(interval),
-                    "ECONNRESET",
-                    "reset",
-                    "the next segment is answered with RST".into(),
-                )
-            } else if let Some(k) = me.keepalive {
-                let p = probe_period_ms(k);
-                Prediction::at(
-                    0.0,
-                    p + slack(p) + slack(0.0),
-                    "ECONNRESET",
-                    "reset",
-                    "the next keepalive probe is answered with RST".into(),
-                )
-            } else {
-                Prediction::never("nothing is sent, so nothing draws the reset".into())
-            }
-        }
-        FaultModel::HostReboot { down_ms } => {
-            // Down from the unplug, the first step of the injection; fault-injected is stamped
-            // after the last (kill, forget), up to ~100 ms later.
-            let down = (down_ms as f64 - 100.0).max(0.0);
-            if writer {
-                // Retransmissions back off; the first one after the host is back draws RST.
-                Prediction::at(
-                    down,
-                    2.0 * down + 2.0 * RTO_LAB_MAX_MS + slack(down),
-                    "ECONNRESET",
-                    "reset",
-                    "the first retransmission after the reboot draws RST".into(),
-                )
-            } else if let Some(k) = me.keepalive {
-                let dead = keepalive_silence(me, "the host is down");
-                if dead.window_ms.is_some_and(|w| w.1 < down) {
-                    return dead;
-                }
-                let (p, v) = (probe_period_ms(k), k.interval_ms as f64);
-                Prediction::at(
-                    down,
-                    p.max(down + v) + slack(p) + slack(v),
-                    "ECONNRESET",
-                    "reset",
-                    "the first probe after the reboot draws RST".into(),
-                )
-            } else {
-                Prediction::never("nothing is sent, so nothing learns of the reboot".into())
-            }
-        }
+        FaultModel::OneWayDrop { peer_rst_ms } => tcp_one_way_drop(me, peer_rst_ms),
+        FaultModel::Icmp { port } => tcp_icmp(me, port),
+        FaultModel::Reset => tcp_reset(me),
+        FaultModel::HostReboot { down_ms } => tcp_host_reboot(me, down_ms),
         FaultModel::NatTimeout {
             timeout_ms,
             reset,
             peer_period_ms,
-        } => {
-            let t = timeout_ms as f64;
-            let busy = matches!(me.role, Role::Writer | Role::Reader)
-                && (me.traffic_interval_ms as f64) < t;
-            if busy {
-                return Prediction::never("traffic refreshes the mapping before it expires".into());
-            }
-            let Some(k) = me.keepalive else {
-                return Prediction::never(
-                    "the mapping dies silently, and nothing is sent to notice".into(),
-                );
-            };
-            // The flow is quiet between probe exchanges: max(I, V) on each side.
-            let p = probe_period_ms(k);
-            let refresh = peer_period_ms.map_or(p, |q| p.min(q as f64));
-            if refresh + slack(refresh) < t {
-                return Prediction::never(format!(
-                    "a keepalive probe every {} refreshes the mapping within its timeout {}",
-                    secs(refresh),
-                    secs(t)
-                ));
-            }
-            // The first probe exchange after the fault, P1 within one period, re-arms the
-            // mapping's timer; the next probe, a period later, finds it gone.
-            if reset {
-                Prediction::at(
-                    p,
-                    2.0 * p + 2.0 * slack(p),
-                    "ECONNRESET",
-                    "reset",
-                    "the probe after the expiry draws the NAT's reset".into(),
-                )
+        } => tcp_nat_timeout(me, timeout_ms, reset, peer_period_ms),
+        FaultModel::Loss { percent } => tcp_loss(me, percent),
+    }
+}
+
+/// The peer process ended: its kernel closes the socket, RST if data was left unread.
+fn tcp_peer_exited(unread: bool) -> Prediction {
+    if unread {
+        Prediction::at(
+            0.0,
+            300.0,
+            "ECONNRESET",
+            "reset",
+            "peer closed with unread data: RST".into(),
+        )
+    } else {
+        Prediction::at(
+            0.0,
+            100.0,
+            "EOF",
+            "eof",
+            "peer process ended: its kernel sends FIN".into(),
+        )
+    }
+}
+
+/// The peer process is frozen but its kernel is alive: only a writer with TCP_USER_TIMEOUT,
+/// stuck on the zero window, gives up.
+fn tcp_peer_frozen(me: &SideModel) -> Prediction {
+    let writer = me.role == Role::Writer;
+    if writer && me.user_timeout_ms > 0 {
+        writer_persist(me)
+    } else if writer {
+        Prediction::never(
+            "the frozen peer's kernel answers zero-window probes; without \
+             TCP_USER_TIMEOUT the persist timer never gives up"
+                .into(),
+        )
+    } else {
+        Prediction::never("the frozen peer's kernel still ACKs and answers keepalives".into())
+    }
+}
+
+/// Traffic towards this side is dropped: this side's own give-up, or the peer's RST when the
+/// peer gives up first (`peer_rst_ms`), whichever comes first.
+fn tcp_one_way_drop(me: &SideModel, peer_rst_ms: Option<(f64, f64)>) -> Prediction {
+    let own = silence(me, "nothing comes back");
+    let Some((plo, phi)) = peer_rst_ms else {
+        return own;
+    };
+    // The peer's keepalive gives up and sends an RST, which this direction lets
+    // through: ECONNRESET at that moment, unless this side gave up first.
+    let rst = Prediction::at(
+        plo,
+        phi,
+        "ECONNRESET",
+        "reset",
+        "the peer gave up first; its RST gets through the one-way drop".into(),
+    );
+    match own.window_ms {
+        None => rst,
+        Some((olo, _)) if phi <= olo => rst,
+        Some((_, ohi)) if plo >= ohi => own,
+        Some((olo, ohi)) => {
+            // Either can come first: the earlier of the two, with the likelier error.
+            let (lo, hi) = (plo.min(olo), phi.min(ohi));
+            let (first, second) = if plo + phi < olo + ohi {
+                (rst, own)
             } else {
-                let (total, probes) = keepalive_give_up(k, me.user_timeout_ms, p);
-                Prediction::at(
-                    total,
-                    p + total + 2.0 * slack(p) + (probes + 1.0) * slack(k.interval_ms as f64),
-                    "ETIMEDOUT",
-                    if me.user_timeout_ms > 0 {
-                        "user-timeout"
-                    } else {
-                        "keepalive"
-                    },
-                    "probes after the expiry vanish".into(),
-                )
+                (own, rst)
+            };
+            Prediction {
+                window_ms: Some((lo, hi)),
+                why: format!("{} (or the other side first)", first.why),
+                alt_error: second.error,
+                ..first
             }
-        }
-        FaultModel::Loss { percent } => {
-            if percent >= 100 {
-                return predict_tcp(me, FaultModel::Silence);
-            }
-            Prediction::never(format!(
-                "{percent} % loss: retransmissions recover unless {} tries in a row are lost",
-                me.tcp_retries2
-            ))
         }
     }
+}
+
+/// ICMP unreachable for the flow: a writer's retransmission timer reports it as a soft error;
+/// a keepalive side ignores it.
+fn tcp_icmp(me: &SideModel, port: bool) -> Prediction {
+    if me.role == Role::Writer {
+        // Recorded as a soft error (tcp_v4_err), reported when the timer gives up.
+        let error = if port { "ECONNREFUSED" } else { "EHOSTUNREACH" };
+        writer_silence(me, error, !port)
+    } else {
+        keepalive_silence(me, "ICMP about a probe is out of window and ignored")
+    }
+}
+
+/// Every packet is answered with RST: the next segment or keepalive probe draws it.
+fn tcp_reset(me: &SideModel) -> Prediction {
+    if me.role == Role::Writer {
+        let interval = me.traffic_interval_ms as f64;
+        Prediction::at(
+            0.0,
+            interval + RTO_MIN_MS + slack(interval),
+            "ECONNRESET",
+            "reset",
+            "the next segment is answered with RST".into(),
+        )
+    } else if let Some(k) = me.keepalive {
+        let p = probe_period_ms(k);
+        Prediction::at(
+            0.0,
+            p + slack(p) + slack(0.0),
+            "ECONNRESET",
+            "reset",
+            "the next keepalive probe is answered with RST".into(),
+        )
+    } else {
+        Prediction::never("nothing is sent, so nothing draws the reset".into())
+    }
+}
+
+/// The peer's host is down for `down_ms`, then back without the connection: the first
+/// segment after it is back draws RST, unless keepalive gave up while it was down.
+fn tcp_host_reboot(me: &SideModel, down_ms: u64) -> Prediction {
+    // Down from the unplug, the first step of the injection; fault-injected is stamped
+    // after the last (kill, forget), up to ~100 ms later.
+    let down = (down_ms as f64 - 100.0).max(0.0);
+    if me.role == Role::Writer {
+        // Retransmissions back off; the first one after the host is back draws RST.
+        Prediction::at(
+            down,
+            2.0 * down + 2.0 * RTO_LAB_MAX_MS + slack(down),
+            "ECONNRESET",
+            "reset",
+            "the first retransmission after the reboot draws RST".into(),
+        )
+    } else if let Some(k) = me.keepalive {
+        let dead = keepalive_silence(me, "the host is down");
+        if dead.window_ms.is_some_and(|w| w.1 < down) {
+            return dead;
+        }
+        let (p, v) = (probe_period_ms(k), k.interval_ms as f64);
+        Prediction::at(
+            down,
+            p.max(down + v) + slack(p) + slack(v),
+            "ECONNRESET",
+            "reset",
+            "the first probe after the reboot draws RST".into(),
+        )
+    } else {
+        Prediction::never("nothing is sent, so nothing learns of the reboot".into())
+    }
+}
+
+/// A NAT mapping on the path expires after `timeout_ms` of quiet: traffic or keepalive that
+/// refreshes it in time keeps it; otherwise the next probe draws the NAT's reset or vanishes.
+fn tcp_nat_timeout(
+    me: &SideModel,
+    timeout_ms: u64,
+    reset: bool,
+    peer_period_ms: Option<u64>,
+) -> Prediction {
+    let t = timeout_ms as f64;
+    let busy =
+        matches!(me.role, Role::Writer | Role::Reader) && (me.traffic_interval_ms as f64) < t;
+    if busy {
+        return Prediction::never("traffic refreshes the mapping before it expires".into());
+    }
+    let Some(k) = me.keepalive else {
+        return Prediction::never(
+            "the mapping dies silently, and nothing is sent to notice".into(),
+        );
+    };
+    // The flow is quiet between probe exchanges: max(I, V) on each side.
+    let p = probe_period_ms(k);
+    let refresh = peer_period_ms.map_or(p, |q| p.min(q as f64));
+    if refresh + slack(refresh) < t {
+        return Prediction::never(format!(
+            "a keepalive probe every {} refreshes the mapping within its timeout {}",
+            secs(refresh),
+            secs(t)
+        ));
+    }
+    // The first probe exchange after the fault, P1 within one period, re-arms the
+    // mapping's timer; the next probe, a period later, finds it gone.
+    if reset {
+        Prediction::at(
+            p,
+            2.0 * p + 2.0 * slack(p),
+            "ECONNRESET",
+            "reset",
+            "the probe after the expiry draws the NAT's reset".into(),
+        )
+    } else {
+        let (total, probes) = keepalive_give_up(k, me.user_timeout_ms, p);
+        Prediction::at(
+            total,
+            p + total + 2.0 * slack(p) + (probes + 1.0) * slack(k.interval_ms as f64),
+            "ETIMEDOUT",
+            if me.user_timeout_ms > 0 {
+                "user-timeout"
+            } else {
+                "keepalive"
+            },
+            "probes after the expiry vanish".into(),
+        )
+    }
+}
+
+/// Random loss: total loss is silence; partial loss is recovered by retransmission.
+fn tcp_loss(me: &SideModel, percent: u8) -> Prediction {
+    if percent >= 100 {
+        return predict_tcp(me, FaultModel::Silence);
+    }
+    Prediction::never(format!(
+        "{percent} % loss: retransmissions recover unless {} tries in a row are lost",
+        me.tcp_retries2
+    ))
 }
 
 /// A side whose peer went silent: a writer's retransmissions, or keepalive.
