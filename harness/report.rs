@@ -146,3 +146,57 @@ pub fn prediction_line(who: &str, p: &crate::model::Prediction) -> String {
         p.why
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Environment;
+
+    /// A run of a fixed scenario over fixed events, ended as `status`.
+    fn record(status: RunStatus) -> Record {
+        let text = "name = \"t\"\nend = \"30s\"\n[[fault]]\nid = \"f\"\nkind = \"firewall-drop\"\nat = \"2s\"\nheal = \"18s\"\n\
+            [[expect]]\nside = \"client\"\ndetects = \"9.8s..15s\"\nerror = \"ETIMEDOUT\"\n\
+            [[expect]]\nside = \"server\"\ndetects = \"9.8s..11s\"\n\
+            [[expect]]\nside = \"client\"\nreconnects = \"..300ms\"\n";
+        let scenario = crate::scenario::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let environment = Environment {
+            kernel: "6.18".into(),
+            flatline_version: "0.1.0".into(),
+            run_date: "2026-11-28T18:00:00Z".into(),
+            privileges: "root".into(),
+        };
+        let events = crate::analysis::tests::run_events();
+        crate::verdict::judge_run(scenario, environment, status, events)
+    }
+
+    #[test]
+    fn the_summary_says_what_happened_and_how_the_run_ended() {
+        let mut out = String::new();
+        for status in [
+            RunStatus::Completed,
+            RunStatus::Interrupted {
+                signal: "SIGINT".into(),
+            },
+            RunStatus::Failed {
+                reason: "failed to heal fault `f`".into(),
+            },
+        ] {
+            out += &render(&record(status), "results/t.json");
+        }
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn a_saved_record_judged_again_is_the_same_and_says_so() {
+        let saved = record(RunStatus::Completed);
+        let again = rejudge(&saved, "results/t.json");
+        assert!(again.differs.is_empty());
+        assert_eq!(again.record, saved);
+        assert_eq!(again.text, render(&saved, "results/t.json"));
+        let mut edited = saved.clone();
+        edited.verdict.passed = true;
+        let again = rejudge(&edited, "results/t.json");
+        assert_eq!(again.differs, ["verdict"]);
+        assert!(!passed(&again.record));
+    }
+}

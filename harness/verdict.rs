@@ -142,7 +142,12 @@ fn judge_found(exp: &Expectation, latency: f64, error: &str) -> Outcome {
         }
         Placement::TooEarly => format!("{side} {what} too early, after {}", secs(latency)),
         Placement::TooLate => format!(
-            "{side} {what} later than predicted, at {} (window {window})",
+            "{side} {what} later than {}, at {} (window {window})",
+            if exp.predicted.is_some() {
+                "predicted"
+            } else {
+                "expected"
+            },
             secs(latency)
         ),
         Placement::Inside => match &exp.check {
@@ -165,6 +170,10 @@ fn judge_found(exp: &Expectation, latency: f64, error: &str) -> Outcome {
 /// It did not happen in a finished run that watched `watched_ms` after the fault (or heal).
 fn judge_missing(exp: &Expectation, watched_ms: f64) -> Outcome {
     let (side, what, window) = (exp.side, what(exp), window(exp));
+    let since = match exp.check {
+        Check::Detects { .. } => "the fault",
+        Check::Reconnects { .. } => "the heal",
+    };
     let never = format!("{what} = \"never\"");
     if window == Window::Never {
         return outcome(exp, Status::Passed, &never, String::new());
@@ -177,7 +186,7 @@ fn judge_missing(exp: &Expectation, watched_ms: f64) -> Outcome {
     {
         if from.as_millis() as f64 > watched_ms {
             let actual = format!(
-                "{what} = \"not within this run\" (watched {} after the fault)",
+                "{what} = \"not within this run\" (watched {} after {since})",
                 secs(watched_ms)
             );
             return outcome(exp, Status::Passed, &actual, String::new());
@@ -185,12 +194,12 @@ fn judge_missing(exp: &Expectation, watched_ms: f64) -> Outcome {
     }
     let reason = match window.deadline() {
         Some(d) => format!(
-            "{side} did not {} within {d} (watched {} after the fault)",
+            "{side} did not {} within {d} (watched {} after {since})",
             &what[..what.len() - 1],
             secs(watched_ms)
         ),
         None => format!(
-            "{side} never {what} (watched {} after the fault)",
+            "{side} never {what} (watched {} after {since})",
             secs(watched_ms)
         ),
     };
@@ -256,7 +265,7 @@ mod tests {
             None,
         );
         assert!(
-            !o.passed && o.reason.contains("later than predicted"),
+            !o.passed && o.reason.contains("later than expected"),
             "{o:?}"
         );
         let o = one(
@@ -302,10 +311,26 @@ mod tests {
         assert_eq!(o.status, Status::Failed);
         assert!(
             o.reason
-                .contains("client detects later than predicted, at 12.996s"),
+                .contains("client detects later than expected, at 12.996s"),
             "{o:?}"
         );
         assert!(o.actual.contains("detects = \"12.996s\""), "{o:?}");
+        // A window from the model says so.
+        let mut s = scenario("[[expect]]\nside = \"client\"\ndetects = \"9.8s..11s\"");
+        s.expectations[0].predicted = Some(crate::duration::Dur::from_millis(0));
+        let o = judge(&s, &events(), None).remove(0);
+        assert!(
+            o.reason
+                .contains("client detects later than predicted, at 12.996s"),
+            "{o:?}"
+        );
+        // A reconnect is watched from the heal.
+        let o = one(
+            "[[expect]]\nside = \"server\"\nreconnects = \"..2s\"",
+            &events(),
+            None,
+        );
+        assert!(o.reason.contains("after the heal"), "{o:?}");
     }
 
     #[test]
