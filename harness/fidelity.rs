@@ -106,6 +106,7 @@ pub struct Cell {
 /// The longest a random cell's run may last: cells whose windows reach further are redrawn.
 pub const MAX_RUN_MS: u64 = 40_000;
 
+/// Keepalive settings of a few seconds: idle 1-4 s, interval 1-4 s, 1-3 probes.
 fn keepalive(rng: &mut Rng) -> Ka {
     Ka {
         idle_s: rng.range(1, 5) as u32,
@@ -114,11 +115,20 @@ fn keepalive(rng: &mut Rng) -> Ka {
     }
 }
 
+/// TCP_USER_TIMEOUT in ms (0.5-7.5 s) with probability `p`, else 0 (none).
 fn user_timeout(rng: &mut Rng, p: f64) -> u32 {
     if rng.chance(p) {
         rng.range(1, 16) as u32 * 500
     } else {
         0
+    }
+}
+
+/// One side with keepalive on, and TCP_USER_TIMEOUT with probability `ut_p`.
+fn side(rng: &mut Rng, ut_p: f64) -> SideCell {
+    SideCell {
+        keepalive: Some(keepalive(rng)),
+        user_timeout_ms: user_timeout(rng, ut_p),
     }
 }
 
@@ -134,12 +144,22 @@ impl Cell {
         }
     }
 
+    /// Draws one candidate cell (its `end_ms` still 0): picks a family, then its settings.
     fn draw(seed: u64, rng: &mut Rng) -> Cell {
-        let both = |rng: &mut Rng, ut_p: f64| SideCell {
-            keepalive: Some(keepalive(rng)),
-            user_timeout_ms: user_timeout(rng, ut_p),
-        };
-        let idle = |client: SideCell, server: SideCell, fault: CellFault| Cell {
+        match rng.range(0, 9) {
+            0 | 1 => Cell::draw_drop_both_ways(seed, rng),
+            2 => Cell::draw_drop_one_way(seed, rng),
+            3 => Cell::draw_abrupt(seed, rng),
+            4 => Cell::draw_nat(seed, rng),
+            5 => Cell::draw_process(seed, rng),
+            6..=8 => Cell::draw_streaming(seed, rng),
+            _ => Cell::draw_frozen_under_writer(seed, rng),
+        }
+    }
+
+    /// An idle cell with the given sides and fault, injected 2 s after the connect.
+    fn idle(seed: u64, client: SideCell, server: SideCell, fault: CellFault) -> Cell {
+        Cell {
             seed,
             client,
             server,
@@ -148,115 +168,117 @@ impl Cell {
             fault,
             at_ms: 2000,
             end_ms: 0,
+        }
+    }
+
+    /// Idle, both sides keepalive, a firewall dropping both ways.
+    fn draw_drop_both_ways(seed: u64, rng: &mut Rng) -> Cell {
+        let (c, s) = (side(rng, 0.3), side(rng, 0.3));
+        let fault = CellFault::Drop {
+            to_server: true,
+            to_client: true,
         };
-        match rng.range(0, 9) {
-            0 | 1 => {
-                let (c, s) = (both(rng, 0.3), both(rng, 0.3));
-                idle(
-                    c,
-                    s,
-                    CellFault::Drop {
-                        to_server: true,
-                        to_client: true,
-                    },
-                )
-            }
-            2 => {
-                let (c, s) = (both(rng, 0.2), both(rng, 0.2));
-                let to_server = rng.chance(0.5);
-                idle(
-                    c,
-                    s,
-                    CellFault::Drop {
-                        to_server,
-                        to_client: !to_server,
-                    },
-                )
-            }
-            3 => {
-                let (c, s) = (both(rng, 0.3), both(rng, 0.3));
-                let fault = rng.pick(&[
-                    CellFault::CablePull,
-                    CellFault::Reset,
-                    CellFault::Icmp { port: false },
-                    CellFault::Icmp { port: true },
-                ]);
-                idle(c, s, fault)
-            }
-            4 => {
-                // A NAT: the same keepalive on both sides (their probes interleave otherwise),
-                // the timeout well away from the probe period.
-                let side = both(rng, 0.3);
-                let period = side.keepalive.map_or(1, |k| k.idle_s.max(k.interval_s));
-                let candidates: Vec<u32> = (2..=8)
-                    .filter(|t| (f64::from(*t) - f64::from(period)).abs() >= 0.9)
-                    .collect();
-                let timeout_s = rng.pick(&candidates);
-                let reset = rng.chance(0.5);
-                idle(side, side, CellFault::Nat { timeout_s, reset })
-            }
-            5 => {
-                let fault = rng.pick(&[CellFault::Kill, CellFault::Freeze]);
-                idle(both(rng, 0.3), both(rng, 0.3), fault)
-            }
-            6..=8 => {
-                // The client streams: a drop (or ICMP) ends it by retransmissions, with
-                // TCP_USER_TIMEOUT or a lowered tcp_retries2.
-                let client = SideCell {
-                    keepalive: Some(keepalive(rng)),
-                    user_timeout_ms: user_timeout(rng, 0.6),
-                };
-                let retries = if client.user_timeout_ms == 0 {
-                    Some(rng.range(3, 6) as u8)
-                } else {
-                    None
-                };
-                let fault = rng.pick(&[
-                    CellFault::Drop {
-                        to_server: true,
-                        to_client: true,
-                    },
-                    CellFault::Drop {
-                        to_server: true,
-                        to_client: true,
-                    },
-                    CellFault::Icmp { port: false },
-                    CellFault::Icmp { port: true },
-                ]);
-                Cell {
-                    seed,
-                    client,
-                    server: both(rng, 0.2),
-                    traffic: CellTraffic::Stream {
-                        interval_ms: rng.range(1, 6) as u32 * 50,
-                        record_bytes: 64,
-                    },
-                    tcp_retries2: retries,
-                    fault,
-                    at_ms: 2000,
-                    end_ms: 0,
-                }
-            }
-            _ => {
-                // A frozen server under a fast writer with TCP_USER_TIMEOUT: zero-window probes.
-                let client = SideCell {
-                    keepalive: Some(keepalive(rng)),
-                    user_timeout_ms: rng.range(2, 8) as u32 * 500,
-                };
-                Cell {
-                    seed,
-                    client,
-                    server: both(rng, 0.0),
-                    traffic: CellTraffic::Stream {
-                        interval_ms: 10,
-                        record_bytes: 65536,
-                    },
-                    tcp_retries2: None,
-                    fault: CellFault::Freeze,
-                    at_ms: 2000,
-                    end_ms: 0,
-                }
-            }
+        Cell::idle(seed, c, s, fault)
+    }
+
+    /// Idle, both sides keepalive, a firewall dropping one way only.
+    fn draw_drop_one_way(seed: u64, rng: &mut Rng) -> Cell {
+        let (c, s) = (side(rng, 0.2), side(rng, 0.2));
+        let to_server = rng.chance(0.5);
+        let fault = CellFault::Drop {
+            to_server,
+            to_client: !to_server,
+        };
+        Cell::idle(seed, c, s, fault)
+    }
+
+    /// Idle, both sides keepalive, a cable pull, a reset or an ICMP unreachable.
+    fn draw_abrupt(seed: u64, rng: &mut Rng) -> Cell {
+        let (c, s) = (side(rng, 0.3), side(rng, 0.3));
+        let fault = rng.pick(&[
+            CellFault::CablePull,
+            CellFault::Reset,
+            CellFault::Icmp { port: false },
+            CellFault::Icmp { port: true },
+        ]);
+        Cell::idle(seed, c, s, fault)
+    }
+
+    /// Idle behind a NAT: the same keepalive on both sides (their probes interleave
+    /// otherwise), the timeout well away from the probe period.
+    fn draw_nat(seed: u64, rng: &mut Rng) -> Cell {
+        let both = side(rng, 0.3);
+        let period = both.keepalive.map_or(1, |k| k.idle_s.max(k.interval_s));
+        let candidates: Vec<u32> = (2..=8)
+            .filter(|t| (f64::from(*t) - f64::from(period)).abs() >= 0.9)
+            .collect();
+        let timeout_s = rng.pick(&candidates);
+        let reset = rng.chance(0.5);
+        Cell::idle(seed, both, both, CellFault::Nat { timeout_s, reset })
+    }
+
+    /// Idle, both sides keepalive, the server killed or frozen.
+    fn draw_process(seed: u64, rng: &mut Rng) -> Cell {
+        // The fault is drawn before the sides: printed seeds depend on this order.
+        let fault = rng.pick(&[CellFault::Kill, CellFault::Freeze]);
+        let (c, s) = (side(rng, 0.3), side(rng, 0.3));
+        Cell::idle(seed, c, s, fault)
+    }
+
+    /// The client streams: a drop (or ICMP) ends it by retransmissions, with
+    /// TCP_USER_TIMEOUT or a lowered tcp_retries2.
+    fn draw_streaming(seed: u64, rng: &mut Rng) -> Cell {
+        let client = side(rng, 0.6);
+        let retries = if client.user_timeout_ms == 0 {
+            Some(rng.range(3, 6) as u8)
+        } else {
+            None
+        };
+        let drop = CellFault::Drop {
+            to_server: true,
+            to_client: true,
+        };
+        let fault = rng.pick(&[
+            drop,
+            drop,
+            CellFault::Icmp { port: false },
+            CellFault::Icmp { port: true },
+        ]);
+        let server = side(rng, 0.2);
+        let interval_ms = rng.range(1, 6) as u32 * 50;
+        Cell {
+            seed,
+            client,
+            server,
+            traffic: CellTraffic::Stream {
+                interval_ms,
+                record_bytes: 64,
+            },
+            tcp_retries2: retries,
+            fault,
+            at_ms: 2000,
+            end_ms: 0,
+        }
+    }
+
+    /// A frozen server under a fast writer with TCP_USER_TIMEOUT: zero-window probes.
+    fn draw_frozen_under_writer(seed: u64, rng: &mut Rng) -> Cell {
+        let client = SideCell {
+            keepalive: Some(keepalive(rng)),
+            user_timeout_ms: rng.range(2, 8) as u32 * 500,
+        };
+        Cell {
+            seed,
+            client,
+            server: side(rng, 0.0),
+            traffic: CellTraffic::Stream {
+                interval_ms: 10,
+                record_bytes: 65536,
+            },
+            tcp_retries2: None,
+            fault: CellFault::Freeze,
+            at_ms: 2000,
+            end_ms: 0,
         }
     }
 

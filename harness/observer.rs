@@ -172,6 +172,34 @@ fn stamp(s: &str) -> Option<u64> {
 /// `<idle>-0 [001] .Ns2. 337.180166: inet_sk_error_report: family=AF_INET ... error=110`.
 /// Lines of other events, other families, or comments give `None`.
 pub fn parse_trace_line(line: &str) -> Option<TraceRecord> {
+    let header = trace_header(line)?;
+    let (tuple, kind) = match header.event {
+        "sock_recv_length" => recv_error(header.fields)?,
+        "tcp_send_reset" => send_reset(header.fields)?,
+        event => inet_event(event, header.fields)?,
+    };
+    Some(TraceRecord {
+        t_ns: header.t_ns,
+        task: header.task.to_owned(),
+        host_pid: header.host_pid.parse().ok()?,
+        tuple,
+        kind,
+    })
+}
+
+/// The common columns of a trace line, borrowed from it.
+struct TraceHeader<'a> {
+    task: &'a str,
+    /// Still text: parsed last, as before.
+    host_pid: &'a str,
+    t_ns: u64,
+    event: &'a str,
+    fields: &'a str,
+}
+
+/// Splits a trace line into task, pid, stamp, event and fields; `None` for comments and
+/// lines that do not have that shape.
+fn trace_header(line: &str) -> Option<TraceHeader<'_>> {
     let line = line.trim_start();
     if line.starts_with('#') {
         return None;
@@ -187,74 +215,79 @@ pub fn parse_trace_line(line: &str) -> Option<TraceRecord> {
     let (t, rest) = rest.split_once(": ")?;
     let t_ns = stamp(t)?;
     let (event, fields) = rest.split_once(": ")?;
-    let (tuple, kind) = match event {
-        "sock_recv_length" => {
-            // `sk address = ..., family = AF_INET protocol = IPPROTO_TCP, length = 0, error = -110, ...`
-            if !fields.contains("family = AF_INET protocol = IPPROTO_TCP,") {
-                return None;
-            }
-            let error: i32 = fields
-                .split(", ")
-                .find_map(|kv| kv.strip_prefix("error = "))?
-                .parse()
-                .ok()?;
-            if error >= 0 {
-                return None;
-            }
-            let none = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
-            (
-                Tuple {
-                    local: none,
-                    remote: none,
-                },
-                TraceKind::RecvError { errno: -error },
-            )
-        }
-        "tcp_send_reset" => {
-            let src: SocketAddrV4 = field(fields, "src")?.parse().ok()?;
-            let dest: SocketAddrV4 = field(fields, "dest")?.parse().ok()?;
-            let reason = field(fields, "reason")?.to_owned();
-            (
-                Tuple {
-                    local: src,
-                    remote: dest,
-                },
-                TraceKind::SendReset { reason },
-            )
-        }
-        _ => {
-            if field(fields, "family")? != "AF_INET" {
-                return None;
-            }
-            if field(fields, "protocol").is_some_and(|p| p != "IPPROTO_TCP") {
-                return None;
-            }
-            let tuple = Tuple {
-                local: addr(fields, "saddr", "sport")?,
-                remote: addr(fields, "daddr", "dport")?,
-            };
-            let kind = match event {
-                "inet_sock_set_state" => TraceKind::SetState {
-                    from: TcpState::from_trace(field(fields, "oldstate")?)?,
-                    to: TcpState::from_trace(field(fields, "newstate")?)?,
-                },
-                "inet_sk_error_report" => TraceKind::ErrorReport {
-                    errno: field(fields, "error")?.parse().ok()?,
-                },
-                "tcp_receive_reset" => TraceKind::ReceiveReset,
-                "tcp_destroy_sock" => TraceKind::Destroy,
-                _ => return None,
-            };
-            (tuple, kind)
-        }
-    };
-    Some(TraceRecord {
+    Some(TraceHeader {
+        task,
+        host_pid,
         t_ns,
-        task: task.to_owned(),
-        host_pid: host_pid.parse().ok()?,
-        tuple,
-        kind,
+        event,
+        fields,
     })
+}
+
+/// A `sock_recv_length` event: a TCP receive that failed (error < 0), with no tuple known.
+fn recv_error(fields: &str) -> Option<(Tuple, TraceKind)> {
+    // `sk address = ..., family = AF_INET protocol = IPPROTO_TCP, length = 0, error = -110, ...`
+    if !fields.contains("family = AF_INET protocol = IPPROTO_TCP,") {
+        return None;
+    }
+    let error: i32 = fields
+        .split(", ")
+        .find_map(|kv| kv.strip_prefix("error = "))?
+        .parse()
+        .ok()?;
+    if error >= 0 {
+        return None;
+    }
+    let none = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+    Some((
+        Tuple {
+            local: none,
+            remote: none,
+        },
+        TraceKind::RecvError { errno: -error },
+    ))
+}
+
+/// A `tcp_send_reset` event: the tuple from `src`/`dest`, and the kernel's reason.
+fn send_reset(fields: &str) -> Option<(Tuple, TraceKind)> {
+    let src: SocketAddrV4 = field(fields, "src")?.parse().ok()?;
+    let dest: SocketAddrV4 = field(fields, "dest")?.parse().ok()?;
+    let reason = field(fields, "reason")?.to_owned();
+    Some((
+        Tuple {
+            local: src,
+            remote: dest,
+        },
+        TraceKind::SendReset { reason },
+    ))
+}
+
+/// The IPv4 TCP socket events with `saddr`/`sport`/`daddr`/`dport` fields (state changes,
+/// error reports, received resets, destroys); `None` for other families, protocols or events.
+fn inet_event(event: &str, fields: &str) -> Option<(Tuple, TraceKind)> {
+    if field(fields, "family")? != "AF_INET" {
+        return None;
+    }
+    if field(fields, "protocol").is_some_and(|p| p != "IPPROTO_TCP") {
+        return None;
+    }
+    let tuple = Tuple {
+        local: addr(fields, "saddr", "sport")?,
+        remote: addr(fields, "daddr", "dport")?,
+    };
+    let kind = match event {
+        "inet_sock_set_state" => TraceKind::SetState {
+            from: TcpState::from_trace(field(fields, "oldstate")?)?,
+            to: TcpState::from_trace(field(fields, "newstate")?)?,
+        },
+        "inet_sk_error_report" => TraceKind::ErrorReport {
+            errno: field(fields, "error")?.parse().ok()?,
+        },
+        "tcp_receive_reset" => TraceKind::ReceiveReset,
+        "tcp_destroy_sock" => TraceKind::Destroy,
+        _ => return None,
+    };
+    Some((tuple, kind))
 }
 
 /// The kernel's keepalive timer for a socket, as sock_diag reports it.
