@@ -1,22 +1,27 @@
 //! The reference server and client: the seed's Delphi/Indy pair done properly. Each reports
 //! what happens to it as JSON lines on stdout, stamped on the monotonic clock.
 //!
-//! Detection is event-driven: a thread blocks in read() until the kernel reports data, EOF or
-//! an error, so no sleep adds to any measurement. With traffic or an application heartbeat,
-//! each connection also has a writer thread (blocked in write(), or waiting for its next send)
-//! and, with a heartbeat, a watchdog that waits for the heartbeat deadline. Whichever of them
-//! sees the loss first records the one `peer-lost` of that connection and shuts the socket down
-//! both ways, which wakes the others.
+//! Each peer is one process with one thread running an event loop (tokio, current-thread), and
+//! every connection is one task on it, so a client can hold thousands of connections. Detection
+//! is event-driven: a connection's reader waits for the kernel to report data, EOF or an error,
+//! so no sleep adds to any measurement. With traffic or an application heartbeat the same task
+//! also runs a writer (blocked in write(), or waiting for its next send) and a watchdog that
+//! waits for the heartbeat deadline. Whichever of them sees the loss first stamps it at that
+//! moment and records the one `peer-lost` of that connection, then shuts the socket down.
 //!
 //! Wire format, shared by both sides when framing is on (any traffic but `idle`, or a
 //! heartbeat): 1 byte record type ([`FrameType`]), 4 bytes big-endian payload length, payload.
 
-use std::io::{self, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::cell::Cell;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
@@ -300,29 +305,47 @@ enum Role {
     Client,
 }
 
-/// One connection and what its reader, writer and watchdog threads share.
+/// A loss as first seen: when (stamped the moment the kernel reported it) and the error name.
+#[derive(Debug)]
+struct Loss {
+    at_ns: u64,
+    error: String,
+}
+
+impl Loss {
+    /// A loss seen now.
+    fn now(error: &str) -> Loss {
+        Loss {
+            at_ns: clock::now_ns(),
+            error: error.into(),
+        }
+    }
+}
+
+/// One connection and what its reader, writer and watchdog share. All three run inside the
+/// connection's one task on the peer's single-threaded event loop, so plain cells suffice.
 struct Conn {
-    stream: TcpStream,
+    /// The socket, for TCP_INFO and shutdown; owned by the halves.
+    fd: RawFd,
     role: Role,
     app: AppOpts,
     user_timeout_ms: u32,
     /// The connection's addresses, as its events name it.
     ends: Ends,
     report: &'static Reporter,
-    /// Serialises whole frames from the reader (PONG, REPLY) and the writer; the buffer a frame
-    /// is encoded into.
-    write_buf: Mutex<Vec<u8>>,
-    /// Set by the first to see the loss; only that one records `peer-lost`.
-    lost: AtomicBool,
-    /// Set once the loss is recorded and the socket shut down; wakes the writer and watchdog.
-    closed: Mutex<bool>,
-    wake: Condvar,
+    /// Serialises whole frames from the reader (PONG, REPLY) and the writer, with the buffer a
+    /// frame is encoded into.
+    write: tokio::sync::Mutex<(OwnedWriteHalf, Vec<u8>)>,
     /// When the peer was last heard from (client: any frame; server: a PING).
-    last_heard: Mutex<Instant>,
-    records_sent: AtomicU64,
-    records_received: AtomicU64,
-    heartbeats_sent: AtomicU64,
-    heartbeats_received: AtomicU64,
+    last_heard: Cell<Instant>,
+    records_sent: Cell<u64>,
+    records_received: Cell<u64>,
+    heartbeats_sent: Cell<u64>,
+    heartbeats_received: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>) {
+    c.set(c.get() + 1);
 }
 
 impl Conn {
@@ -333,99 +356,71 @@ impl Conn {
         socket: SocketOpts,
         app: AppOpts,
         report: &'static Reporter,
-    ) -> Conn {
-        Conn {
-            stream,
+    ) -> (Conn, OwnedReadHalf) {
+        let fd = stream.as_raw_fd();
+        let (read, write) = stream.into_split();
+        let conn = Conn {
+            fd,
             role,
             app,
             user_timeout_ms: socket.user_timeout_ms,
             ends,
             report,
-            write_buf: Mutex::new(Vec::new()),
-            lost: AtomicBool::new(false),
-            closed: Mutex::new(false),
-            wake: Condvar::new(),
-            last_heard: Mutex::new(Instant::now()),
-            records_sent: AtomicU64::new(0),
-            records_received: AtomicU64::new(0),
-            heartbeats_sent: AtomicU64::new(0),
-            heartbeats_received: AtomicU64::new(0),
-        }
-    }
-
-    /// Records the loss unless already recorded, then shuts the socket down both ways so every
-    /// thread of this connection returns.
-    fn lose(&self, error: &str) {
-        if self.lost.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let tcp_info = tcp_info(&self.stream);
-        let retransmits = tcp_info.map_or(0, |i| i.retransmits.into());
-        let load = |c: &AtomicU64| c.load(Ordering::SeqCst);
-        self.report.emit(Kind::PeerLost(PeerLost {
-            ends: self.ends.clone(),
-            error: error.into(),
-            mechanism: mechanism(error, retransmits, self.user_timeout_ms),
-            tcp_info,
-            records_sent: load(&self.records_sent),
-            records_received: load(&self.records_received),
-            heartbeats_sent: load(&self.heartbeats_sent),
-            heartbeats_received: load(&self.heartbeats_received),
-        }));
-        let _ = self.stream.shutdown(Shutdown::Both);
-        *lock(&self.closed) = true;
-        self.wake.notify_all();
-    }
-
-    /// Sends one frame; on a write error records the loss and returns false.
-    fn send(&self, kind: FrameType, payload: &[u8]) -> bool {
-        let result = {
-            let mut buf = lock(&self.write_buf);
-            encode_frame(kind, payload, &mut buf);
-            (&self.stream).write_all(&buf)
+            write: tokio::sync::Mutex::new((write, Vec::new())),
+            last_heard: Cell::new(Instant::now()),
+            records_sent: Cell::new(0),
+            records_received: Cell::new(0),
+            heartbeats_sent: Cell::new(0),
+            heartbeats_received: Cell::new(0),
         };
-        match result {
+        (conn, read)
+    }
+
+    /// Records the loss, stamped when it was seen, then shuts the socket down both ways.
+    fn lose(&self, loss: Loss) {
+        let tcp_info = tcp_info(&self.fd);
+        let retransmits = tcp_info.map_or(0, |i| i.retransmits.into());
+        self.report.emit_at(
+            loss.at_ns,
+            Kind::PeerLost(PeerLost {
+                ends: self.ends.clone(),
+                mechanism: mechanism(&loss.error, retransmits, self.user_timeout_ms),
+                error: loss.error,
+                tcp_info,
+                records_sent: self.records_sent.get(),
+                records_received: self.records_received.get(),
+                heartbeats_sent: self.heartbeats_sent.get(),
+                heartbeats_received: self.heartbeats_received.get(),
+            }),
+        );
+        // SAFETY: the halves still own the fd; shutdown only changes the connection's state.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+    }
+
+    /// Sends one frame; a write error is the loss.
+    async fn send(&self, kind: FrameType, payload: &[u8]) -> Result<(), Loss> {
+        let mut guard = self.write.lock().await;
+        let (half, buf) = &mut *guard;
+        encode_frame(kind, payload, buf);
+        match half.write_all(buf).await {
             Ok(()) => {
-                let counter = match kind {
+                bump(match kind {
                     FrameType::Ping | FrameType::Pong => &self.heartbeats_sent,
                     _ => &self.records_sent,
-                };
-                counter.fetch_add(1, Ordering::SeqCst);
-                true
+                });
+                Ok(())
             }
             Err(e) => {
-                let error = error_name(&e);
-                if error == "EPIPE" {
+                let loss = Loss::now(&error_name(&e));
+                drop(guard);
+                if loss.error == "EPIPE" {
                     // The kernel reports a connection's error once (sock_error): a write that
-                    // finds it already taken returns EPIPE, while the thread that took it (the
-                    // reader, with ETIMEDOUT or ECONNRESET) is about to report it. Let it.
-                    let deadline = Instant::now() + Duration::from_millis(100);
-                    while !self.lost.load(Ordering::SeqCst) && Instant::now() < deadline {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
+                    // finds it already taken returns EPIPE, while the reader that took it
+                    // (ETIMEDOUT or ECONNRESET) is about to report it. Give it the chance.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                self.lose(&error);
-                false
+                Err(loss)
             }
-        }
-    }
-
-    /// Waits until `deadline`; false if the connection closed first.
-    fn wait_until(&self, deadline: Instant) -> bool {
-        let mut closed = lock(&self.closed);
-        loop {
-            if *closed {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return true;
-            }
-            closed = self
-                .wake
-                .wait_timeout(closed, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
         }
     }
 
@@ -445,98 +440,116 @@ impl Conn {
     }
 }
 
-/// Runs a connection until it is lost: the reader here, a writer and a heartbeat watchdog on
-/// their own threads when needed. Returns once all of them have ended.
-fn run_connection(conn: Arc<Conn>) {
-    if !conn.app.framed() {
-        read_raw(&conn);
-        return;
-    }
-    let mut helpers = Vec::new();
-    if conn.record_kind().is_some() || conn.sends_pings() {
-        let c = Arc::clone(&conn);
-        helpers.push(
-            std::thread::Builder::new()
-                .name("writer".into())
-                .spawn(move || writer(&c)),
-        );
-    }
-    if conn.app.heartbeat() {
-        let c = Arc::clone(&conn);
-        helpers.push(
-            std::thread::Builder::new()
-                .name("watchdog".into())
-                .spawn(move || watchdog(&c)),
-        );
-    }
-    let mut handles = Vec::new();
-    for h in helpers {
-        match h {
-            Ok(h) => handles.push(h),
-            Err(e) => conn.lose(&error_name(&e)),
+/// Runs a connection until it is lost: its reader, writer and heartbeat watchdog race inside
+/// one task, and the first to see the loss records it (stamped when it saw it).
+async fn run_connection(conn: Conn, mut read: OwnedReadHalf) {
+    let loss = if conn.app.framed() {
+        tokio::select! {
+            loss = read_frames(&conn, &mut read) => loss,
+            loss = writer(&conn) => loss,
+            loss = watchdog(&conn) => loss,
         }
-    }
-    read_frames(&conn);
-    for h in handles {
-        let _ = h.join();
-    }
+    } else {
+        read_raw(&mut read).await
+    };
+    conn.lose(loss);
 }
 
 /// Unframed reader (idle traffic, no heartbeat): discards what arrives until the connection
-/// ends.
-fn read_raw(conn: &Conn) {
-    let mut buf = [0u8; 16 * 1024];
+/// ends. Holds no buffer while it waits, so an idle connection costs only its socket.
+async fn read_raw(read: &mut OwnedReadHalf) -> Loss {
     loop {
-        match (&conn.stream).read(&mut buf) {
-            Ok(0) => return conn.lose("EOF"),
+        if let Err(e) = read.readable().await {
+            return Loss::now(&error_name(&e));
+        }
+        let mut buf = [0u8; 4096];
+        match read.try_read(&mut buf) {
+            Ok(0) => return Loss::now("EOF"),
             Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return conn.lose(&error_name(&e)),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                continue
+            }
+            Err(e) => return Loss::now(&error_name(&e)),
         }
     }
+}
+
+/// Reads one frame (see [`read_frame`]) from an async stream.
+async fn read_frame_async(
+    r: &mut OwnedReadHalf,
+    payload: &mut Vec<u8>,
+) -> io::Result<Option<FrameType>> {
+    let eof = |e: io::Error| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            Ok(None)
+        } else {
+            Err(e)
+        }
+    };
+    let mut header = [0u8; HEADER_LEN];
+    if let Err(e) = r.read_exact(&mut header).await {
+        return eof(e);
+    }
+    let kind = FrameType::from_byte(header[0]).ok_or_else(protocol_error)?;
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+    if len > MAX_PAYLOAD {
+        return Err(protocol_error());
+    }
+    payload.clear();
+    payload.resize(len as usize, 0);
+    if let Err(e) = r.read_exact(payload).await {
+        return eof(e);
+    }
+    Ok(Some(kind))
 }
 
 /// Framed reader: answers PING with PONG and REQUEST with REPLY, counts the rest, and notes
 /// when the peer was last heard from.
-fn read_frames(conn: &Conn) {
-    let mut reader = BufReader::with_capacity(16 * 1024, &conn.stream);
+async fn read_frames(conn: &Conn, read: &mut OwnedReadHalf) -> Loss {
     let mut payload = Vec::new();
     loop {
-        let kind = match read_frame(&mut reader, &mut payload) {
+        let kind = match read_frame_async(read, &mut payload).await {
             Ok(Some(kind)) => kind,
-            Ok(None) => return conn.lose("EOF"),
-            Err(e) => return conn.lose(&error_name(&e)),
+            Ok(None) => return Loss::now("EOF"),
+            Err(e) => return Loss::now(&error_name(&e)),
         };
         if conn.role == Role::Client || kind == FrameType::Ping {
-            *lock(&conn.last_heard) = Instant::now();
+            conn.last_heard.set(Instant::now());
         }
         let answered = match kind {
             FrameType::Ping => {
-                conn.heartbeats_received.fetch_add(1, Ordering::SeqCst);
-                conn.send(FrameType::Pong, &payload)
+                bump(&conn.heartbeats_received);
+                conn.send(FrameType::Pong, &payload).await
             }
             FrameType::Pong => {
-                conn.heartbeats_received.fetch_add(1, Ordering::SeqCst);
-                true
+                bump(&conn.heartbeats_received);
+                Ok(())
             }
             FrameType::Request => {
-                conn.records_received.fetch_add(1, Ordering::SeqCst);
-                conn.send(FrameType::Reply, &payload)
+                bump(&conn.records_received);
+                conn.send(FrameType::Reply, &payload).await
             }
             FrameType::Data | FrameType::Reply => {
-                conn.records_received.fetch_add(1, Ordering::SeqCst);
-                true
+                bump(&conn.records_received);
+                Ok(())
             }
         };
-        if !answered {
-            return;
+        if let Err(loss) = answered {
+            return loss;
         }
     }
 }
 
+async fn sleep_until(t: Instant) {
+    tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await
+}
+
 /// Sends this side's records every traffic interval and PINGs every heartbeat interval, until
-/// the connection closes. A send that falls behind is not caught up with a burst.
-fn writer(conn: &Conn) {
+/// a send fails. A send that falls behind is not caught up with a burst.
+async fn writer(conn: &Conn) -> Loss {
     let record = conn.record_kind();
     let payload = vec![0u8; conn.app.record_bytes as usize];
     let start = Instant::now();
@@ -546,23 +559,21 @@ fn writer(conn: &Conn) {
         .then(|| later(start, conn.app.heartbeat_interval));
     loop {
         let Some(due) = [next_record, next_ping].into_iter().flatten().min() else {
-            return;
+            return std::future::pending().await;
         };
-        if !conn.wait_until(due) {
-            return;
-        }
+        sleep_until(due).await;
         if let (Some(kind), Some(t)) = (record, next_record) {
             if Instant::now() >= t {
-                if !conn.send(kind, &payload) {
-                    return;
+                if let Err(loss) = conn.send(kind, &payload).await {
+                    return loss;
                 }
                 next_record = Some(next_tick(t, conn.app.traffic_interval));
             }
         }
         if let Some(t) = next_ping {
             if Instant::now() >= t {
-                if !conn.send(FrameType::Ping, &[]) {
-                    return;
+                if let Err(loss) = conn.send(FrameType::Ping, &[]).await {
+                    return loss;
                 }
                 next_ping = Some(next_tick(t, conn.app.heartbeat_interval));
             }
@@ -591,18 +602,18 @@ fn later(t: Instant, d: Duration) -> Instant {
 }
 
 /// Declares the peer lost ("HEARTBEAT") once it has been silent for `misses * interval`.
-fn watchdog(conn: &Conn) {
+async fn watchdog(conn: &Conn) -> Loss {
+    if !conn.app.heartbeat() {
+        return std::future::pending().await;
+    }
     let limit = conn
         .app
         .heartbeat_interval
         .saturating_mul(conn.app.heartbeat_misses);
     loop {
-        let deadline = later(*lock(&conn.last_heard), limit);
-        if !conn.wait_until(deadline) {
-            return;
-        }
-        if Instant::now() >= later(*lock(&conn.last_heard), limit) {
-            return conn.lose("HEARTBEAT");
+        sleep_until(later(conn.last_heard.get(), limit)).await;
+        if Instant::now() >= later(conn.last_heard.get(), limit) {
+            return Loss::now("HEARTBEAT");
         }
     }
 }
@@ -610,11 +621,40 @@ fn watchdog(conn: &Conn) {
 // ---------------------------------------------------------------------------------------------
 // Server and client
 
+/// The peers' event loop: one thread, every connection a task on it, so thousands of
+/// connections cost thousands of small tasks rather than thousands of threads.
+fn block_on<F: std::future::Future>(f: F) -> io::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(tokio::task::LocalSet::new().block_on(&rt, f))
+}
+
+/// Raises this process's open-file limit to its hard limit: every connection is a descriptor.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain data in and out.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// The listen backlog when the scenario sets none.
+pub const DEFAULT_BACKLOG: u32 = 128;
+
 /// How the server treats each connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerOpts {
     pub socket: SocketOpts,
     pub app: AppOpts,
+    /// listen(2) backlog (the kernel caps it at net.core.somaxconn).
+    pub backlog: u32,
 }
 
 /// The server: accepts any number of clients, turns on keepalive for each, runs each
@@ -631,7 +671,8 @@ pub fn serve(listen: SocketAddr, opts: ServerOpts, report: &'static Reporter) ->
     // Stamped before listen(2): every connection it accepts comes after this moment, so a
     // restart's heal, stamped here, precedes the client's reconnection.
     let t = clock::now_ns();
-    sock.listen(128)?;
+    sock.listen(i32::try_from(opts.backlog).unwrap_or(i32::MAX))?;
+    sock.set_nonblocking(true)?;
     let listener: std::net::TcpListener = sock.into();
     report.emit_at(
         t,
@@ -639,41 +680,39 @@ pub fn serve(listen: SocketAddr, opts: ServerOpts, report: &'static Reporter) ->
             addr: listen.to_string(),
         },
     );
-    loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(x) => x,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                report.emit(Kind::AcceptFailed {
+    block_on(async move {
+        let listener = TcpListener::from_std(listener)?;
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    report.emit(Kind::AcceptFailed {
+                        error: error_name(&e),
+                    });
+                    // EMFILE and the like persist: do not spin on them.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let ends = Ends {
+                local: addr(stream.local_addr()),
+                peer: peer.to_string(),
+            };
+            if let Err(e) = opts.socket.apply(&SockRef::from(&stream)) {
+                report.emit(Kind::SetsockoptFailed {
+                    ends: ends.clone(),
                     error: error_name(&e),
                 });
-                continue;
             }
-        };
-        let ends = Ends {
-            local: addr(stream.local_addr()),
-            peer: peer.to_string(),
-        };
-        if let Err(e) = opts.socket.apply(&SockRef::from(&stream)) {
-            report.emit(Kind::SetsockoptFailed {
+            report.emit(Kind::Connected(Connected {
                 ends: ends.clone(),
-                error: error_name(&e),
-            });
+                attempts: None,
+            }));
+            let (conn, read) = Conn::new(stream, Role::Server, ends, opts.socket, opts.app, report);
+            tokio::task::spawn_local(run_connection(conn, read));
         }
-        report.emit(Kind::Connected(Connected {
-            ends: ends.clone(),
-            attempts: None,
-        }));
-        let conn = Arc::new(Conn::new(
-            stream,
-            Role::Server,
-            ends,
-            opts.socket,
-            opts.app,
-            report,
-        ));
-        std::thread::spawn(move || run_connection(conn));
-    }
+    })?
 }
 
 /// How the client reconnects, and what it does on each connection.
@@ -683,11 +722,27 @@ pub struct ClientOpts {
     pub reconnect_interval: Duration,
     pub connect_timeout: Duration,
     pub app: AppOpts,
+    /// How many connections the client holds, each with its own reconnect timer.
+    pub connections: u32,
 }
 
-/// The client: connects, runs the connection until it fails, records the loss, and retries on
-/// a reconnect timer until connected again. Never returns.
+/// The client: opens `connections` connections; each runs until it fails, records the loss,
+/// and retries on a reconnect timer until connected again. Never returns.
 pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporter) -> ! {
+    let ran = block_on(async move {
+        for _ in 0..opts.connections.max(1) {
+            tokio::task::spawn_local(client_connection(server, opts, report));
+        }
+        std::future::pending::<()>().await
+    });
+    if let Err(e) = ran {
+        eprintln!("flatline peer client: cannot start its event loop: {e}");
+    }
+    std::process::exit(2)
+}
+
+/// One of the client's connections, for ever: connect, run until lost, pause, connect again.
+async fn client_connection(server: SocketAddr, opts: ClientOpts, report: &'static Reporter) {
     let mut connected_before = false;
     let mut attempt: u32 = 0;
     loop {
@@ -695,7 +750,7 @@ pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporte
         if connected_before {
             report.emit(Kind::ReconnectAttempt { attempt });
         }
-        match connect(server, &opts) {
+        match connect(server, &opts).await {
             Ok(stream) => {
                 let ends = Ends {
                     local: addr(stream.local_addr()),
@@ -712,14 +767,9 @@ pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporte
                 });
                 connected_before = true;
                 attempt = 0;
-                run_connection(Arc::new(Conn::new(
-                    stream,
-                    Role::Client,
-                    ends,
-                    opts.socket,
-                    opts.app,
-                    report,
-                )));
+                let (conn, read) =
+                    Conn::new(stream, Role::Client, ends, opts.socket, opts.app, report);
+                run_connection(conn, read).await;
             }
             Err(e) => {
                 report.emit(Kind::ConnectFailed {
@@ -728,7 +778,7 @@ pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporte
                 });
             }
         }
-        std::thread::sleep(opts.reconnect_interval);
+        tokio::time::sleep(opts.reconnect_interval).await;
     }
 }
 
@@ -740,13 +790,25 @@ fn addr(a: io::Result<SocketAddr>) -> String {
 /// Runs a reference peer as planned: the server listens on `addr`, the client connects to it.
 /// Returns only if the server cannot listen.
 pub fn run(plan: &PeerPlan, addr: SocketAddr, report: &'static Reporter) -> io::Result<()> {
+    raise_fd_limit();
     let socket = SocketOpts {
         keepalive: plan.settings.keepalive,
         user_timeout_ms: plan.settings.user_timeout_ms,
     };
     let app = AppOpts::new(&plan.traffic, plan.heartbeat);
     match plan.side {
-        Side::Server => serve(addr, ServerOpts { socket, app }, report),
+        Side::Server => {
+            let backlog = DEFAULT_BACKLOG;
+            serve(
+                addr,
+                ServerOpts {
+                    socket,
+                    app,
+                    backlog,
+                },
+                report,
+            )
+        }
         Side::Client => {
             let ms = |v: Option<u64>, default| Duration::from_millis(v.unwrap_or(default));
             let opts = ClientOpts {
@@ -757,28 +819,34 @@ pub fn run(plan: &PeerPlan, addr: SocketAddr, report: &'static Reporter) -> io::
                 ),
                 connect_timeout: ms(plan.settings.connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS),
                 app,
+                connections: plan.settings.connections.unwrap_or(1),
             };
             run_client(addr, opts, report)
         }
     }
 }
 
-fn connect(server: SocketAddr, opts: &ClientOpts) -> io::Result<TcpStream> {
+/// One connect attempt, given up after the connect timeout (ETIMEDOUT).
+async fn connect(server: SocketAddr, opts: &ClientOpts) -> io::Result<TcpStream> {
     let sock = Socket::new(
         Domain::for_address(server),
         Type::STREAM,
         Some(Protocol::TCP),
     )?;
     opts.socket.apply(&SockRef::from(&sock))?;
-    sock.connect_timeout(&server.into(), opts.connect_timeout)?;
-    Ok(sock.into())
+    sock.set_nonblocking(true)?;
+    let sock = TcpSocket::from_std_stream(sock.into());
+    match tokio::time::timeout(opts.connect_timeout, sock.connect(server)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
-    use std::net::TcpListener;
+    use std::sync::Arc;
 
     #[test]
     fn mechanism_names_what_detected_the_loss() {
@@ -931,7 +999,7 @@ mod tests {
         assert_eq!(error_name(&err), "EPROTO");
     }
 
-    // Loopback runs of whole connections (127.0.0.1 only).
+    // Loopback runs of whole connections (127.0.0.1 only), on the peers' event loop.
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -965,14 +1033,16 @@ mod tests {
         user_timeout_ms: 0,
     };
 
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// A connected pair of std streams (client, server).
+    fn pair() -> (std::net::TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         (client, server)
     }
 
-    fn conn(stream: TcpStream, role: Role, app: AppOpts, out: &Captured) -> Arc<Conn> {
+    /// Runs `stream` as one end of a connection until it is lost (inside the event loop).
+    async fn run(stream: std::net::TcpStream, role: Role, app: AppOpts, out: Captured) {
         let (local, peer) = match role {
             Role::Server => ("server", "test"),
             Role::Client => ("test", "server"),
@@ -981,14 +1051,14 @@ mod tests {
             local: local.into(),
             peer: peer.into(),
         };
-        Arc::new(Conn::new(
-            stream,
-            role,
-            ends,
-            NO_SOCKOPTS,
-            app,
-            out.reporter(),
-        ))
+        stream.set_nonblocking(true).unwrap();
+        let stream = TcpStream::from_std(stream).unwrap();
+        let (conn, read) = Conn::new(stream, role, ends, NO_SOCKOPTS, app, out.reporter());
+        run_connection(conn, read).await
+    }
+
+    async fn pause(ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await
     }
 
     fn heartbeat(interval_ms: u64, misses: u32) -> AppOpts {
@@ -1005,7 +1075,7 @@ mod tests {
         let (client, _silent) = pair();
         let out = Captured::default();
         let started = Instant::now();
-        run_connection(conn(client, Role::Client, heartbeat(50, 3), &out));
+        block_on(run(client, Role::Client, heartbeat(50, 3), out.clone())).unwrap();
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(150), "{took:?}");
         assert!(took < Duration::from_millis(1000), "{took:?}");
@@ -1020,26 +1090,35 @@ mod tests {
         assert_eq!(e["heartbeats_received"], 0);
     }
 
-    #[test]
-    fn heartbeats_keep_both_sides_up_until_one_closes() {
+    /// Runs both ends with `app` for `ms`, then ends the client's read side (its reader sees
+    /// EOF); returns each side's events.
+    fn run_both(app: AppOpts, ms: u64) -> (Vec<Value>, Vec<Value>) {
         let (client, server) = pair();
         let closer = client.try_clone().unwrap();
         let (c_out, s_out) = (Captured::default(), Captured::default());
-        let app = heartbeat(20, 10);
-        let c = conn(client, Role::Client, app, &c_out);
-        let s = conn(server, Role::Server, app, &s_out);
-        let server_thread = std::thread::spawn(move || run_connection(s));
-        let client_thread = std::thread::spawn(move || run_connection(c));
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(c_out.events().is_empty() && s_out.events().is_empty());
-        // Only the read side: a full shutdown from outside could fail the client's next PING
-        // with EPIPE before its reader sees the EOF.
-        closer.shutdown(Shutdown::Read).unwrap();
-        client_thread.join().unwrap();
-        server_thread.join().unwrap();
+        let (c, s) = (c_out.clone(), s_out.clone());
+        let (c_quiet, s_quiet) = (c_out.clone(), s_out.clone());
+        block_on(async move {
+            let server = tokio::task::spawn_local(run(server, Role::Server, app, s));
+            let client = tokio::task::spawn_local(run(client, Role::Client, app, c));
+            pause(ms).await;
+            assert!(c_quiet.events().is_empty() && s_quiet.events().is_empty());
+            // Only the read side: a full shutdown from outside could fail the client's next
+            // PING with EPIPE before its reader sees the EOF.
+            closer.shutdown(std::net::Shutdown::Read).unwrap();
+            client.await.unwrap();
+            server.await.unwrap();
+        })
+        .unwrap();
         let (c_ev, s_ev) = (c_out.events(), s_out.events());
         assert_eq!(c_ev.len(), 1, "{c_ev:?}");
         assert_eq!(s_ev.len(), 1, "{s_ev:?}");
+        (c_ev, s_ev)
+    }
+
+    #[test]
+    fn heartbeats_keep_both_sides_up_until_one_closes() {
+        let (c_ev, s_ev) = run_both(heartbeat(20, 10), 300);
         assert_eq!(c_ev[0]["mechanism"], "eof");
         assert_eq!(s_ev[0]["error"], "EOF");
         assert_eq!(s_ev[0]["mechanism"], "eof");
@@ -1051,26 +1130,13 @@ mod tests {
     /// Runs both ends with `traffic` for a while, ends the client (its reader sees EOF), returns
     /// both losses.
     fn run_traffic(traffic: Traffic) -> (Value, Value) {
-        let (client, server) = pair();
-        let closer = client.try_clone().unwrap();
-        let (c_out, s_out) = (Captured::default(), Captured::default());
         let app = AppOpts {
             traffic,
             traffic_interval: Duration::from_millis(10),
             record_bytes: 100,
             ..AppOpts::default()
         };
-        let c = conn(client, Role::Client, app, &c_out);
-        let s = conn(server, Role::Server, app, &s_out);
-        let server_thread = std::thread::spawn(move || run_connection(s));
-        let client_thread = std::thread::spawn(move || run_connection(c));
-        std::thread::sleep(Duration::from_millis(200));
-        closer.shutdown(Shutdown::Read).unwrap();
-        client_thread.join().unwrap();
-        server_thread.join().unwrap();
-        let (c_ev, s_ev) = (c_out.events(), s_out.events());
-        assert_eq!(c_ev.len(), 1, "{c_ev:?}");
-        assert_eq!(s_ev.len(), 1, "{s_ev:?}");
+        let (c_ev, s_ev) = run_both(app, 200);
         (c_ev[0].clone(), s_ev[0].clone())
     }
 
@@ -1114,12 +1180,15 @@ mod tests {
             traffic_interval: Duration::from_millis(5),
             ..AppOpts::default()
         };
-        let c = conn(client, Role::Client, app, &out);
-        let client_thread = std::thread::spawn(move || run_connection(c));
-        std::thread::sleep(Duration::from_millis(50));
-        // Unread data in the receive queue: close() answers with a reset.
-        drop(server);
-        client_thread.join().unwrap();
+        let c = out.clone();
+        block_on(async move {
+            let client = tokio::task::spawn_local(run(client, Role::Client, app, c));
+            pause(50).await;
+            // Unread data in the receive queue: close() answers with a reset.
+            drop(server);
+            client.await.unwrap();
+        })
+        .unwrap();
         let events = out.events();
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0]["mechanism"], "reset", "{}", events[0]);
@@ -1129,15 +1198,65 @@ mod tests {
     fn idle_without_heartbeat_reads_raw_until_eof() {
         let (client, server) = pair();
         let out = Captured::default();
-        let c = conn(client, Role::Client, AppOpts::default(), &out);
-        let t = std::thread::spawn(move || run_connection(c));
-        (&server).write_all(b"not a frame at all").unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        server.shutdown(Shutdown::Write).unwrap();
-        t.join().unwrap();
+        let c = out.clone();
+        block_on(async move {
+            let client = tokio::task::spawn_local(run(client, Role::Client, AppOpts::default(), c));
+            (&server).write_all(b"not a frame at all").unwrap();
+            pause(20).await;
+            server.shutdown(std::net::Shutdown::Write).unwrap();
+            client.await.unwrap();
+        })
+        .unwrap();
         let events = out.events();
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0]["error"], "EOF");
         assert_eq!(events[0]["mechanism"], "eof");
+    }
+
+    #[test]
+    fn one_client_holds_many_connections_on_one_thread() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let out = Captured::default();
+        let report = out.reporter();
+        let opts = ClientOpts {
+            socket: NO_SOCKOPTS,
+            reconnect_interval: Duration::from_millis(50),
+            connect_timeout: Duration::from_secs(1),
+            app: AppOpts::default(),
+            connections: 200,
+        };
+        let accepted = block_on(async move {
+            for _ in 0..opts.connections {
+                tokio::task::spawn_local(client_connection(addr, opts, report));
+            }
+            listener.set_nonblocking(true).unwrap();
+            let listener = TcpListener::from_std(listener).unwrap();
+            let mut held = Vec::new();
+            while held.len() < 200 {
+                held.push(listener.accept().await.unwrap().0);
+            }
+            // Every connection is lost at once, and each reconnects on its own timer.
+            drop(held);
+            let mut back = Vec::new();
+            while back.len() < 200 {
+                back.push(listener.accept().await.unwrap().0);
+            }
+            pause(20).await;
+            back.len()
+        })
+        .unwrap();
+        assert_eq!(accepted, 200);
+        let events = out.events();
+        let n = |kind: &str| events.iter().filter(|e| e["kind"] == kind).count();
+        assert_eq!(n("connected"), 200);
+        assert_eq!(n("peer-lost"), 200);
+        assert_eq!(n("reconnected"), 200);
+        let ports: std::collections::BTreeSet<_> = events
+            .iter()
+            .filter(|e| e["kind"] == "connected")
+            .map(|e| e["local"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ports.len(), 200, "each connection has its own port");
     }
 }

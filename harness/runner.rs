@@ -1019,13 +1019,18 @@ async fn drive(
     })
     .await?;
     run.spawn_peer(Side::Client)?;
-    let start_ms = run
-        .wait_for(rx, Side::Client, "connect", |e| {
-            e.source == Source::Client && matches!(e.kind, Kind::Connected(_))
-        })
-        .await?;
+    // With a pool of connections, the schedule starts once every one of them is up.
+    let mut start_ms = 0.0;
+    for _ in 0..run.plan.scenario.client.connections.unwrap_or(1) {
+        start_ms = run
+            .wait_for(rx, Side::Client, "connect", |e| {
+                e.source == Source::Client && matches!(e.kind, Kind::Connected(_))
+            })
+            .await?;
+    }
 
-    // The schedule, in monotonic time: faults count from the client's first connection.
+    // The schedule, in monotonic time: faults count from the client's first connection (of a
+    // pool: from its last first connection).
     let anchor = (Instant::now(), run.now_ms());
     let at = |ms_after_start: u64| {
         anchor.0

@@ -431,6 +431,8 @@ struct RawClient {
     user_timeout: Option<UserTimeout>,
     reconnect_interval: Option<Dur>,
     connect_timeout: Option<Dur>,
+    /// How many connections the reference client holds (default 1).
+    connections: Option<u32>,
     command: Option<Vec<String>>,
     lost: Option<String>,
     back: Option<String>,
@@ -667,6 +669,9 @@ pub struct PeerSettings {
     /// Client only: give up a connect attempt after this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,
+    /// Client only: how many connections the reference client holds; absent means one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
     /// A user program instead of the reference peer (black box).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<crate::program::Program>,
@@ -747,6 +752,7 @@ impl PeerSettings {
             user_timeout_ms: user_timeout.map_or(0, |u| u.0),
             reconnect_interval_ms: client.then_some(DEFAULT_RECONNECT_INTERVAL_MS),
             connect_timeout_ms: client.then_some(DEFAULT_CONNECT_TIMEOUT_MS),
+            connections: None,
             program: None,
             sysctl: Default::default(),
         }
@@ -926,7 +932,35 @@ fn peers(
     if let Some(d) = c.connect_timeout {
         client.connect_timeout_ms = Some(d.as_millis());
     }
+    client.connections = connections(src, c.connections, client.program.is_some())?;
     Ok((server, client))
+}
+
+/// Most connections one reference client holds: each is a descriptor on both peers, and the
+/// lab's client has one address (about 28,000 ephemeral ports to one server port).
+pub const MAX_CONNECTIONS: u32 = 20_000;
+
+/// `[client] connections`, checked: at least 1, at most [`MAX_CONNECTIONS`], and only for the
+/// reference client (a user program opens what it opens).
+fn connections(src: &Source, n: Option<u32>, program: bool) -> Result<Option<u32>, ScenarioError> {
+    let Some(n) = n else { return Ok(None) };
+    let at = FieldPath::root().key("client").key("connections");
+    if n == 0 {
+        return Err(src.error(&at, "must be at least 1"));
+    }
+    if n > MAX_CONNECTIONS {
+        return Err(src.error(
+            &at,
+            format!("at most {MAX_CONNECTIONS}: the lab's client has one address and about 28,000 ephemeral ports"),
+        ));
+    }
+    if program {
+        return Err(src.error(
+            &at,
+            "only for the reference client: a `command` opens the connections it opens",
+        ));
+    }
+    Ok(Some(n))
 }
 
 /// The traffic table found at `at`, resolved.
@@ -1527,6 +1561,32 @@ reconnects = "..2s"
     }
 
     #[test]
+    fn connections_are_a_pool_of_the_reference_client() {
+        let pool = |n: &str| GOOD.replace("keepalive = \"off\"", &format!("connections = {n}"));
+        let s = parse(Path::new("s.toml"), &pool("500")).unwrap();
+        assert_eq!(s.client.connections, Some(500));
+        assert_eq!(
+            parse(Path::new("s.toml"), GOOD).unwrap().client.connections,
+            None
+        );
+        let e = err(&pool("0"));
+        assert!(
+            e.starts_with("s.toml:9:1: client.connections: must be at least 1"),
+            "{e}"
+        );
+        let e = err(&pool("20001"));
+        assert!(e.contains("client.connections: at most 20000"), "{e}");
+        let e = err(&pool("-3"));
+        assert!(e.contains("client.connections"), "{e}");
+        let program = pool("2").replace("[client]\n", "[client]\ncommand = [\"true\"]\n");
+        let e = err(&program);
+        assert!(
+            e.contains("client.connections: only for the reference client"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn shipped_scenarios_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let mut n = 0;
@@ -1537,8 +1597,10 @@ reconnects = "..2s"
                 n += 1;
             }
         }
-        for entry in std::fs::read_dir(dir.join("long")).unwrap() {
-            load(&entry.unwrap().path()).unwrap_or_else(|e| panic!("{e}"));
+        for sub in ["long", "fleet"] {
+            for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+                load(&entry.unwrap().path()).unwrap_or_else(|e| panic!("{e}"));
+            }
         }
         assert!(n >= 3, "expected the three seed scenarios, found {n}");
     }

@@ -778,3 +778,59 @@ fn a_nat_keeps_a_flow_only_if_the_probe_period_is_below_its_timeout() {
         );
     }
 }
+
+/// Latencies (ms from the fault's injection) of `kind` events of `side`, one per connection.
+fn per_connection(t: &Value, side: &str, kind: &str, from: &str) -> Vec<(u64, f64)> {
+    let events = t["events"].as_array().unwrap();
+    let at = events
+        .iter()
+        .find(|e| e["kind"] == from && e["source"] == "runner")
+        .and_then(|e| e["t_ms"].as_f64())
+        .unwrap_or_else(|| panic!("no {from}"));
+    events
+        .iter()
+        .filter(|e| e["kind"] == kind && e["source"] == side && e["t_ms"].as_f64() >= Some(at))
+        .map(|e| {
+            let conn = e["conn"]
+                .as_u64()
+                .expect("every connection event names its connection");
+            (conn, e["t_ms"].as_f64().unwrap() - at)
+        })
+        .collect()
+}
+
+#[test]
+fn a_pool_of_connections_each_notices_its_server_host_is_gone() {
+    let t = run_passing("fleet/pool-server-host-dies.toml");
+    let lost = per_connection(&t, "client", "peer-lost", "fault-injected");
+    // One client process, one loss per connection: 100 distinct connections.
+    let conns: BTreeSet<u64> = lost.iter().map(|l| l.0).collect();
+    assert_eq!(conns.len(), 100, "{lost:?}");
+    assert_eq!(lost.len(), 100);
+    // Keepalive 2s/1s/3 on each: D - F in [N*V, I + N*V] = [3 s, 5 s] (K1); the lower bound
+    // proves the drop took effect, the upper bound that every connection detected it.
+    for (conn, ms) in &lost {
+        assert!(
+            (3000.0 - 50.0..=5000.0 + 4.0 * SLACK_PER_TIMER_MS).contains(ms),
+            "connection {conn} detected after {ms} ms"
+        );
+    }
+    let errors: BTreeSet<&str> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "peer-lost" && e["source"] == "client")
+        .map(|e| e["error"].as_str().unwrap())
+        .collect();
+    assert_eq!(errors, BTreeSet::from(["ETIMEDOUT"]));
+    // While the host is down, attempts time out (the SYNs vanish).
+    let timed_out = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "connect-failed" && e["error"] == "ETIMEDOUT");
+    assert!(
+        timed_out,
+        "no connect attempt timed out while the host was down"
+    );
+}
