@@ -58,12 +58,7 @@ pub fn detection(events: &[Event], side: Side, fault: &str) -> Option<(f64, Stri
 /// latency from the injection.
 pub fn first_loss<'a>(events: &'a [Event], side: Side, fault: &str) -> Option<(f64, &'a Event)> {
     let times = fault_times(events, fault)?;
-    let next_fault_ms = events
-        .iter()
-        .filter_map(injection_start)
-        .filter(|&(id, start)| id != fault && start > times.started_ms)
-        .map(|(_, start)| start)
-        .fold(f64::INFINITY, f64::min);
+    let next_fault_ms = next_fault_start(events, fault, times.started_ms);
     events
         .iter()
         .find(|e| {
@@ -73,6 +68,17 @@ pub fn first_loss<'a>(events: &'a [Event], side: Side, fault: &str) -> Option<(f
                 && e.t_ms < next_fault_ms
         })
         .map(|e| (round_us(e.t_ms - times.injected_ms), e))
+}
+
+/// When the next other fault after `fault` (whose injection started at `started_ms`) started
+/// to be injected; infinity if none did.
+pub fn next_fault_start(events: &[Event], fault: &str, started_ms: f64) -> f64 {
+    events
+        .iter()
+        .filter_map(injection_start)
+        .filter(|&(id, start)| id != fault && start > started_ms)
+        .map(|(_, start)| start)
+        .fold(f64::INFINITY, f64::min)
 }
 
 /// A side's first connection since `fault` started to be healed: its latency from the heal's
@@ -99,11 +105,13 @@ fn side_summary(events: &[Event], side: Side, fault: &str) -> SideSummary {
         detection_ms: found.as_ref().map(|d| d.0),
         error: found.map(|d| d.1),
         reconnect_ms: reconnect(events, side, fault),
+        pool: None,
     }
 }
 
 /// Per fault and side: when it took effect, when each side noticed and came back.
 pub fn summarize(faults: &[Fault], events: &[Event]) -> Summary {
+    let pool = crate::pool::is_pool(events);
     let faults: Vec<FaultSummary> = faults
         .iter()
         .map(|f| {
@@ -114,8 +122,19 @@ pub fn summarize(faults: &[Fault], events: &[Event]) -> Summary {
                 injected_at_ms: times.map(|t| t.injected_ms),
                 injection_ms: times.map(|t| round_us(t.injected_ms - t.started_ms)),
                 healed_at_ms: times.and_then(|t| t.healed_ms),
-                client: side_summary(events, Side::Client, &f.id),
-                server: side_summary(events, Side::Server, &f.id),
+                client: SideSummary {
+                    pool: pool
+                        .then(|| crate::pool::summary(events, Side::Client, &f.id))
+                        .flatten(),
+                    ..side_summary(events, Side::Client, &f.id)
+                },
+                server: SideSummary {
+                    pool: pool
+                        .then(|| crate::pool::summary(events, Side::Server, &f.id))
+                        .flatten(),
+                    ..side_summary(events, Side::Server, &f.id)
+                },
+                storm: pool.then(|| crate::pool::storm(events, &f.id)).flatten(),
             }
         })
         .collect();
@@ -171,6 +190,7 @@ pub(crate) mod tests {
         let c = Connected {
             ends: Ends::default(),
             attempts: None,
+            slot: None,
         };
         let kind = if again {
             Kind::Reconnected(c)

@@ -143,6 +143,7 @@ pub fn load(path: &Path) -> Result<Comparison, ScenarioError> {
                             window: Window::Never,
                             error: None,
                         },
+                        pick: None,
                         predicted: Some(tolerance),
                     })
                     .collect(),

@@ -229,6 +229,22 @@ impl Lab {
         }
     }
 
+    /// Reads a file of `/proc/thread-self/` (e.g. `net/netstat`) as seen inside `ns`, on a
+    /// throwaway thread so that no thread of ours stays in another namespace.
+    pub fn read_proc(&self, ns: Ns, file: &str) -> std::io::Result<String> {
+        let fd = self.fd(ns);
+        let path = format!("/proc/thread-self/{file}");
+        std::thread::spawn(move || {
+            // SAFETY: setns on this short-lived thread only; the fd outlives it.
+            if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            std::fs::read_to_string(path)
+        })
+        .join()
+        .expect("the reading thread does not panic")
+    }
+
     /// A command that runs inside `ns`. `inherit` are descriptors the program may open as
     /// /proc/self/fd/N (e.g. another namespace to move a link into).
     pub fn command(&self, ns: Ns, program: &str, inherit: &[RawFd]) -> Command {

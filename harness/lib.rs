@@ -12,6 +12,7 @@
 //! - [`predict`]: `flatline predict` flags, checked as a scenario is.
 //! - [`record`]: typed events and the versioned JSON document a run produces.
 //! - [`analysis`]: what a record's events mean (detection and reconnect latencies).
+//! - [`pool`]: a pool of connections: distributions and the reconnect storm.
 //! - [`verdict`]: expectations judged against a record's events.
 //! - [`schema`]: JSON Schemas of the record, as shipped in `schema/`.
 //! - [`compare`]: settings x faults matrices, as tables.
@@ -52,6 +53,7 @@ pub mod observer;
 pub mod output;
 pub mod peer;
 pub mod plan;
+pub mod pool;
 pub mod predict;
 pub mod program;
 pub mod record;

@@ -708,6 +708,7 @@ pub fn serve(listen: SocketAddr, opts: ServerOpts, report: &'static Reporter) ->
             report.emit(Kind::Connected(Connected {
                 ends: ends.clone(),
                 attempts: None,
+                slot: None,
             }));
             let (conn, read) = Conn::new(stream, Role::Server, ends, opts.socket, opts.app, report);
             tokio::task::spawn_local(run_connection(conn, read));
@@ -730,8 +731,8 @@ pub struct ClientOpts {
 /// and retries on a reconnect timer until connected again. Never returns.
 pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporter) -> ! {
     let ran = block_on(async move {
-        for _ in 0..opts.connections.max(1) {
-            tokio::task::spawn_local(client_connection(server, opts, report));
+        for i in 0..opts.connections.max(1) {
+            tokio::task::spawn_local(client_connection(server, opts, i, report));
         }
         std::future::pending::<()>().await
     });
@@ -742,13 +743,20 @@ pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporte
 }
 
 /// One of the client's connections, for ever: connect, run until lost, pause, connect again.
-async fn client_connection(server: SocketAddr, opts: ClientOpts, report: &'static Reporter) {
+/// Its events name its slot `i` when the client holds a pool.
+async fn client_connection(
+    server: SocketAddr,
+    opts: ClientOpts,
+    i: u32,
+    report: &'static Reporter,
+) {
+    let slot = (opts.connections > 1).then_some(i);
     let mut connected_before = false;
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
         if connected_before {
-            report.emit(Kind::ReconnectAttempt { attempt });
+            report.emit(Kind::ReconnectAttempt { attempt, slot });
         }
         match connect(server, &opts).await {
             Ok(stream) => {
@@ -759,6 +767,7 @@ async fn client_connection(server: SocketAddr, opts: ClientOpts, report: &'stati
                 let c = Connected {
                     ends: ends.clone(),
                     attempts: Some(attempt),
+                    slot,
                 };
                 report.emit(if connected_before {
                     Kind::Reconnected(c)
@@ -775,6 +784,7 @@ async fn client_connection(server: SocketAddr, opts: ClientOpts, report: &'stati
                 report.emit(Kind::ConnectFailed {
                     attempt,
                     error: error_name(&e),
+                    slot,
                 });
             }
         }
@@ -1227,8 +1237,8 @@ mod tests {
             connections: 200,
         };
         let accepted = block_on(async move {
-            for _ in 0..opts.connections {
-                tokio::task::spawn_local(client_connection(addr, opts, report));
+            for i in 0..opts.connections {
+                tokio::task::spawn_local(client_connection(addr, opts, i, report));
             }
             listener.set_nonblocking(true).unwrap();
             let listener = TcpListener::from_std(listener).unwrap();

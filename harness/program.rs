@@ -344,6 +344,7 @@ impl SideView {
                         t_ns,
                         Kind::ReconnectAttempt {
                             attempt: self.attempts,
+                            slot: None,
                         },
                     ));
                 }
@@ -361,6 +362,7 @@ impl SideView {
                 let connected = Connected {
                     ends: e.clone(),
                     attempts: (self.side == Side::Client).then_some(self.attempts.max(1)),
+                    slot: None,
                 };
                 let kind = if self.side == Side::Client && self.connected_once {
                     Kind::Reconnected(connected)
@@ -824,7 +826,13 @@ mod tests {
         );
         assert!(matches!(
             attempt[..],
-            [(30, Kind::ReconnectAttempt { attempt: 1 })]
+            [(
+                30,
+                Kind::ReconnectAttempt {
+                    attempt: 1,
+                    slot: None
+                }
+            )]
         ));
         let back = v.observe(established(2, 40, true), None, 9);
         assert!(matches!(

@@ -128,11 +128,30 @@ pub enum Kind {
     /// A connection is established (client: its first connection; server: an accepted one).
     Connected(Connected),
     /// The client tries to connect again after a loss.
-    ReconnectAttempt { attempt: u32 },
+    ReconnectAttempt {
+        attempt: u32,
+        /// Pool only: the client's connection slot (see [`Connected::slot`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slot: Option<u32>,
+    },
     /// The client is connected again after a loss.
     Reconnected(Connected),
     /// A connect attempt failed.
-    ConnectFailed { attempt: u32, error: String },
+    ConnectFailed {
+        attempt: u32,
+        error: String,
+        /// Pool only: the client's connection slot (see [`Connected::slot`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slot: Option<u32>,
+    },
+    /// The server namespace's listen queue counters (TcpExt in /proc/net/netstat), read by the
+    /// runner when a pool's connections are all up and again at the end.
+    ListenCounters {
+        /// SYNs or completed handshakes dropped because the accept queue was full.
+        listen_overflows: u64,
+        /// Every SYN or handshake the listener dropped, overflows included.
+        listen_drops: u64,
+    },
     /// A side noticed its connection was dead.
     PeerLost(PeerLost),
     /// A line a peer printed that is not an event.
@@ -238,6 +257,7 @@ impl Kind {
             Kind::ReconnectAttempt { .. } => "reconnect-attempt",
             Kind::Reconnected(_) => "reconnected",
             Kind::ConnectFailed { .. } => "connect-failed",
+            Kind::ListenCounters { .. } => "listen-counters",
             Kind::PeerLost(_) => "peer-lost",
             Kind::PeerOutput { .. } => "peer-output",
             Kind::ObserverUp { .. } => "observer-up",
@@ -308,6 +328,10 @@ pub struct Connected {
     /// Client only: connect attempts this took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// Client with a pool of connections only: which of its connections this is (from 0); it
+    /// keeps its slot across reconnects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
 }
 
 /// One step of a fault: `fault-injected` or `fault-healed`.
@@ -534,6 +558,63 @@ pub struct SideSummary {
     pub error: Option<String>,
     /// fault-healed to connected again, ms.
     pub reconnect_ms: Option<f64>,
+    /// A pool of connections: the distributions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolSummary>,
+}
+
+/// Nearest-rank quantiles of latencies, ms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Distribution {
+    pub min_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// What a pool of connections went through on one side for one fault.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PoolSummary {
+    /// Connections open on this side when the fault took effect: the ones it cut.
+    pub connections: u64,
+    /// Of those, how many noticed (peer-lost) before the next fault.
+    pub detected: u64,
+    /// Of those, how many never noticed.
+    pub never_detected: u64,
+    /// fault-injected to each connection's peer-lost.
+    pub detection: Option<Distribution>,
+    /// When the last connection to notice noticed (t_ms).
+    pub last_detected_at_ms: Option<f64>,
+    /// Detections by error.
+    pub errors: BTreeMap<String, u64>,
+    /// Connections back since the heal (client: slots connected again; server: accepted).
+    pub reconnected: u64,
+    /// fault-healed to each connection's return.
+    pub reconnect: Option<Distribution>,
+    /// fault-healed until 95 % of the connections cut were back.
+    pub back_95_ms: Option<f64>,
+    /// fault-healed until every connection cut was back.
+    pub all_back_ms: Option<f64>,
+    /// Losses, by error, of connections the fault did not cut (opened after it took effect):
+    /// the reconnect storm's collateral damage.
+    pub collateral: BTreeMap<String, u64>,
+}
+
+/// The client's reconnect storm after one fault (a pool only).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Storm {
+    /// Reconnect attempts from the fault until the next fault (or the end).
+    pub attempts: u64,
+    /// Most attempts within any one second.
+    pub peak_attempts_per_s: u64,
+    /// Most attempts within any 100 ms.
+    pub busiest_100ms: u64,
+    /// Failed attempts by error (ECONNREFUSED: refused; ETIMEDOUT: timed out).
+    pub failed: BTreeMap<String, u64>,
+    /// Growth of the server namespace's ListenOverflows / ListenDrops over the run.
+    pub listen_overflows: Option<u64>,
+    pub listen_drops: Option<u64>,
 }
 
 /// What happened around one fault.
@@ -547,6 +628,9 @@ pub struct FaultSummary {
     pub healed_at_ms: Option<f64>,
     pub client: SideSummary,
     pub server: SideSummary,
+    /// A pool of connections: the client's reconnect storm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<Storm>,
 }
 
 /// Per side, for the first fault (the common case), and per fault.
@@ -728,6 +812,7 @@ pub(crate) mod tests {
                 peer: peer.into(),
             },
             attempts: None,
+            slot: None,
         })
     }
 
@@ -780,7 +865,13 @@ pub(crate) mod tests {
             serde_json::from_str(r#"{"mono_ns":5,"kind":"reconnect-attempt","attempt":2}"#)
                 .unwrap();
         assert_eq!(r.mono_ns, 5);
-        assert_eq!(r.kind, Kind::ReconnectAttempt { attempt: 2 });
+        assert_eq!(
+            r.kind,
+            Kind::ReconnectAttempt {
+                attempt: 2,
+                slot: None
+            }
+        );
         assert!(serde_json::from_str::<PeerReport>(r#"{"mono_ns":5,"kind":"nope"}"#).is_err());
     }
 
@@ -814,7 +905,13 @@ pub(crate) mod tests {
         assert_eq!(c.number(Side::Client, &connected(a, srv)), Some(3));
         assert_eq!(c.number(Side::Server, &connected(srv, a)), Some(3));
         assert_eq!(
-            c.number(Side::Client, &Kind::ReconnectAttempt { attempt: 1 }),
+            c.number(
+                Side::Client,
+                &Kind::ReconnectAttempt {
+                    attempt: 1,
+                    slot: None
+                }
+            ),
             None
         );
     }
@@ -953,7 +1050,13 @@ pub(crate) mod tests {
     }
 
     fn arb_connected() -> impl Strategy<Value = Connected> {
-        (ends(), any::<Option<u32>>()).prop_map(|(ends, attempts)| Connected { ends, attempts })
+        (ends(), any::<Option<u32>>(), any::<Option<u32>>()).prop_map(|(ends, attempts, slot)| {
+            Connected {
+                ends,
+                attempts,
+                slot,
+            }
+        })
     }
 
     fn kind() -> impl Strategy<Value = Kind> {
@@ -976,10 +1079,14 @@ pub(crate) mod tests {
             text().prop_map(|error| Kind::AcceptFailed { error }),
             (ends(), text()).prop_map(|(ends, error)| Kind::SetsockoptFailed { ends, error }),
             arb_connected().prop_map(Kind::Connected),
-            any::<u32>().prop_map(|attempt| Kind::ReconnectAttempt { attempt }),
+            (any::<u32>(), any::<Option<u32>>())
+                .prop_map(|(attempt, slot)| Kind::ReconnectAttempt { attempt, slot }),
             arb_connected().prop_map(Kind::Reconnected),
-            (any::<u32>(), text())
-                .prop_map(|(attempt, error)| Kind::ConnectFailed { attempt, error }),
+            (any::<u32>(), text()).prop_map(|(attempt, error)| Kind::ConnectFailed {
+                attempt,
+                error,
+                slot: None,
+            }),
             peer_lost().prop_map(Kind::PeerLost),
             text().prop_map(|line| Kind::PeerOutput { line }),
             arb_observed().prop_map(Kind::ConnectionObserved),

@@ -27,6 +27,75 @@ fn side_line(side: Side, s: &SideSummary, healed: bool) -> String {
     format!("  {side:<7} {detect}{back}").trim_end().to_owned() + "\n"
 }
 
+/// A pool's distributions on one side, and the storm: a few indented lines.
+fn pool_lines(side: Side, s: &SideSummary) -> String {
+    let Some(p) = &s.pool else {
+        return String::new();
+    };
+    let dist = |d: &Option<crate::record::Distribution>| match d {
+        Some(d) => format!(
+            "min {} p50 {} p90 {} p99 {} max {}",
+            secs(d.min_ms),
+            secs(d.p50_ms),
+            secs(d.p90_ms),
+            secs(d.p99_ms),
+            secs(d.max_ms)
+        ),
+        None => "none".into(),
+    };
+    let counts = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} x{v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = format!(
+        "    {side} pool: {} cut, {} detected, {} never; detection {}; {}\n",
+        p.connections,
+        p.detected,
+        p.never_detected,
+        dist(&p.detection),
+        counts(&p.errors)
+    );
+    let opt = |v: Option<f64>| v.map_or("never".into(), secs);
+    let _ = writeln!(
+        out,
+        "    {side} back: {} of {}; reconnect {}; 95 % back {}, all back {}",
+        p.reconnected,
+        p.connections,
+        dist(&p.reconnect),
+        opt(p.back_95_ms),
+        opt(p.all_back_ms)
+    );
+    if !p.collateral.is_empty() {
+        let _ = writeln!(
+            out,
+            "    {side} collateral: connections not cut lost with {}",
+            counts(&p.collateral)
+        );
+    }
+    out
+}
+
+fn storm_line(s: &crate::record::Storm) -> String {
+    let failed: Vec<String> = s.failed.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+    let listen = match (s.listen_overflows, s.listen_drops) {
+        (Some(o), Some(d)) => format!("; server ListenOverflows +{o}, ListenDrops +{d}"),
+        _ => String::new(),
+    };
+    format!(
+        "    storm: {} attempts, peak {}/s, busiest 100 ms {}; failed: {}{listen}\n",
+        s.attempts,
+        s.peak_attempts_per_s,
+        s.busiest_100ms,
+        if failed.is_empty() {
+            "none".into()
+        } else {
+            failed.join(", ")
+        }
+    )
+}
+
 /// Whether a run passed: it completed and every expectation held.
 pub fn passed(t: &Record) -> bool {
     t.verdict.passed && t.status.is_completed()
@@ -68,6 +137,11 @@ pub fn render(t: &Record, path: &str) -> String {
         let healed = f.healed_at_ms.is_some();
         out += &side_line(Side::Client, &f.client, healed);
         out += &side_line(Side::Server, &f.server, healed);
+        out += &pool_lines(Side::Client, &f.client);
+        out += &pool_lines(Side::Server, &f.server);
+        if let Some(storm) = &f.storm {
+            out += &storm_line(storm);
+        }
     }
     let programs: Vec<Side> = Side::BOTH
         .into_iter()

@@ -259,6 +259,27 @@ impl Run<'_> {
         clock::ms_since(self.origin_ns, clock::now_ns())
     }
 
+    /// A pool: records the server namespace's listen queue counters.
+    fn listen_counters(&mut self) {
+        if self.scenario.client.connections.unwrap_or(1) < 2 {
+            return;
+        }
+        let read = self.lab.read_proc(Ns::Server, "net/netstat");
+        if let Some((listen_overflows, listen_drops)) =
+            read.ok().as_deref().and_then(crate::pool::listen_counters)
+        {
+            let t = self.now_ms();
+            self.record(Event::new(
+                t,
+                Source::Runner,
+                Kind::ListenCounters {
+                    listen_overflows,
+                    listen_drops,
+                },
+            ));
+        }
+    }
+
     fn record(&mut self, event: Event) -> &Event {
         self.events.push(event);
         self.events.last().expect("just pushed")
@@ -941,6 +962,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         .iter()
         .filter_map(|(&side, p)| p.view.options.map(|o| (side, o)))
         .collect();
+    run.listen_counters();
     let Run {
         lab,
         mut events,
@@ -1029,6 +1051,8 @@ async fn drive(
             .await?;
     }
 
+    run.listen_counters();
+
     // The schedule, in monotonic time: faults count from the client's first connection (of a
     // pool: from its last first connection).
     let anchor = (Instant::now(), run.now_ms());
@@ -1047,6 +1071,7 @@ async fn drive(
     let end = at(run.scenario.end.as_millis());
     let mut next = 0;
     let mut settled_at: Option<Instant> = None;
+    let mut judged = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
 
     loop {
@@ -1067,7 +1092,13 @@ async fn drive(
             return Err(died);
         }
         // Without expectations there is nothing to settle: observe until the end.
-        if next == steps.len() && !run.scenario.expectations.is_empty() {
+        // Judged at most every 100 ms: a pool's storm brings thousands of events, and judging
+        // after each would keep the runner from reading the peers' reports.
+        if next == steps.len()
+            && !run.scenario.expectations.is_empty()
+            && judged.elapsed() >= Duration::from_millis(100)
+        {
+            judged = Instant::now();
             let now = run.now_ms();
             let open = verdict::judge(run.scenario, &run.events, Some(now))
                 .iter()

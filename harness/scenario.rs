@@ -449,6 +449,17 @@ struct RawExpect {
     error: Option<String>,
     reconnects: Option<Window>,
     tolerance: Option<Dur>,
+    /// A pool: judge this quantile of its connections (0 < q <= 1).
+    quantile: Option<f64>,
+    /// A pool: judge every connection (default) or the first.
+    connections: Option<RawPick>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+enum RawPick {
+    All,
+    Any,
 }
 
 /// `expect`: [[expect]] tables, or "none" for a scenario that only observes.
@@ -693,12 +704,27 @@ pub enum Check {
     Reconnects { window: Window },
 }
 
+/// Which of a pool's connections an expectation judges (with one connection, all are one).
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pick {
+    /// Every connection the fault cut: the last one to notice (or come back).
+    All,
+    /// The first connection to notice (or come back).
+    Any,
+    /// The connection at this quantile, by nearest rank among those the fault cut.
+    Quantile(f64),
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 pub struct Expectation {
     pub side: Side,
     pub fault: String,
     #[serde(flatten)]
     pub check: Check,
+    /// Which connections of a pool are judged; absent: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pick: Option<Pick>,
     /// `detects = "predicted"`: the window is the model's, widened by this tolerance.
     // As parsed, the window is a placeholder; plan::plan fills it in from the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -721,6 +747,12 @@ impl fmt::Display for Expectation {
                 }
             }
             Check::Reconnects { window } => write!(f, "reconnects = \"{window}\"")?,
+        }
+        match self.pick {
+            None => {}
+            Some(Pick::All) => f.write_str(", connections = \"all\"")?,
+            Some(Pick::Any) => f.write_str(", connections = \"any\"")?,
+            Some(Pick::Quantile(q)) => write!(f, ", quantile = {q}")?,
         }
         f.write_str(" }")
     }
@@ -1259,8 +1291,27 @@ fn expectation(
         side: e.side,
         fault: fault.id.clone(),
         check,
+        pick: pick(src, here, e)?,
         predicted,
     })
+}
+
+/// `quantile` or `connections`, checked.
+fn pick(src: &Source, here: &FieldPath, e: &RawExpect) -> Result<Option<Pick>, ScenarioError> {
+    match (e.quantile, e.connections) {
+        (Some(_), Some(_)) => Err(src.error(
+            &here.key("quantile"),
+            "give `quantile` or `connections`, not both",
+        )),
+        (Some(q), None) if !(q > 0.0 && q <= 1.0) => Err(src.error(
+            &here.key("quantile"),
+            format!("{q} is not a quantile: give one above 0 and at most 1 (0.99 for p99)"),
+        )),
+        (Some(q), None) => Ok(Some(Pick::Quantile(q))),
+        (None, Some(RawPick::All)) => Ok(Some(Pick::All)),
+        (None, Some(RawPick::Any)) => Ok(Some(Pick::Any)),
+        (None, None) => Ok(None),
+    }
 }
 
 fn known_error(
@@ -1584,6 +1635,39 @@ reconnects = "..2s"
             e.contains("client.connections: only for the reference client"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_pool_expectation_takes_a_quantile_or_all_or_any() {
+        let with = |extra: &str| {
+            GOOD.replace(
+                "reconnects = \"..2s\"",
+                &format!("reconnects = \"..2s\"\n{extra}"),
+            )
+        };
+        let s = parse(Path::new("s.toml"), &with("quantile = 0.99")).unwrap();
+        assert_eq!(s.expectations[1].pick, Some(Pick::Quantile(0.99)));
+        assert!(s.expectations[1]
+            .to_string()
+            .ends_with("reconnects = \"..2s\", quantile = 0.99 }"));
+        let s = parse(Path::new("s.toml"), &with("connections = \"any\"")).unwrap();
+        assert_eq!(s.expectations[1].pick, Some(Pick::Any));
+        assert_eq!(
+            parse(Path::new("s.toml"), GOOD).unwrap().expectations[1].pick,
+            None
+        );
+        for bad in ["quantile = 0", "quantile = 1.5", "quantile = -0.1"] {
+            let e = err(&with(bad));
+            assert!(e.starts_with("s.toml:25:1: expect[1].quantile: "), "{e}");
+            assert!(e.contains("is not a quantile"), "{e}");
+        }
+        let e = err(&with("quantile = 0.9\nconnections = \"all\""));
+        assert!(
+            e.contains("give `quantile` or `connections`, not both"),
+            "{e}"
+        );
+        let e = err(&with("connections = \"most\""));
+        assert!(e.contains("connections"), "{e}");
     }
 
     #[test]

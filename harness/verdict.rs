@@ -2,9 +2,10 @@
 
 use crate::analysis;
 use crate::duration::{Placement, Window};
+use crate::pool;
 use crate::record::{Environment, Event, Record, RunStatus, FORMAT_VERSION};
 pub use crate::record::{Outcome, Status, Verdict};
-use crate::scenario::{Check, Expectation, Scenario};
+use crate::scenario::{Check, Expectation, Pick, Scenario};
 
 /// Judges every expectation. `now_ms` is the current time while the run goes on, `None` once
 /// it is over (then nothing stays pending).
@@ -89,6 +90,9 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>, run_end_m
         let reason = "the fault was never injected".into();
         return outcome(exp, pending_or(Status::Failed), "injected = false", reason);
     };
+    if exp.pick.is_some() || pool::is_pool(events) {
+        return judge_pool(exp, events, now_ms, run_end_ms);
+    }
     let (reference_ms, found) = match &exp.check {
         Check::Detects { .. } => (
             Some(times.injected_ms),
@@ -113,6 +117,66 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>, run_end_m
         }
         None => judge_missing(exp, run_end_ms - reference_ms),
     }
+}
+
+/// An expectation on a pool of connections: the connection its pick names (every one by
+/// default) is judged as one connection would be, and the outcome says which and how many.
+fn judge_pool(
+    exp: &Expectation,
+    events: &[Event],
+    now_ms: Option<f64>,
+    run_end_ms: f64,
+) -> Outcome {
+    let pick = exp.pick.unwrap_or(Pick::All);
+    let times = analysis::fault_times(events, &exp.fault).expect("checked by judge_one");
+    let (reference_ms, cut, found) = match &exp.check {
+        Check::Detects { .. } => {
+            let l = pool::losses(events, exp.side, &exp.fault).unwrap_or_default();
+            (Some(times.injected_ms), l.cut, l.found)
+        }
+        Check::Reconnects { .. } => {
+            let (cut, back) = pool::returns(events, exp.side, &exp.fault).unwrap_or_default();
+            let back = back.into_iter().map(|ms| (ms, String::new())).collect();
+            (times.healed_ms, cut, back)
+        }
+    };
+    let Some(reference_ms) = reference_ms else {
+        let reason = "the fault was never healed".into();
+        let status = if now_ms.is_some() {
+            Status::Pending
+        } else {
+            Status::Failed
+        };
+        return outcome(exp, status, "healed = false", reason);
+    };
+    let which = match pick {
+        Pick::All => "connections = \"all\"".to_string(),
+        Pick::Any => "connections = \"any\"".to_string(),
+        Pick::Quantile(q) => format!("quantile = {q}"),
+    };
+    let mut o = match pool::pick(pick, cut, &found) {
+        Some((latency, error)) => judge_found(exp, latency, &error),
+        None if now_ms.is_some() => {
+            let actual = format!("{} = \"never\"", what(exp));
+            outcome(exp, Status::Pending, &actual, String::new())
+        }
+        None => {
+            let mut o = judge_missing(exp, run_end_ms - reference_ms);
+            if !o.passed {
+                o.reason = format!(
+                    "{} of {cut} connections did not {}: {}",
+                    cut - found.len().min(cut),
+                    &what(exp)[..what(exp).len() - 1],
+                    o.reason
+                );
+            }
+            o
+        }
+    };
+    if let Some(inner) = o.actual.strip_suffix(" }") {
+        o.actual = format!("{inner}, {which} }} ({} of {cut} connections)", found.len());
+    }
+    o
 }
 
 /// "detects" or "reconnects".

@@ -823,14 +823,32 @@ fn a_pool_of_connections_each_notices_its_server_host_is_gone() {
         .map(|e| e["error"].as_str().unwrap())
         .collect();
     assert_eq!(errors, BTreeSet::from(["ETIMEDOUT"]));
-    // While the host is down, attempts time out (the SYNs vanish).
-    let timed_out = t["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|e| e["kind"] == "connect-failed" && e["error"] == "ETIMEDOUT");
+    // The summary agrees with the events.
+    let fault = &t["summary"]["faults"][0];
+    let pool = &fault["client"]["pool"];
+    assert_eq!(pool["connections"], 100, "{pool}");
+    assert_eq!(pool["detected"], 100, "{pool}");
+    assert_eq!(pool["never_detected"], 0, "{pool}");
+    let max = pool["detection"]["max_ms"].as_f64().unwrap();
+    let last = lost.iter().map(|l| l.1).fold(0.0, f64::max);
+    assert!((max - last).abs() < 0.01, "{max} vs {last}");
+    // Every slot is back: not before the heal (the server was gone), and within connect
+    // timeout + reconnect interval (1.5 s) plus slack after it.
+    assert_eq!(pool["reconnected"], 100, "{pool}");
     assert!(
-        timed_out,
-        "no connect attempt timed out while the host was down"
+        pool["reconnect"]["min_ms"].as_f64().unwrap() >= -5.0,
+        "{pool}"
     );
+    let all_back = pool["all_back_ms"]
+        .as_f64()
+        .expect("every connection came back");
+    assert!(all_back <= 1500.0 + 2.0 * SLACK_PER_TIMER_MS, "{pool}");
+    // While the host is down, attempts time out (the SYNs vanish).
+    let storm = &fault["storm"];
+    assert!(
+        storm["failed"]["ETIMEDOUT"].as_u64().unwrap() > 0,
+        "{storm}"
+    );
+    assert!(storm["attempts"].as_u64().unwrap() >= 100, "{storm}");
+    assert!(storm["listen_overflows"].is_u64(), "{storm}");
 }
