@@ -31,7 +31,9 @@ use crate::plan::PeerPlan;
 use crate::record::{
     Connected, Ends, Kind, LossMechanism, PeerLost, PeerReport, TcpInfo, TcpState,
 };
-use crate::scenario::{Heartbeat, Side, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_RECONNECT_INTERVAL_MS};
+use crate::scenario::{
+    Backoff, Heartbeat, Side, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_RECONNECT_INTERVAL_MS,
+};
 
 /// Socket options applied to every connection of one side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -725,6 +727,28 @@ pub struct ClientOpts {
     pub app: AppOpts,
     /// How many connections the client holds, each with its own reconnect timer.
     pub connections: u32,
+    /// Exponential backoff with jitter instead of the fixed `reconnect_interval`.
+    pub backoff: Option<Backoff>,
+}
+
+/// A small generator for jitter (splitmix64): no crate needed for one uniform draw per
+/// attempt, and each connection seeds its own from the clock and its slot.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new(slot: u32) -> Jitter {
+        Jitter(clock::now_ns() ^ u64::from(slot).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// The client: opens `connections` connections; each runs until it fails, records the loss,
@@ -751,6 +775,7 @@ async fn client_connection(
     report: &'static Reporter,
 ) {
     let slot = (opts.connections > 1).then_some(i);
+    let mut jitter = Jitter::new(i);
     let mut connected_before = false;
     let mut attempt: u32 = 0;
     loop {
@@ -788,7 +813,12 @@ async fn client_connection(
                 });
             }
         }
-        tokio::time::sleep(opts.reconnect_interval).await;
+        // After a loss `attempt` is 0: the backoff starts from `initial` again.
+        let pause = match opts.backoff {
+            Some(b) => Duration::from_millis(b.pause_ms(attempt, jitter.unit())),
+            None => opts.reconnect_interval,
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -808,7 +838,7 @@ pub fn run(plan: &PeerPlan, addr: SocketAddr, report: &'static Reporter) -> io::
     let app = AppOpts::new(&plan.traffic, plan.heartbeat);
     match plan.side {
         Side::Server => {
-            let backlog = DEFAULT_BACKLOG;
+            let backlog = plan.settings.backlog.unwrap_or(DEFAULT_BACKLOG);
             serve(
                 addr,
                 ServerOpts {
@@ -830,6 +860,7 @@ pub fn run(plan: &PeerPlan, addr: SocketAddr, report: &'static Reporter) -> io::
                 connect_timeout: ms(plan.settings.connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS),
                 app,
                 connections: plan.settings.connections.unwrap_or(1),
+                backoff: plan.settings.reconnect_backoff,
             };
             run_client(addr, opts, report)
         }
@@ -1235,6 +1266,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             app: AppOpts::default(),
             connections: 200,
+            backoff: None,
         };
         let accepted = block_on(async move {
             for i in 0..opts.connections {

@@ -246,6 +246,9 @@ pub fn storm(events: &[Event], fault: &str) -> Option<Storm> {
             .map(|e| e.t_ms)
             .collect(),
     );
+    // The storm's rates are those of the return: from the heal (if healed).
+    let from = times.heal_started_ms.unwrap_or(f64::NEG_INFINITY);
+    let returning: Vec<f64> = attempts.iter().copied().filter(|&t| t >= from).collect();
     let mut failed = BTreeMap::new();
     for e in during() {
         if let Kind::ConnectFailed { error, .. } = &e.kind {
@@ -268,8 +271,8 @@ pub fn storm(events: &[Event], fault: &str) -> Option<Storm> {
     };
     Some(Storm {
         attempts: attempts.len() as u64,
-        peak_attempts_per_s: busiest(&attempts, 1000.0),
-        busiest_100ms: busiest(&attempts, 100.0),
+        peak_attempts_per_s: busiest(&returning, 1000.0),
+        busiest_100ms: busiest(&returning, 100.0),
         failed,
         listen_overflows: grew(|c| c.0),
         listen_drops: grew(|c| c.1),
@@ -367,6 +370,9 @@ mod tests {
         ev.push(at(4800.0, c, 9, reconnected(2)));
         ev.push(at(4900.0, c, 9, lost("ECONNRESET")));
         ev.push(healed(5000.0, "drop"));
+        ev.push(attempt(5010.0, 0));
+        ev.push(attempt(5050.0, 1));
+        ev.push(attempt(5900.0, 2));
         ev.push(at(5100.0, c, 5, reconnected(0)));
         ev.push(at(5300.0, c, 6, reconnected(1)));
         ev.push(at(5400.0, c, 7, reconnected(0)));
@@ -439,7 +445,8 @@ mod tests {
     #[test]
     fn the_storm_counts_attempts_failures_and_listen_counters() {
         let s = storm(&pool(), "drop").unwrap();
-        assert_eq!(s.attempts, 3);
+        assert_eq!(s.attempts, 6);
+        // Rates count from the heal at 5000 ms: 5010, 5050 and 5900.
         assert_eq!(s.peak_attempts_per_s, 3);
         assert_eq!(s.busiest_100ms, 2);
         assert_eq!(

@@ -606,9 +606,10 @@ pub struct PoolSummary {
 pub struct Storm {
     /// Reconnect attempts from the fault until the next fault (or the end).
     pub attempts: u64,
-    /// Most attempts within any one second.
+    /// Most attempts within any one second, from the heal (the return; from the injection if
+    /// never healed).
     pub peak_attempts_per_s: u64,
-    /// Most attempts within any 100 ms.
+    /// Most attempts within any 100 ms, from the heal likewise.
     pub busiest_100ms: u64,
     /// Failed attempts by error (ECONNREFUSED: refused; ETIMEDOUT: timed out).
     pub failed: BTreeMap<String, u64>,

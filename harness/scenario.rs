@@ -404,6 +404,106 @@ impl Fault {
 pub const DEFAULT_RECONNECT_INTERVAL_MS: u64 = 500;
 /// How long a client connect attempt may take, by default.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1000;
+/// Most a listen backlog may be (the kernel caps it at net.core.somaxconn anyway).
+pub const MAX_BACKLOG: u32 = 65_535;
+
+/// How a client spreads its retries: the pause before each is drawn from the backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Jitter {
+    /// Exactly the backoff.
+    None,
+    /// Uniform in [0, backoff] (AWS's "full jitter").
+    Full,
+    /// Half the backoff plus uniform in [0, half].
+    Equal,
+}
+
+/// Exponential backoff between a client's connect attempts: `initial` after a loss, doubled
+/// after each failed attempt up to `max`, with `jitter`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub struct Backoff {
+    pub initial_ms: u64,
+    pub max_ms: u64,
+    pub jitter: Jitter,
+}
+
+impl Backoff {
+    /// The pause after `failures` failed attempts in a row (0 right after a loss), drawn with
+    /// `unit` uniform in [0, 1].
+    pub fn pause_ms(&self, failures: u32, unit: f64) -> u64 {
+        let base = self
+            .initial_ms
+            .saturating_mul(1u64 << failures.min(32))
+            .min(self.max_ms);
+        match self.jitter {
+            Jitter::None => base,
+            Jitter::Full => (base as f64 * unit).round() as u64,
+            Jitter::Equal => base / 2 + ((base - base / 2) as f64 * unit).round() as u64,
+        }
+    }
+}
+
+/// `[client] reconnect`: a fixed interval ("500ms") or a backoff table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum RawReconnect {
+    Fixed(Dur),
+    Backoff(RawBackoff),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawBackoff {
+    /// The pause after a loss; doubled after each failed attempt.
+    initial: Dur,
+    /// The longest pause.
+    max: Dur,
+    /// none | full (default) | equal.
+    jitter: Option<Jitter>,
+}
+
+impl<'de> Deserialize<'de> for RawReconnect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawReconnect;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a fixed interval (\"500ms\") or a backoff \
+                     ({ initial = \"100ms\", max = \"5s\", jitter = \"full\" })",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                use serde::de::IntoDeserializer;
+                Dur::deserialize(v.into_deserializer()).map(RawReconnect::Fixed)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                RawBackoff::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawReconnect::Backoff)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawReconnect {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Reconnect".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let fixed = g.subschema_for::<Dur>();
+        let backoff = g.subschema_for::<RawBackoff>();
+        schemars::json_schema!({
+            "description": "A fixed pause between attempts (\"500ms\"), or exponential backoff with jitter.",
+            "oneOf": [fixed, backoff],
+        })
+    }
+}
+
 /// Heartbeat intervals without a word before a peer is declared lost, by default.
 pub const DEFAULT_HEARTBEAT_MISSES: u32 = 3;
 
@@ -414,6 +514,8 @@ struct RawServer {
     #[schemars(with = "crate::keepalive::KeepaliveInput", extend("default" = "off"))]
     keepalive: Keepalive,
     user_timeout: Option<UserTimeout>,
+    /// The reference server's listen backlog (default 128).
+    backlog: Option<u32>,
     command: Option<Vec<String>>,
     port: Option<u16>,
     lost: Option<String>,
@@ -430,6 +532,8 @@ struct RawClient {
     keepalive: Keepalive,
     user_timeout: Option<UserTimeout>,
     reconnect_interval: Option<Dur>,
+    /// A fixed interval, like `reconnect_interval`, or a backoff table.
+    reconnect: Option<RawReconnect>,
     connect_timeout: Option<Dur>,
     /// How many connections the reference client holds (default 1).
     connections: Option<u32>,
@@ -683,6 +787,12 @@ pub struct PeerSettings {
     /// Client only: how many connections the reference client holds; absent means one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<u32>,
+    /// Client only: exponential backoff between attempts instead of the fixed interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect_backoff: Option<Backoff>,
+    /// Server only: the reference server's listen backlog; absent means 128.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u32>,
     /// A user program instead of the reference peer (black box).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<crate::program::Program>,
@@ -785,6 +895,8 @@ impl PeerSettings {
             reconnect_interval_ms: client.then_some(DEFAULT_RECONNECT_INTERVAL_MS),
             connect_timeout_ms: client.then_some(DEFAULT_CONNECT_TIMEOUT_MS),
             connections: None,
+            reconnect_backoff: None,
+            backlog: None,
             program: None,
             sysctl: Default::default(),
         }
@@ -935,6 +1047,7 @@ fn peers(
         sysctl: s.sysctl,
     }
     .resolve(src, &FieldPath::root().key("server"))?;
+    server.backlog = backlog(src, s.backlog, server.program.is_some())?;
     let c = client.unwrap_or_default();
     if c.connect_timeout == Some(Dur::from_millis(0)) {
         return Err(src.error(
@@ -961,11 +1074,65 @@ fn peers(
     if let Some(d) = c.reconnect_interval {
         client.reconnect_interval_ms = Some(d.as_millis());
     }
+    match reconnect(src, c.reconnect, c.reconnect_interval.is_some())? {
+        Some(RawReconnect::Fixed(d)) => client.reconnect_interval_ms = Some(d.as_millis()),
+        Some(RawReconnect::Backoff(b)) => {
+            client.reconnect_backoff = Some(Backoff {
+                initial_ms: b.initial.as_millis(),
+                max_ms: b.max.as_millis(),
+                jitter: b.jitter.unwrap_or(Jitter::Full),
+            })
+        }
+        None => {}
+    }
     if let Some(d) = c.connect_timeout {
         client.connect_timeout_ms = Some(d.as_millis());
     }
     client.connections = connections(src, c.connections, client.program.is_some())?;
     Ok((server, client))
+}
+
+/// `[server] backlog`, checked: 1 to [`MAX_BACKLOG`], for the reference server only.
+fn backlog(src: &Source, n: Option<u32>, program: bool) -> Result<Option<u32>, ScenarioError> {
+    let Some(n) = n else { return Ok(None) };
+    let at = FieldPath::root().key("server").key("backlog");
+    if n == 0 || n > MAX_BACKLOG {
+        return Err(src.error(&at, format!("must be 1 to {MAX_BACKLOG}")));
+    }
+    if program {
+        return Err(src.error(
+            &at,
+            "only for the reference server: a `command` sets its own backlog",
+        ));
+    }
+    Ok(Some(n))
+}
+
+/// `[client] reconnect`, checked: not with `reconnect_interval`, no zero pause, `max` not
+/// below `initial`.
+fn reconnect(
+    src: &Source,
+    r: Option<RawReconnect>,
+    interval_too: bool,
+) -> Result<Option<RawReconnect>, ScenarioError> {
+    let at = FieldPath::root().key("client").key("reconnect");
+    let zero = "must be at least 1ms: without a pause the client retries in a busy loop, an \
+                event per attempt";
+    match r {
+        Some(_) if interval_too => {
+            Err(src.error(&at, "give `reconnect` or `reconnect_interval`, not both"))
+        }
+        Some(RawReconnect::Fixed(d)) if d.as_millis() == 0 => Err(src.error(&at, zero)),
+        Some(RawReconnect::Backoff(b)) if b.initial.as_millis() == 0 => {
+            Err(src.error(&at.key("initial"), zero))
+        }
+        Some(RawReconnect::Backoff(b)) if b.max.as_millis() < b.initial.as_millis() => Err(src
+            .error(
+                &at.key("max"),
+                format!("{} is below initial = \"{}\"", b.max, b.initial),
+            )),
+        r => Ok(r),
+    }
 }
 
 /// Most connections one reference client holds: each is a descriptor on both peers, and the
@@ -1668,6 +1835,85 @@ reconnects = "..2s"
         );
         let e = err(&with("connections = \"most\""));
         assert!(e.contains("connections"), "{e}");
+    }
+
+    #[test]
+    fn reconnect_is_a_fixed_interval_or_a_backoff() {
+        let with = |line: &str| GOOD.replace("keepalive = \"off\"", line);
+        let s = parse(Path::new("s.toml"), &with("reconnect = \"250ms\"")).unwrap();
+        assert_eq!(s.client.reconnect_interval_ms, Some(250));
+        assert_eq!(s.client.reconnect_backoff, None);
+        let s = parse(
+            Path::new("s.toml"),
+            &with("reconnect = { initial = \"100ms\", max = \"5s\" }"),
+        )
+        .unwrap();
+        let b = Backoff {
+            initial_ms: 100,
+            max_ms: 5000,
+            jitter: Jitter::Full,
+        };
+        assert_eq!(s.client.reconnect_backoff, Some(b));
+        let e = err(&with("reconnect = \"1s\"\nreconnect_interval = \"1s\""));
+        assert!(
+            e.starts_with("s.toml:9:1: client.reconnect: give `reconnect` or"),
+            "{e}"
+        );
+        let e = err(&with("reconnect = { initial = \"1s\", max = \"500ms\" }"));
+        assert!(
+            e.contains("client.reconnect.max: 500ms is below initial"),
+            "{e}"
+        );
+        let e = err(&with("reconnect = { initial = \"0ms\", max = \"5s\" }"));
+        assert!(
+            e.contains("client.reconnect.initial: must be at least 1ms"),
+            "{e}"
+        );
+        let e = err(&with("reconnect = \"0s\""));
+        assert!(e.contains("client.reconnect: must be at least 1ms"), "{e}");
+        let e = err(&with(
+            "reconnect = { initial = \"1s\", max = \"5s\", jitter = \"lots\" }",
+        ));
+        assert!(e.contains("client.reconnect") && e.contains("lots"), "{e}");
+        let e = err(&with("reconnect = 5"));
+        assert!(
+            e.contains("client.reconnect") && e.contains("a fixed interval"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_max_with_jitter() {
+        let b = |jitter| Backoff {
+            initial_ms: 100,
+            max_ms: 1000,
+            jitter,
+        };
+        let none: Vec<u64> = (0..6).map(|n| b(Jitter::None).pause_ms(n, 0.5)).collect();
+        assert_eq!(none, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(b(Jitter::Full).pause_ms(2, 0.0), 0);
+        assert_eq!(b(Jitter::Full).pause_ms(2, 0.5), 200);
+        assert_eq!(b(Jitter::Full).pause_ms(9, 1.0), 1000);
+        assert_eq!(b(Jitter::Equal).pause_ms(2, 0.0), 200);
+        assert_eq!(b(Jitter::Equal).pause_ms(2, 1.0), 400);
+        assert_eq!(b(Jitter::None).pause_ms(u32::MAX, 0.0), 1000);
+    }
+
+    #[test]
+    fn backlog_is_the_reference_servers() {
+        let with = |line: &str| GOOD.replace("[server]\n", &format!("[server]\n{line}\n"));
+        let s = parse(Path::new("s.toml"), &with("backlog = 16")).unwrap();
+        assert_eq!(s.server.backlog, Some(16));
+        let e = err(&with("backlog = 0"));
+        assert!(
+            e.starts_with("s.toml:6:1: server.backlog: must be 1 to 65535"),
+            "{e}"
+        );
+        let e = err(&with("backlog = 16\ncommand = [\"true\"]\nport = 7000"));
+        assert!(
+            e.contains("server.backlog: only for the reference server"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -852,3 +852,52 @@ fn a_pool_of_connections_each_notices_its_server_host_is_gone() {
     assert!(storm["attempts"].as_u64().unwrap() >= 100, "{storm}");
     assert!(storm["listen_overflows"].is_u64(), "{storm}");
 }
+
+/// A pool's summary for the first fault, on `side`, and the fault's storm.
+fn pool_of<'a>(t: &'a Value, side: &str) -> (&'a Value, &'a Value) {
+    let fault = &t["summary"]["faults"][0];
+    (&fault[side]["pool"], &fault["storm"])
+}
+
+fn ms(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn after_a_server_restart_backoff_with_jitter_spreads_the_storm_that_a_fixed_interval_bunches() {
+    let fixed = run_passing("fleet/restart-fixed-interval.toml");
+    let jitter = run_passing("fleet/restart-backoff-jitter.toml");
+    for t in [&fixed, &jitter] {
+        let (pool, storm) = pool_of(t, "client");
+        assert_eq!(pool["connections"], 200, "{pool}");
+        assert_eq!(pool["detected"], 200, "{pool}");
+        assert_eq!(pool["errors"]["EOF"], 200, "{pool}");
+        // EOF from the dying process's kernel: about a millisecond (docs/physics.md), far
+        // below any timer; none before the kill.
+        let d = &pool["detection"];
+        assert!(ms(&d["min_ms"]) >= 0.0 && ms(&d["max_ms"]) < 500.0, "{d}");
+        // Nobody is back before the restart (the port is closed: refused), everyone after.
+        assert_eq!(pool["reconnected"], 200, "{pool}");
+        assert!(ms(&pool["reconnect"]["min_ms"]) >= -5.0, "{pool}");
+        assert!(
+            storm["failed"]["ECONNREFUSED"].as_u64().unwrap() >= 200,
+            "{storm}"
+        );
+    }
+    let (pool, storm) = pool_of(&fixed, "client");
+    // Lockstep: the pool detected within milliseconds and retries every 500 ms, so (nearly)
+    // all 200 attempts after the restart land within one 100 ms, all back within one interval.
+    assert!(storm["busiest_100ms"].as_u64().unwrap() >= 180, "{storm}");
+    assert!(
+        ms(&pool["all_back_ms"]) <= 500.0 + 2.0 * SLACK_PER_TIMER_MS,
+        "{pool}"
+    );
+    let (pool, storm) = pool_of(&jitter, "client");
+    // Full jitter up to 2 s: the next attempts spread over up to 2 s (expected ~15 % of the
+    // pool per 100 ms at worst); everyone back within the longest pause.
+    assert!(storm["busiest_100ms"].as_u64().unwrap() <= 100, "{storm}");
+    assert!(
+        ms(&pool["all_back_ms"]) <= 2000.0 + 2.0 * SLACK_PER_TIMER_MS,
+        "{pool}"
+    );
+}
