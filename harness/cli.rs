@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use crate::peer::{self, Reporter};
-use crate::record::RunStatus;
+use crate::record::{Record, RunStatus};
 use crate::runner::{self, error_chain, RunError, RunOptions};
 use crate::{compare, output, report, sandbox, scenario};
 
@@ -33,6 +33,9 @@ pub enum Command {
         /// Directory for the records (<scenario name>.json).
         #[arg(long, default_value = "results")]
         out: PathBuf,
+        /// Also write JUnit XML here: a test case per expectation.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Predict when each side detects a fault, from the kernel's rules (no lab, no root).
     ///
@@ -59,6 +62,9 @@ pub enum Command {
         /// Also run cells the model says take longer than the run allows.
         #[arg(long)]
         run_slow: bool,
+        /// Also write JUnit XML here: a test case per cell and side (as predicted or not).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Benchmarks: lab setup and teardown, fault injection, a matrix's wall time against its
     /// slowest cell, measured against predicted detection. Medians over runs, with baselines.
@@ -89,6 +95,9 @@ pub enum Command {
         /// Record files (JSON), as `flatline run` wrote them.
         #[arg(required = true)]
         records: Vec<PathBuf>,
+        /// Also write JUnit XML here: a test case per expectation.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Print the JSON Schema of a record or of a scenario file (shipped in schema/).
     Schema {
@@ -139,8 +148,12 @@ pub type Outcome = Result<u8, Failure>;
 pub fn execute(command: Command) -> Outcome {
     match command {
         Command::Peer { address, plan } => run_peer(address, &plan),
-        Command::Run { scenarios, out } => run_scenarios(&scenarios, &out),
-        Command::Report { records } => report_records(&records),
+        Command::Run {
+            scenarios,
+            out,
+            junit,
+        } => run_scenarios(&scenarios, &out, junit.as_deref()),
+        Command::Report { records, junit } => report_records(&records, junit.as_deref()),
         Command::Schema { of } => {
             print!("{}", crate::schema::text(of));
             Ok(0)
@@ -160,7 +173,8 @@ pub fn execute(command: Command) -> Outcome {
             out,
             format,
             run_slow,
-        } => compare_matrix(&file, &out, &format, run_slow),
+            junit,
+        } => compare_matrix(&file, &out, &format, run_slow, junit.as_deref()),
         Command::Predict { scenarios, flags } => predict(&scenarios, &flags),
     }
 }
@@ -292,7 +306,13 @@ fn json(r: &compare::Results) -> String {
     serde_json::to_string_pretty(r).expect("results serialize") + "\n"
 }
 
-fn compare_matrix(file: &Path, out: &Path, format: &str, run_slow: bool) -> Outcome {
+fn compare_matrix(
+    file: &Path,
+    out: &Path,
+    format: &str,
+    run_slow: bool,
+    junit: Option<&Path>,
+) -> Outcome {
     let render: Render = match format {
         "text" => compare::render_text,
         "markdown" => compare::render_markdown,
@@ -312,6 +332,7 @@ fn compare_matrix(file: &Path, out: &Path, format: &str, run_slow: bool) -> Outc
     {
         return Err(Failure::error(format!("{}: {e}", file.display())));
     }
+    check_junit(junit)?;
     let (rt, opts) = enter_lab(out)?;
     let dir = out.join(&comparison.name);
     let results = match rt.block_on(compare::run(&comparison, &opts, out, run_slow)) {
@@ -344,20 +365,55 @@ fn compare_matrix(file: &Path, out: &Path, format: &str, run_slow: bool) -> Outc
         output::write_atomically(&dir.join(name), f(&results).as_bytes())
             .map_err(|e| Failure::error(error_chain(&e)))?;
     }
+    if let Some(f) = junit {
+        output::write_atomically(f, crate::junit::render_comparison(&results).as_bytes())
+            .map_err(|e| Failure::error(error_chain(&e)))?;
+    }
+    if std::env::var_os("GITHUB_STEP_SUMMARY").is_some() {
+        crate::junit::append_to_step_summary(&compare::render_markdown(&results))
+            .map_err(|e| Failure::error(format!("cannot append to $GITHUB_STEP_SUMMARY: {e}")))?;
+    }
     print!("{}", render(&results));
     eprintln!("tables and records: {}", dir.display());
     Ok(u8::from(!results.all_as_predicted()))
 }
 
+/// Before any lab: the JUnit file's directory exists and takes a file.
+fn check_junit(junit: Option<&Path>) -> Result<(), Failure> {
+    let Some(file) = junit else { return Ok(()) };
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    output::check_writable(dir).map_err(|e| Failure::error(error_chain(&e)))
+}
+
+/// The reports for CI over every run that finished: JUnit when asked for, and the Markdown
+/// summary when `$GITHUB_STEP_SUMMARY` is set.
+fn write_ci_reports(runs: &[(String, Record)], junit: Option<&Path>) -> Result<(), Failure> {
+    let runs: Vec<crate::junit::Run> = runs
+        .iter()
+        .map(|(path, record)| crate::junit::Run { record, path })
+        .collect();
+    if let Some(file) = junit {
+        output::write_atomically(file, crate::junit::render(&runs).as_bytes())
+            .map_err(|e| Failure::error(error_chain(&e)))?;
+    }
+    crate::junit::append_step_summary(&runs)
+        .map_err(|e| Failure::error(format!("cannot append to $GITHUB_STEP_SUMMARY: {e}")))
+}
+
 /// `flatline report`: reads every record first (a bad one changes nothing), then prints each
 /// one's summary judged again. Exit 1 if one did not pass, 2 if one cannot be read.
-fn report_records(files: &[PathBuf]) -> Outcome {
+fn report_records(files: &[PathBuf], junit: Option<&Path>) -> Outcome {
+    check_junit(junit)?;
     let mut records = Vec::new();
     for file in files {
         let r = crate::record::load(file).map_err(|e| Failure::error(error_chain(&e)))?;
         records.push((file.display().to_string(), r));
     }
     let mut failed = false;
+    let mut judged = Vec::new();
     for (path, saved) in &records {
         let again = report::rejudge(saved, path);
         for what in &again.differs {
@@ -368,13 +424,15 @@ fn report_records(files: &[PathBuf]) -> Outcome {
         }
         print!("{}", again.text);
         failed |= !report::passed(&again.record);
+        judged.push((path.clone(), again.record));
     }
+    write_ci_reports(&judged, junit)?;
     Ok(u8::from(failed))
 }
 
 /// `flatline run`: every file is read and checked before any lab starts; then each runs in
 /// turn, its record written even when the run is interrupted or fails.
-fn run_scenarios(files: &[PathBuf], out: &Path) -> Outcome {
+fn run_scenarios(files: &[PathBuf], out: &Path, junit: Option<&Path>) -> Outcome {
     let loaded = scenario::load_all(files).map_err(|errors| Failure {
         code: 2,
         message: errors
@@ -386,21 +444,23 @@ fn run_scenarios(files: &[PathBuf], out: &Path) -> Outcome {
     for s in &loaded {
         runner::check_tools(s).map_err(|e| Failure::error(format!("{}: {e}", s.file.display())))?;
     }
+    check_junit(junit)?;
     let (rt, opts) = enter_lab(out)?;
-    let mut failed = false;
+    let mut runs = Vec::new();
     for s in &loaded {
-        failed |= !run_one(&rt, &opts, s, out)?;
+        runs.push(run_one(&rt, &opts, s, out)?);
     }
-    Ok(u8::from(failed))
+    write_ci_reports(&runs, junit)?;
+    Ok(u8::from(runs.iter().any(|(_, r)| !report::passed(r))))
 }
 
-/// Runs one scenario, writes its record and prints its summary; whether it passed.
+/// Runs one scenario, writes its record and prints its summary; the record and its path.
 fn run_one(
     rt: &tokio::runtime::Runtime,
     opts: &RunOptions,
     s: &scenario::Scenario,
     out: &Path,
-) -> Result<bool, Failure> {
+) -> Result<(String, Record), Failure> {
     let record = match rt.block_on(runner::run(&crate::plan::plan(s), opts)) {
         Ok(record) => record,
         Err(RunError::Interrupted(sig)) => {
@@ -421,8 +481,9 @@ fn run_one(
     output::write_json(&path, &record).map_err(|e| Failure::error(error_chain(&e)))?;
     match &record.status {
         RunStatus::Completed => {
-            print!("{}", report::render(&record, &path.display().to_string()));
-            Ok(report::passed(&record))
+            let path = path.display().to_string();
+            print!("{}", report::render(&record, &path));
+            Ok((path, record))
         }
         RunStatus::Interrupted { signal } => {
             let sig = opts.stop.received().unwrap_or(nix::sys::signal::SIGINT);

@@ -45,6 +45,7 @@ pub mod duration;
 pub mod fault;
 pub mod fidelity;
 pub mod input;
+pub mod junit;
 pub mod keepalive;
 pub mod lab;
 pub mod model;

@@ -222,12 +222,12 @@ pub fn prediction_line(who: &str, p: &crate::model::Prediction) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::record::Environment;
 
     /// A run of a fixed scenario over fixed events, ended as `status`.
-    fn record(status: RunStatus) -> Record {
+    pub(crate) fn record(status: RunStatus) -> Record {
         let text = "name = \"t\"\nend = \"30s\"\n[[fault]]\nid = \"f\"\nkind = \"firewall-drop\"\nat = \"2s\"\nheal = \"18s\"\n\
             [[expect]]\nside = \"client\"\ndetects = \"9.8s..15s\"\nerror = \"ETIMEDOUT\"\n\
             [[expect]]\nside = \"server\"\ndetects = \"9.8s..11s\"\n\
