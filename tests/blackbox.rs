@@ -246,8 +246,7 @@ fn without_root_dumps_see_the_abort_and_its_cause() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
         let exe = dir.path().join("flatline");
-        std::fs::copy(env!("CARGO_BIN_EXE_flatline"), &exe).unwrap();
-        std::fs::set_permissions(&exe, PermissionsExt::from_mode(0o755)).unwrap();
+        crate::support::copy_flatline(&exe);
         let file = dir.path().join(format!("{name}.toml"));
         std::fs::copy(scenario(&format!("blackbox/{name}.toml")), &file).unwrap();
         std::fs::set_permissions(&file, PermissionsExt::from_mode(0o644)).unwrap();

@@ -576,8 +576,7 @@ fn runs_without_root_through_a_user_namespace() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
         let exe = dir.path().join("flatline");
-        std::fs::copy(env!("CARGO_BIN_EXE_flatline"), &exe).unwrap();
-        std::fs::set_permissions(&exe, PermissionsExt::from_mode(0o755)).unwrap();
+        crate::support::copy_flatline(&exe);
         let file = dir.path().join("seed-process-kill.toml");
         std::fs::copy(scenario("seed-process-kill.toml"), &file).unwrap();
         std::fs::set_permissions(&file, PermissionsExt::from_mode(0o644)).unwrap();

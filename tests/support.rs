@@ -61,3 +61,31 @@ pub fn assert_valid_record(record: &Value) {
         "the record does not match its schema: {errors:#?}"
     );
 }
+
+/// Copies the flatline binary to `to` (mode 0755) and returns once it can be executed.
+///
+/// While the copy is being written, another test thread may fork; its child holds the write
+/// descriptor until it execs, and executing the copy in that moment fails with ETXTBSY ("Text
+/// file busy"). Once the copy is closed no new writer can appear, so one successful probe
+/// proves later executions succeed.
+pub fn copy_flatline(to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::copy(env!("CARGO_BIN_EXE_flatline"), to).unwrap();
+    std::fs::set_permissions(to, PermissionsExt::from_mode(0o755)).unwrap();
+    for _ in 0..500 {
+        match Command::new(to).arg("--version").output() {
+            Ok(o) if o.status.success() => return,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => panic!(
+                "the copy of flatline at {} does not run: {other:?}",
+                to.display()
+            ),
+        }
+    }
+    panic!(
+        "the copy of flatline at {} stayed busy for 5 s",
+        to.display()
+    );
+}

@@ -281,7 +281,7 @@ fn replacing_the_binary_mid_run_changes_nothing() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let exe = dir.path().join("flatline");
-    std::fs::copy(env!("CARGO_BIN_EXE_flatline"), &exe).unwrap();
+    crate::support::copy_flatline(&exe);
     let file = dir.path().join("fast-restart.toml");
     std::fs::write(&file, FAST_RESTART).unwrap();
     let out = dir.path().join("out");
@@ -527,12 +527,7 @@ impl Shared {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
-        std::fs::copy(env!("CARGO_BIN_EXE_flatline"), dir.path().join("flatline")).unwrap();
-        std::fs::set_permissions(
-            dir.path().join("flatline"),
-            PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        crate::support::copy_flatline(&dir.path().join("flatline"));
         for name in ["seed-cable-pull.toml", "seed-firewall-drop.toml"] {
             std::fs::copy(scenario(name), dir.path().join(name)).unwrap();
             std::fs::set_permissions(dir.path().join(name), PermissionsExt::from_mode(0o644))
