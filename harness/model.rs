@@ -778,8 +778,14 @@ pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
     let settings = scenario.settings(side);
     let role = match (scenario.traffic.pattern, side) {
         (Pattern::Idle, _) => Role::Idle,
-        (Pattern::Stream | Pattern::RequestResponse, Side::Client) => Role::Writer,
-        (Pattern::Stream | Pattern::RequestResponse, Side::Server) => Role::Reader,
+        // A request in flight is unacknowledged data, as a stream's records are: the first
+        // request after the fault leaves within one interval (docs/physics.md, K4, K5).
+        (Pattern::Stream | Pattern::RequestResponse | Pattern::RequestInFlight, Side::Client) => {
+            Role::Writer
+        }
+        (Pattern::Stream | Pattern::RequestResponse | Pattern::RequestInFlight, Side::Server) => {
+            Role::Reader
+        }
         (Pattern::Push, Side::Server) => Role::Writer,
         (Pattern::Push, Side::Client) => Role::Reader,
     };

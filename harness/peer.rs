@@ -344,6 +344,8 @@ struct Conn {
     records_received: Cell<u64>,
     heartbeats_sent: Cell<u64>,
     heartbeats_received: Cell<u64>,
+    /// A REPLY arrived (request-in-flight: the writer waits for it before the next request).
+    replied: tokio::sync::Notify,
 }
 
 fn bump(c: &Cell<u64>) {
@@ -374,6 +376,7 @@ impl Conn {
             records_received: Cell::new(0),
             heartbeats_sent: Cell::new(0),
             heartbeats_received: Cell::new(0),
+            replied: tokio::sync::Notify::new(),
         };
         (conn, read)
     }
@@ -432,7 +435,9 @@ impl Conn {
             (Role::Client, Traffic::Stream) | (Role::Server, Traffic::Push) => {
                 Some(FrameType::Data)
             }
-            (Role::Client, Traffic::RequestResponse) => Some(FrameType::Request),
+            (Role::Client, Traffic::RequestResponse | Traffic::RequestInFlight) => {
+                Some(FrameType::Request)
+            }
             _ => None,
         }
     }
@@ -534,8 +539,13 @@ async fn read_frames(conn: &Conn, read: &mut OwnedReadHalf) -> Loss {
                 bump(&conn.records_received);
                 conn.send(FrameType::Reply, &payload).await
             }
-            FrameType::Data | FrameType::Reply => {
+            FrameType::Data => {
                 bump(&conn.records_received);
+                Ok(())
+            }
+            FrameType::Reply => {
+                bump(&conn.records_received);
+                conn.replied.notify_one();
                 Ok(())
             }
         };
@@ -550,26 +560,36 @@ async fn sleep_until(t: Instant) {
 }
 
 /// Sends this side's records every traffic interval and PINGs every heartbeat interval, until
-/// a send fails. A send that falls behind is not caught up with a burst.
+/// a send fails. A send that falls behind is not caught up with a burst. With
+/// request-in-flight, the next request waits for the last one's REPLY, then one interval.
 async fn writer(conn: &Conn) -> Loss {
     let record = conn.record_kind();
+    let one_at_a_time = conn.app.traffic == Traffic::RequestInFlight;
     let payload = vec![0u8; conn.app.record_bytes as usize];
     let start = Instant::now();
     let mut next_record = record.map(|_| later(start, conn.app.traffic_interval));
     let mut next_ping = conn
         .sends_pings()
         .then(|| later(start, conn.app.heartbeat_interval));
+    let mut awaiting_reply = false;
     loop {
-        let Some(due) = [next_record, next_ping].into_iter().flatten().min() else {
-            return std::future::pending().await;
-        };
-        sleep_until(due).await;
-        if let (Some(kind), Some(t)) = (record, next_record) {
+        let records = next_record.filter(|_| !awaiting_reply);
+        let due = [records, next_ping].into_iter().flatten().min();
+        tokio::select! {
+            () = sleep_until_some(due) => {}
+            () = conn.replied.notified(), if awaiting_reply => {
+                awaiting_reply = false;
+                next_record = Some(later(Instant::now(), conn.app.traffic_interval));
+                continue;
+            }
+        }
+        if let (Some(kind), Some(t)) = (record, records) {
             if Instant::now() >= t {
                 if let Err(loss) = conn.send(kind, &payload).await {
                     return loss;
                 }
                 next_record = Some(next_tick(t, conn.app.traffic_interval));
+                awaiting_reply = one_at_a_time;
             }
         }
         if let Some(t) = next_ping {
@@ -580,6 +600,14 @@ async fn writer(conn: &Conn) -> Loss {
                 next_ping = Some(next_tick(t, conn.app.heartbeat_interval));
             }
         }
+    }
+}
+
+/// Sleeps until `t`, or forever without one.
+async fn sleep_until_some(t: Option<Instant>) {
+    match t {
+        Some(t) => sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -1201,6 +1229,41 @@ mod tests {
         assert!(count(&c, "records_received") >= 5, "{c}");
         assert!(count(&s, "records_received") >= 5, "{s}");
         assert_eq!(count(&s, "records_sent"), count(&s, "records_received"));
+    }
+
+    #[test]
+    fn a_request_in_flight_waits_for_its_reply() {
+        let (c, s) = run_traffic(Traffic::RequestInFlight);
+        assert!(count(&c, "records_sent") >= 5, "{c}");
+        // One at a time: every request but at most the last was answered before the next.
+        let (sent, got) = (count(&c, "records_sent"), count(&c, "records_received"));
+        assert!(sent - got <= 1, "{c}");
+        assert_eq!(count(&s, "records_sent"), count(&s, "records_received"));
+    }
+
+    #[test]
+    fn a_request_in_flight_is_not_followed_by_another_while_unanswered() {
+        // The server side never reads: the client sends one request and waits.
+        let (client, _server) = pair();
+        let out = Captured::default();
+        let app = AppOpts {
+            traffic: Traffic::RequestInFlight,
+            traffic_interval: Duration::from_millis(5),
+            ..AppOpts::default()
+        };
+        let c = out.clone();
+        let closer = client.try_clone().unwrap();
+        block_on(async move {
+            let client = tokio::task::spawn_local(run(client, Role::Client, app, c));
+            pause(100).await;
+            closer.shutdown(std::net::Shutdown::Read).unwrap();
+            client.await.unwrap();
+        })
+        .unwrap();
+        let events = out.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["records_sent"], 1, "{}", events[0]);
+        assert_eq!(events[0]["records_received"], 0, "{}", events[0]);
     }
 
     #[test]

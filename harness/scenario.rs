@@ -660,6 +660,11 @@ pub enum Pattern {
     Stream,
     /// The client sends a request every interval; the server answers each.
     RequestResponse,
+    /// One request at a time, as a database driver sends a query: the client sends a
+    /// request, waits for its answer however long that takes, then waits one interval before
+    /// the next. A fault finds a request unacknowledged or about to leave: keepalive cannot
+    /// fire, the retransmission timer or TCP_USER_TIMEOUT decides.
+    RequestInFlight,
     /// The server sends a record every interval (the seed's server).
     Push,
 }
@@ -670,6 +675,7 @@ impl Pattern {
             Pattern::Idle => "idle",
             Pattern::Stream => "stream",
             Pattern::RequestResponse => "request-response",
+            Pattern::RequestInFlight => "request-in-flight",
             Pattern::Push => "push",
         }
     }

@@ -307,6 +307,55 @@ fn a_lower_tcp_retries2_ends_the_retransmissions_sooner() {
     assert_eq!(lost["tcp_info"]["retransmits"], 5);
 }
 
+/// A request-in-flight client's loss: exactly one request was out, unanswered, when it gave
+/// up, and data was being retransmitted (no keepalive probe went out).
+fn assert_one_request_out(t: &Value, mechanism: &str) {
+    let lost = first_loss(t, "client");
+    assert_eq!(lost["mechanism"], mechanism, "{lost}");
+    let (sent, got) = (
+        lost["records_sent"].as_u64().unwrap(),
+        lost["records_received"].as_u64().unwrap(),
+    );
+    assert_eq!(sent, got + 1, "one request unanswered: {lost}");
+    assert!(
+        lost["tcp_info"]["retransmits"].as_u64().unwrap() > 0,
+        "{lost}"
+    );
+    assert_eq!(lost["tcp_info"]["probes"], 0, "{lost}");
+}
+
+#[test]
+fn a_request_in_flight_waits_for_the_retransmissions_not_keepalive() {
+    let t = run_passing("request-in-flight-retries2.toml");
+    // docs/physics.md, K4: the request leaves within 500 ms of the drop; the abort is the
+    // first RTO expiry past H(5) = 12.6 s after the first retransmission (12.85 s after the
+    // request with RTO 204 ms), the last timer (6.5 s) late by up to 12.5 %. Keepalive 1s/1s/3
+    // would have given up within 4.4 s: the lower bound proves it did not fire.
+    assert_detects(&t, "client", 12_600.0..=15_500.0, "ETIMEDOUT");
+    assert_one_request_out(&t, "retransmission-timeout");
+    // The server only answers: idle keepalive from its last request, <= 500 ms before the drop.
+    assert_detects(
+        &t,
+        "server",
+        3500.0 - 50.0..=4000.0 + 4.0 * SLACK_PER_TIMER_MS,
+        "ETIMEDOUT",
+    );
+}
+
+#[test]
+fn a_request_in_flight_gives_up_by_user_timeout() {
+    let t = run_passing("request-in-flight-user-timeout.toml");
+    // docs/physics.md, K5: request within 500 ms of the drop, first retransmission ~2 RTO
+    // (>= 400 ms) later, abort UT = 3 s after it: [3.4 s, 3.94 s] plus slack on three timers.
+    assert_detects(
+        &t,
+        "client",
+        3400.0 - 50.0..=3940.0 + 3.0 * SLACK_PER_TIMER_MS,
+        "ETIMEDOUT",
+    );
+    assert_one_request_out(&t, "user-timeout");
+}
+
 #[test]
 fn random_loss_slows_but_does_not_kill_a_busy_connection() {
     let t = run_passing("loss.toml");
