@@ -36,6 +36,9 @@ pub enum Command {
         /// Also write JUnit XML here: a test case per expectation.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Also write a page per run with its timeline, and index.html, into this directory.
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
     },
     /// Predict when each side detects a fault, from the kernel's rules (no lab, no root).
     ///
@@ -65,6 +68,9 @@ pub enum Command {
         /// Also write JUnit XML here: a test case per cell and side (as predicted or not).
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Also write the comparison's chart (measured against predicted) into this directory.
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
     },
     /// Benchmarks: lab setup and teardown, fault injection, a matrix's wall time against its
     /// slowest cell, measured against predicted detection. Medians over runs, with baselines.
@@ -98,6 +104,9 @@ pub enum Command {
         /// Also write JUnit XML here: a test case per expectation.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Also write a page per run with its timeline, and index.html, into this directory.
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
     },
     /// Print the JSON Schema of a record or of a scenario file (shipped in schema/).
     Schema {
@@ -152,8 +161,26 @@ pub fn execute(command: Command) -> Outcome {
             scenarios,
             out,
             junit,
-        } => run_scenarios(&scenarios, &out, junit.as_deref()),
-        Command::Report { records, junit } => report_records(&records, junit.as_deref()),
+            html,
+        } => run_scenarios(
+            &scenarios,
+            &out,
+            CiReports {
+                junit: junit.as_deref(),
+                html: html.as_deref(),
+            },
+        ),
+        Command::Report {
+            records,
+            junit,
+            html,
+        } => report_records(
+            &records,
+            CiReports {
+                junit: junit.as_deref(),
+                html: html.as_deref(),
+            },
+        ),
         Command::Schema { of } => {
             print!("{}", crate::schema::text(of));
             Ok(0)
@@ -174,7 +201,17 @@ pub fn execute(command: Command) -> Outcome {
             format,
             run_slow,
             junit,
-        } => compare_matrix(&file, &out, &format, run_slow, junit.as_deref()),
+            html,
+        } => compare_matrix(
+            &file,
+            &out,
+            &format,
+            run_slow,
+            CiReports {
+                junit: junit.as_deref(),
+                html: html.as_deref(),
+            },
+        ),
         Command::Predict { scenarios, flags } => predict(&scenarios, &flags),
     }
 }
@@ -311,7 +348,7 @@ fn compare_matrix(
     out: &Path,
     format: &str,
     run_slow: bool,
-    junit: Option<&Path>,
+    reports: CiReports,
 ) -> Outcome {
     let render: Render = match format {
         "text" => compare::render_text,
@@ -332,7 +369,7 @@ fn compare_matrix(
     {
         return Err(Failure::error(format!("{}: {e}", file.display())));
     }
-    check_junit(junit)?;
+    reports.check()?;
     let (rt, opts) = enter_lab(out)?;
     let dir = out.join(&comparison.name);
     let results = match rt.block_on(compare::run(&comparison, &opts, out, run_slow)) {
@@ -365,9 +402,12 @@ fn compare_matrix(
         output::write_atomically(&dir.join(name), f(&results).as_bytes())
             .map_err(|e| Failure::error(error_chain(&e)))?;
     }
-    if let Some(f) = junit {
+    if let Some(f) = reports.junit {
         output::write_atomically(f, crate::junit::render_comparison(&results).as_bytes())
             .map_err(|e| Failure::error(error_chain(&e)))?;
+    }
+    if let Some(d) = reports.html {
+        crate::html::write_comparison(d, &results).map_err(|e| Failure::error(error_chain(&e)))?;
     }
     if std::env::var_os("GITHUB_STEP_SUMMARY").is_some() {
         crate::junit::append_to_step_summary(&compare::render_markdown(&results))
@@ -378,35 +418,49 @@ fn compare_matrix(
     Ok(u8::from(!results.all_as_predicted()))
 }
 
-/// Before any lab: the JUnit file's directory exists and takes a file.
-fn check_junit(junit: Option<&Path>) -> Result<(), Failure> {
-    let Some(file) = junit else { return Ok(()) };
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    output::check_writable(dir).map_err(|e| Failure::error(error_chain(&e)))
+/// The reports asked for besides the records: JUnit XML and HTML pages.
+#[derive(Clone, Copy, Default)]
+pub struct CiReports<'a> {
+    pub junit: Option<&'a Path>,
+    pub html: Option<&'a Path>,
 }
 
-/// The reports for CI over every run that finished: JUnit when asked for, and the Markdown
-/// summary when `$GITHUB_STEP_SUMMARY` is set.
-fn write_ci_reports(runs: &[(String, Record)], junit: Option<&Path>) -> Result<(), Failure> {
-    let runs: Vec<crate::junit::Run> = runs
+impl CiReports<'_> {
+    /// Before any lab: the JUnit file's directory and the HTML directory take a file.
+    fn check(&self) -> Result<(), Failure> {
+        let junit_dir = self.junit.map(|file| match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        });
+        for dir in junit_dir.into_iter().chain(self.html) {
+            output::check_writable(dir).map_err(|e| Failure::error(error_chain(&e)))?;
+        }
+        Ok(())
+    }
+}
+
+/// The reports over every run that finished: JUnit and HTML when asked for, and the Markdown
+/// summary when `$GITHUB_STEP_SUMMARY` is set. `runs` are (record path, record).
+pub fn write_ci_reports(runs: &[(String, Record)], reports: CiReports) -> Result<(), Failure> {
+    let list: Vec<crate::junit::Run> = runs
         .iter()
         .map(|(path, record)| crate::junit::Run { record, path })
         .collect();
-    if let Some(file) = junit {
-        output::write_atomically(file, crate::junit::render(&runs).as_bytes())
+    if let Some(file) = reports.junit {
+        output::write_atomically(file, crate::junit::render(&list).as_bytes())
             .map_err(|e| Failure::error(error_chain(&e)))?;
     }
-    crate::junit::append_step_summary(&runs)
+    if let Some(dir) = reports.html {
+        crate::html::write_runs(dir, runs).map_err(|e| Failure::error(error_chain(&e)))?;
+    }
+    crate::junit::append_step_summary(&list)
         .map_err(|e| Failure::error(format!("cannot append to $GITHUB_STEP_SUMMARY: {e}")))
 }
 
 /// `flatline report`: reads every record first (a bad one changes nothing), then prints each
 /// one's summary judged again. Exit 1 if one did not pass, 2 if one cannot be read.
-fn report_records(files: &[PathBuf], junit: Option<&Path>) -> Outcome {
-    check_junit(junit)?;
+fn report_records(files: &[PathBuf], reports: CiReports) -> Outcome {
+    reports.check()?;
     let mut records = Vec::new();
     for file in files {
         let r = crate::record::load(file).map_err(|e| Failure::error(error_chain(&e)))?;
@@ -426,13 +480,13 @@ fn report_records(files: &[PathBuf], junit: Option<&Path>) -> Outcome {
         failed |= !report::passed(&again.record);
         judged.push((path.clone(), again.record));
     }
-    write_ci_reports(&judged, junit)?;
+    write_ci_reports(&judged, reports)?;
     Ok(u8::from(failed))
 }
 
 /// `flatline run`: every file is read and checked before any lab starts; then each runs in
 /// turn, its record written even when the run is interrupted or fails.
-fn run_scenarios(files: &[PathBuf], out: &Path, junit: Option<&Path>) -> Outcome {
+fn run_scenarios(files: &[PathBuf], out: &Path, reports: CiReports) -> Outcome {
     let loaded = scenario::load_all(files).map_err(|errors| Failure {
         code: 2,
         message: errors
@@ -444,13 +498,13 @@ fn run_scenarios(files: &[PathBuf], out: &Path, junit: Option<&Path>) -> Outcome
     for s in &loaded {
         runner::check_tools(s).map_err(|e| Failure::error(format!("{}: {e}", s.file.display())))?;
     }
-    check_junit(junit)?;
+    reports.check()?;
     let (rt, opts) = enter_lab(out)?;
     let mut runs = Vec::new();
     for s in &loaded {
         runs.push(run_one(&rt, &opts, s, out)?);
     }
-    write_ci_reports(&runs, junit)?;
+    write_ci_reports(&runs, reports)?;
     Ok(u8::from(runs.iter().any(|(_, r)| !report::passed(r))))
 }
 

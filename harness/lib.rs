@@ -44,6 +44,7 @@ pub mod compare;
 pub mod duration;
 pub mod fault;
 pub mod fidelity;
+pub mod html;
 pub mod input;
 pub mod junit;
 pub mod keepalive;

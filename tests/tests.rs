@@ -7,6 +7,7 @@
 mod blackbox;
 mod cli;
 mod fuzz;
+mod html;
 mod lab;
 mod library;
 mod model_sim;
