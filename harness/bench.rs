@@ -277,6 +277,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_fleet_scenario_is_a_valid_pool() {
+        for n in [1, 100, 10_000] {
+            let s = crate::scenario::parse(Path::new("fleet"), &fleet_scenario(n)).unwrap();
+            assert_eq!(s.client.connections, Some(n));
+            assert_eq!(s.server.backlog, Some(4096));
+        }
+    }
+
+    #[test]
+    fn loss_lag_is_the_last_ack_age_past_the_deadline() {
+        use crate::record::{
+            Ends, Event, Kind, LossMechanism, PeerLost, Source, TcpInfo, TcpState,
+        };
+        let lost = |age: u32| {
+            let mut info: TcpInfo = serde_json::from_value(serde_json::json!({
+                "state": "CLOSE", "retransmits": 0, "probes": 3, "backoff": 0, "rto_us": 0,
+                "rtt_us": 0, "unacked": 0, "total_retrans": 0, "last_data_sent_ms": 0,
+                "last_data_recv_ms": 0, "last_ack_recv_ms": 0
+            }))
+            .unwrap();
+            info.last_ack_recv_ms = age;
+            assert_eq!(info.state, TcpState::Close);
+            Event::new(
+                1.0,
+                Source::Client,
+                Kind::PeerLost(PeerLost {
+                    ends: Ends::default(),
+                    error: "ETIMEDOUT".into(),
+                    mechanism: LossMechanism::Keepalive,
+                    tcp_info: Some(info),
+                    records_sent: 0,
+                    records_received: 0,
+                    heartbeats_sent: 0,
+                    heartbeats_received: 0,
+                }),
+            )
+        };
+        let ev: Vec<Event> = [5030, 5010, 5500].into_iter().map(lost).collect();
+        let d = loss_lag(&ev, 5000.0).unwrap();
+        assert_eq!((d.min_ms, d.p50_ms, d.max_ms), (10.0, 30.0, 500.0));
+        assert!(loss_lag(&[], 5000.0).is_none());
+    }
+
+    #[test]
     fn medians() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
@@ -460,4 +504,245 @@ pub fn render_fidelity(f: &Fidelity) -> String {
         f.wall_ms / 1000.0
     );
     s
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fleet: cost of a pool of connections through one fault
+
+/// The scenario `flatline bench --fleet` runs for `n` connections: idle, keepalive 2s/1s/3 on
+/// both sides, the wire drops everything from 1 s to 7 s, the client backs off with jitter.
+pub fn fleet_scenario(n: u32) -> String {
+    format!(
+        r#"name = "bench-fleet-{n}"
+description = "flatline bench --fleet: {n} idle connections through one drop"
+end = "15s"
+expect = "none"
+
+[server]
+keepalive = {{ idle = "2s", interval = "1s", count = 3 }}
+backlog = 4096
+
+[client]
+connections = {n}
+keepalive = {{ idle = "2s", interval = "1s", count = 3 }}
+reconnect = {{ initial = "100ms", max = "2s", jitter = "full" }}
+connect_timeout = "1s"
+
+[[fault]]
+kind = "firewall-drop"
+at = "1s"
+heal = "7s"
+"#
+    )
+}
+
+/// What one fleet run cost.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FleetRun {
+    pub connections: u32,
+    /// Peak resident set of the client peer, the server peer and the runner, KiB.
+    pub client_rss_kib: u64,
+    pub server_rss_kib: u64,
+    pub runner_rss_kib: u64,
+    /// CPU time (user + system) of the peers and of the runner over the run, s.
+    pub peers_cpu_s: f64,
+    pub runner_cpu_s: f64,
+    pub events: usize,
+    pub record_bytes: usize,
+    /// Serializing and writing the record, ms.
+    pub record_write_ms: f64,
+    /// Client connections that detected the drop, and that came back.
+    pub detected: u64,
+    pub reconnected: u64,
+    /// How long after its keepalive deadline each client connection's loss was read: the
+    /// kernel's age of the last ACK at that moment (tcp_info) minus idle + count x interval
+    /// (5 s). It holds the kernel's timer slack (tens of ms at this range, docs/physics.md)
+    /// plus whatever the harness added: p50, p99, max, ms.
+    pub loss_lag_p50_ms: f64,
+    pub loss_lag_p99_ms: f64,
+    pub loss_lag_max_ms: f64,
+}
+
+/// Peak RSS (VmHWM, KiB) and CPU seconds of a process, from /proc.
+fn proc_usage(pid: &str) -> Option<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some((hwm, ticks / hz))
+}
+
+/// This process's children that are reference peers: (side, pid as /proc names it).
+fn peer_children() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children.split_whitespace() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmdline
+                .split(|&b| b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if args.iter().any(|a| a == "peer") {
+                let side = args
+                    .iter()
+                    .find(|a| a.contains("\"side\":\"client\""))
+                    .map_or("server", |_| "client");
+                out.push((side.to_owned(), pid.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// CPU seconds (user + system) of this process, every thread.
+fn self_cpu_s() -> f64 {
+    proc_usage("self").map_or(0.0, |u| u.1)
+}
+
+/// Runs the fleet scenario once with `n` connections, sampling the peers' usage meanwhile.
+pub async fn fleet_run(n: u32, opts: &RunOptions, out: &Path) -> Result<FleetRun, RunError> {
+    let label = format!("flatline bench --fleet {n}");
+    let scenario = crate::scenario::parse(Path::new(&label), &fleet_scenario(n))
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let plan = crate::plan::plan(&scenario);
+    // The runner's peak starts from here (5: reset VmHWM, proc(5)).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let cpu0 = self_cpu_s();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut last: std::collections::BTreeMap<String, (String, u64, f64)> =
+                Default::default();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                for (side, pid) in peer_children() {
+                    if let Some((rss, cpu)) = proc_usage(&pid) {
+                        last.insert(pid, (side, rss, cpu));
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            last
+        })
+    };
+    let record = crate::runner::run(&plan, opts).await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let peers = sampler.join().expect("the sampler does not panic");
+    let record = record?;
+    let runner_cpu_s = self_cpu_s() - cpu0;
+    let runner_rss_kib = proc_usage("self").map_or(0, |u| u.0);
+    let mut run = FleetRun {
+        connections: n,
+        runner_rss_kib,
+        runner_cpu_s,
+        events: record.events.len(),
+        ..FleetRun::default()
+    };
+    for (side, rss, cpu) in peers.values() {
+        let slot = if side == "client" {
+            &mut run.client_rss_kib
+        } else {
+            &mut run.server_rss_kib
+        };
+        *slot = (*slot).max(*rss);
+        run.peers_cpu_s += cpu;
+    }
+    let t = Instant::now();
+    let path = out.join(format!("{}.json", scenario.name));
+    crate::output::write_json(&path, &record).map_err(|e| RunError::Output {
+        path: path.display().to_string(),
+        source: e.source,
+    })?;
+    run.record_write_ms = ms_since(t);
+    run.record_bytes = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+    if let Some(pool) = record
+        .summary
+        .faults
+        .first()
+        .and_then(|f| f.client.pool.as_ref())
+    {
+        run.detected = pool.detected;
+        run.reconnected = pool.reconnected;
+    }
+    if let Some(d) = loss_lag(&record.events, 5000.0) {
+        (
+            run.loss_lag_p50_ms,
+            run.loss_lag_p99_ms,
+            run.loss_lag_max_ms,
+        ) = (d.p50_ms, d.p99_ms, d.max_ms);
+    }
+    Ok(run)
+}
+
+/// Over client connections lost by keepalive: the age of their last ACK when the loss was
+/// read, minus the keepalive deadline `deadline_ms`.
+pub fn loss_lag(
+    events: &[crate::record::Event],
+    deadline_ms: f64,
+) -> Option<crate::record::Distribution> {
+    use crate::record::{Kind, Source};
+    let mut lag: Vec<f64> = events
+        .iter()
+        .filter(|e| e.source == Source::Client)
+        .filter_map(|e| match &e.kind {
+            Kind::PeerLost(l) => l
+                .tcp_info
+                .map(|i| f64::from(i.last_ack_recv_ms) - deadline_ms),
+            _ => None,
+        })
+        .collect();
+    lag.sort_by(f64::total_cmp);
+    crate::pool::distribution(&lag)
+}
+
+/// Medians over runs of each fleet size.
+#[derive(Clone, Debug, Serialize)]
+pub struct FleetReport {
+    pub runs: Vec<FleetRun>,
+}
+
+/// The table for people: one row per size, medians over its runs.
+pub fn render_fleet(r: &FleetReport) -> String {
+    let mut sizes: Vec<u32> = r.runs.iter().map(|x| x.connections).collect();
+    sizes.dedup();
+    let mut out = String::from(
+        "| connections | runs | client RSS | server RSS | runner RSS | peers+runner RSS | peers CPU | runner CPU | events | record | record write | detected | back | loss read after deadline p50 / p99 / max |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for n in sizes {
+        let of: Vec<&FleetRun> = r.runs.iter().filter(|x| x.connections == n).collect();
+        let m = |f: &dyn Fn(&FleetRun) -> f64| median(&of.iter().map(|x| f(x)).collect::<Vec<_>>());
+        let mib = |kib: f64| kib / 1024.0;
+        let _ = writeln!(
+            out,
+            "| {n} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.2} s | {:.2} s | {:.0} | {:.1} MiB | {:.0} ms | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} ms |",
+            of.len(),
+            mib(m(&|x| x.client_rss_kib as f64)),
+            mib(m(&|x| x.server_rss_kib as f64)),
+            mib(m(&|x| x.runner_rss_kib as f64)),
+            mib(m(&|x| (x.client_rss_kib + x.server_rss_kib + x.runner_rss_kib) as f64)),
+            m(&|x| x.peers_cpu_s),
+            m(&|x| x.runner_cpu_s),
+            m(&|x| x.events as f64),
+            m(&|x| x.record_bytes as f64) / 1048576.0,
+            m(&|x| x.record_write_ms),
+            m(&|x| x.detected as f64),
+            m(&|x| x.reconnected as f64),
+            m(&|x| x.loss_lag_p50_ms),
+            m(&|x| x.loss_lag_p99_ms),
+            m(&|x| x.loss_lag_max_ms),
+        );
+    }
+    out
 }

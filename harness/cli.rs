@@ -94,6 +94,11 @@ pub enum Command {
         /// With --fidelity: cells run at once, each in its own lab.
         #[arg(long, default_value_t = 10)]
         jobs: usize,
+        /// Instead: pools of these many connections (e.g. 100,1000,10000) through one drop;
+        /// peak RSS, CPU, record size and write time, stamp spread; medians over --runs
+        /// (at most 3 runs of each size).
+        #[arg(long, value_name = "N,N,...", value_delimiter = ',')]
+        fleet: Vec<u32>,
     },
     /// Judge saved records again and print their summaries, as `flatline run` printed them
     /// (no lab, no root).
@@ -192,6 +197,9 @@ pub fn execute(command: Command) -> Outcome {
             out,
             ..
         } => bench_fidelity(n, seed, jobs, &out),
+        Command::Bench {
+            fleet, runs, out, ..
+        } if !fleet.is_empty() => bench_fleet(&fleet, runs.clamp(1, 3), &out),
         Command::Bench {
             runs, out, matrix, ..
         } => bench(runs.max(1), &out, &matrix),
@@ -307,6 +315,41 @@ fn bench(runs: usize, out: &Path, matrix: &Path) -> Outcome {
     let path = out.join("bench.json");
     output::write_json(&path, &report).map_err(|e| Failure::error(error_chain(&e)))?;
     print!("{}", crate::bench::render(&report));
+    eprintln!("figures: {}", path.display());
+    Ok(0)
+}
+
+fn bench_fleet(sizes: &[u32], runs: usize, out: &Path) -> Outcome {
+    for &n in sizes {
+        if n == 0 || n > crate::scenario::MAX_CONNECTIONS {
+            return Err(Failure {
+                code: 2,
+                message: format!(
+                    "flatline bench --fleet: {n} connections: give 1 to {}",
+                    crate::scenario::MAX_CONNECTIONS
+                ),
+            });
+        }
+    }
+    let (rt, opts) = enter_lab(out)?;
+    let dir = out.join("bench-fleet");
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::error(format!("{}: {e}", dir.display())))?;
+    let mut report = crate::bench::FleetReport { runs: Vec::new() };
+    for &n in sizes {
+        for _ in 0..runs {
+            let run = rt
+                .block_on(crate::bench::fleet_run(n, &opts, &dir))
+                .map_err(|e| Failure::error(error_chain(&e)))?;
+            eprintln!(
+                "{n} connections: {} detected, {} back, client {} KiB, server {} KiB, runner {} KiB",
+                run.detected, run.reconnected, run.client_rss_kib, run.server_rss_kib, run.runner_rss_kib
+            );
+            report.runs.push(run);
+        }
+    }
+    let path = out.join("bench-fleet.json");
+    output::write_json(&path, &report).map_err(|e| Failure::error(error_chain(&e)))?;
+    print!("{}", crate::bench::render_fleet(&report));
     eprintln!("figures: {}", path.display());
     Ok(0)
 }

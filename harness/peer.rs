@@ -196,14 +196,43 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
 
 /// Writes events as JSON lines to stdout ([`PeerReport`]). If the runner is gone, the peer has
 /// no one to report to and exits.
+///
+/// Lines go to stdout from a thread of their own, so the event loop never blocks on the pipe
+/// to the runner: when thousands of connections are lost at once, each loss is still stamped
+/// when its connection's task sees it, not when the pipe has room.
 pub struct Reporter {
-    out: Mutex<Box<dyn Write + Send>>,
+    sink: Sink,
+}
+
+enum Sink {
+    /// Written by the caller (tests).
+    #[cfg(test)]
+    Direct(Mutex<Box<dyn Write + Send>>),
+    /// Handed to the writer thread, which also serializes (off the event loop).
+    Thread(Mutex<std::sync::mpsc::Sender<PeerReport>>),
 }
 
 impl Default for Reporter {
     fn default() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<PeerReport>();
+        std::thread::spawn(move || {
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            let line = |out: &mut io::BufWriter<_>, r: PeerReport| {
+                serde_json::to_writer(&mut *out, &r).is_ok() && out.write_all(b"\n").is_ok()
+            };
+            while let Ok(report) = rx.recv() {
+                let mut ok = line(&mut out, report);
+                // Flush only once the queue is empty: a burst goes out in few writes.
+                for report in rx.try_iter() {
+                    ok &= line(&mut out, report);
+                }
+                if !ok || out.flush().is_err() {
+                    std::process::exit(0);
+                }
+            }
+        });
         Reporter {
-            out: Mutex::new(Box::new(io::stdout())),
+            sink: Sink::Thread(Mutex::new(tx)),
         }
     }
 }
@@ -212,7 +241,7 @@ impl Reporter {
     #[cfg(test)]
     pub(crate) fn to_writer(out: Box<dyn Write + Send>) -> Self {
         Reporter {
-            out: Mutex::new(out),
+            sink: Sink::Direct(Mutex::new(out)),
         }
     }
 
@@ -223,10 +252,25 @@ impl Reporter {
     /// Emits an event stamped with an earlier clock reading `mono_ns`.
     pub fn emit_at(&self, mono_ns: u64, kind: Kind) {
         let report = PeerReport { mono_ns, kind };
-        let text = serde_json::to_string(&report).expect("reports serialize");
-        let mut out = lock(&self.out);
-        if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
-            std::process::exit(0);
+        match &self.sink {
+            #[cfg(test)]
+            Sink::Direct(out) => {
+                let mut text = serde_json::to_string(&report).expect("reports serialize");
+                text.push('\n');
+                let mut out = lock(out);
+                if out
+                    .write_all(text.as_bytes())
+                    .and_then(|_| out.flush())
+                    .is_err()
+                {
+                    std::process::exit(0);
+                }
+            }
+            Sink::Thread(tx) => {
+                if lock(tx).send(report).is_err() {
+                    std::process::exit(0);
+                }
+            }
         }
     }
 }
