@@ -128,9 +128,20 @@ pub fn render(t: &Record, path: &str) -> String {
         let healed = f
             .healed_at_ms
             .map_or(String::new(), |h| format!(", healed at {}", secs(h)));
+        // A NAT names its timeout, and a preset's scaled twin says it is scaled.
+        let nat = t
+            .scenario
+            .faults
+            .iter()
+            .find(|g| g.id == f.id)
+            .and_then(|g| match g.what {
+                crate::scenario::FaultSpec::NatTimeout(n) => Some(format!(" ({})", n.describe())),
+                _ => None,
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  fault {} [{}]: {injected}{healed}",
+            "  fault {} [{}]{nat}: {injected}{healed}",
             f.id,
             f.kind.as_str()
         );

@@ -254,13 +254,140 @@ pub struct HostReboot {
 
 /// The wire's NAT forgets flows idle for `timeout` (whole seconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawNatTimeout")]
 pub struct NatTimeout {
-    #[serde(deserialize_with = "whole_seconds")]
     pub timeout: Dur,
     /// Answer packets of forgotten flows with a TCP reset instead of dropping them.
-    #[serde(default)]
     pub reset: bool,
+    /// The cloud middlebox whose documented timeout and behaviour this is, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<NatPreset>,
+    /// The preset's timeout was divided by this: a scaled twin, seconds instead of minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+}
+
+/// A cloud NAT or load balancer's documented idle timeout and what it does to a forgotten
+/// flow (README, "Cloud presets", cites each vendor's page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NatPreset {
+    /// AWS Network Load Balancer, TCP listener: 350 s, then a reset to the next packet.
+    AwsNlb,
+    /// AWS NAT Gateway: 350 s, then a reset to the next packet.
+    AwsNatGateway,
+    /// Azure Load Balancer, default rule: 4 minutes, then silence (TCP reset on idle off).
+    AzureLb,
+    /// Google Cloud NAT: established TCP 1200 s, then silence.
+    GcpCloudNat,
+}
+
+impl NatPreset {
+    /// The documented idle timeout, seconds.
+    pub fn timeout_s(self) -> u32 {
+        match self {
+            NatPreset::AwsNlb | NatPreset::AwsNatGateway => 350,
+            NatPreset::AzureLb => 240,
+            NatPreset::GcpCloudNat => 1200,
+        }
+    }
+
+    /// Whether a packet of a forgotten flow draws a reset (else it vanishes).
+    pub fn reset(self) -> bool {
+        matches!(self, NatPreset::AwsNlb | NatPreset::AwsNatGateway)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NatPreset::AwsNlb => "aws-nlb",
+            NatPreset::AwsNatGateway => "aws-nat-gateway",
+            NatPreset::AzureLb => "azure-lb",
+            NatPreset::GcpCloudNat => "gcp-cloud-nat",
+        }
+    }
+}
+
+impl NatTimeout {
+    /// How the record and the summary name it: "aws-nlb 350 s, reset", or for a scaled twin
+    /// "aws-nlb scaled 1/70: 5 s, reset".
+    pub fn describe(&self) -> String {
+        let secs = self.timeout.as_millis() / 1000;
+        let then = if self.reset { "reset" } else { "silent drop" };
+        match (self.preset, self.scale) {
+            (Some(p), Some(n)) if n > 1 => format!(
+                "{} scaled 1/{n}: {secs} s instead of {} s, {then}",
+                p.as_str(),
+                p.timeout_s()
+            ),
+            (Some(p), _) => format!("{} {secs} s, {then}", p.as_str()),
+            (None, _) => format!("{secs} s, {then}"),
+        }
+    }
+}
+
+/// A `nat-timeout` fault as written: a timeout, or a preset (optionally scaled down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNatTimeout {
+    /// Whole seconds; required unless `preset` gives it.
+    #[serde(default, deserialize_with = "whole_seconds_opt")]
+    timeout: Option<Dur>,
+    /// Answer packets of forgotten flows with a TCP reset; default: the preset's, else false.
+    reset: Option<bool>,
+    /// A cloud middlebox's documented timeout and behaviour: aws-nlb, aws-nat-gateway,
+    /// azure-lb, gcp-cloud-nat.
+    preset: Option<NatPreset>,
+    /// Divide the preset's timeout by this (a scaled twin); the result must be whole seconds.
+    #[schemars(range(min = 1, max = 100000))]
+    scale: Option<u32>,
+}
+
+impl TryFrom<RawNatTimeout> for NatTimeout {
+    type Error = String;
+    fn try_from(r: RawNatTimeout) -> Result<NatTimeout, String> {
+        let Some(p) = r.preset else {
+            let Some(timeout) = r.timeout else {
+                return Err("timeout: required, but missing (or give a preset)".into());
+            };
+            if r.scale.is_some() {
+                return Err("scale: only scales a preset; write the timeout itself".into());
+            }
+            return Ok(NatTimeout {
+                timeout,
+                reset: r.reset.unwrap_or(false),
+                preset: None,
+                scale: None,
+            });
+        };
+        let n = r.scale.unwrap_or(1);
+        if n == 0 || p.timeout_s() % n != 0 {
+            return Err(format!(
+                "scale: {} s / {n} is not whole seconds (conntrack takes whole seconds); use a \
+                 divisor of {}",
+                p.timeout_s(),
+                p.timeout_s()
+            ));
+        }
+        let timeout = Dur::from_millis(u64::from(p.timeout_s() / n) * 1000);
+        // A record repeats the timeout next to its preset: the same value is no conflict.
+        if r.timeout.is_some_and(|t| t != timeout) {
+            return Err(format!(
+                "timeout: preset {} sets the timeout ({} s); give one or the other",
+                p.as_str(),
+                p.timeout_s()
+            ));
+        }
+        Ok(NatTimeout {
+            timeout,
+            reset: r.reset.unwrap_or(p.reset()),
+            preset: Some(p),
+            scale: r.scale,
+        })
+    }
+}
+
+fn whole_seconds_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
+    whole_seconds(d).map(Some)
 }
 
 fn whole_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
@@ -1536,6 +1663,63 @@ reconnects = "..2s"
 
     fn err(text: &str) -> String {
         parse(Path::new("s.toml"), text).unwrap_err().to_string()
+    }
+
+    fn nat(fault: &str) -> Result<NatTimeout, String> {
+        let text = GOOD.replace(
+            "kind = \"cable-pull\"\nat = \"2s\"\nheal = \"10s\"",
+            &format!("kind = \"nat-timeout\"\nat = \"2s\"\nheal = \"10s\"\n{fault}"),
+        );
+        assert_ne!(text, GOOD);
+        let s = parse(Path::new("s.toml"), &text).map_err(|e| e.to_string())?;
+        match s.faults[0].what {
+            FaultSpec::NatTimeout(n) => Ok(n),
+            ref other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_nat_preset_sets_the_vendors_timeout_and_behaviour() {
+        let n = nat("preset = \"aws-nlb\"").unwrap();
+        assert_eq!((n.timeout.as_millis(), n.reset), (350_000, true));
+        assert_eq!(n.describe(), "aws-nlb 350 s, reset");
+        let n = nat("preset = \"azure-lb\"").unwrap();
+        assert_eq!((n.timeout.as_millis(), n.reset), (240_000, false));
+        let n = nat("preset = \"gcp-cloud-nat\"\nscale = 300").unwrap();
+        assert_eq!((n.timeout.as_millis(), n.reset), (4_000, false));
+        assert_eq!(
+            n.describe(),
+            "gcp-cloud-nat scaled 1/300: 4 s instead of 1200 s, silent drop"
+        );
+        // The behaviour can be overridden (Azure's "TCP reset on idle" is a rule setting).
+        let n = nat("preset = \"aws-nat-gateway\"\nscale = 70\nreset = false").unwrap();
+        assert_eq!((n.timeout.as_millis(), n.reset), (5_000, false));
+        let n = nat("preset = \"aws-nlb\"\nscale = 70\ntimeout = \"5s\"").unwrap();
+        assert_eq!(
+            n.timeout.as_millis(),
+            5_000,
+            "a record's own form reads back"
+        );
+        let n = nat("timeout = \"3s\"").unwrap();
+        assert_eq!(
+            (n.timeout.as_millis(), n.reset, n.preset),
+            (3_000, false, None)
+        );
+    }
+
+    #[test]
+    fn a_nat_preset_rejects_what_it_cannot_mean() {
+        let e = nat("preset = \"aws-nlb\"\ntimeout = \"10s\"").unwrap_err();
+        assert!(e.starts_with("s.toml:"), "{e}");
+        assert!(e.contains("preset aws-nlb sets the timeout (350 s)"), "{e}");
+        let e = nat("preset = \"aws-nlb\"\nscale = 100").unwrap_err();
+        assert!(e.contains("scale: 350 s / 100 is not whole seconds"), "{e}");
+        let e = nat("timeout = \"10s\"\nscale = 2").unwrap_err();
+        assert!(e.contains("scale: only scales a preset"), "{e}");
+        let e = nat("preset = \"aws-alb\"").unwrap_err();
+        assert!(e.contains("preset"), "{e}");
+        let e = nat("reset = true").unwrap_err();
+        assert!(e.contains("timeout: required"), "{e}");
     }
 
     #[test]

@@ -427,6 +427,58 @@ fn a_nat_that_resets_forgotten_flows_aborts_both_sides() {
     }
 }
 
+/// A scaled twin's record names its preset and scale, so no one mistakes it for the real one.
+fn assert_scaled(t: &Value, preset: &str, scale: u64, timeout: &str) {
+    let nat = &t["scenario"]["faults"][0];
+    assert_eq!(nat["preset"], preset, "{nat}");
+    assert_eq!(nat["scale"], scale, "{nat}");
+    assert_eq!(nat["timeout"], timeout, "{nat}");
+    assert!(
+        server_saw_nat(t),
+        "the connection did not go through the NAT"
+    );
+}
+
+#[test]
+fn an_aws_nlb_twin_resets_flows_idle_past_its_timeout() {
+    let t = run_passing("aws-nlb-scaled.toml");
+    assert_scaled(&t, "aws-nlb", 70, "5s");
+    for s in ["client", "server"] {
+        // docs/physics.md, K8: the probe after p1 in (F, F + I], I = 6 s: [6 s, 12 s].
+        assert_detects(
+            &t,
+            s,
+            6000.0 - 50.0..=12_000.0 + 2.0 * SLACK_PER_TIMER_MS,
+            "ECONNRESET",
+        );
+    }
+}
+
+#[test]
+fn one_sides_keepalive_below_the_aws_nlb_timeout_keeps_the_flow_for_both() {
+    let t = run_passing("aws-nlb-client-keepalive-scaled.toml");
+    assert_scaled(&t, "aws-nlb", 70, "5s");
+    // The server's own idle (6 s) is above the 5 s timeout: only the client's probes every
+    // 4 s keep the mapping (K8, either side); 17 s of NAT is almost three server idles.
+    assert!(side(&t, "client")["detection_ms"].is_null());
+    assert!(side(&t, "server")["detection_ms"].is_null());
+}
+
+#[test]
+fn an_azure_lb_twin_silently_drops_flows_idle_past_its_timeout() {
+    let t = run_passing("azure-lb-scaled.toml");
+    assert_scaled(&t, "azure-lb", 60, "4s");
+    for s in ["client", "server"] {
+        // docs/physics.md, K8: [p + N*V, 2p + N*V] with p = 5 s, N*V = 3 s: [8 s, 13 s].
+        assert_detects(
+            &t,
+            s,
+            8000.0 - 50.0..=13_000.0 + 5.0 * SLACK_PER_TIMER_MS,
+            "ETIMEDOUT",
+        );
+    }
+}
+
 #[test]
 fn a_failed_expectation_exits_1_and_says_what_happened() {
     let dir = tempfile::tempdir().unwrap();
