@@ -50,6 +50,9 @@ pub enum Command {
         #[command(flatten)]
         flags: crate::predict::Flags,
     },
+    /// Advise settings (keepalive, TCP_USER_TIMEOUT, heartbeat) that meet a detection target,
+    /// with the model's windows; --write FILE writes a scenario that checks them in the lab.
+    Advise(crate::advise::Flags),
     /// Run one comparison file: settings x faults, each cell in its own lab, all at once;
     /// print a table per fault (measured next to predicted) and keep every record.
     /// Exit 1 when a measurement falls outside its predicted window.
@@ -221,6 +224,7 @@ pub fn execute(command: Command) -> Outcome {
             },
         ),
         Command::Predict { scenarios, flags } => predict(&scenarios, &flags),
+        Command::Advise(flags) => crate::advise::run(&flags).map_err(Failure::error),
     }
 }
 

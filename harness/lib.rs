@@ -36,6 +36,7 @@
 //! - [`bench`]: `flatline bench`, medians against baselines.
 //! - [`clock`]: the monotonic clock every process stamps with.
 
+pub mod advise;
 pub mod analysis;
 pub mod bench;
 pub mod cli;

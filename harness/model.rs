@@ -665,6 +665,12 @@ fn tcp_host_reboot(me: &SideModel, down_ms: u64) -> Prediction {
     // after the last (kill, forget), up to ~100 ms later.
     let down = (down_ms as f64 - 100.0).max(0.0);
     if me.role == Role::Writer {
+        // A writer whose retransmissions give up while the host is down (TCP_USER_TIMEOUT,
+        // K5) sees a silent peer, as a keepalive side does below.
+        let dead = writer_silence(me, "ETIMEDOUT", false);
+        if dead.window_ms.is_some_and(|w| w.1 < down) {
+            return dead;
+        }
         // Retransmissions back off; the first one after the host is back draws RST.
         Prediction::at(
             down,

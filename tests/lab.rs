@@ -1001,3 +1001,88 @@ fn after_a_server_restart_backoff_with_jitter_spreads_the_storm_that_a_fixed_int
         "{pool}"
     );
 }
+
+/// Runs `flatline advise ... --write FILE`, then `flatline run FILE`: the advice must pass in
+/// the lab. Returns the written scenario and the record.
+fn advised_run(args: &[&str]) -> (toml::Table, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("advised.toml");
+    let output = flatline()
+        .arg("advise")
+        .args(args)
+        .arg("--write")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let text = std::fs::read_to_string(&file).expect("advise wrote the scenario");
+    let (output, record) = run(&file, dir.path());
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n{text}",
+        describe(&output)
+    );
+    let record = record.expect("a record was written");
+    assert_valid_record(&record);
+    (text.parse().unwrap(), record)
+}
+
+#[test]
+fn advised_busy_writer_user_timeout_passes_in_the_lab() {
+    // A busy writer that must notice a dead path within 4 s: advise gives TCP_USER_TIMEOUT
+    // (keepalive cannot fire with data in flight, docs/physics.md K4). The scenario pulls the
+    // cable on the wire's side: the router, left without a route, answers with ICMP
+    // net-unreachable, which the user timeout reports (K9).
+    let (scenario, t) = advised_run(&[
+        "--traffic",
+        "stream",
+        "--detect-within",
+        "4s",
+        "--healthy-jitter",
+        "50ms",
+        "--faults",
+        "cable-pull,firewall-drop",
+        "--fault",
+        "cable-pull",
+    ]);
+    let ut = scenario["client"]["user_timeout"]
+        .as_str()
+        .expect("a user timeout");
+    let ut_ms = flatline::duration::Dur::parse(ut).unwrap().as_millis() as f64;
+    // Independently of the written window: K5, D - F >= UT + 2 RTO (RTO >= 200 ms) less a few
+    // jiffies proves the user timeout fired, not something earlier; the target bounds it above.
+    assert_detects(&t, "client", (ut_ms + 400.0 - 12.0)..=4000.0, "ENETUNREACH");
+    assert_eq!(first_loss(&t, "client")["mechanism"], "user-timeout");
+}
+
+#[test]
+fn advised_heartbeat_catches_a_frozen_server_in_the_lab() {
+    // An idle client, a frozen server: keepalive is answered by the frozen server's kernel
+    // (K13), so advise adds a heartbeat; the written scenario freezes the server.
+    let (scenario, t) = advised_run(&[
+        "--traffic",
+        "idle",
+        "--detect-within",
+        "3s",
+        "--healthy-jitter",
+        "100ms",
+        "--faults",
+        "cable-pull,freeze",
+        "--fault",
+        "freeze",
+    ]);
+    let hb = &scenario["heartbeat"];
+    let interval = flatline::duration::Dur::parse(hb["interval"].as_str().unwrap())
+        .unwrap()
+        .as_millis() as f64;
+    let misses = hb["misses"].as_integer().unwrap() as f64;
+    // K13: lost after `misses` silent intervals, the last reply at most one interval before
+    // the freeze: D - F in [(M-1)*H, M*H] plus timer slack; the target bounds it above.
+    assert_detects(
+        &t,
+        "client",
+        ((misses - 1.0) * interval - 12.0)..=3000.0,
+        "HEARTBEAT",
+    );
+}
