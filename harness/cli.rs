@@ -25,7 +25,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run scenario files, print a summary per scenario and write each record as JSON.
+    /// Run scenario files, each in its own lab, several at once; print a summary per scenario
+    /// (in the order given), end with `N passed, N failed`, and write each record as JSON.
     Run {
         /// Scenario files (TOML).
         #[arg(required = true)]
@@ -39,6 +40,15 @@ pub enum Command {
         /// Also write a page per run with its timeline, and index.html, into this directory.
         #[arg(long, value_name = "DIR")]
         html: Option<PathBuf>,
+        #[command(flatten)]
+        select: Select,
+    },
+    /// Validate scenario files and print what the model predicts for each (no lab, no root):
+    /// exit 0 when every file is valid, 2 otherwise.
+    Check {
+        /// Scenario files (TOML).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
     },
     /// Predict when each side detects a fault, from the kernel's rules (no lab, no root).
     ///
@@ -133,6 +143,24 @@ pub enum Command {
     },
 }
 
+/// Which scenarios `flatline run` runs, and how many at a time.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Select {
+    /// Labs at once (default: as many as half the available memory holds at 64 MiB a lab,
+    /// at most 64; a run waits on kernel timers, so cores do not bound it).
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Only the scenarios whose name or file path contains PATTERN.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+    /// Print the scenarios that would run (name, file, run length) and exit, without a lab.
+    #[arg(long)]
+    pub list: bool,
+    /// After the first scenario that fails, start no more (the ones running finish).
+    #[arg(long)]
+    pub fail_fast: bool,
+}
+
 /// A command that could not do its job: what to print on stderr, and the exit status.
 #[derive(Debug)]
 pub struct Failure {
@@ -170,6 +198,7 @@ pub fn execute(command: Command) -> Outcome {
             out,
             junit,
             html,
+            select,
         } => run_scenarios(
             &scenarios,
             &out,
@@ -177,7 +206,9 @@ pub fn execute(command: Command) -> Outcome {
                 junit: junit.as_deref(),
                 html: html.as_deref(),
             },
+            &select,
         ),
+        Command::Check { scenarios } => check(&scenarios),
         Command::Report {
             records,
             junit,
@@ -513,7 +544,7 @@ fn report_records(files: &[PathBuf], reports: CiReports) -> Outcome {
         let r = crate::record::load(file).map_err(|e| Failure::error(error_chain(&e)))?;
         records.push((file.display().to_string(), r));
     }
-    let mut failed = false;
+    let mut tally = crate::suite::Tally::default();
     let mut judged = Vec::new();
     for (path, saved) in &records {
         let again = report::rejudge(saved, path);
@@ -524,54 +555,166 @@ fn report_records(files: &[PathBuf], reports: CiReports) -> Outcome {
             );
         }
         print!("{}", again.text);
-        failed |= !report::passed(&again.record);
+        if report::passed(&again.record) {
+            tally.passed += 1;
+        } else {
+            tally.failed += 1;
+        }
         judged.push((path.clone(), again.record));
     }
+    // As `flatline run` ended.
+    println!("{}", tally.line());
     write_ci_reports(&judged, reports)?;
-    Ok(u8::from(failed))
+    Ok(u8::from(tally.failed > 0))
 }
 
-/// `flatline run`: every file is read and checked before any lab starts; then each runs in
-/// turn, its record written even when the run is interrupted or fails.
-fn run_scenarios(files: &[PathBuf], out: &Path, reports: CiReports) -> Outcome {
-    let loaded = scenario::load_all(files).map_err(|errors| Failure {
+/// Every file read and validated, in the order given, or every error (exit 2).
+fn load_scenarios(files: &[PathBuf]) -> Result<Vec<scenario::Scenario>, Failure> {
+    scenario::load_all(files).map_err(|errors| Failure {
         code: 2,
         message: errors
             .iter()
             .map(|e| format!("error: {e}"))
             .collect::<Vec<_>>()
             .join("\n"),
-    })?;
+    })
+}
+
+/// `flatline check`: every file validated and predicted, no lab.
+fn check(files: &[PathBuf]) -> Outcome {
+    for s in load_scenarios(files)? {
+        println!("ok {} ({})", s.name, s.file.display());
+        print!(
+            "{}",
+            report::render_predictions(&s, crate::model::Os::Linux)
+        );
+    }
+    Ok(0)
+}
+
+/// How one scenario of a run ended.
+enum Ended {
+    Ran(String, Record),
+    /// Not started (`--fail-fast` after a failure, or a signal).
+    Skipped,
+    Failed(Failure),
+}
+
+/// `flatline run`: every file is read and checked before any lab starts; then up to `-j` run
+/// at once, each summary printed in the order given as soon as it and those before it are
+/// done, each record written even when the run is interrupted or fails.
+fn run_scenarios(
+    files: &[PathBuf],
+    out: &Path,
+    reports: CiReports,
+    select: &Select,
+) -> Outcome {
+    use futures::stream::StreamExt;
+    let loaded: Vec<_> = load_scenarios(files)?
+        .into_iter()
+        .filter(|s| crate::suite::matches(select.filter.as_deref(), &s.name, &s.file))
+        .collect();
+    if select.list {
+        for s in &loaded {
+            println!("{} ({}, {})", s.name, s.file.display(), s.end);
+        }
+        return Ok(0);
+    }
     for s in &loaded {
         runner::check_tools(s).map_err(|e| Failure::error(format!("{}: {e}", s.file.display())))?;
     }
     reports.check()?;
+    let jobs = select.jobs.map_or_else(
+        || crate::suite::default_jobs(crate::suite::mem_available()),
+        usize::from,
+    );
     let (rt, opts) = enter_lab(out)?;
+    let stop_starting = std::cell::Cell::new(false);
+    let (opts, stop_starting) = (&opts, &stop_starting);
+    let ended: Vec<Ended> = rt.block_on(async {
+        let mut runs = futures::stream::iter(loaded.iter().map(|s| async move {
+            if stop_starting.get() || opts.stop.received().is_some() {
+                return Ended::Skipped;
+            }
+            let ended = run_one(opts, s, out).await;
+            let failed = match &ended {
+                Ended::Ran(_, r) => !report::passed(r),
+                _ => true,
+            };
+            if failed && select.fail_fast {
+                stop_starting.set(true);
+            }
+            ended
+        }))
+        .buffered(jobs);
+        let mut ended = Vec::new();
+        while let Some(e) = runs.next().await {
+            if let Ended::Ran(path, record) = &e {
+                print!("{}", report::render(record, path));
+            }
+            ended.push(e);
+        }
+        ended
+    });
+    let mut tally = crate::suite::Tally::default();
     let mut runs = Vec::new();
-    for s in &loaded {
-        runs.push(run_one(&rt, &opts, s, out)?);
+    let mut failures = Vec::new();
+    for e in ended {
+        match e {
+            Ended::Ran(path, record) => {
+                if report::passed(&record) {
+                    tally.passed += 1;
+                } else {
+                    tally.failed += 1;
+                }
+                runs.push((path, record));
+            }
+            Ended::Skipped => tally.skipped += 1,
+            Ended::Failed(f) => {
+                tally.failed += 1;
+                failures.push(f);
+            }
+        }
     }
+    println!("{}", tally.line());
     write_ci_reports(&runs, reports)?;
-    Ok(u8::from(runs.iter().any(|(_, r)| !report::passed(r))))
+    if let Some(sig) = opts.stop.received() {
+        let message = failures
+            .into_iter()
+            .filter(|f| f.code > 2)
+            .map(|f| f.message)
+            .next()
+            .unwrap_or_else(|| format!("flatline: interrupted by {}", sig.as_str()));
+        return Err(Failure {
+            code: runner::exit_code(sig),
+            message,
+        });
+    }
+    if !failures.is_empty() {
+        return Err(Failure {
+            code: 2,
+            message: failures
+                .into_iter()
+                .map(|f| f.message)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
+    Ok(u8::from(tally.failed > 0))
 }
 
-/// Runs one scenario, writes its record and prints its summary; the record and its path.
-fn run_one(
-    rt: &tokio::runtime::Runtime,
-    opts: &RunOptions,
-    s: &scenario::Scenario,
-    out: &Path,
-) -> Result<(String, Record), Failure> {
-    let record = match rt.block_on(runner::run(&crate::plan::plan(s), opts)) {
+/// Runs one scenario and writes its record; the record and its path.
+async fn run_one(opts: &RunOptions, s: &scenario::Scenario, out: &Path) -> Ended {
+    let record = match runner::run(&crate::plan::plan(s), opts).await {
         Ok(record) => record,
         Err(RunError::Interrupted(sig)) => {
-            return Err(Failure::interrupted(
+            return Ended::Failed(Failure::interrupted(
                 sig,
                 format!("interrupted by {}", sig.as_str()),
             ))
         }
         Err(e) => {
-            return Err(Failure::error(format!(
+            return Ended::Failed(Failure::error(format!(
                 "{}: {}",
                 s.file.display(),
                 error_chain(&e)
@@ -579,24 +722,22 @@ fn run_one(
         }
     };
     let path = out.join(format!("{}.json", s.name));
-    output::write_json(&path, &record).map_err(|e| Failure::error(error_chain(&e)))?;
+    if let Err(e) = output::write_json(&path, &record) {
+        return Ended::Failed(Failure::error(error_chain(&e)));
+    }
     match &record.status {
-        RunStatus::Completed => {
-            let path = path.display().to_string();
-            print!("{}", report::render(&record, &path));
-            Ok((path, record))
-        }
+        RunStatus::Completed => Ended::Ran(path.display().to_string(), record),
         RunStatus::Interrupted { signal } => {
             let sig = opts.stop.received().unwrap_or(nix::sys::signal::SIGINT);
-            Err(Failure::interrupted(
+            Ended::Failed(Failure::interrupted(
                 sig,
                 format!(
-                    "interrupted by {signal}; the lab was torn down, the record so far is in {}",
-                    path.display()
+                    "interrupted by {signal}; the labs were torn down, the records so far are in {}",
+                    out.display()
                 ),
             ))
         }
-        RunStatus::Failed { reason } => Err(Failure::error(format!(
+        RunStatus::Failed { reason } => Ended::Failed(Failure::error(format!(
             "{}: {reason}; the lab was torn down, the record so far is in {}",
             s.file.display(),
             path.display()

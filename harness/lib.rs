@@ -17,6 +17,7 @@
 //! - [`schema`]: JSON Schemas of the record, as shipped in `schema/`.
 //! - [`compare`]: settings x faults matrices, as tables.
 //! - [`report`]: the terminal summary.
+//! - [`suite`]: many scenarios at once: how many labs at a time, which ones, the final count.
 //! - [`program`]: user programs (black box): commands, output, what their connections mean.
 //! - [`observer`]: a program's connections as its kernel saw them (trace and dump records).
 //!
@@ -66,6 +67,7 @@ pub mod sandbox;
 pub mod scenario;
 pub mod schema;
 pub mod side;
+pub mod suite;
 pub mod sockdiag;
 pub mod testing;
 pub mod tracefs;

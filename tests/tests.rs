@@ -13,5 +13,6 @@ mod library;
 mod model_sim;
 mod record;
 mod sim;
+mod suite;
 mod support;
 mod trust;

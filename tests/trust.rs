@@ -64,7 +64,7 @@ pub fn with_signals(cmd: &mut std::process::Command, ignored: &'static [libc::c_
 }
 
 /// Waits for a child at most `limit`; None if it is still running (then it is killed).
-fn wait_at_most(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+pub fn wait_at_most(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -80,7 +80,7 @@ fn wait_at_most(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 }
 
 /// The signal a status reports: an exit code 128 + N, or death by signal N.
-fn signal_of(status: &ExitStatus) -> Option<i32> {
+pub fn signal_of(status: &ExitStatus) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
     status
         .signal()
@@ -396,14 +396,14 @@ struct KillOutcome {
 }
 
 /// A process of a run, from /proc.
-struct Proc {
-    pid: i32,
-    ppid: i32,
-    cmdline: String,
+pub struct Proc {
+    pub pid: i32,
+    pub ppid: i32,
+    pub cmdline: String,
 }
 
 /// The processes whose environment carries FLATLINE_TEST_TAG=`tag`.
-fn tagged(tag: &str) -> Vec<Proc> {
+pub fn tagged(tag: &str) -> Vec<Proc> {
     let needle = format!("FLATLINE_TEST_TAG={tag}");
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return vec![];
@@ -434,7 +434,7 @@ fn tagged(tag: &str) -> Vec<Proc> {
 }
 
 /// Network namespaces `pids` are in or hold open.
-fn netns_held_by(pids: &[i32]) -> Vec<String> {
+pub fn netns_held_by(pids: &[i32]) -> Vec<String> {
     let mut refs = Vec::new();
     for pid in pids {
         if let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) {
@@ -456,7 +456,7 @@ fn netns_held_by(pids: &[i32]) -> Vec<String> {
     refs
 }
 
-fn all_pids() -> std::collections::BTreeSet<i32> {
+pub fn all_pids() -> std::collections::BTreeSet<i32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -468,7 +468,7 @@ fn all_pids() -> std::collections::BTreeSet<i32> {
 /// namespace's inode number is reused as soon as it is freed, so a process started since, or
 /// another run (which holds only namespaces it made), holding the same number holds a new
 /// namespace, not ours. (The run's own processes are checked by their tag.)
-fn netns_still_held(sampled: &[String], old_pids: &std::collections::BTreeSet<i32>) -> Vec<String> {
+pub fn netns_still_held(sampled: &[String], old_pids: &std::collections::BTreeSet<i32>) -> Vec<String> {
     let other_run = |pid: &i32| {
         std::fs::read_link(format!("/proc/{pid}/exe"))
             .ok()
@@ -496,7 +496,7 @@ fn netns_still_held(sampled: &[String], old_pids: &std::collections::BTreeSet<i3
 }
 
 /// The host namespace's links, addresses, routes, named namespaces and nftables rules.
-fn host_network_state() -> String {
+pub fn host_network_state() -> String {
     let mut state = String::new();
     for args in [
         &["-o", "link"][..],
