@@ -594,7 +594,7 @@ fn check(files: &[PathBuf]) -> Outcome {
 
 /// How one scenario of a run ended.
 enum Ended {
-    Ran(String, Record),
+    Ran(String, Box<Record>),
     /// Not started (`--fail-fast` after a failure, or a signal).
     Skipped,
     Failed(Failure),
@@ -667,7 +667,7 @@ fn run_scenarios(
                 } else {
                     tally.failed += 1;
                 }
-                runs.push((path, record));
+                runs.push((path, *record));
             }
             Ended::Skipped => tally.skipped += 1,
             Ended::Failed(f) => {
@@ -726,7 +726,7 @@ async fn run_one(opts: &RunOptions, s: &scenario::Scenario, out: &Path) -> Ended
         return Ended::Failed(Failure::error(error_chain(&e)));
     }
     match &record.status {
-        RunStatus::Completed => Ended::Ran(path.display().to_string(), record),
+        RunStatus::Completed => Ended::Ran(path.display().to_string(), Box::new(record)),
         RunStatus::Interrupted { signal } => {
             let sig = opts.stop.received().unwrap_or(nix::sys::signal::SIGINT);
             Ended::Failed(Failure::interrupted(

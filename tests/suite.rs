@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::support::{describe, flatline, scenario};
 use crate::trust::{
-    all_pids, host_network_state, netns_held_by, netns_still_held, signal_of, tagged,
-    wait_at_most, with_signals,
+    all_pids, host_network_state, netns_held_by, netns_still_held, signal_of, tagged, wait_at_most,
+    with_signals,
 };
 
 /// The lines of a run's output that start a scenario's summary, and the final count.
@@ -133,23 +133,30 @@ fn scenarios_run_at_once_and_report_in_the_order_given() {
         describe(&output)
     );
     assert!(lines[0].starts_with("PASS seed-process-kill"), "{lines:?}");
-    assert!(lines[1].starts_with("FAIL graceful-exit-wrong"), "{lines:?}");
+    assert!(
+        lines[1].starts_with("FAIL graceful-exit-wrong"),
+        "{lines:?}"
+    );
     assert!(lines[2].starts_with("PASS kill-unread-data"), "{lines:?}");
     assert_eq!(lines[3], "2 passed, 1 failed");
     // Each run's length, from the lab coming up to its teardown, as its record says.
-    let runs: Vec<f64> = ["seed-process-kill", "graceful-exit-wrong", "kill-unread-data"]
-        .iter()
-        .map(|name| {
-            let path = out.join(format!("{name}.json"));
-            let t: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            t["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|e| e["t_ms"].as_f64())
-                .fold(0.0, f64::max)
-        })
-        .collect();
+    let runs: Vec<f64> = [
+        "seed-process-kill",
+        "graceful-exit-wrong",
+        "kill-unread-data",
+    ]
+    .iter()
+    .map(|name| {
+        let path = out.join(format!("{name}.json"));
+        let t: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        t["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["t_ms"].as_f64())
+            .fold(0.0, f64::max)
+    })
+    .collect();
     let longest = runs.iter().copied().fold(0.0, f64::max);
     let others: f64 = runs.iter().sum::<f64>() - longest;
     let wall_ms = wall.as_secs_f64() * 1000.0;
@@ -222,7 +229,10 @@ fn a_signal_with_many_labs_live_leaves_nothing_behind() {
         let procs = tagged(&tag);
         let pids: Vec<i32> = procs.iter().map(|p| p.pid).collect();
         // Two peers per lab, all six labs live.
-        let peers = procs.iter().filter(|p| p.cmdline.contains(" peer ")).count();
+        let peers = procs
+            .iter()
+            .filter(|p| p.cmdline.contains(" peer "))
+            .count();
         assert!(peers >= 2 * names.len(), "{sig}: {peers} peers live");
         let netns = netns_held_by(&pids);
         let old_pids = all_pids();

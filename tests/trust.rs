@@ -468,7 +468,10 @@ pub fn all_pids() -> std::collections::BTreeSet<i32> {
 /// namespace's inode number is reused as soon as it is freed, so a process started since, or
 /// another run (which holds only namespaces it made), holding the same number holds a new
 /// namespace, not ours. (The run's own processes are checked by their tag.)
-pub fn netns_still_held(sampled: &[String], old_pids: &std::collections::BTreeSet<i32>) -> Vec<String> {
+pub fn netns_still_held(
+    sampled: &[String],
+    old_pids: &std::collections::BTreeSet<i32>,
+) -> Vec<String> {
     let other_run = |pid: &i32| {
         std::fs::read_link(format!("/proc/{pid}/exe"))
             .ok()
