@@ -603,12 +603,7 @@ enum Ended {
 /// `flatline run`: every file is read and checked before any lab starts; then up to `-j` run
 /// at once, each summary printed in the order given as soon as it and those before it are
 /// done, each record written even when the run is interrupted or fails.
-fn run_scenarios(
-    files: &[PathBuf],
-    out: &Path,
-    reports: CiReports,
-    select: &Select,
-) -> Outcome {
+fn run_scenarios(files: &[PathBuf], out: &Path, reports: CiReports, select: &Select) -> Outcome {
     use futures::stream::StreamExt;
     let loaded: Vec<_> = load_scenarios(files)?
         .into_iter()
