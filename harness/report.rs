@@ -28,7 +28,7 @@ fn side_line(side: Side, s: &SideSummary, healed: bool) -> String {
 }
 
 /// A pool's distributions on one side, and the storm: a few indented lines.
-fn pool_lines(side: Side, s: &SideSummary) -> String {
+fn pool_lines(side: Side, s: &SideSummary, healed: bool) -> String {
     let Some(p) = &s.pool else {
         return String::new();
     };
@@ -58,6 +58,9 @@ fn pool_lines(side: Side, s: &SideSummary) -> String {
         counts(&p.errors)
     );
     let opt = |v: Option<f64>| v.map_or("never".into(), secs);
+    if !healed {
+        return out;
+    }
     let _ = writeln!(
         out,
         "    {side} back: {} of {}; reconnect {}; 95 % back {}, all back {}",
@@ -148,8 +151,8 @@ pub fn render(t: &Record, path: &str) -> String {
         let healed = f.healed_at_ms.is_some();
         out += &side_line(Side::Client, &f.client, healed);
         out += &side_line(Side::Server, &f.server, healed);
-        out += &pool_lines(Side::Client, &f.client);
-        out += &pool_lines(Side::Server, &f.server);
+        out += &pool_lines(Side::Client, &f.client, healed);
+        out += &pool_lines(Side::Server, &f.server, healed);
         if let Some(storm) = &f.storm {
             out += &storm_line(storm);
         }

@@ -1086,3 +1086,36 @@ fn advised_heartbeat_catches_a_frozen_server_in_the_lab() {
         "HEARTBEAT",
     );
 }
+
+#[test]
+fn a_nat_that_forgets_idle_flows_cuts_every_connection_of_a_pool() {
+    let t = run_passing("fleet/nat-timeout-pool.toml");
+    for side in ["client", "server"] {
+        let lost = per_connection(&t, side, "peer-lost", "fault-injected");
+        let conns: BTreeSet<u64> = lost.iter().map(|l| l.0).collect();
+        assert_eq!(conns.len(), 100, "{side}: {lost:?}");
+        // p1 + I + N*V with p1 in [F, F + I): [6 s, 9 s]; the lower bound proves the NAT
+        // forgot the flows (the keepalive alone never fails), the upper bound that each
+        // connection detected it. Five timers' slack.
+        for (conn, ms) in &lost {
+            assert!(
+                (6000.0 - 50.0..=9000.0 + 5.0 * SLACK_PER_TIMER_MS).contains(ms),
+                "{side} connection {conn} detected after {ms} ms"
+            );
+        }
+        let (pool, _) = pool_of(&t, side);
+        assert_eq!(pool["never_detected"], 0, "{pool}");
+        assert_eq!(pool["errors"]["ETIMEDOUT"], 100, "{pool}");
+    }
+    // New connections get new mappings: slots reconnect without a heal (within their first
+    // pause, up to 200 ms; the run settles 500 ms after the last detection, so a retry the
+    // machine's load delays past that is not in the record: most, not all).
+    let back = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "reconnected" && e["source"] == "client")
+        .filter_map(|e| e["slot"].as_u64())
+        .collect::<BTreeSet<u64>>();
+    assert!(back.len() >= 90, "slots back: {back:?}");
+}
