@@ -30,6 +30,7 @@
 //! - [`sandbox`]: the user and PID namespaces that make a run leave nothing behind.
 //! - [`lab`]: network namespaces, links and addresses.
 //! - [`fault`]: inject and heal faults (scripts in `scripts/fault/`).
+//! - [`linkwatch`]: when the kernel applied a cable pull (rtnetlink link/route events).
 //! - [`nftwatch`]: when the kernel committed a firewall fault (`nft monitor`).
 //! - [`peer`]: the reference server and client.
 //! - [`runner`]: the one event loop that runs a scenario.
@@ -51,6 +52,7 @@ pub mod input;
 pub mod junit;
 pub mod keepalive;
 pub mod lab;
+pub mod linkwatch;
 pub mod model;
 pub mod nftwatch;
 pub mod observer;

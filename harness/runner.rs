@@ -235,6 +235,8 @@ struct Run<'a> {
     shadows: Vec<(Side, &'static str, crate::record::Ends, u64)>,
     /// When the kernel committed each firewall fault, if a scenario has one.
     nft: Option<crate::nftwatch::NftWatch>,
+    /// When the kernel applied each cable pull, if a scenario has one.
+    links: Option<crate::linkwatch::LinkWatch>,
 }
 
 fn ns_of(side: Side) -> Ns {
@@ -803,8 +805,19 @@ impl Run<'_> {
                 .as_ref()
                 .and_then(|w| w.committed(m, self.origin_ns + (before_ms * 1e6) as u64))
             {
-                // A firewall script's table is in effect when nftables commits it.
-                clock::ms_since(self.origin_ns, committed)
+                // A firewall script's table is in effect when nftables commits it. The
+                // monitor's line arrives after the commit; if it came after the script's exit
+                // (a starved reader), the exit is the nearer bound.
+                clock::ms_since(self.origin_ns, committed).min(self.now_ms())
+            } else if let Some(applied) = self
+                .links
+                .as_ref()
+                .and_then(|w| w.applied(m, self.origin_ns + (before_ms * 1e6) as u64))
+            {
+                // A cable pull is in effect when rtnetlink reports the link (or route) change
+                // (stamped when our listener wakes; if it woke after the script's exit, the
+                // exit is the nearer bound).
+                clock::ms_since(self.origin_ns, applied).min(self.now_ms())
             } else {
                 self.now_ms()
             };
@@ -911,6 +924,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         ending: false,
         shadows: Vec::new(),
         nft: None,
+        links: None,
     };
     if run.scenario.faults.iter().any(|f| {
         [Action::Inject, Action::Heal]
@@ -920,6 +934,21 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     }) {
         run.nft = crate::nftwatch::NftWatch::start(&run.lab);
     }
+    let mut pulled: Vec<crate::lab::Ns> = Vec::new();
+    for m in run
+        .scenario
+        .faults
+        .iter()
+        .flat_map(|f| fault::mechanism(f, Action::Inject))
+    {
+        match crate::linkwatch::expected(&m) {
+            Some(e) if !pulled.contains(&e.ns) => pulled.push(e.ns),
+            _ => {}
+        }
+    }
+    if !pulled.is_empty() {
+        run.links = crate::linkwatch::LinkWatch::start(&run.lab, &pulled);
+    }
     let outcome = match run.start_observers() {
         Ok(()) => drive(&mut run, &mut rx).await,
         Err(e) => Err(e),
@@ -927,6 +956,9 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
 
     // Nothing observed from here on counts: the end is ours, not a fault's.
     run.stop_observers();
+    if let Some(w) = run.links.take() {
+        w.stop();
+    }
     if let Some(w) = run.nft.take() {
         w.stop();
     }

@@ -13,6 +13,7 @@ mod library;
 mod model_sim;
 mod record;
 mod sim;
+mod stamps;
 mod suite;
 mod support;
 mod trust;

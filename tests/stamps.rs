@@ -1,0 +1,55 @@
+//! Lab tests of when faults are stamped: the kernel applied the change, not the script exited
+//! (issue 8, item 6). They build a lab in-process and need root.
+
+/// A cable pull is stamped when rtnetlink reports the link (or, for a heal that re-adds the
+/// default route, that route) changed: after the script started and no later than it exited.
+/// A stamp taken at the script's exit, or matched to the wrong link or namespace, fails.
+#[test]
+fn cable_pull_is_stamped_when_the_kernel_applies_it() {
+    /// A woken thread runs within a few ms even on two loaded cores (CFS latency 6 ms).
+    const LISTENER_WAKE_NS: u64 = 10_000_000;
+    use flatline::fault::{Mechanism, CABLE_PULL_SH};
+    use flatline::lab::{self, Lab, LabConfig, Ns};
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this lab test builds a lab in-process and needs root (CI runs as root)"
+    );
+    let lab = Lab::up(&LabConfig::default()).expect("lab");
+    let watch = flatline::linkwatch::LinkWatch::start(&lab, &[Ns::Wire, Ns::Client])
+        .expect("rtnetlink sockets in the wire and client namespaces");
+    let pull = |ns, args: &[&str]| Mechanism::Script {
+        ns,
+        name: "cable-pull",
+        script: CABLE_PULL_SH,
+        args: args.iter().map(|a| a.to_string()).collect(),
+    };
+    let gateway = lab::WIRE_CLIENT_ADDR.to_string();
+    let steps = [
+        pull(Ns::Wire, &["inject", lab::WIRE_SERVER_LINK]),
+        pull(Ns::Wire, &["heal", lab::WIRE_SERVER_LINK]),
+        pull(Ns::Client, &["inject", lab::CLIENT_LINK]),
+        pull(Ns::Client, &["heal", lab::CLIENT_LINK, &gateway]),
+    ];
+    for step in &steps {
+        let started = flatline::clock::now_ns();
+        flatline::fault::run_script(&lab, step).expect("cable-pull script");
+        let exited = flatline::clock::now_ns();
+        let applied = watch
+            .applied(step, started)
+            .unwrap_or_else(|| panic!("no kernel event for {}", step.describe()));
+        // The event is stamped when our listener thread wakes: on a loaded machine that can
+        // be a scheduling delay after the script exits (the runner then keeps the exit).
+        assert!(
+            started <= applied && applied <= exited + LISTENER_WAKE_NS,
+            "{}: kernel event at {applied} ns outside the script's run {started}..{exited} ns",
+            step.describe()
+        );
+        println!(
+            "{}: kernel event {:.3} ms before the script's exit",
+            step.describe(),
+            (exited as f64 - applied as f64) / 1e6
+        );
+    }
+    watch.stop();
+    lab.teardown();
+}
