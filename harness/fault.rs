@@ -29,6 +29,13 @@ pub enum Mechanism {
         script: &'static str,
         args: Vec<String>,
     },
+    /// Write a sysctl inside `ns` (the runner does it itself, so it knows when the kernel
+    /// holds the value: write(2) has returned).
+    Sysctl {
+        ns: Ns,
+        key: &'static str,
+        value: String,
+    },
     /// Send a signal to the peer process.
     Signal(Side, nix::sys::signal::Signal),
     /// Start the peer process again.
@@ -48,6 +55,9 @@ impl Mechanism {
         match self {
             Mechanism::Script { ns, name, args, .. } => {
                 format!("(netns {ns}) sh scripts/fault/{name}.sh {}", args.join(" "))
+            }
+            Mechanism::Sysctl { ns, key, value } => {
+                format!("(netns {ns}) sysctl -w {key}={value}")
             }
             Mechanism::Signal(side, sig) => {
                 format!("kill -{} <{side} pid>", &sig.as_str()[3..])
@@ -91,7 +101,7 @@ impl Mechanism {
                 "forget-connections" => vec![SH, SS],
                 _ => vec![SH],
             },
-            Mechanism::Signal(..) | Mechanism::Restart(_) => vec![],
+            Mechanism::Sysctl { .. } | Mechanism::Signal(..) | Mechanism::Restart(_) => vec![],
         }
     }
 }
@@ -215,9 +225,28 @@ pub fn nat_setup(fault: &Fault) -> Mechanism {
     }
 }
 
+/// The sysctl a NAT timeout sets (scripts/fault/nat.sh inject/heal write the same), and
+/// Linux's default for it.
+pub const CT_TIMEOUT_ESTABLISHED: &str = "net.netfilter.nf_conntrack_tcp_timeout_established";
+pub const CT_TIMEOUT_ESTABLISHED_DEFAULT: u32 = 432_000;
+
 /// What `action` of `fault` does, step by step.
 pub fn mechanism(fault: &Fault, action: Action) -> Vec<Mechanism> {
     match fault.what {
+        FaultSpec::NatTimeout(_) => match action {
+            Action::Inject => vec![single(fault, action)],
+            // The rules' counters first (what the NAT dropped while it forgot flows), then
+            // the timeout back: the heal is in effect at the write.
+            Action::Heal => vec![
+                Mechanism::Script {
+                    ns: Ns::Wire,
+                    name: "nat",
+                    script: NAT_SH,
+                    args: vec!["counters".into()],
+                },
+                single(fault, action),
+            ],
+        },
         FaultSpec::HostReboot(h) => {
             // The host drops off the network first, so nothing its dying stack sends arrives.
             let unplug = firewall(fault, action, "drop");
@@ -291,13 +320,12 @@ fn single(fault: &Fault, action: Action) -> Mechanism {
                 Action::Heal => Signal::SIGCONT,
             },
         ),
-        FaultSpec::NatTimeout(n) => Mechanism::Script {
+        FaultSpec::NatTimeout(n) => Mechanism::Sysctl {
             ns: Ns::Wire,
-            name: "nat",
-            script: NAT_SH,
-            args: match action {
-                Action::Inject => vec!["inject".into(), (n.timeout.as_millis() / 1000).to_string()],
-                Action::Heal => vec!["heal".into()],
+            key: CT_TIMEOUT_ESTABLISHED,
+            value: match action {
+                Action::Inject => (n.timeout.as_millis() / 1000).to_string(),
+                Action::Heal => CT_TIMEOUT_ESTABLISHED_DEFAULT.to_string(),
             },
         },
         FaultSpec::HostReboot(_) => unreachable!("host-reboot is composed in mechanism()"),

@@ -245,6 +245,31 @@ impl Lab {
         .expect("the reading thread does not panic")
     }
 
+    /// Writes a sysctl (`net.netfilter.nf_conntrack_tcp_timeout_established`) inside `ns`, on a
+    /// throwaway thread, and returns the monotonic ns just after write(2) returned: the moment
+    /// the kernel holds the new value (/proc/sys/net resolves to the writer's namespace).
+    pub fn write_sysctl(&self, ns: Ns, key: &str, value: &str) -> Result<u64, LabError> {
+        let fd = self.fd(ns);
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let text = value.to_owned();
+        std::thread::spawn(move || {
+            // SAFETY: setns on this short-lived thread only; the fd outlives it.
+            if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            std::fs::write(path, text)?;
+            Ok(crate::clock::now_ns())
+        })
+        .join()
+        .expect("the writing thread does not panic")
+        .map_err(|source| LabError::Sysctl {
+            ns,
+            key: key.to_owned(),
+            value: value.to_owned(),
+            source,
+        })
+    }
+
     /// A command that runs inside `ns`. `inherit` are descriptors the program may open as
     /// /proc/self/fd/N (e.g. another namespace to move a link into).
     pub fn command(&self, ns: Ns, program: &str, inherit: &[RawFd]) -> Command {

@@ -237,6 +237,8 @@ struct Run<'a> {
     nft: Option<crate::nftwatch::NftWatch>,
     /// When the kernel applied each cable pull, if a scenario has one.
     links: Option<crate::linkwatch::LinkWatch>,
+    /// When the last sysctl mechanism's write returned (monotonic ns).
+    sysctl_written: Option<u64>,
 }
 
 fn ns_of(side: Side) -> Ns {
@@ -733,6 +735,11 @@ impl Run<'_> {
             Mechanism::Script { .. } => fault::run_script(&self.lab, mechanism)
                 .map(|out| out.unwrap_or_default())
                 .map_err(RunError::from),
+            Mechanism::Sysctl { ns, key, value } => {
+                let at = self.lab.write_sysctl(*ns, key, value)?;
+                self.sysctl_written = Some(at);
+                Ok(String::new())
+            }
             Mechanism::Signal(side, sig) => {
                 if let Some(&pid) = self.pids.get(side) {
                     self.signalled.insert(pid);
@@ -800,6 +807,9 @@ impl Run<'_> {
                     .fold(listening, f64::min)
             } else if m.acts_during_call() {
                 before_ms
+            } else if let (Mechanism::Sysctl { .. }, Some(at)) = (m, self.sysctl_written.take()) {
+                // A sysctl (a NAT timeout) holds its new value once write(2) returns.
+                clock::ms_since(self.origin_ns, at)
             } else if let Some(committed) = self
                 .nft
                 .as_ref()
@@ -925,6 +935,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         shadows: Vec::new(),
         nft: None,
         links: None,
+        sysctl_written: None,
     };
     if run.scenario.faults.iter().any(|f| {
         [Action::Inject, Action::Heal]

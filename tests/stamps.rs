@@ -53,3 +53,60 @@ fn cable_pull_is_stamped_when_the_kernel_applies_it() {
     watch.stop();
     lab.teardown();
 }
+
+/// A NAT timeout is a sysctl the runner writes itself in the wire namespace: the stamp is the
+/// return of write(2) (the kernel holds the value), the value is the wire's alone, and the
+/// script that used to do it (and be stamped at its exit) takes longer to get there.
+#[test]
+fn nat_timeout_is_stamped_when_the_kernel_holds_it() {
+    use flatline::fault::{Mechanism, CT_TIMEOUT_ESTABLISHED, NAT_SH};
+    use flatline::lab::{self, Lab, LabConfig, Ns};
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this lab test builds a lab in-process and needs root (CI runs as root)"
+    );
+    let lab = Lab::up(&LabConfig::default()).expect("lab");
+    let nat = |args: Vec<String>| Mechanism::Script {
+        ns: Ns::Wire,
+        name: "nat",
+        script: NAT_SH,
+        args,
+    };
+    let setup = nat(vec![
+        "setup".into(),
+        format!("{}/24", lab::CLIENT_NET),
+        lab::WIRE_SERVER_LINK.into(),
+        "drop".into(),
+    ]);
+    flatline::fault::run_script(&lab, &setup).expect("nat setup");
+    let read_back = || {
+        let mut cat = lab.command(Ns::Wire, "cat", &[]);
+        cat.arg(format!(
+            "/proc/sys/{}",
+            CT_TIMEOUT_ESTABLISHED.replace('.', "/")
+        ));
+        lab.run(Ns::Wire, cat, "")
+            .expect("read the sysctl")
+            .trim()
+            .to_owned()
+    };
+    for value in ["4", "432000", "7", "432000"] {
+        let called = flatline::clock::now_ns();
+        let held = lab
+            .write_sysctl(Ns::Wire, CT_TIMEOUT_ESTABLISHED, value)
+            .expect("write the timeout");
+        let returned = flatline::clock::now_ns();
+        assert!(called <= held && held <= returned);
+        assert_eq!(read_back(), value, "the wire namespace holds the new value");
+        let started = flatline::clock::now_ns();
+        flatline::fault::run_script(&lab, &nat(vec!["inject".into(), value.into()]))
+            .expect("nat.sh inject");
+        let exited = flatline::clock::now_ns();
+        println!(
+            "timeout {value}: write(2) returned {:.3} ms after the call; nat.sh took {:.3} ms to exit",
+            (held - called) as f64 / 1e6,
+            (exited - started) as f64 / 1e6
+        );
+    }
+    lab.teardown();
+}

@@ -5,6 +5,10 @@
 #   nat.sh setup CLIENT_NET OUT_DEV drop|reset   masquerade CLIENT_NET out of OUT_DEV, strictly
 #   nat.sh inject SECONDS     from now on, established flows idle this long are forgotten
 #   nat.sh heal               back to Linux's default established timeout (432000 s)
+#   nat.sh counters           what the strict rule matched (heal prints it too)
+#
+# flatline itself writes the timeout (inject, heal) from the runner, so that it knows the
+# moment the kernel holds the new value, and runs `counters` before a heal's write.
 #
 # Strict conntrack (physics.md, harness caveats): with nf_conntrack_tcp_loose=1 (the default)
 # conntrack would adopt a mid-stream packet as a new flow and masquerade would quietly create
@@ -45,8 +49,11 @@ heal)
     echo 432000 > "$ct/nf_conntrack_tcp_timeout_established"
     nft list chain ip flatline_nat strict
     ;;
+counters)
+    nft list chain ip flatline_nat strict
+    ;;
 *)
-    echo "usage: $0 setup|inject|heal ..." >&2
+    echo "usage: $0 setup|inject|heal|counters ..." >&2
     exit 2
     ;;
 esac
