@@ -154,6 +154,13 @@ fn open_in(fd: std::os::fd::RawFd) -> Option<Socket> {
 }
 
 fn listen(ns: Ns, socket: Socket, stop: &AtomicBool, sink: &Mutex<Vec<(Ns, Change, u64)>>) {
+    // The stamp is taken when this thread wakes, so it must wake at once even on a loaded
+    // machine: as root it runs SCHED_FIFO (it only stamps and parses a few bytes per event);
+    // without the privilege it stays an ordinary thread, and a late wake loses to the
+    // script's exit (the runner keeps the earlier of the two).
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: sets this thread's own policy; the parameter is a valid sched_param.
+    let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
     let mut buf = vec![0u8; 64 * 1024];
     while !stop.load(Ordering::Relaxed) {
         let Ok(n) = socket.recv(&mut &mut buf[..], 0) else {
