@@ -28,6 +28,9 @@ pub const MARGIN: f64 = 2.0;
 /// on a healthy link is retransmitted one RTO later and acknowledged one RTT after that.
 pub const UT_MARGIN: f64 = 3.0;
 
+/// The longest target advised for: a day.
+pub const MAX_TARGET_MS: u64 = 24 * 3600 * 1000;
+
 /// The flags of `flatline advise`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Flags {
@@ -120,6 +123,12 @@ impl Flags {
     pub fn target(&self) -> Result<Target, String> {
         if self.detect_within.as_millis() == 0 {
             return Err("--detect-within: must be more than 0ms, e.g. 10s".into());
+        }
+        if self.detect_within.as_millis() > MAX_TARGET_MS {
+            return Err(format!(
+                "--detect-within {}: at most 24h (keepalive's idle time stops at 32767s, ~9h)",
+                self.detect_within
+            ));
         }
         if self.traffic_interval.as_millis() == 0 {
             return Err("--traffic-interval: must be at least 1ms".into());
@@ -737,6 +746,9 @@ pub fn render(a: &Advice) -> String {
     );
     for s in &a.settings {
         let _ = writeln!(out, "\n{}: {}", s.name, s.value);
+        if let Some(how) = how(t, s.name, &a.model) {
+            let _ = writeln!(out, "  set     {how}");
+        }
         let _ = writeln!(out, "  why     {}", s.why);
         let _ = writeln!(out, "  rule    {} (docs/physics.md)", s.rule);
         if let Some(m) = &s.margin {
@@ -754,6 +766,51 @@ pub fn render(a: &Advice) -> String {
         let _ = writeln!(out, "  {}", fault_line(t, *f, p));
     }
     out
+}
+
+/// How a program sets `name` on `os`, if it is advised.
+fn how(t: &Target, name: &str, m: &SideModel) -> Option<String> {
+    match name {
+        "keepalive" => {
+            let k = m.keepalive?;
+            let secs = |v: u64| v / 1000;
+            Some(match t.os {
+                Os::Linux => format!(
+                    "setsockopt SO_KEEPALIVE 1, TCP_KEEPIDLE {}, TCP_KEEPINTVL {}, TCP_KEEPCNT {} \
+                     (seconds)",
+                    secs(k.idle_ms),
+                    secs(k.interval_ms),
+                    k.count
+                ),
+                Os::Macos => format!(
+                    "setsockopt SO_KEEPALIVE 1, TCP_KEEPALIVE {}, TCP_KEEPINTVL {}, TCP_KEEPCNT {} \
+                     (seconds)",
+                    secs(k.idle_ms),
+                    secs(k.interval_ms),
+                    k.count
+                ),
+                Os::Windows | Os::WindowsLegacy => format!(
+                    "WSAIoctl SIO_KEEPALIVE_VALS {{ onoff 1, keepalivetime {}, keepaliveinterval \
+                     {} }} (milliseconds; the stack sends {} probes)",
+                    k.idle_ms, k.interval_ms, k.count
+                ),
+            })
+        }
+        "TCP_USER_TIMEOUT" => (m.user_timeout_ms > 0).then(|| {
+            format!(
+                "setsockopt IPPROTO_TCP TCP_USER_TIMEOUT {} (milliseconds)",
+                m.user_timeout_ms
+            )
+        }),
+        "heartbeat" => m.heartbeat.map(|(h, misses)| {
+            format!(
+                "in the application: the client pings every {}, the server answers; either side \
+                 gives up after {misses} intervals without hearing from the other",
+                ms(h)
+            )
+        }),
+        _ => None,
+    }
 }
 
 fn fault_line(t: &Target, f: FaultKind, p: &Prediction) -> String {
@@ -1043,6 +1100,13 @@ mod tests {
         ]);
         assert!(e.contains("--fault cable-pull: not among"), "{e}");
         assert!(err(&["--traffic", "idle"]).contains("--detect-within"));
+        let e = err(&["--detect-within", "25h"]);
+        assert!(e.contains("unknown unit"), "{e}");
+        let e = err(&["--detect-within", "1441m"]);
+        assert!(
+            e.contains("--detect-within 24.01h") || e.contains("at most 24h"),
+            "{e}"
+        );
     }
 
     const OSES: [Os; 4] = [Os::Linux, Os::Windows, Os::WindowsLegacy, Os::Macos];

@@ -149,3 +149,38 @@ fn report_on_a_bad_record_says_where_and_exits_2() {
         describe(&output)
     );
 }
+
+#[test]
+fn advise_says_why_a_target_cannot_be_met_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("advised.toml");
+    // 500 ms on a link whose round trip reaches 300 ms: no heartbeat may be that short.
+    let output = flatline()
+        .args([
+            "advise",
+            "--detect-within",
+            "500ms",
+            "--healthy-jitter",
+            "200ms",
+            "--write",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: the target cannot be met")
+            && stderr.contains("  freeze: a frozen peer's kernel still answers TCP")
+            && stderr.contains("at least 600ms (2 x 300ms)"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty() && !file.exists());
+    // A flag in words, exit 2.
+    let output = flatline()
+        .args(["advise", "--detect-within", "10s", "--traffic", "busy"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown traffic `busy`"));
+}
