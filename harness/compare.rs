@@ -133,6 +133,7 @@ pub fn load(path: &Path) -> Result<Comparison, ScenarioError> {
                 traffic: f.traffic,
                 heartbeat: scenario::heartbeat(&src, &here.key("heartbeat"), s.heartbeat.as_ref())?,
                 lab: s.lab.clone().unwrap_or_default().resolve(),
+                wire: Default::default(),
                 faults: vec![f.fault.clone()],
                 expectations: Side::BOTH
                     .iter()

@@ -82,6 +82,12 @@ pub const SS: Tool = Tool {
     program: "ss",
     package: "iproute2",
 };
+/// `[wire] delay`: the xtables NFQUEUE target (nf_tables backend), as this kernel has no nft
+/// `queue` expression.
+pub const IPTABLES: Tool = Tool {
+    program: "iptables",
+    package: "iptables",
+};
 pub const NFT: Tool = Tool {
     program: "nft",
     package: "nftables",

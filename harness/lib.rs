@@ -29,6 +29,7 @@
 //! - [`watcher`]: one thread per user program in its namespace, feeding the observer.
 //! - [`sandbox`]: the user and PID namespaces that make a run leave nothing behind.
 //! - [`lab`]: network namespaces, links and addresses.
+//! - [`delay`]: delay and jitter on the wire (nfqueue), no netem needed.
 //! - [`fault`]: inject and heal faults (scripts in `scripts/fault/`).
 //! - [`linkwatch`]: when the kernel applied a cable pull (rtnetlink link/route events).
 //! - [`nftwatch`]: when the kernel committed a firewall fault (`nft monitor`).
@@ -44,6 +45,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod compare;
+pub mod delay;
 pub mod duration;
 pub mod fault;
 pub mod fidelity;

@@ -102,6 +102,10 @@ pub enum Kind {
     },
     /// The wire became a NAT (before the peers started).
     NatUp { mechanism: String },
+    /// The wire delays every packet it forwards (`[wire]`, before the peers started).
+    DelayUp { mechanism: String },
+    /// The wire's delayer stopped (at the end of the run): what it held, how late it was.
+    DelayDown(crate::delay::DelayStats),
     /// The runner started a peer process.
     ProcessStarted { side: Side, pid: i32 },
     /// A peer process ended.
@@ -246,6 +250,8 @@ impl Kind {
             Kind::LabUp { .. } => "lab-up",
             Kind::LabDown { .. } => "lab-down",
             Kind::NatUp { .. } => "nat-up",
+            Kind::DelayUp { .. } => "delay-up",
+            Kind::DelayDown(_) => "delay-down",
             Kind::ProcessStarted { .. } => "process-started",
             Kind::ProcessExited { .. } => "process-exited",
             Kind::FaultInjected(_) => "fault-injected",
@@ -1068,6 +1074,17 @@ pub(crate) mod tests {
                 reason
             }),
             text().prop_map(|mechanism| Kind::NatUp { mechanism }),
+            text().prop_map(|mechanism| Kind::DelayUp { mechanism }),
+            (any::<[u32; 2]>(), ms(), ms(), ms(), ms()).prop_map(|(n, a, b, c, d)| {
+                Kind::DelayDown(crate::delay::DelayStats {
+                    to_server: n[0].into(),
+                    to_client: n[1].into(),
+                    late_median_us: a,
+                    late_p99_us: b,
+                    late_max_us: c,
+                    cpu_per_packet_us: d,
+                })
+            }),
             (side(), any::<i32>()).prop_map(|(side, pid)| Kind::ProcessStarted { side, pid }),
             (side(), any::<i32>(), text()).prop_map(|(side, pid, status)| Kind::ProcessExited {
                 side,

@@ -216,6 +216,8 @@ struct Run<'a> {
     scenario: &'a Scenario,
     opts: &'a RunOptions,
     lab: Lab,
+    /// The wire's delay line (`[wire]`), stopped before the lab goes down.
+    delayer: Option<crate::delay::Delayer>,
     /// Monotonic nanoseconds when the lab came up: t_ms = 0.
     origin_ns: u64,
     events: Vec<Event>,
@@ -875,7 +877,11 @@ fn environment(privileges: Privileges, run_date: std::time::SystemTime) -> Envir
 /// starts (a missing `nft` must not surface only when the fault is due).
 pub fn check_tools(scenario: &Scenario) -> Result<(), RunError> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    match fault::missing_tools(&fault::tools(&scenario.faults), &path) {
+    let mut tools = fault::tools(&scenario.faults);
+    if !scenario.wire.is_off() {
+        tools.entry(fault::IPTABLES).or_default();
+    }
+    match fault::missing_tools(&tools, &path) {
         None => Ok(()),
         Some(msg) => Err(RunError::MissingTools(msg)),
     }
@@ -915,6 +921,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         scenario,
         opts,
         lab,
+        delayer: None,
         origin_ns,
         events: vec![Event::new(
             0.0,
@@ -999,6 +1006,12 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     for pid in run.pids.values() {
         let _ = kill(*pid, Signal::SIGKILL);
     }
+    if let Some(d) = run.delayer.take() {
+        let stats = d.stop();
+        let t = run.now_ms();
+        run.events
+            .push(Event::new(t, Source::Wire, Kind::DelayDown(stats)));
+    }
     // What the programs' sockets really carry: the model predicts from that.
     let observed: Vec<(Side, crate::observer::SocketSettings)> = run
         .programs
@@ -1066,6 +1079,19 @@ async fn drive(
 ) -> Result<&'static str, RunError> {
     let mut stop = run.opts.stop.clone();
 
+    // A delay must be on the wire before the first handshake crosses it.
+    if !run.scenario.wire.is_off() {
+        let wire = run.scenario.wire;
+        let delayer = crate::delay::Delayer::start(run.lab.fd(Ns::Wire), wire)
+            .map_err(|e| RunError::Setup(error_chain(&e)))?;
+        run.delayer = Some(delayer);
+        let mut cmd = run.lab.command(Ns::Wire, "sh", &[]);
+        cmd.args(["-c", &wire.rule()]);
+        run.lab.run(Ns::Wire, cmd, "")?;
+        let t = run.now_ms();
+        let mechanism = wire.describe();
+        run.record(Event::new(t, Source::Wire, Kind::DelayUp { mechanism }));
+    }
     // A NAT must be in the path before the connection exists.
     if let Some(f) = run.plan.nat.map(|i| &run.scenario.faults[i]) {
         let setup = fault::nat_setup(f);

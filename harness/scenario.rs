@@ -884,6 +884,53 @@ impl RawLab {
     }
 }
 
+/// `[wire]`: delay and jitter on every packet the wire forwards (harness/delay.rs).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWire {
+    /// Added to each direction ("40ms": the round trip grows by 80 ms), at most 10 s.
+    delay: Option<Dur>,
+    /// Each packet's delay is uniform in delay - jitter ..= delay + jitter, no reordering.
+    jitter: Option<Dur>,
+}
+
+/// The longest `[wire] delay` (and delay + jitter): beyond it a run is about the delayer.
+pub const MAX_WIRE_DELAY_MS: u64 = 10_000;
+
+fn wire(
+    src: &Source,
+    at: &FieldPath,
+    raw: Option<&RawWire>,
+) -> Result<crate::delay::WireDelay, ScenarioError> {
+    let Some(w) = raw else {
+        return Ok(Default::default());
+    };
+    let delay = w.delay.unwrap_or_default();
+    let jitter = w.jitter.unwrap_or_default();
+    if delay.as_millis() > MAX_WIRE_DELAY_MS {
+        return Err(src.error(
+            &at.key("delay"),
+            format!("must be at most {MAX_WIRE_DELAY_MS}ms, not `{delay}`"),
+        ));
+    }
+    if jitter > delay {
+        return Err(src.error(
+            &at.key("jitter"),
+            format!(
+                "`{jitter}` is more than the delay `{delay}`: a packet cannot leave before it \
+                 arrived; raise `delay` or lower `jitter`"
+            ),
+        ));
+    }
+    if delay.as_millis() + jitter.as_millis() > MAX_WIRE_DELAY_MS {
+        return Err(src.error(
+            &at.key("jitter"),
+            format!("delay + jitter must be at most {MAX_WIRE_DELAY_MS}ms"),
+        ));
+    }
+    Ok(crate::delay::WireDelay { delay, jitter })
+}
+
 /// A scenario file.
 #[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -898,6 +945,7 @@ struct RawScenario {
     traffic: Option<RawTraffic>,
     heartbeat: Option<RawHeartbeat>,
     lab: Option<RawLab>,
+    wire: Option<RawWire>,
     #[serde(default)]
     #[schemars(with = "Vec<FaultInput>")]
     fault: Vec<toml::Table>,
@@ -1014,6 +1062,9 @@ pub struct Scenario {
     pub traffic: Traffic,
     pub heartbeat: Option<Heartbeat>,
     pub lab: crate::lab::LabConfig,
+    /// Delay and jitter on the wire (`[wire]`); none when absent.
+    #[serde(default, skip_serializing_if = "crate::delay::WireDelay::is_off")]
+    pub wire: crate::delay::WireDelay,
     pub faults: Vec<Fault>,
     pub expectations: Vec<Expectation>,
 }
@@ -1129,6 +1180,7 @@ fn validate(src: &Source) -> Result<Scenario, ScenarioError> {
     let traffic = traffic(src, &root.key("traffic"), raw.traffic.as_ref())?;
     let heartbeat = heartbeat(src, &root.key("heartbeat"), raw.heartbeat.as_ref())?;
     let lab = raw.lab.clone().unwrap_or_default().resolve();
+    let wire = wire(src, &root.key("wire"), raw.wire.as_ref())?;
     let faults = faults(src, &raw.fault, raw.end)?;
     let expectations = match &raw.expect {
         Some(RawExpectations::None) => Vec::new(),
@@ -1160,6 +1212,7 @@ fn validate(src: &Source) -> Result<Scenario, ScenarioError> {
         traffic,
         heartbeat,
         lab,
+        wire,
         faults,
         expectations,
     })

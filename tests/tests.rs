@@ -6,6 +6,7 @@
 
 mod blackbox;
 mod cli;
+mod delay;
 mod fuzz;
 mod html;
 mod lab;

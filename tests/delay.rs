@@ -1,0 +1,47 @@
+//! Lab tests of the wire's delay (`[wire]`, harness/delay.rs): the windows come from the
+//! configured delay (docs/physics.md, "Delay on the wire"), not from the scenario's own
+//! expectations.
+
+use serde_json::Value;
+
+use crate::support::{describe, run, scenario};
+
+fn events<'a>(t: &'a Value, kind: &str) -> Vec<&'a Value> {
+    t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+/// One way 40 ms: the killed server's FIN reaches the client 40 ms later, and the client's
+/// kernel measured an 80 ms round trip.
+#[test]
+fn a_wire_delay_adds_its_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, record) = run(&scenario("delay-rtt.toml"), dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let t = record.expect("a record was written");
+    // Lower bound: the FIN was held 40 ms (without the delay EOF comes in 0.4 ms). Upper
+    // bound: the delayer's lateness (median 0.1 ms, p99 under 6 ms measured under load) and
+    // the runner's stamping (a few ms under load).
+    let ms = t["summary"]["client"]["detection_ms"].as_f64().unwrap();
+    assert!((40.0..=70.0).contains(&ms), "client read EOF after {ms} ms");
+    let lost = events(&t, "peer-lost");
+    let rtt_us = lost[0]["tcp_info"]["rtt_us"].as_f64().unwrap();
+    // srtt: at least the 80 ms of delay (the lower bound proves it is on the wire); at most
+    // that plus a delayed ACK (TCP_DELACK_MIN, 40 ms: the server's reply, which carries the
+    // ACK, can come later than the delayed-ACK timer on a loaded machine) and the delayer's
+    // lateness both ways (p99 under 6 ms measured under load).
+    assert!(
+        (80_000.0..=132_000.0).contains(&rtt_us),
+        "the client's kernel measured srtt {rtt_us} us"
+    );
+    assert_eq!(events(&t, "delay-up").len(), 1);
+    let down = events(&t, "delay-down");
+    assert_eq!(down.len(), 1, "the delayer reported what it held");
+    // 100 ms request/response for 2 s: at least 20 packets each way went through it.
+    assert!(down[0]["to_server"].as_u64().unwrap() >= 20, "{}", down[0]);
+    assert!(down[0]["to_client"].as_u64().unwrap() >= 20, "{}", down[0]);
+}
