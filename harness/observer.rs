@@ -763,10 +763,12 @@ impl Tracker {
                 }
                 // close() or shutdown() by the program: a FIN leaves. (A move to CLOSE is
                 // an abort, whose error report follows.)
+                // Only in the program's own context: concurrent labs reuse the same addresses,
+                // so another lab's socket can carry this tuple (its close is not ours).
                 (
                     TcpState::Established | TcpState::CloseWait,
                     TcpState::FinWait1 | TcpState::LastAck,
-                ) if c.reset.is_none() => {
+                ) if c.reset.is_none() && self.pids.contains(&r.host_pid) => {
                     c.closed = true;
                     out.push(Observation::ProgramClosed {
                         conn: id,
@@ -778,7 +780,9 @@ impl Tracker {
             },
             TraceKind::RecvError { .. } => {}
             TraceKind::Destroy => {
-                if !c.closed {
+                // The program's last close, in its own context (see above); a socket freed
+                // elsewhere is seen gone by the next dump.
+                if !c.closed && self.pids.contains(&r.host_pid) {
                     c.closed = true;
                     out.push(Observation::ProgramClosed {
                         conn: id,
@@ -928,6 +932,11 @@ mod tests {
         // The dump no longer shows the socket, the program still holds it: the trace has
         // already said why, so the dump adds nothing.
         assert!(t.dump(337_200_000_000, &[], |_| Some(8237)).is_empty());
+        // Freed by a process not of the program (another lab's socket with the same tuple):
+        // not the program's close.
+        assert!(t.trace(parse_trace_line(DESTROY).unwrap()).is_empty());
+        // The program's group now includes 8232, which closes it.
+        t.set_pids(vec![8237, 8232]);
         let closed = t.trace(parse_trace_line(DESTROY).unwrap());
         assert_eq!(
             closed,
