@@ -84,6 +84,33 @@ pub enum Command {
         /// Also write the comparison's chart (measured against predicted) into this directory.
         #[arg(long, value_name = "DIR")]
         html: Option<PathBuf>,
+        /// Run only shard K of N of the cells: `hash:K/N` (by cell name) or `count:K/N`
+        /// (round-robin, faults outer, settings inner). Join with `flatline merge --compare`.
+        #[arg(long, value_name = "hash:K/N|count:K/N")]
+        partition: Option<crate::suite::Partition>,
+    },
+    /// Join the records of shards (`run --partition`, `compare --partition`) into one result:
+    /// the records, summaries, count, tables, JUnit and HTML an unsharded run writes (no lab).
+    Merge {
+        /// Record files of every shard: <out>/<scenario>.json, or with --compare
+        /// <out>/<comparison>/<comparison>-*.json.
+        #[arg(required = true)]
+        records: Vec<PathBuf>,
+        /// Directory for the joined records (and, with --compare, <out>/<comparison>/ tables).
+        #[arg(long)]
+        out: PathBuf,
+        /// The comparison file the shards ran: join cells into its tables.
+        #[arg(long, value_name = "FILE")]
+        compare: Option<PathBuf>,
+        /// text, markdown, csv or json (with --compare).
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Also write JUnit XML here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Also write the HTML pages into this directory.
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
     },
     /// Benchmarks: lab setup and teardown, fault injection, a matrix's wall time against its
     /// slowest cell, measured against predicted detection. Medians over runs, with baselines.
@@ -159,6 +186,10 @@ pub struct Select {
     /// After the first scenario that fails, start no more (the ones running finish).
     #[arg(long)]
     pub fail_fast: bool,
+    /// Run only shard K of N: `hash:K/N` (by name) or `count:K/N` (round-robin in the order
+    /// given, after --filter). Join the shards' records with `flatline merge`.
+    #[arg(long, value_name = "hash:K/N|count:K/N")]
+    pub partition: Option<crate::suite::Partition>,
 }
 
 /// A command that could not do its job: what to print on stderr, and the exit status.
@@ -244,11 +275,29 @@ pub fn execute(command: Command) -> Outcome {
             run_slow,
             junit,
             html,
+            partition,
         } => compare_matrix(
             &file,
             &out,
             &format,
-            run_slow,
+            (run_slow, partition),
+            CiReports {
+                junit: junit.as_deref(),
+                html: html.as_deref(),
+            },
+        ),
+        Command::Merge {
+            records,
+            out,
+            compare,
+            format,
+            junit,
+            html,
+        } => merge(
+            &records,
+            &out,
+            compare.as_deref(),
+            &format,
             CiReports {
                 junit: junit.as_deref(),
                 html: html.as_deref(),
@@ -421,14 +470,9 @@ fn json(r: &compare::Results) -> String {
     serde_json::to_string_pretty(r).expect("results serialize") + "\n"
 }
 
-fn compare_matrix(
-    file: &Path,
-    out: &Path,
-    format: &str,
-    run_slow: bool,
-    reports: CiReports,
-) -> Outcome {
-    let render: Render = match format {
+/// The renderer `--format` names.
+fn render_format(format: &str) -> Result<Render, Failure> {
+    Ok(match format {
         "text" => compare::render_text,
         "markdown" => compare::render_markdown,
         "csv" => compare::render_csv,
@@ -438,8 +482,25 @@ fn compare_matrix(
                 "unknown format `{other}`: use text, markdown, csv or json"
             )))
         }
-    };
-    let comparison = compare::load(file).map_err(Failure::error)?;
+    })
+}
+
+fn compare_matrix(
+    file: &Path,
+    out: &Path,
+    format: &str,
+    (run_slow, partition): (bool, Option<crate::suite::Partition>),
+    reports: CiReports,
+) -> Outcome {
+    let render = render_format(format)?;
+    let mut comparison = compare::load(file).map_err(Failure::error)?;
+    if let Some(p) = partition {
+        let mut i = 0;
+        comparison.cells.retain(|c| {
+            i += 1;
+            p.keeps(i - 1, &c.plan.scenario.name)
+        });
+    }
     if let Some(e) = comparison
         .cells
         .iter()
@@ -470,6 +531,16 @@ fn compare_matrix(
             )))
         }
     };
+    write_comparison(&results, &dir, render, reports)
+}
+
+/// A comparison's tables in `dir`, its JUnit, HTML and job summary, and the table printed.
+fn write_comparison(
+    results: &compare::Results,
+    dir: &Path,
+    render: Render,
+    reports: CiReports,
+) -> Outcome {
     let tables: [(&str, Render); 4] = [
         ("table.txt", compare::render_text),
         ("table.md", compare::render_markdown),
@@ -477,21 +548,21 @@ fn compare_matrix(
         ("table.json", json),
     ];
     for (name, f) in tables {
-        output::write_atomically(&dir.join(name), f(&results).as_bytes())
+        output::write_atomically(&dir.join(name), f(results).as_bytes())
             .map_err(|e| Failure::error(error_chain(&e)))?;
     }
     if let Some(f) = reports.junit {
-        output::write_atomically(f, crate::junit::render_comparison(&results).as_bytes())
+        output::write_atomically(f, crate::junit::render_comparison(results).as_bytes())
             .map_err(|e| Failure::error(error_chain(&e)))?;
     }
     if let Some(d) = reports.html {
-        crate::html::write_comparison(d, &results).map_err(|e| Failure::error(error_chain(&e)))?;
+        crate::html::write_comparison(d, results).map_err(|e| Failure::error(error_chain(&e)))?;
     }
     if std::env::var_os("GITHUB_STEP_SUMMARY").is_some() {
-        crate::junit::append_to_step_summary(&compare::render_markdown(&results))
+        crate::junit::append_to_step_summary(&compare::render_markdown(results))
             .map_err(|e| Failure::error(format!("cannot append to $GITHUB_STEP_SUMMARY: {e}")))?;
     }
-    print!("{}", render(&results));
+    print!("{}", render(results));
     eprintln!("tables and records: {}", dir.display());
     Ok(u8::from(!results.all_as_predicted()))
 }
@@ -608,6 +679,9 @@ fn run_scenarios(files: &[PathBuf], out: &Path, reports: CiReports, select: &Sel
     let loaded: Vec<_> = load_scenarios(files)?
         .into_iter()
         .filter(|s| crate::suite::matches(select.filter.as_deref(), &s.name, &s.file))
+        .enumerate()
+        .filter(|(i, s)| select.partition.is_none_or(|p| p.keeps(*i, &s.name)))
+        .map(|(_, s)| s)
         .collect();
     if select.list {
         for s in &loaded {
@@ -738,4 +812,57 @@ async fn run_one(opts: &RunOptions, s: &scenario::Scenario, out: &Path) -> Ended
             path.display()
         ))),
     }
+}
+
+/// `flatline merge`: every record read first (a bad one, or a shard given twice or missing,
+/// changes nothing), then written under `out` with what an unsharded run prints and writes.
+fn merge(
+    files: &[PathBuf],
+    out: &Path,
+    comparison: Option<&Path>,
+    format: &str,
+    reports: CiReports,
+) -> Outcome {
+    let render = render_format(format)?;
+    let comparison = comparison
+        .map(|f| compare::load(f).map_err(Failure::error))
+        .transpose()?;
+    reports.check()?;
+    let mut records = Vec::new();
+    for file in files {
+        let r = crate::record::load(file).map_err(|e| Failure::error(error_chain(&e)))?;
+        records.push((file.clone(), r));
+    }
+    let written = |e: crate::output::OutputError| Failure::error(error_chain(&e));
+    if let Some(c) = comparison {
+        let dir = out.join(&c.name);
+        let (results, placed) =
+            crate::merge::comparison(&c, records, &dir).map_err(Failure::error)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Failure::error(format!("cannot create {}: {e}", dir.display())))?;
+        for (path, record) in &placed {
+            output::write_json(path, record).map_err(written)?;
+        }
+        return write_comparison(&results, &dir, render, reports);
+    }
+    let records = crate::merge::runs(records).map_err(Failure::error)?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| Failure::error(format!("cannot create {}: {e}", out.display())))?;
+    let mut tally = crate::suite::Tally::default();
+    let mut runs = Vec::new();
+    for (_, record) in records {
+        let path = out.join(format!("{}.json", record.scenario.name));
+        output::write_json(&path, &record).map_err(written)?;
+        let path = path.display().to_string();
+        print!("{}", report::render(&record, &path));
+        if report::passed(&record) {
+            tally.passed += 1;
+        } else {
+            tally.failed += 1;
+        }
+        runs.push((path, record));
+    }
+    println!("{}", tally.line());
+    write_ci_reports(&runs, reports)?;
+    Ok(u8::from(tally.failed > 0))
 }

@@ -17,6 +17,7 @@
 //! - [`schema`]: JSON Schemas of the record, as shipped in `schema/`.
 //! - [`compare`]: settings x faults matrices, as tables.
 //! - [`report`]: the terminal summary.
+//! - [`merge`]: shard records joined into one result, as an unsharded run.
 //! - [`suite`]: many scenarios at once: how many labs at a time, which ones, the final count.
 //! - [`program`]: user programs (black box): commands, output, what their connections mean.
 //! - [`observer`]: a program's connections as its kernel saw them (trace and dump records).
@@ -55,6 +56,7 @@ pub mod junit;
 pub mod keepalive;
 pub mod lab;
 pub mod linkwatch;
+pub mod merge;
 pub mod model;
 pub mod nftwatch;
 pub mod observer;

@@ -59,6 +59,74 @@ impl Tally {
     }
 }
 
+/// `--partition`: which share of a list one shard runs. Shards 1..=N of the same list are
+/// disjoint and together cover it, and each is the same on every machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Partition {
+    pub how: Split,
+    /// 1-based.
+    pub shard: u32,
+    pub of: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// By a hash of the name: a shard keeps its items when others are added or removed.
+    Hash,
+    /// Round-robin by position in the list: shards differ in size by at most one.
+    Count,
+}
+
+impl std::str::FromStr for Partition {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}`: use hash:K/N or count:K/N, with 1 <= K <= N (e.g. hash:1/4)");
+        let (how, rest) = s.split_once(':').ok_or_else(bad)?;
+        let how = match how {
+            "hash" => Split::Hash,
+            "count" => Split::Count,
+            _ => return Err(bad()),
+        };
+        let (k, n) = rest.split_once('/').ok_or_else(bad)?;
+        let (shard, of): (u32, u32) =
+            (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+        if shard == 0 || shard > of {
+            return Err(bad());
+        }
+        Ok(Partition { how, shard, of })
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match self.how {
+            Split::Hash => "hash",
+            Split::Count => "count",
+        };
+        write!(f, "{how}:{}/{}", self.shard, self.of)
+    }
+}
+
+impl Partition {
+    /// Whether this shard runs the item at `index` (in the list as given) named `name`.
+    pub fn keeps(&self, index: usize, name: &str) -> bool {
+        let slot = match self.how {
+            Split::Hash => fnv1a(name.as_bytes()) % u64::from(self.of),
+            Split::Count => index as u64 % u64::from(self.of),
+        };
+        slot == u64::from(self.shard - 1)
+    }
+}
+
+/// FNV-1a, 64 bits: fixed by its definition, so every machine and version splits alike
+/// (std's hashers are not stable across releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +154,64 @@ mod tests {
         assert!(matches(Some("fleet/"), "x", f));
         assert!(matches(Some("x"), "x", f));
         assert!(!matches(Some("seed"), "x", f));
+    }
+
+    #[test]
+    fn a_partition_is_read_and_bad_ones_say_how() {
+        let p: Partition = "hash:2/4".parse().unwrap();
+        assert_eq!((p.how, p.shard, p.of), (Split::Hash, 2, 4));
+        assert_eq!(p.to_string(), "hash:2/4");
+        assert_eq!("count:1/1".parse::<Partition>().unwrap().how, Split::Count);
+        for bad in [
+            "hash:0/4",
+            "hash:5/4",
+            "count:1/0",
+            "mod:1/2",
+            "hash:1",
+            "1/2",
+            "hash:a/2",
+        ] {
+            let e = bad.parse::<Partition>().unwrap_err();
+            assert!(e.contains("hash:K/N or count:K/N"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn fnv1a_is_the_published_function() {
+        // Test vectors of the FNV reference (draft-eastlake-fnv).
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    proptest::proptest! {
+        /// Shards 1..=N of any list of distinct names keep every item exactly once, each the
+        /// same way on every call; count shards differ in size by at most one.
+        #[test]
+        fn shards_cover_every_item_exactly_once(
+            names in proptest::collection::btree_set("[a-z0-9-]{1,12}", 0..60),
+            of in 1u32..9,
+            hash in proptest::bool::ANY,
+        ) {
+            let how = if hash { Split::Hash } else { Split::Count };
+            let names: Vec<String> = names.into_iter().collect();
+            let mut sizes = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                let holders: Vec<u32> = (1..=of)
+                    .filter(|&shard| Partition { how, shard, of }.keeps(i, name))
+                    .collect();
+                proptest::prop_assert_eq!(holders.len(), 1, "{} held by {:?}", name, holders);
+            }
+            for shard in 1..=of {
+                let p = Partition { how, shard, of };
+                sizes.push(names.iter().enumerate().filter(|(i, n)| p.keeps(*i, n)).count());
+            }
+            proptest::prop_assert_eq!(sizes.iter().sum::<usize>(), names.len());
+            if how == Split::Count {
+                let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                proptest::prop_assert!(hi - lo <= 1, "{:?}", sizes);
+            }
+        }
     }
 
     #[test]
