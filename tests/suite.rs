@@ -288,8 +288,9 @@ fn masked(text: &str, dirs: &[&Path]) -> String {
     for d in dirs {
         text = text.replace(&d.display().to_string(), "[dir]");
     }
-    let times = regex::Regex::new(r"-?[0-9]+\.[0-9]+ m?s( [A-Z]+)? ?!?").unwrap();
-    times.replace_all(&text, "[t]$1").into_owned()
+    // Padding varies with a time's digits ("    1.2 s", "   11.2 s"): it goes too.
+    let times = regex::Regex::new(r" +-?[0-9]+\.[0-9]+ m?s( [A-Z]+)?( !)?").unwrap();
+    times.replace_all(&text, " [t]$1").into_owned()
 }
 
 /// Runs `flatline` with `args` in the background.
