@@ -500,3 +500,82 @@ fn run_shards_merge_into_what_one_run_prints() {
         assert!(merged.join(format!("{f}.json")).exists(), "{f}");
     }
 }
+
+/// The value after `key:` on the first line that has one (`key: value` in YAML; a `key:`
+/// opening a block is passed over). Lines, not a YAML parser: no YAML crate is in the offline
+/// registry, and these files keep each setting on one line.
+fn yaml_value<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().trim_matches('"'))
+        .find(|v| !v.is_empty())
+        .unwrap_or_else(|| panic!("no `{key}: value` line"))
+}
+
+/// Every shipped scenario's name.
+fn shipped_names() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| flatline::scenario::load(&p).unwrap().name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Shards 1..=n, as the examples compute them, run every shipped scenario exactly once.
+fn assert_shards_cover(shards: &[flatline::suite::Partition], n: u32) {
+    let ks: Vec<u32> = shards.iter().map(|p| p.shard).collect();
+    assert_eq!(ks, (1..=n).collect::<Vec<_>>());
+    assert!(shards.iter().all(|p| p.of == n), "{shards:?}");
+    for (i, name) in shipped_names().iter().enumerate() {
+        let holders = shards.iter().filter(|p| p.keeps(i, name)).count();
+        assert_eq!(holders, 1, "{name}");
+    }
+}
+
+#[test]
+fn the_github_actions_example_runs_every_shard_once() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/github-actions.yml"),
+    )
+    .unwrap();
+    let n: u32 = yaml_value(&text, "SHARDS").parse().unwrap();
+    let matrix: Vec<u32> = yaml_value(&text, "shard")
+        .trim_matches(['[', ']'])
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    // Both commands shard with the matrix's value over SHARDS.
+    let flag = "--partition hash:${{ matrix.shard }}/${{ env.SHARDS }}";
+    assert_eq!(text.matches(flag).count(), 2, "{flag}");
+    let shards: Vec<flatline::suite::Partition> = matrix
+        .iter()
+        .map(|k| format!("hash:{k}/{n}").parse().unwrap())
+        .collect();
+    assert_shards_cover(&shards, n);
+    // The merge reads what the shards wrote.
+    assert!(text.contains("--out shard-${{ matrix.shard }}"));
+    assert!(text.contains("flatline merge shard-*/*.json"));
+}
+
+#[test]
+fn the_kubernetes_example_runs_every_shard_once() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/k8s-indexed-job.yaml"),
+    )
+    .unwrap();
+    assert_eq!(yaml_value(&text, "completionMode"), "Indexed");
+    let n: u32 = yaml_value(&text, "value").parse().unwrap(); // SHARDS
+    assert_eq!(yaml_value(&text, "completions"), n.to_string());
+    assert_eq!(yaml_value(&text, "parallelism"), n.to_string());
+    // JOB_COMPLETION_INDEX runs 0..completions; the shard is one more.
+    assert!(text.contains("K=$((JOB_COMPLETION_INDEX + 1))"));
+    assert!(text.contains("--partition \"hash:$K/$SHARDS\""));
+    let shards: Vec<flatline::suite::Partition> = (0..n)
+        .map(|index| format!("hash:{}/{n}", index + 1).parse().unwrap())
+        .collect();
+    assert_shards_cover(&shards, n);
+}
