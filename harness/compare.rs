@@ -44,6 +44,12 @@ struct RawSettings {
     user_timeout: Option<UserTimeout>,
     heartbeat: Option<RawHeartbeat>,
     lab: Option<RawLab>,
+    /// A pool: the reference client holds this many connections.
+    connections: Option<u32>,
+    /// The client's reconnect: a fixed interval or a backoff, as in a scenario's [client].
+    reconnect: Option<scenario::RawReconnect>,
+    /// The reference server's listen backlog.
+    backlog: Option<u32>,
 }
 
 /// One cell of the matrix.
@@ -123,13 +129,25 @@ pub fn load(path: &Path) -> Result<Comparison, ScenarioError> {
     for f in &faults {
         for (i, s) in raw.settings.iter().enumerate() {
             let here = root.key("settings").index(i);
+            let mut client = PeerSettings::new(Side::Client, s.keepalive, s.user_timeout);
+            client.connections =
+                scenario::connections(&src, &here.key("connections"), s.connections, false)?;
+            scenario::apply_reconnect(
+                &src,
+                &here.key("reconnect"),
+                s.reconnect,
+                false,
+                &mut client,
+            )?;
+            let mut server = PeerSettings::new(Side::Server, s.keepalive, s.user_timeout);
+            server.backlog = scenario::backlog(&src, &here.key("backlog"), s.backlog, false)?;
             let cell = Scenario {
                 name: format!("{}-{}-{}", raw.name, slug(&f.name), slug(&s.name)),
                 file: path.to_owned(),
                 description: format!("{} under {}", f.name, s.name),
                 end: raw.end,
-                server: PeerSettings::new(Side::Server, s.keepalive, s.user_timeout),
-                client: PeerSettings::new(Side::Client, s.keepalive, s.user_timeout),
+                server,
+                client,
                 traffic: f.traffic,
                 heartbeat: scenario::heartbeat(&src, &here.key("heartbeat"), s.heartbeat.as_ref())?,
                 lab: s.lab.clone().unwrap_or_default().resolve(),
@@ -275,6 +293,16 @@ pub struct CellResult {
     /// Lab up to lab down, ms.
     pub run_ms: Option<f64>,
     pub record: Option<String>,
+    /// A pool: the client's connections and the reconnect storm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolResult>,
+}
+
+/// A pool's outcome in one cell.
+#[derive(Clone, Debug, Serialize)]
+pub struct PoolResult {
+    pub client: crate::record::PoolSummary,
+    pub storm: crate::record::Storm,
 }
 
 /// The results of a comparison.
@@ -354,6 +382,13 @@ pub fn cell_result(cell: &Cell, record: Option<(&Record, String)>) -> CellResult
                 .iter()
                 .rfind(|e| matches!(e.kind, Kind::LabDown { .. }))
                 .map_or(0.0, |e| e.t_ms)
+        }),
+        pool: record.as_ref().and_then(|(t, _)| {
+            let f = t.summary.faults.first()?;
+            Some(PoolResult {
+                client: f.client.pool.clone()?,
+                storm: f.storm.clone()?,
+            })
         }),
         record: record.map(|(_, path)| path),
     }
@@ -481,6 +516,87 @@ const FOOTNOTE: &str = "Times from fault-injected to peer-lost; \"!\" marks a me
 outside the predicted window; \"never\" next to a finite prediction: not within the run, as \
 the model says; (not run): neither side can detect within the run (use --run-slow).";
 
+const POOL_HEADER: [&str; 7] = [
+    "settings",
+    "client detected (p50 / p99 / max)",
+    "back (p50 / 95 % / all)",
+    "attempts",
+    "busiest 100 ms",
+    "peak /s",
+    "failed attempts, listen overflows",
+];
+
+/// The pool rows of a fault's cells, if any cell has a pool.
+fn pool_rows(r: &Results, fault: &str) -> Vec<[String; 7]> {
+    let t = |v: Option<f64>| v.map_or("never".into(), |ms| format!("{:.2} s", ms / 1000.0));
+    r.cells
+        .iter()
+        .filter(|c| c.fault == fault)
+        .filter_map(|c| {
+            let p = c.pool.as_ref()?;
+            let d = p.client.detection.as_ref();
+            let b = p.client.reconnect.as_ref();
+            let failed: Vec<String> = p
+                .storm
+                .failed
+                .iter()
+                .map(|(e, n)| format!("{e} x{n}"))
+                .collect();
+            Some([
+                c.settings.clone(),
+                format!(
+                    "{} of {}: {} / {} / {}",
+                    p.client.detected,
+                    p.client.connections,
+                    t(d.map(|d| d.p50_ms)),
+                    t(d.map(|d| d.p99_ms)),
+                    t(d.map(|d| d.max_ms))
+                ),
+                format!(
+                    "{} / {} / {}",
+                    t(b.map(|b| b.p50_ms)),
+                    t(p.client.back_95_ms),
+                    t(p.client.all_back_ms)
+                ),
+                p.storm.attempts.to_string(),
+                p.storm.busiest_100ms.to_string(),
+                p.storm.peak_attempts_per_s.to_string(),
+                format!(
+                    "{}; +{}",
+                    if failed.is_empty() {
+                        "none".into()
+                    } else {
+                        failed.join(", ")
+                    },
+                    p.storm.listen_overflows.unwrap_or(0)
+                ),
+            ])
+        })
+        .collect()
+}
+
+/// Rows as aligned plain text under `header`.
+fn aligned<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut width = header.map(str::len);
+    for row in rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| -> String {
+        let mut l = String::from(" ");
+        for (w, cell) in width.iter().zip(cells) {
+            let _ = write!(l, " {cell:<w$} ");
+        }
+        l.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header);
+    for row in rows {
+        out += &line(row.each_ref().map(String::as_str));
+    }
+    out
+}
+
 /// Aligned plain text, one table per fault.
 pub fn render_text(r: &Results) -> String {
     let mut out = format!("{}: {}\n", r.name, r.description);
@@ -504,6 +620,11 @@ pub fn render_text(r: &Results) -> String {
         for row in &rows {
             out += &line(row.each_ref().map(String::as_str));
         }
+        let pools = pool_rows(r, &fault);
+        if !pools.is_empty() {
+            let _ = writeln!(out, "\n{fault}: the pool and its reconnect storm");
+            out += &aligned(POOL_HEADER, &pools);
+        }
     }
     let _ = writeln!(
         out,
@@ -526,6 +647,18 @@ pub fn render_markdown(r: &Results) -> String {
         );
         for row in rows(r, &fault) {
             let _ = writeln!(out, "| {} |", row.join(" | "));
+        }
+        let pools = pool_rows(r, &fault);
+        if !pools.is_empty() {
+            let _ = write!(
+                out,
+                "\nThe pool and its reconnect storm:\n\n| {} |\n|{}\n",
+                POOL_HEADER.join(" | "),
+                "---|".repeat(POOL_HEADER.len())
+            );
+            for row in pools {
+                let _ = writeln!(out, "| {} |", row.join(" | "));
+            }
         }
     }
     let _ = writeln!(out, "\n{FOOTNOTE}");
@@ -576,6 +709,52 @@ mod tests {
     fn compare_seed() -> Comparison {
         load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/compare/compare-seed.toml"))
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_fleet_comparison_sets_each_pools_reconnect_and_backlog() {
+        let c = load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/compare/fleet-restart.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.cells.len(), 2);
+        let settings = |name: &str| {
+            let cell = c.cells.iter().find(|c| c.settings == name).unwrap();
+            cell.plan.scenario.clone()
+        };
+        let fixed = settings("fixed 500ms");
+        assert_eq!(fixed.client.connections, Some(200));
+        assert_eq!(fixed.client.reconnect_interval_ms, Some(500));
+        assert_eq!(fixed.client.reconnect_backoff, None);
+        let backoff = settings("backoff 100ms-2s full jitter")
+            .client
+            .reconnect_backoff;
+        assert_eq!(backoff.map(|b| (b.initial_ms, b.max_ms)), Some((100, 2000)));
+
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        let text = "name = \"b\"\nend = \"5s\"\n\n[[settings]]\nname = \"x\"\n\
+                    connections = 0\n\n[[fault]]\nname = \"kill\"\nkind = \"process-kill\"\n\
+                    at = \"1s\"\n";
+        std::fs::write(&bad, text).unwrap();
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("bad.toml:6:1: settings[0].connections: must be at least 1"),
+            "{e}"
+        );
+        std::fs::write(&bad, text.replace("connections = 0", "backlog = 0")).unwrap();
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.contains("settings[0].backlog: must be 1 to 65535"), "{e}");
+        let text = text.replace(
+            "connections = 0",
+            "reconnect = { initial = \"1s\", max = \"1ms\" }",
+        );
+        std::fs::write(&bad, text).unwrap();
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("settings[0].reconnect.max: 1ms is below initial"),
+            "{e}"
+        );
     }
 
     #[test]

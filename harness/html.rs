@@ -654,6 +654,7 @@ mod tests {
             client: side(m),
             server: side(None),
             run_ms: Some(5000.0),
+            pool: None,
             record: None,
         };
         let r = Results {

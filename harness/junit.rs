@@ -273,6 +273,7 @@ mod tests {
             client: side(c),
             server: side(s),
             run_ms: Some(5000.0),
+            pool: None,
             record: None,
         };
         let r = Results {

@@ -573,14 +573,14 @@ impl Backoff {
 
 /// `[client] reconnect`: a fixed interval ("500ms") or a backoff table.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum RawReconnect {
+pub(crate) enum RawReconnect {
     Fixed(Dur),
     Backoff(RawBackoff),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawBackoff {
+pub(crate) struct RawBackoff {
     /// The pause after a loss; doubled after each failed attempt.
     initial: Dur,
     /// The longest pause.
@@ -1233,7 +1233,8 @@ fn peers(
         sysctl: s.sysctl,
     }
     .resolve(src, &FieldPath::root().key("server"))?;
-    server.backlog = backlog(src, s.backlog, server.program.is_some())?;
+    let at = FieldPath::root().key("server").key("backlog");
+    server.backlog = backlog(src, &at, s.backlog, server.program.is_some())?;
     let c = client.unwrap_or_default();
     if c.connect_timeout == Some(Dur::from_millis(0)) {
         return Err(src.error(
@@ -1260,28 +1261,30 @@ fn peers(
     if let Some(d) = c.reconnect_interval {
         client.reconnect_interval_ms = Some(d.as_millis());
     }
-    match reconnect(src, c.reconnect, c.reconnect_interval.is_some())? {
-        Some(RawReconnect::Fixed(d)) => client.reconnect_interval_ms = Some(d.as_millis()),
-        Some(RawReconnect::Backoff(b)) => {
-            client.reconnect_backoff = Some(Backoff {
-                initial_ms: b.initial.as_millis(),
-                max_ms: b.max.as_millis(),
-                jitter: b.jitter.unwrap_or(Jitter::Full),
-            })
-        }
-        None => {}
-    }
+    let at = FieldPath::root().key("client").key("reconnect");
+    apply_reconnect(
+        src,
+        &at,
+        c.reconnect,
+        c.reconnect_interval.is_some(),
+        &mut client,
+    )?;
     if let Some(d) = c.connect_timeout {
         client.connect_timeout_ms = Some(d.as_millis());
     }
-    client.connections = connections(src, c.connections, client.program.is_some())?;
+    let at = FieldPath::root().key("client").key("connections");
+    client.connections = connections(src, &at, c.connections, client.program.is_some())?;
     Ok((server, client))
 }
 
 /// `[server] backlog`, checked: 1 to [`MAX_BACKLOG`], for the reference server only.
-fn backlog(src: &Source, n: Option<u32>, program: bool) -> Result<Option<u32>, ScenarioError> {
+pub(crate) fn backlog(
+    src: &Source,
+    at: &FieldPath,
+    n: Option<u32>,
+    program: bool,
+) -> Result<Option<u32>, ScenarioError> {
     let Some(n) = n else { return Ok(None) };
-    let at = FieldPath::root().key("server").key("backlog");
     if n == 0 || n > MAX_BACKLOG {
         return Err(src.error(&at, format!("must be 1 to {MAX_BACKLOG}")));
     }
@@ -1294,14 +1297,36 @@ fn backlog(src: &Source, n: Option<u32>, program: bool) -> Result<Option<u32>, S
     Ok(Some(n))
 }
 
+/// `reconnect` (found at `at`), checked and applied to the client's settings.
+pub(crate) fn apply_reconnect(
+    src: &Source,
+    at: &FieldPath,
+    r: Option<RawReconnect>,
+    interval_too: bool,
+    client: &mut PeerSettings,
+) -> Result<(), ScenarioError> {
+    match reconnect(src, at, r, interval_too)? {
+        Some(RawReconnect::Fixed(d)) => client.reconnect_interval_ms = Some(d.as_millis()),
+        Some(RawReconnect::Backoff(b)) => {
+            client.reconnect_backoff = Some(Backoff {
+                initial_ms: b.initial.as_millis(),
+                max_ms: b.max.as_millis(),
+                jitter: b.jitter.unwrap_or(Jitter::Full),
+            })
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 /// `[client] reconnect`, checked: not with `reconnect_interval`, no zero pause, `max` not
 /// below `initial`.
 fn reconnect(
     src: &Source,
+    at: &FieldPath,
     r: Option<RawReconnect>,
     interval_too: bool,
 ) -> Result<Option<RawReconnect>, ScenarioError> {
-    let at = FieldPath::root().key("client").key("reconnect");
     let zero = "must be at least 1ms: without a pause the client retries in a busy loop, an \
                 event per attempt";
     match r {
@@ -1327,9 +1352,13 @@ pub const MAX_CONNECTIONS: u32 = 20_000;
 
 /// `[client] connections`, checked: at least 1, at most [`MAX_CONNECTIONS`], and only for the
 /// reference client (a user program opens what it opens).
-fn connections(src: &Source, n: Option<u32>, program: bool) -> Result<Option<u32>, ScenarioError> {
+pub(crate) fn connections(
+    src: &Source,
+    at: &FieldPath,
+    n: Option<u32>,
+    program: bool,
+) -> Result<Option<u32>, ScenarioError> {
     let Some(n) = n else { return Ok(None) };
-    let at = FieldPath::root().key("client").key("connections");
     if n == 0 {
         return Err(src.error(&at, "must be at least 1"));
     }

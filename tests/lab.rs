@@ -985,17 +985,23 @@ fn after_a_server_restart_backoff_with_jitter_spreads_the_storm_that_a_fixed_int
         );
     }
     let (pool, storm) = pool_of(&fixed, "client");
-    // Lockstep: the pool detected within milliseconds and retries every 500 ms, so (nearly)
-    // all 200 attempts after the restart land within one 100 ms, all back within one interval.
-    assert!(storm["busiest_100ms"].as_u64().unwrap() >= 180, "{storm}");
+    // Lockstep: the pool detected within tens of milliseconds and retries every 500 ms, so at
+    // least half of the 200 attempts after the restart land within one 100 ms (measured
+    // 141-200: a loaded machine widens the burst), all back within one interval.
+    let fixed_busiest = storm["busiest_100ms"].as_u64().unwrap();
+    assert!(fixed_busiest >= 100, "{storm}");
     assert!(
         ms(&pool["all_back_ms"]) <= 500.0 + 2.0 * SLACK_PER_TIMER_MS,
         "{pool}"
     );
     let (pool, storm) = pool_of(&jitter, "client");
-    // Full jitter up to 2 s: the next attempts spread over up to 2 s (expected ~15 % of the
-    // pool per 100 ms at worst); everyone back within the longest pause.
-    assert!(storm["busiest_100ms"].as_u64().unwrap() <= 100, "{storm}");
+    // Full jitter up to 2 s: the next attempts spread over up to 2 s (measured 26-33 attempts
+    // in the busiest 100 ms): well under half the fixed interval's burst; everyone back within
+    // the longest pause.
+    assert!(
+        storm["busiest_100ms"].as_u64().unwrap() * 2 < fixed_busiest,
+        "{storm}"
+    );
     assert!(
         ms(&pool["all_back_ms"]) <= 2000.0 + 2.0 * SLACK_PER_TIMER_MS,
         "{pool}"
@@ -1118,4 +1124,59 @@ fn a_nat_that_forgets_idle_flows_cuts_every_connection_of_a_pool() {
         .filter_map(|e| e["slot"].as_u64())
         .collect::<BTreeSet<u64>>();
     assert!(back.len() >= 90, "slots back: {back:?}");
+}
+
+#[test]
+fn compare_shows_the_restart_storm_of_each_reconnect_policy_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/compare/fleet-restart.toml");
+    let output = flatline()
+        .arg("compare")
+        .arg(&file)
+        .args(["--format", "json", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let r: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let pool = |name: &str| {
+        let cell = r["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["settings"] == name)
+            .unwrap_or_else(|| panic!("no cell {name}"));
+        // EOF at once, as the model predicts, for every connection of the pool.
+        assert_eq!(cell["client"]["as_predicted"], true, "{cell}");
+        assert_eq!(cell["pool"]["client"]["detected"], 200, "{cell}");
+        cell["pool"].clone()
+    };
+    let fixed = pool("fixed 500ms");
+    let jitter = pool("backoff 100ms-2s full jitter");
+    // Lockstep: the fixed interval brings at least half the pool back within one 100 ms;
+    // full jitter up to 2 s spreads it to well under half of that (as in
+    // scenarios/fleet/restart-*.toml).
+    let fixed_busiest = fixed["storm"]["busiest_100ms"].as_u64().unwrap();
+    assert!(fixed_busiest >= 100, "{fixed}");
+    assert!(
+        jitter["storm"]["busiest_100ms"].as_u64().unwrap() * 2 < fixed_busiest,
+        "{jitter}"
+    );
+    for p in [&fixed, &jitter] {
+        assert_eq!(p["client"]["reconnected"], 200, "{p}");
+    }
+    let text = flatline()
+        .arg("report")
+        .arg(
+            dir.path()
+                .join("fleet-restart/fleet-restart-server-restart-after-2-25-s-fixed-500ms.json"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("storm: "),
+        "{}",
+        describe(&text)
+    );
 }
