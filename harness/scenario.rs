@@ -1286,11 +1286,11 @@ pub(crate) fn backlog(
 ) -> Result<Option<u32>, ScenarioError> {
     let Some(n) = n else { return Ok(None) };
     if n == 0 || n > MAX_BACKLOG {
-        return Err(src.error(&at, format!("must be 1 to {MAX_BACKLOG}")));
+        return Err(src.error(at, format!("must be 1 to {MAX_BACKLOG}")));
     }
     if program {
         return Err(src.error(
-            &at,
+            at,
             "only for the reference server: a `command` sets its own backlog",
         ));
     }
@@ -1331,9 +1331,9 @@ fn reconnect(
                 event per attempt";
     match r {
         Some(_) if interval_too => {
-            Err(src.error(&at, "give `reconnect` or `reconnect_interval`, not both"))
+            Err(src.error(at, "give `reconnect` or `reconnect_interval`, not both"))
         }
-        Some(RawReconnect::Fixed(d)) if d.as_millis() == 0 => Err(src.error(&at, zero)),
+        Some(RawReconnect::Fixed(d)) if d.as_millis() == 0 => Err(src.error(at, zero)),
         Some(RawReconnect::Backoff(b)) if b.initial.as_millis() == 0 => {
             Err(src.error(&at.key("initial"), zero))
         }
@@ -1360,17 +1360,17 @@ pub(crate) fn connections(
 ) -> Result<Option<u32>, ScenarioError> {
     let Some(n) = n else { return Ok(None) };
     if n == 0 {
-        return Err(src.error(&at, "must be at least 1"));
+        return Err(src.error(at, "must be at least 1"));
     }
     if n > MAX_CONNECTIONS {
         return Err(src.error(
-            &at,
+            at,
             format!("at most {MAX_CONNECTIONS}: the lab's client has one address and about 28,000 ephemeral ports"),
         ));
     }
     if program {
         return Err(src.error(
-            &at,
+            at,
             "only for the reference client: a `command` opens the connections it opens",
         ));
     }
