@@ -42,7 +42,8 @@ pub struct Flags {
     /// its answer, as a database driver) or push (the server writes).
     #[arg(long, default_value = "idle", value_parser = parse_pattern)]
     pub traffic: Pattern,
-    /// Time between records of stream, request-response and push (as a scenario's interval).
+    /// Time between records of stream, request-response, request-in-flight and push (as a
+    /// scenario's interval).
     #[arg(long, default_value = "100ms", value_parser = Dur::parse)]
     pub traffic_interval: Dur,
     /// The side that must notice: client or server (the other one fails).
@@ -634,11 +635,17 @@ pub fn advise(t: &Target) -> Result<Advice, String> {
                 value: format!("every {}, peer lost after {misses} missed", ms(interval)),
                 why: format!(
                     "{}: TCP does not notice in time: {}",
-                    names(&missed),
+                    names(&missed).replace(',', ", "),
                     if missed.contains(&FaultKind::Freeze) {
-                        "a frozen peer's kernel still ACKs and answers keepalive probes"
+                        "a frozen peer's kernel still ACKs and answers keepalive probes".into()
+                    } else if role == Role::Writer && t.os != Os::Linux {
+                        format!(
+                            "the model knows no user timeout for {}, and retransmissions take \
+                             minutes",
+                            os_name(t.os)
+                        )
                     } else {
-                        "its timers cannot be that short on a healthy link"
+                        "its timers cannot be that short on a healthy link".to_string()
                     }
                 ),
                 rule: "K13: D - F in [(M-1)*H, M*H]",
@@ -1040,6 +1047,16 @@ mod tests {
         t.os = Os::Windows;
         t.faults = vec![FaultKind::FirewallDrop];
         let a = advise(&t).unwrap();
+        insta::assert_snapshot!(render(&a));
+    }
+
+    #[test]
+    fn a_macos_writer_gets_a_heartbeat_the_model_knows_no_user_timeout_there() {
+        let mut t = target(Pattern::Stream, 10_000, 200);
+        t.os = Os::Macos;
+        t.faults = vec![FaultKind::CablePull, FaultKind::HostReboot];
+        let a = advise(&t).unwrap();
+        assert_eq!((a.model.user_timeout_ms, a.model.keepalive), (0, None));
         insta::assert_snapshot!(render(&a));
     }
 
