@@ -779,6 +779,26 @@ fn sends_rst(me: &SideModel, p: &Prediction) -> bool {
     me.role != Role::Writer && p.error.as_deref() == Some("ETIMEDOUT")
 }
 
+/// What a run without a fault should see: nothing, unless the heartbeat breaks the server's
+/// ping policy, which closes the connection at the strike past MAX_PING_STRIKES: the
+/// (MAX_PING_STRIKES + 2)th PING, one heartbeat interval apart from the connect on.
+pub fn soak(scenario: &Scenario) -> String {
+    match scenario.heartbeat {
+        Some(h) if h.server_min_interval_ms.is_some_and(|m| h.interval_ms < m) => {
+            let pings = u64::from(crate::scenario::MAX_PING_STRIKES) + 2;
+            format!(
+                "the heartbeat ({}) is below the server's minimum ping interval ({}): the \
+                 server closes each connection at its PING number {pings}, {} after connecting \
+                 (TOO_MANY_PINGS; the client sees EOF)",
+                secs(h.interval_ms as f64),
+                secs(h.server_min_interval_ms.unwrap_or(0) as f64),
+                secs((pings * h.interval_ms) as f64)
+            )
+        }
+        _ => "nothing should disconnect a healthy connection".into(),
+    }
+}
+
 /// The model of `side` in `scenario`, on Linux.
 pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
     let settings = scenario.settings(side);

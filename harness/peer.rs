@@ -79,6 +79,9 @@ pub struct AppOpts {
     pub heartbeat_interval: Duration,
     /// A peer silent for `heartbeat_misses * heartbeat_interval` is lost ("HEARTBEAT").
     pub heartbeat_misses: u32,
+    /// Server: a PING sooner than this after the last is a strike; past
+    /// [`crate::scenario::MAX_PING_STRIKES`] the server closes ("TOO_MANY_PINGS"). Zero: no limit.
+    pub ping_min_interval: Duration,
 }
 
 impl Default for AppOpts {
@@ -97,6 +100,11 @@ impl AppOpts {
             heartbeat_interval: Duration::from_millis(heartbeat.map_or(0, |h| h.interval_ms)),
             heartbeat_misses: heartbeat
                 .map_or(crate::scenario::DEFAULT_HEARTBEAT_MISSES, |h| h.misses),
+            ping_min_interval: Duration::from_millis(
+                heartbeat
+                    .and_then(|h| h.server_min_interval_ms)
+                    .unwrap_or(0),
+            ),
         }
     }
 
@@ -390,6 +398,9 @@ struct Conn {
     heartbeats_received: Cell<u64>,
     /// A REPLY arrived (request-in-flight: the writer waits for it before the next request).
     replied: tokio::sync::Notify,
+    /// Server: when the last PING came, and how many came too soon (ping_min_interval).
+    last_ping: Cell<Option<Instant>>,
+    ping_strikes: Cell<u32>,
 }
 
 fn bump(c: &Cell<u64>) {
@@ -421,6 +432,8 @@ impl Conn {
             heartbeats_sent: Cell::new(0),
             heartbeats_received: Cell::new(0),
             replied: tokio::sync::Notify::new(),
+            last_ping: Cell::new(None),
+            ping_strikes: Cell::new(0),
         };
         (conn, read)
     }
@@ -484,6 +497,24 @@ impl Conn {
             }
             _ => None,
         }
+    }
+
+    /// A server enforcing a minimum ping interval counts this PING: true once it is one
+    /// strike too many (gRPC's too_many_pings: the server closes the connection).
+    fn too_many_pings(&self) -> bool {
+        let min = self.app.ping_min_interval;
+        if self.role != Role::Server || min.is_zero() {
+            return false;
+        }
+        let now = Instant::now();
+        if self
+            .last_ping
+            .replace(Some(now))
+            .is_some_and(|t| now - t < min)
+        {
+            self.ping_strikes.set(self.ping_strikes.get() + 1);
+        }
+        self.ping_strikes.get() > crate::scenario::MAX_PING_STRIKES
     }
 
     fn sends_pings(&self) -> bool {
@@ -573,6 +604,9 @@ async fn read_frames(conn: &Conn, read: &mut OwnedReadHalf) -> Loss {
         let answered = match kind {
             FrameType::Ping => {
                 bump(&conn.heartbeats_received);
+                if conn.too_many_pings() {
+                    return Loss::now("TOO_MANY_PINGS");
+                }
                 conn.send(FrameType::Pong, &payload).await
             }
             FrameType::Pong => {

@@ -214,6 +214,9 @@ pub fn render_predictions(s: &crate::scenario::Scenario, os: crate::model::Os) -
         s.name,
         s.file.display()
     );
+    if s.faults.is_empty() {
+        let _ = writeln!(out, "  no fault (a soak): {}", crate::model::soak(s));
+    }
     for (i, f) in s.faults.iter().enumerate() {
         let _ = writeln!(out, "  fault {} [{}] at {}", f.id, f.kind().as_str(), f.at);
         for side in Side::BOTH {

@@ -684,6 +684,9 @@ struct RawExpect {
     quantile: Option<f64>,
     /// A pool: judge every connection (default) or the first.
     connections: Option<RawPick>,
+    /// At most this many connections of this side end during the whole run (a soak:
+    /// `disconnects = 0`); needs no fault.
+    disconnects: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, JsonSchema)]
@@ -840,6 +843,11 @@ pub struct RawHeartbeat {
     #[serde(default, deserialize_with = "misses")]
     #[schemars(range(min = 1, max = 1000))]
     misses: Option<u32>,
+    /// The server enforces a minimum ping interval, as gRPC servers do
+    /// (`GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS`, grpc-go's
+    /// `EnforcementPolicy.MinTime`): a PING sooner than this after the last one is a strike,
+    /// and the third strike closes the connection ("too_many_pings").
+    server_min_interval: Option<Dur>,
 }
 
 /// Traffic on the connection, resolved.
@@ -866,7 +874,14 @@ impl Default for Traffic {
 pub struct Heartbeat {
     pub interval_ms: u64,
     pub misses: u32,
+    /// The server closes a connection whose PINGs come sooner than this, three times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_min_interval_ms: Option<u64>,
 }
+
+/// Strikes a server enforcing a minimum ping interval allows before it closes (gRPC's
+/// max_ping_strikes = 2: the third early PING closes).
+pub const MAX_PING_STRIKES: u32 = 2;
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -993,6 +1008,8 @@ pub enum Check {
     },
     /// Reconnect latency (fault-healed to connected again) in a window.
     Reconnects { window: Window },
+    /// At most `max` connections of the side end during the whole run, fault or not.
+    Disconnects { max: u32 },
 }
 
 /// Which of a pool's connections an expectation judges (with one connection, all are one).
@@ -1025,6 +1042,9 @@ pub struct Expectation {
 impl fmt::Display for Expectation {
     /// Writes the expectation in scenario syntax.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Check::Disconnects { max } = self.check {
+            return write!(f, "{{ side = \"{}\", disconnects = {max} }}", self.side);
+        }
         write!(
             f,
             "{{ side = \"{}\", fault = \"{}\", ",
@@ -1038,6 +1058,7 @@ impl fmt::Display for Expectation {
                 }
             }
             Check::Reconnects { window } => write!(f, "reconnects = \"{window}\"")?,
+            Check::Disconnects { .. } => unreachable!("written above"),
         }
         match self.pick {
             None => {}
@@ -1413,6 +1434,7 @@ pub fn heartbeat(
     Ok(Some(Heartbeat {
         interval_ms: h.interval.as_millis(),
         misses: h.misses.unwrap_or(DEFAULT_HEARTBEAT_MISSES),
+        server_min_interval_ms: h.server_min_interval.map(|d| d.as_millis()),
     }))
 }
 
@@ -1611,6 +1633,9 @@ fn expectation(
     e: &RawExpect,
     faults: &[Fault],
 ) -> Result<Expectation, ScenarioError> {
+    if let Some(max) = e.disconnects {
+        return disconnects(src, here, e, max);
+    }
     let fault = match &e.fault {
         Some(id) => faults.iter().find(|f| &f.id == id).ok_or_else(|| {
             let known: Vec<&str> = faults.iter().map(|f| f.id.as_str()).collect();
@@ -1675,6 +1700,37 @@ fn expectation(
         check,
         pick: pick(src, here, e)?,
         predicted,
+    })
+}
+
+/// `disconnects = N`: a count over the whole run, of no fault; the other keys do not apply.
+fn disconnects(
+    src: &Source,
+    here: &FieldPath,
+    e: &RawExpect,
+    max: u32,
+) -> Result<Expectation, ScenarioError> {
+    let others = [
+        ("fault", e.fault.is_some()),
+        ("detects", e.detects.is_some()),
+        ("error", e.error.is_some()),
+        ("reconnects", e.reconnects.is_some()),
+        ("tolerance", e.tolerance.is_some()),
+        ("quantile", e.quantile.is_some()),
+        ("connections", e.connections.is_some()),
+    ];
+    if let Some((key, _)) = others.iter().find(|(_, given)| *given) {
+        return Err(src.error(
+            &here.key(key),
+            "does not apply with `disconnects` (a count over the whole run, fault or not)",
+        ));
+    }
+    Ok(Expectation {
+        side: e.side,
+        fault: String::new(),
+        check: Check::Disconnects { max },
+        pick: None,
+        predicted: None,
     })
 }
 
@@ -1802,6 +1858,41 @@ reconnects = "..2s"
         assert!(e.contains("preset"), "{e}");
         let e = nat("reset = true").unwrap_err();
         assert!(e.contains("timeout: required"), "{e}");
+    }
+
+    const SOAK: &str = "name = \"s\"\nend = \"5s\"\n[heartbeat]\ninterval = \"1s\"\n\
+                        server_min_interval = \"500ms\"\n[[expect]]\nside = \"client\"\n\
+                        disconnects = 0\n";
+
+    #[test]
+    fn a_soak_needs_no_fault_and_counts_disconnects() {
+        let s = parse(Path::new("s.toml"), SOAK).unwrap();
+        assert!(s.faults.is_empty());
+        assert_eq!(s.expectations[0].check, Check::Disconnects { max: 0 });
+        assert_eq!(
+            s.expectations[0].to_string(),
+            "{ side = \"client\", disconnects = 0 }"
+        );
+        assert_eq!(s.heartbeat.unwrap().server_min_interval_ms, Some(500));
+    }
+
+    #[test]
+    fn disconnects_takes_no_fault_window_or_pick() {
+        for (extra, key) in [
+            ("detects = \"never\"", "detects"),
+            ("fault = \"x\"", "fault"),
+            ("quantile = 0.5", "quantile"),
+        ] {
+            let e = err(&format!("{SOAK}{extra}\n"));
+            assert!(
+                e.contains(&format!(
+                    "expect[0].{key}: does not apply with `disconnects`"
+                )),
+                "{e}"
+            );
+        }
+        let e = err(&SOAK.replace("disconnects = 0", "disconnects = -1"));
+        assert!(e.contains("expect[0].disconnects"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use crate::analysis;
 use crate::duration::{Placement, Window};
 use crate::pool;
-use crate::record::{Environment, Event, Record, RunStatus, FORMAT_VERSION};
+use crate::record::{Environment, Event, Kind, Record, RunStatus, FORMAT_VERSION};
 pub use crate::record::{Outcome, Status, Verdict};
 use crate::scenario::{Check, Expectation, Pick, Scenario};
 
@@ -77,6 +77,9 @@ fn outcome(exp: &Expectation, status: Status, actual: &str, reason: String) -> O
 }
 
 fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>, run_end_ms: f64) -> Outcome {
+    if let Check::Disconnects { max } = exp.check {
+        return judge_disconnects(exp, max, events, now_ms.is_some());
+    }
     let side = exp.side;
     // Nothing is pending once the run is over.
     let pending_or = |status: Status| {
@@ -102,6 +105,7 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>, run_end_m
             times.healed_ms,
             analysis::reconnect(events, side, &exp.fault).map(|ms| (ms, String::new())),
         ),
+        Check::Disconnects { .. } => unreachable!("judged by judge_disconnects"),
     };
     let Some(reference_ms) = reference_ms else {
         let reason = "the fault was never healed".into();
@@ -117,6 +121,36 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>, run_end_m
         }
         None => judge_missing(exp, run_end_ms - reference_ms),
     }
+}
+
+/// `disconnects = N`: how many of the side's connections ended (its `peer-lost` events) over
+/// the whole run. Failed as soon as there are too many; passed only once the run is over.
+fn judge_disconnects(exp: &Expectation, max: u32, events: &[Event], running: bool) -> Outcome {
+    let lost: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.source == exp.side.into() && matches!(e.kind, Kind::PeerLost(_)))
+        .collect();
+    let actual = format!("disconnects = {}", lost.len());
+    let mut o = if lost.len() as u64 > u64::from(max) {
+        let first = lost[0];
+        let error = match &first.kind {
+            Kind::PeerLost(l) => l.error.clone(),
+            _ => unreachable!("filtered to peer-lost"),
+        };
+        let reason = format!(
+            "{} disconnected {} times, expected at most {max}; the first at {:.3}s ({error})",
+            exp.side,
+            lost.len(),
+            first.t_ms / 1000.0
+        );
+        outcome(exp, Status::Failed, &actual, reason)
+    } else if running {
+        outcome(exp, Status::Pending, &actual, String::new())
+    } else {
+        outcome(exp, Status::Passed, &actual, String::new())
+    };
+    o.actual = format!("{{ side = \"{}\", {actual} }}", exp.side);
+    o
 }
 
 /// An expectation on a pool of connections: the connection its pick names (every one by
@@ -139,6 +173,7 @@ fn judge_pool(
             let back = back.into_iter().map(|ms| (ms, String::new())).collect();
             (times.healed_ms, cut, back)
         }
+        Check::Disconnects { .. } => unreachable!("judged by judge_disconnects"),
     };
     let Some(reference_ms) = reference_ms else {
         let reason = "the fault was never healed".into();
@@ -184,12 +219,14 @@ fn what(exp: &Expectation) -> &'static str {
     match exp.check {
         Check::Detects { .. } => "detects",
         Check::Reconnects { .. } => "reconnects",
+        Check::Disconnects { .. } => "disconnects",
     }
 }
 
 fn window(exp: &Expectation) -> Window {
     match exp.check {
         Check::Detects { window, .. } | Check::Reconnects { window } => window,
+        Check::Disconnects { .. } => Window::Never,
     }
 }
 
@@ -237,6 +274,7 @@ fn judge_missing(exp: &Expectation, watched_ms: f64) -> Outcome {
     let since = match exp.check {
         Check::Detects { .. } => "the fault",
         Check::Reconnects { .. } => "the heal",
+        Check::Disconnects { .. } => "the start",
     };
     let never = format!("{what} = \"never\"");
     if window == Window::Never {

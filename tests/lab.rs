@@ -479,6 +479,56 @@ fn an_azure_lb_twin_silently_drops_flows_idle_past_its_timeout() {
     }
 }
 
+/// The `t_ms` of a side's events of `kind`.
+fn times_of(t: &Value, source: &str, kind: &str) -> Vec<f64> {
+    t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == source && e["kind"] == kind)
+        .map(|e| e["t_ms"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_soak_with_a_polite_heartbeat_sees_no_disconnect() {
+    let t = run_passing("soak-heartbeat.toml");
+    assert!(times_of(&t, "client", "peer-lost").is_empty());
+    assert!(times_of(&t, "server", "peer-lost").is_empty());
+    assert_eq!(times_of(&t, "client", "connected").len(), 1);
+    let outcome = &t["verdict"]["expectations"][0];
+    assert_eq!(outcome["actual"], "{ side = \"client\", disconnects = 0 }");
+}
+
+#[test]
+fn a_soak_catches_a_heartbeat_the_servers_ping_policy_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("too-many-pings.toml");
+    let text = std::fs::read_to_string(scenario("soak-heartbeat.toml"))
+        .unwrap()
+        .replace("interval = \"2s\"", "interval = \"200ms\"");
+    std::fs::write(&file, text).unwrap();
+    let (output, record) = run(&file, dir.path());
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("TOO_MANY_PINGS"), "{stdout}");
+    let t = record.unwrap();
+    let connected = times_of(&t, "server", "connected")[0];
+    let lost = times_of(&t, "server", "peer-lost")[0];
+    // PINGs every 200 ms from the connect; the first is no strike, the fourth is the third
+    // strike past the 1 s minimum: 800 ms after connecting. Lower bound: three early pings
+    // must have come (600 ms); upper: the fourth closed it (plus scheduling slack).
+    let after = lost - connected;
+    assert!(
+        (600.0..=800.0 + SLACK_PER_TIMER_MS).contains(&after),
+        "{after} ms"
+    );
+    let loss = first_loss(&t, "server");
+    assert_eq!(loss["error"], "TOO_MANY_PINGS", "{loss}");
+    assert_eq!(loss["heartbeats_received"], 4, "{loss}");
+    assert_eq!(first_loss(&t, "client")["error"], "EOF");
+}
+
 #[test]
 fn a_failed_expectation_exits_1_and_says_what_happened() {
     let dir = tempfile::tempdir().unwrap();
