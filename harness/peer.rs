@@ -1283,7 +1283,9 @@ mod tests {
             record_bytes: 100,
             ..AppOpts::default()
         };
-        let (c_ev, s_ev) = run_both(app, 200);
+        // 40 intervals: at least 5 records each way even when a loaded machine stalls the
+        // test for most of the run.
+        let (c_ev, s_ev) = run_both(app, 400);
         (c_ev[0].clone(), s_ev[0].clone())
     }
 
@@ -1306,7 +1308,9 @@ mod tests {
         assert!(count(&c, "records_sent") >= 5, "{c}");
         assert!(count(&c, "records_received") >= 5, "{c}");
         assert!(count(&s, "records_received") >= 5, "{s}");
-        assert_eq!(count(&s, "records_sent"), count(&s, "records_received"));
+        // Every request is answered, but for one the connection's end may cut off.
+        let (sent, received) = (count(&s, "records_sent"), count(&s, "records_received"));
+        assert!(sent == received || sent + 1 == received, "{s}");
     }
 
     #[test]
