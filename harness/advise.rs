@@ -238,6 +238,7 @@ impl Target {
             traffic_interval_ms: self.traffic_interval_ms,
             record_bytes: u64::from(Traffic::default().record_bytes),
             tcp_retries2: crate::lab::DEFAULT_TCP_RETRIES2,
+            peer_rcvbuf_max_bytes: crate::model::RCVBUF_MAX_DEFAULT_BYTES,
         }
     }
 

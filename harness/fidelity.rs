@@ -45,6 +45,9 @@ impl Rng {
     }
 }
 
+/// tcp_rmem of a frozen server's namespace in a cell: autotuning stops at 128 KiB.
+pub const FROZEN_TCP_RMEM: &str = "4096 131072 131072";
+
 /// Keepalive of one side, whole seconds (as Linux takes them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ka {
@@ -261,7 +264,8 @@ impl Cell {
         }
     }
 
-    /// A frozen server under a fast writer with TCP_USER_TIMEOUT: zero-window probes.
+    /// A frozen server under a fast writer with TCP_USER_TIMEOUT: zero-window probes. The
+    /// server's tcp_rmem maximum is [`FROZEN_TCP_RMEM`]'s.
     fn draw_frozen_under_writer(seed: u64, rng: &mut Rng) -> Cell {
         let client = SideCell {
             keepalive: Some(keepalive(rng)),
@@ -331,6 +335,15 @@ impl Cell {
             }
             if side.user_timeout_ms > 0 {
                 let _ = writeln!(t, "user_timeout = \"{}ms\"", side.user_timeout_ms);
+            }
+            if name == "server" && self.fault == CellFault::Freeze {
+                // The frozen server's receive buffer may not grow past 128 KiB, so its window
+                // closes within two 64 KiB writes of the freeze, whatever pace a writer starved
+                // of CPU keeps (docs/physics.md, K6).
+                let _ = writeln!(
+                    t,
+                    "sysctl = {{ \"net.ipv4.tcp_rmem\" = \"{FROZEN_TCP_RMEM}\" }}"
+                );
             }
         }
         if let CellTraffic::Stream {

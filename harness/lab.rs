@@ -98,6 +98,9 @@ impl LabError {
 
 /// net.ipv4.tcp_retries2 of a new network namespace (the kernel's default).
 pub const DEFAULT_TCP_RETRIES2: u8 = 15;
+/// net.ipv4.tcp_rmem the peers' namespaces get unless a scenario sets it: the kernel's own
+/// default (tcp_init_mem: 4 KiB, 128 KiB, 6 MiB), not whatever the host was tuned to.
+pub const TCP_RMEM_DEFAULT: &str = "4096 131072 6291456";
 
 /// Settings of the lab's namespaces.
 #[derive(
@@ -167,11 +170,16 @@ impl Lab {
         server: &BTreeMap<String, String>,
     ) -> Result<Lab, LabError> {
         let start = Instant::now();
+        // A new namespace copies tcp_rmem from the host's (this VM: a 32 MiB maximum), so
+        // the peers get Linux's own default unless the scenario sets it: how far a receive
+        // buffer may grow is then the same on every machine (docs/physics.md, K6).
         let host = |own: &BTreeMap<String, String>| {
-            config
-                .tcp_retries2
-                .map(|n| ("net.ipv4.tcp_retries2".to_owned(), n.to_string()))
-                .into_iter()
+            std::iter::once(("net.ipv4.tcp_rmem".to_owned(), TCP_RMEM_DEFAULT.to_owned()))
+                .chain(
+                    config
+                        .tcp_retries2
+                        .map(|n| ("net.ipv4.tcp_retries2".to_owned(), n.to_string())),
+                )
                 .chain(own.iter().map(|(k, v)| (k.clone(), v.clone())))
                 .collect::<Vec<_>>()
         };

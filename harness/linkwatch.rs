@@ -163,8 +163,19 @@ fn listen(ns: Ns, socket: Socket, stop: &AtomicBool, sink: &Mutex<Vec<(Ns, Chang
     let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
     let mut buf = vec![0u8; 64 * 1024];
     while !stop.load(Ordering::Relaxed) {
-        let Ok(n) = socket.recv(&mut &mut buf[..], 0) else {
-            continue; // the receive timeout, or a transient error: look at `stop` again
+        let n = match socket.recv(&mut &mut buf[..], 0) {
+            Ok(n) => n,
+            Err(e) => {
+                // The receive timeout: look at `stop` again. Anything else (ENOBUFS after an
+                // overflow): pause, so a real-time thread never spins.
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                continue;
+            }
         };
         let at = clock::now_ns();
         let changes = parse(&buf[..n.min(buf.len())]);

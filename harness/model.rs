@@ -112,6 +112,10 @@ pub struct SideModel {
     pub record_bytes: u64,
     /// net.ipv4.tcp_retries2.
     pub tcp_retries2: u8,
+    /// The largest receive buffer the peer's kernel may grow to (the third value of
+    /// net.ipv4.tcp_rmem in its namespace, 6 MiB by default): how much a frozen peer's window
+    /// can take before it closes.
+    pub peer_rcvbuf_max_bytes: u64,
 }
 
 /// A fault as this side experiences it.
@@ -311,7 +315,8 @@ pub const RTO_LAB_MAX_MS: f64 = 220.0;
 /// Receive windows a frozen peer can have advertised before its buffer filled: from the
 /// initial window to tcp_rmem's autotuning maximum (6 MiB), bytes.
 const WINDOW_MIN_BYTES: f64 = 32.0 * 1024.0;
-const WINDOW_MAX_BYTES: f64 = 6.0 * 1024.0 * 1024.0;
+/// tcp_rmem's maximum in a new namespace (net.ipv4.tcp_rmem = 4096 131072 6291456), bytes.
+pub const RCVBUF_MAX_DEFAULT_BYTES: u64 = 6 * 1024 * 1024;
 
 /// H(n): the time retransmissions of a segment may take before the connection is aborted,
 /// tcp_retries2 = n (tcp_model_timeout; docs/physics.md), ms.
@@ -506,13 +511,25 @@ fn writer_silence(me: &SideModel, error: &str, revert: bool) -> Prediction {
 /// probes are answered, so only TCP_USER_TIMEOUT, counted from the first zero-window probe
 /// (icsk_probes_tstamp), ends it. The window fills at the writer's rate: the first probe comes
 /// one RTO after the window closed.
+///
+/// At the latest the window takes the peer's whole receive buffer (tcp_rmem's maximum: the
+/// frozen peer read, and so autotuned, before the fault), written at one record per interval:
+/// ceil(buffer / record) writes. That assumes the writer keeps its pace; a writer starved of
+/// CPU writes fewer records and closes the window later, by as much as it fell behind over
+/// those writes (96 of them for 64 KiB records into the default 6 MiB). A small tcp_rmem
+/// maximum on the frozen side makes it a write or two. Segments the full receiver dropped are
+/// resent (tail-loss probe or RTO) before its zero window reaches the writer: one more RTO at
+/// most (measured with a 128 KiB buffer: 1-3 retransmissions, last data sent F+70 ms).
 fn writer_persist(me: &SideModel) -> Prediction {
     let ut = me.user_timeout_ms as f64;
-    let rate = me.record_bytes as f64 / me.traffic_interval_ms.max(1) as f64; // bytes per ms
-    let fill = |bytes: f64| bytes / rate.max(1e-9);
+    let record = me.record_bytes.max(1) as f64;
+    let interval = me.traffic_interval_ms.max(1) as f64;
+    let buffer = me.peer_rcvbuf_max_bytes as f64;
+    let fill_lo = WINDOW_MIN_BYTES.min(buffer / 4.0) / record * interval;
+    let fill_hi = (buffer / record).ceil() * interval + RTO_LAB_MAX_MS;
     Prediction::at(
-        ut + RTO_MIN_MS + fill(WINDOW_MIN_BYTES) - me.traffic_interval_ms as f64,
-        ut + fill(WINDOW_MAX_BYTES)
+        ut + RTO_MIN_MS + fill_lo - me.traffic_interval_ms as f64,
+        ut + fill_hi
             + me.traffic_interval_ms as f64
             + RTO_LAB_MAX_MS
             + slack(ut.min(RTO_MAX_MS))
@@ -826,7 +843,23 @@ pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
             .lab
             .tcp_retries2
             .unwrap_or(crate::lab::DEFAULT_TCP_RETRIES2),
+        peer_rcvbuf_max_bytes: rcvbuf_max(
+            &scenario
+                .settings(match side {
+                    Side::Client => Side::Server,
+                    Side::Server => Side::Client,
+                })
+                .sysctl,
+        ),
     }
+}
+
+/// The third value of net.ipv4.tcp_rmem among a side's sysctls, or Linux's default.
+pub fn rcvbuf_max(sysctl: &std::collections::BTreeMap<String, String>) -> u64 {
+    sysctl
+        .get("net.ipv4.tcp_rmem")
+        .and_then(|v| v.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(RCVBUF_MAX_DEFAULT_BYTES)
 }
 
 /// Fault number `index` of `scenario` as `side` experiences it.
@@ -934,7 +967,27 @@ mod tests {
             traffic_interval_ms: 100,
             record_bytes: 64,
             tcp_retries2: 15,
+            peer_rcvbuf_max_bytes: RCVBUF_MAX_DEFAULT_BYTES,
         }
+    }
+
+    #[test]
+    fn a_frozen_peers_buffer_bounds_the_persist_window() {
+        let mut w = idle(Some((2000, 1000, 4)), 1500);
+        w.role = Role::Writer;
+        w.record_bytes = 65536;
+        w.traffic_interval_ms = 10;
+        let (_, big) = predict_side(&w, FaultModel::PeerFrozen).window_ms.unwrap();
+        w.peer_rcvbuf_max_bytes = 131_072;
+        let small = predict_side(&w, FaultModel::PeerFrozen);
+        // 96 writes into 6 MiB against 2 into 128 KiB.
+        assert!(small.window_ms.unwrap().1 < big - 900.0);
+        // Measured (fidelity seed 1021, alone and under 30 labs): 1.81-1.83 s.
+        assert!(inside(&small, 1810.0) && inside(&small, 1830.0));
+        let sysctl = |v: &str| [("net.ipv4.tcp_rmem".to_owned(), v.to_owned())].into();
+        assert_eq!(rcvbuf_max(&sysctl("4096 131072 131072")), 131_072);
+        assert_eq!(rcvbuf_max(&sysctl("oops")), RCVBUF_MAX_DEFAULT_BYTES);
+        assert_eq!(rcvbuf_max(&Default::default()), RCVBUF_MAX_DEFAULT_BYTES);
     }
 
     fn inside(p: &Prediction, measured_ms: f64) -> bool {
@@ -1154,6 +1207,7 @@ mod tests {
                 traffic_interval_ms: interval,
                 record_bytes: 64,
                 tcp_retries2: retries,
+                peer_rcvbuf_max_bytes: RCVBUF_MAX_DEFAULT_BYTES,
             }
         }
     }

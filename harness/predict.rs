@@ -91,6 +91,7 @@ impl Flags {
             traffic_interval_ms: self.traffic_interval_ms,
             record_bytes: u64::from(crate::scenario::Traffic::default().record_bytes),
             tcp_retries2,
+            peer_rcvbuf_max_bytes: crate::model::RCVBUF_MAX_DEFAULT_BYTES,
         };
         Ok((side, fault))
     }

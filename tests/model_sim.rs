@@ -16,7 +16,7 @@ fn draws() -> impl Strategy<Value = Draw> {
             fault_shift_ms,
             // RTO_MIN + srtt, rounded up to jiffies: 204 ms, more on a loaded machine.
             rto_ms: 204.0 + 4.0 * f64::from(rto_jiffies),
-            // 64 KiB .. 4 MiB: what a frozen peer may have advertised.
+            // 64 KiB .. 4 MiB: what a frozen peer may have advertised (at most its buffer).
             window_bytes: log_window.exp2(),
         },
     )
@@ -26,6 +26,13 @@ fn draws() -> impl Strategy<Value = Draw> {
 pub fn check(cell: &Cell, draw: &Draw) -> Result<(), String> {
     let scenario = flatline::scenario::parse(std::path::Path::new("cell.toml"), &cell.to_toml())
         .map_err(|e| e.to_string())?;
+    // A frozen peer's window never exceeds its receive buffer's maximum (tcp_rmem's third
+    // value, which a frozen-server cell pins).
+    let buffer = flatline::model::rcvbuf_max(&scenario.server.sysctl) as f64;
+    let draw = &Draw {
+        window_bytes: draw.window_bytes.min(buffer),
+        ..*draw
+    };
     let sim = simulate(cell, draw);
     for (i, side) in Side::BOTH.iter().enumerate() {
         let p = flatline::model::predict(&scenario, 0, *side);
