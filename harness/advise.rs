@@ -239,6 +239,7 @@ impl Target {
             record_bytes: u64::from(Traffic::default().record_bytes),
             tcp_retries2: crate::lab::DEFAULT_TCP_RETRIES2,
             peer_rcvbuf_max_bytes: crate::model::RCVBUF_MAX_DEFAULT_BYTES,
+            added_rtt_ms: (0.0, 0.0),
         }
     }
 

@@ -56,6 +56,12 @@ impl WireDelay {
         2.0 * self.delay.as_secs_f64() * 1000.0
     }
 
+    /// The shortest and longest round trip added, ms: 2 * (delay -+ jitter).
+    pub fn added_rtt_range_ms(&self) -> (f64, f64) {
+        let (d, j) = (self.delay.as_secs_f64(), self.jitter.as_secs_f64());
+        (2000.0 * (d - j).max(0.0), 2000.0 * (d + j))
+    }
+
     /// The commands that put the wire's forwarded packets in the queue, as a user would type
     /// them inside the wire namespace.
     pub fn rule(&self) -> String {

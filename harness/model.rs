@@ -116,6 +116,9 @@ pub struct SideModel {
     /// net.ipv4.tcp_rmem in its namespace, 6 MiB by default): how much a frozen peer's window
     /// can take before it closes.
     pub peer_rcvbuf_max_bytes: u64,
+    /// The round trip a `[wire] delay` adds, shortest and longest (2 * (delay -+ jitter)),
+    /// ms; (0, 0) without one. It raises the RTO (srtt + RTO_MIN) and delays FIN and RST.
+    pub added_rtt_ms: (f64, f64),
 }
 
 /// A fault as this side experiences it.
@@ -318,6 +321,16 @@ const WINDOW_MIN_BYTES: f64 = 32.0 * 1024.0;
 /// tcp_rmem's maximum in a new namespace (net.ipv4.tcp_rmem = 4096 131072 6291456), bytes.
 pub const RCVBUF_MAX_DEFAULT_BYTES: u64 = 6 * 1024 * 1024;
 
+/// The RTOs a side's connection gets: RTO = srtt + max(RTO_MIN, 4 * mdev), rounded up to
+/// a jiffy (tcp_rtt_estimator, __tcp_set_rto). The lab's own round trip is ~0.1 ms (RTO
+/// 204-220 ms); a `[wire] delay` adds its round trip to srtt, and jitter can raise mdev: the
+/// RTT spreads over at most `hi - lo`, so 4 * mdev stays under 4 * (hi - lo).
+pub fn rto_range_ms(me: &SideModel) -> (f64, f64) {
+    let (lo, hi) = me.added_rtt_ms;
+    let variance = (4.0 * (hi - lo)).max(RTO_MIN_MS) - RTO_MIN_MS;
+    (RTO_LAB_MIN_MS + lo, RTO_LAB_MAX_MS + hi + variance)
+}
+
 /// H(n): the time retransmissions of a segment may take before the connection is aborted,
 /// tcp_retries2 = n (tcp_model_timeout; docs/physics.md), ms.
 pub fn retransmission_budget_ms(n: u8) -> f64 {
@@ -353,11 +366,25 @@ pub fn retransmission_abort_with(n: u8, rto: f64, tlp: f64) -> f64 {
 /// retransmission, itself two RTOs after the segment (tail-loss probe, then RTO): never
 /// earlier than 2 RTO + H(n). At the latest, the shortest RTO needs the most doublings to
 /// reach H(n), and each of them may come late at the longest RTO.
-fn retransmission_abort_range(n: u8) -> (f64, f64) {
+/// H(n) itself counts in RTO_MIN (tcp_model_timeout) and does not grow with the RTT, but
+/// the doublings that must add up to it start from a longer RTO: the abort can come a whole
+/// doubling later.
+fn retransmission_abort_range(n: u8, (rto_lo, rto_hi): (f64, f64)) -> (f64, f64) {
     let budget = retransmission_budget_ms(n);
-    let lo = 2.0 * RTO_LAB_MIN_MS + budget;
-    let (mut elapsed, mut rto_short, mut rto_long) = (0.0, RTO_LAB_MIN_MS, RTO_LAB_MAX_MS);
-    let mut hi = 2.0 * RTO_LAB_MAX_MS;
+    // Never before 2 RTO + H(n); and the earliest chain over the RTO range (1 ms steps) is
+    // later when no RTO in it reaches H(n) with one doubling fewer (80 ms RTT, n = 5: RTO
+    // 284 ms needs 5 doublings, 8.5 s of them fall short of H(5) = 12.6 s, so 17.6 s); 50 ms
+    // allow for a chain of jiffy timers ending early (docs/physics.md, K10).
+    let steps = (rto_hi - rto_lo).max(0.0).ceil() as usize;
+    let earliest_chain = (0..=steps)
+        .map(|i| {
+            let rto = (rto_lo + i as f64).min(rto_hi);
+            retransmission_abort_with(n, rto, rto)
+        })
+        .fold(f64::INFINITY, f64::min);
+    let lo = (2.0 * rto_lo + budget).max(earliest_chain - 50.0);
+    let (mut elapsed, mut rto_short, mut rto_long) = (0.0, rto_lo, rto_hi);
+    let mut hi = 2.0 * rto_hi;
     while elapsed < budget - 1e-6 {
         rto_short = (rto_short * 2.0).min(RTO_MAX_MS);
         rto_long = (rto_long * 2.0).min(RTO_MAX_MS);
@@ -475,23 +502,20 @@ fn keepalive_silence(me: &SideModel, why: &str) -> Prediction {
 /// without the clamp (tcp_ld_RTO_revert), up to one RTO late.
 fn writer_silence(me: &SideModel, error: &str, revert: bool) -> Prediction {
     let interval = me.traffic_interval_ms as f64;
-    let late = if revert { RTO_LAB_MAX_MS } else { 0.0 };
+    let (rto_lo, rto_hi) = rto_range_ms(me);
+    let late = if revert { rto_hi } else { 0.0 };
     if me.user_timeout_ms > 0 {
         let ut = me.user_timeout_ms as f64;
         Prediction::at(
-            ut + 2.0 * RTO_LAB_MIN_MS,
-            ut + interval
-                + 2.0 * RTO_LAB_MAX_MS
-                + late
-                + slack(ut.min(RTO_MAX_MS))
-                + 2.0 * slack(RTO_LAB_MAX_MS),
+            ut + 2.0 * rto_lo,
+            ut + interval + 2.0 * rto_hi + late + slack(ut.min(RTO_MAX_MS)) + 2.0 * slack(rto_hi),
             error,
             "user-timeout",
             "unacknowledged data: TCP_USER_TIMEOUT after the first retransmission".into(),
         )
     } else {
         let n = me.tcp_retries2;
-        let (lo, hi) = retransmission_abort_range(n);
+        let (lo, hi) = retransmission_abort_range(n, (rto_lo, rto_hi));
         let hi = hi + 4.0;
         Prediction::at(
             lo,
@@ -526,14 +550,14 @@ fn writer_persist(me: &SideModel) -> Prediction {
     let interval = me.traffic_interval_ms.max(1) as f64;
     let buffer = me.peer_rcvbuf_max_bytes as f64;
     let fill_lo = WINDOW_MIN_BYTES.min(buffer / 4.0) / record * interval;
-    let fill_hi = (buffer / record).ceil() * interval + RTO_LAB_MAX_MS;
+    let fill_hi = (buffer / record).ceil() * interval + rto_range_ms(me).1;
     Prediction::at(
         ut + RTO_MIN_MS + fill_lo - me.traffic_interval_ms as f64,
         ut + fill_hi
             + me.traffic_interval_ms as f64
-            + RTO_LAB_MAX_MS
+            + rto_range_ms(me).1
             + slack(ut.min(RTO_MAX_MS))
-            + slack(RTO_LAB_MAX_MS),
+            + slack(rto_range_ms(me).1),
         "ETIMEDOUT",
         "user-timeout",
         "the frozen peer's window fills; its kernel answers zero-window probes until \
@@ -546,7 +570,7 @@ fn writer_persist(me: &SideModel) -> Prediction {
 fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
     match fault {
         FaultModel::OwnProcess => Prediction::never("this side is the one that failed".into()),
-        FaultModel::PeerExited { unread } => tcp_peer_exited(unread),
+        FaultModel::PeerExited { unread } => tcp_peer_exited(unread, me.added_rtt_ms),
         FaultModel::PeerFrozen => tcp_peer_frozen(me),
         FaultModel::Silence => silence(me, "nothing comes back"),
         FaultModel::OneWayDrop { peer_rst_ms } => tcp_one_way_drop(me, peer_rst_ms),
@@ -563,19 +587,21 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
 }
 
 /// The peer process ended: its kernel closes the socket, RST if data was left unread.
-fn tcp_peer_exited(unread: bool) -> Prediction {
+fn tcp_peer_exited(unread: bool, (rtt_lo, rtt_hi): (f64, f64)) -> Prediction {
+    // The FIN or RST crosses the wire one way: half the added round trip.
+    let (lo, hi) = (rtt_lo / 2.0, rtt_hi / 2.0);
     if unread {
         Prediction::at(
-            0.0,
-            300.0,
+            lo,
+            300.0 + hi,
             "ECONNRESET",
             "reset",
             "peer closed with unread data: RST".into(),
         )
     } else {
         Prediction::at(
-            0.0,
-            100.0,
+            lo,
+            100.0 + hi,
             "EOF",
             "eof",
             "peer process ended: its kernel sends FIN".into(),
@@ -656,7 +682,7 @@ fn tcp_reset(me: &SideModel) -> Prediction {
         let interval = me.traffic_interval_ms as f64;
         Prediction::at(
             0.0,
-            interval + RTO_MIN_MS + slack(interval),
+            interval + RTO_MIN_MS + me.added_rtt_ms.1 + slack(interval),
             "ECONNRESET",
             "reset",
             "the next segment is answered with RST".into(),
@@ -665,7 +691,7 @@ fn tcp_reset(me: &SideModel) -> Prediction {
         let p = probe_period_ms(k);
         Prediction::at(
             0.0,
-            p + slack(p) + slack(0.0),
+            p + slack(p) + slack(0.0) + me.added_rtt_ms.1,
             "ECONNRESET",
             "reset",
             "the next keepalive probe is answered with RST".into(),
@@ -691,7 +717,7 @@ fn tcp_host_reboot(me: &SideModel, down_ms: u64) -> Prediction {
         // Retransmissions back off; the first one after the host is back draws RST.
         Prediction::at(
             down,
-            2.0 * down + 2.0 * RTO_LAB_MAX_MS + slack(down),
+            2.0 * down + 2.0 * rto_range_ms(me).1 + slack(down),
             "ECONNRESET",
             "reset",
             "the first retransmission after the reboot draws RST".into(),
@@ -851,6 +877,7 @@ pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
                 })
                 .sysctl,
         ),
+        added_rtt_ms: scenario.wire.added_rtt_range_ms(),
     }
 }
 
@@ -968,6 +995,7 @@ mod tests {
             record_bytes: 64,
             tcp_retries2: 15,
             peer_rcvbuf_max_bytes: RCVBUF_MAX_DEFAULT_BYTES,
+            added_rtt_ms: (0.0, 0.0),
         }
     }
 
@@ -1017,6 +1045,25 @@ mod tests {
         w.tcp_retries2 = 5;
         let p = predict_side(&w, FaultModel::Silence);
         assert!(inside(&p, 13_470.0), "{p:?}");
+        let near_zero = p.window_ms.unwrap();
+        // The same under [wire] delay = "40ms" (80 ms RTT): RTO 284 ms, whose doublings reach
+        // H(5) = 12.6 s one expiry later: 2 * 284 + 284 * 62 = 18.18 s after the first lost
+        // write, later than the latest abort at the lab's own RTT.
+        w.added_rtt_ms = (80.0, 80.0);
+        assert_eq!(rto_range_ms(&w), (284.0, 300.0));
+        let p = predict_side(&w, FaultModel::Silence);
+        let (lo, hi) = p.window_ms.unwrap();
+        assert!(lo > near_zero.1, "{p:?} against {near_zero:?}");
+        assert!((18_100.0..18_200.0).contains(&lo), "{p:?}");
+        assert!(hi < 20_500.0, "{p:?}");
+        // Jitter: 40 +- 10 ms each way spreads the RTT over 60..100 ms; 4 * 40 ms of spread
+        // stays under RTO_MIN, so RTO = srtt + 200 ms still.
+        w.added_rtt_ms = (60.0, 100.0);
+        assert_eq!(rto_range_ms(&w), (264.0, 320.0));
+        // The FIN of an exited peer crosses the wire one way: 30..50 ms, widened as every
+        // window is (12 ms of jiffies early, 50 ms of waking and stamping).
+        let p = predict_side(&w, FaultModel::PeerExited { unread: false });
+        assert_eq!(p.window_ms, Some((18.0, 200.0)));
     }
 
     #[test]
@@ -1208,6 +1255,7 @@ mod tests {
                 record_bytes: 64,
                 tcp_retries2: retries,
                 peer_rcvbuf_max_bytes: RCVBUF_MAX_DEFAULT_BYTES,
+                added_rtt_ms: (0.0, 0.0),
             }
         }
     }

@@ -92,6 +92,7 @@ impl Flags {
             record_bytes: u64::from(crate::scenario::Traffic::default().record_bytes),
             tcp_retries2,
             peer_rcvbuf_max_bytes: crate::model::RCVBUF_MAX_DEFAULT_BYTES,
+            added_rtt_ms: (0.0, 0.0),
         };
         Ok((side, fault))
     }

@@ -45,3 +45,27 @@ fn a_wire_delay_adds_its_round_trip() {
     assert!(down[0]["to_server"].as_u64().unwrap() >= 20, "{}", down[0]);
     assert!(down[0]["to_client"].as_u64().unwrap() >= 20, "{}", down[0]);
 }
+
+/// A busy writer under a drop, tcp_retries2 = 5, across an 80 ms RTT: the RTO is srtt +
+/// RTO_MIN = 284 ms, whose doublings reach H(5) = 12.6 s one expiry later than the lab's own
+/// 204 ms: the abort comes 18.18 s after the first lost write (docs/physics.md, K4, K14).
+#[test]
+fn an_80ms_rtt_makes_a_busy_writer_give_up_one_doubling_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, record) = run(&scenario("busy-writer-retries2-80ms.toml"), dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let t = record.expect("a record was written");
+    let ms = t["summary"]["client"]["detection_ms"].as_f64().unwrap();
+    // Lower bound: 2 * 284 + 284 * 62 ms, less 50 ms for jiffy timers ending early; later
+    // than any abort at the lab's own RTT (RTO 204-220 ms: 13.06 s, measured 13.47 s), so it
+    // proves the RTT set the RTO. Upper bound: plus the 100 ms write interval, the 9 s
+    // timer's granularity (256 ms), and a loaded machine's slack on the last timers.
+    assert!(
+        (18_130.0..=19_500.0).contains(&ms),
+        "the writer gave up after {ms} ms"
+    );
+    let lost = events(&t, "peer-lost");
+    let client = lost.iter().find(|e| e["source"] == "client").unwrap();
+    assert_eq!(client["error"], "ETIMEDOUT");
+    assert_eq!(client["mechanism"], "retransmission-timeout");
+}
