@@ -69,3 +69,51 @@ fn an_80ms_rtt_makes_a_busy_writer_give_up_one_doubling_later() {
     assert_eq!(client["error"], "ETIMEDOUT");
     assert_eq!(client["mechanism"], "retransmission-timeout");
 }
+
+/// No fault, 200 ms RTT: a heartbeat that gives up after 2 x 50 ms kills every connection,
+/// one that waits 6 x 50 ms keeps it.
+#[test]
+fn a_heartbeat_shorter_than_the_round_trip_kills_a_healthy_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, record) = run(&scenario("heartbeat-shorter-than-rtt.toml"), dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let t = record.expect("a record was written");
+    let connected = events(&t, "connected")
+        .into_iter()
+        .find(|e| e["source"] == "client")
+        .expect("the client connected")["t_ms"]
+        .as_f64()
+        .unwrap();
+    let lost: Vec<&Value> = events(&t, "peer-lost")
+        .into_iter()
+        .filter(|e| e["source"] == "client")
+        .collect();
+    assert!(
+        lost.len() >= 2,
+        "the client lost {} connections",
+        lost.len()
+    );
+    assert_eq!(lost[0]["error"], "HEARTBEAT");
+    // Lower bound: 2 missed intervals (100 ms) since the connection; upper bound: the first
+    // answer arrives one round trip (200 ms) after the first ping, 50 ms in; the loss comes
+    // before it, plus waking and stamping slack.
+    let after = lost[0]["t_ms"].as_f64().unwrap() - connected;
+    assert!(
+        (100.0..=250.0).contains(&after),
+        "lost {after} ms after connecting"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let (output, record) = run(&scenario("heartbeat-longer-than-rtt.toml"), dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let t = record.expect("a record was written");
+    assert!(
+        events(&t, "peer-lost").is_empty(),
+        "a healthy connection was lost"
+    );
+    // Alive across the delay: heartbeats went both ways the whole run (at least one per
+    // 200 ms round trip for 3 s).
+    let down = events(&t, "delay-down");
+    assert!(down[0]["to_client"].as_u64().unwrap() >= 10, "{}", down[0]);
+    assert!(down[0]["to_server"].as_u64().unwrap() >= 10, "{}", down[0]);
+}
