@@ -13,7 +13,7 @@
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 
@@ -43,10 +43,6 @@ pub struct LinkWatch {
     threads: Vec<std::thread::JoinHandle<()>>,
     seen: Arc<Mutex<Vec<(Ns, Change, u64)>>>,
 }
-
-/// How long to wait for the event once the script has exited: it is normally there before the
-/// exit; if it does not come, the exit stands.
-const WAIT: Duration = Duration::from_millis(20);
 
 const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
@@ -84,20 +80,9 @@ impl LinkWatch {
     /// When the change `mechanism` makes was applied, if it was seen at or after `since_ns`.
     pub fn applied(&self, mechanism: &Mechanism, since_ns: u64) -> Option<u64> {
         let want = expected(mechanism)?;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(seen) = self.seen.lock() {
-                if let Some((_, _, at)) = seen.iter().find(|(ns, change, at)| {
-                    *at >= since_ns && *ns == want.ns && *change == want.change
-                }) {
-                    return Some(*at);
-                }
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        crate::nftwatch::first_seen(&self.seen, |(ns, change, at)| {
+            (*at >= since_ns && *ns == want.ns && *change == want.change).then_some(*at)
+        })
     }
 
     /// Ends the listening threads (each wakes within its receive timeout).

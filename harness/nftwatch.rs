@@ -54,21 +54,9 @@ impl NftWatch {
     /// monitor saw it at or after `since_ns`: monotonic ns.
     pub fn committed(&self, mechanism: &Mechanism, since_ns: u64) -> Option<u64> {
         let want = expected_line(mechanism)?;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(seen) = self.seen.lock() {
-                if let Some((_, at)) = seen
-                    .iter()
-                    .find(|(line, at)| *at >= since_ns && line.trim() == want)
-                {
-                    return Some(*at);
-                }
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        first_seen(&self.seen, |(line, at)| {
+            (*at >= since_ns && line.trim() == want).then_some(*at)
+        })
     }
 
     /// Ends the monitor (ours: killed by its pid, then reaped).
@@ -102,6 +90,21 @@ pub fn expected_line(mechanism: &Mechanism) -> Option<String> {
         _ => return None,
     };
     Some(format!("{verb} table ip flatline_{}", args.get(1)?))
+}
+
+/// Waits up to 20 ms for a watcher's thread to record what `pick` looks for; polls every 0.2 ms.
+/// Shared by the nft and link watchers.
+pub(crate) fn first_seen<T>(seen: &Mutex<Vec<T>>, pick: impl Fn(&T) -> Option<u64>) -> Option<u64> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(at) = seen.lock().ok().and_then(|s| s.iter().find_map(&pick)) {
+            return Some(at);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
 }
 
 #[cfg(test)]
