@@ -50,6 +50,9 @@ struct RawSettings {
     reconnect: Option<scenario::RawReconnect>,
     /// The reference server's listen backlog.
     backlog: Option<u32>,
+    /// This row is the A/B control: every other row is judged against it, per fault and side.
+    #[serde(default)]
+    control: bool,
 }
 
 /// One cell of the matrix.
@@ -73,6 +76,10 @@ pub struct Comparison {
     pub faults: Vec<String>,
     /// Faults outer, settings inner.
     pub cells: Vec<Cell>,
+    /// The settings row marked `control = true`, if any.
+    pub control: Option<String>,
+    /// Widening of the predicted windows, ms (the file's `tolerance`).
+    pub tolerance_ms: f64,
 }
 
 fn slug(s: &str) -> String {
@@ -113,6 +120,7 @@ pub fn load(path: &Path) -> Result<Comparison, ScenarioError> {
         ));
     }
     let tolerance = raw.tolerance.unwrap_or(Dur::from_millis(250));
+    let control = control_row(&src, &raw.settings)?;
     let faults = raw
         .fault
         .iter()
@@ -183,7 +191,33 @@ pub fn load(path: &Path) -> Result<Comparison, ScenarioError> {
         settings: raw.settings.iter().map(|s| s.name.clone()).collect(),
         faults: faults.into_iter().map(|f| f.name).collect(),
         cells,
+        control,
+        tolerance_ms: tolerance.as_millis() as f64,
     })
+}
+
+/// The row marked `control = true`: none, or exactly one, and never the only row (there would
+/// be nothing to judge against it).
+fn control_row(src: &Source, settings: &[RawSettings]) -> Result<Option<String>, ScenarioError> {
+    let marked: Vec<usize> = (0..settings.len())
+        .filter(|&i| settings[i].control)
+        .collect();
+    let at = |i: usize| FieldPath::root().key("settings").index(i).key("control");
+    match marked.as_slice() {
+        [] => Ok(None),
+        [i] if settings.len() == 1 => Err(src.error(
+            &at(*i),
+            "the control needs at least one other [[settings]] row to be judged against it",
+        )),
+        [i] => Ok(Some(settings[*i].name.clone())),
+        [first, second, ..] => Err(src.error(
+            &at(*second),
+            format!(
+                "`{}` and `{}` are both marked as the control; mark exactly one row",
+                settings[*second].name, settings[*first].name
+            ),
+        )),
+    }
 }
 
 /// Names of one table's entries must differ as file names: each cell's record is
@@ -279,6 +313,176 @@ pub struct SideResult {
     /// Whether the measurement fell inside the predicted window (with tolerance); None when
     /// the cell was not run.
     pub as_predicted: Option<bool>,
+    /// This side against the same side of the control row under the same fault; None for the
+    /// control itself and when the comparison has no control.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versus_control: Option<Versus>,
+}
+
+/// Where a row stands against the control, one side, one fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Standing {
+    /// Detects sooner (or detects where the control does not within the run).
+    Beats,
+    /// Detects later (or does not detect within the run where the control does).
+    Slower,
+    /// Both measurements lie where both settings' predicted windows overlap: the model's timer
+    /// slack explains the difference, so neither is sooner by its settings.
+    SameWithinSlack,
+    /// Neither detects within the run.
+    NeitherDetects,
+}
+
+impl Standing {
+    /// As the JSON output spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Beats => "beats",
+            Standing::Slower => "slower",
+            Standing::SameWithinSlack => "same-within-slack",
+            Standing::NeitherDetects => "neither-detects",
+        }
+    }
+}
+
+/// A row against the control, one side, one fault.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Versus {
+    pub standing: Standing,
+    /// The row's detection minus the control's, ms: negative when the row is sooner.
+    pub difference_ms: Option<f64>,
+    /// The row's detection over the control's.
+    pub ratio: Option<f64>,
+    /// The figures are bounds: one of the two did not detect within the run, and the model's
+    /// earliest detection for it stands in (it can only be later than that).
+    pub bound: bool,
+}
+
+/// Judges one side of a row against the same side of the control, from the measurements and
+/// the model's windows widened by `tolerance_ms` (the comparison's tolerance, which also
+/// judges each cell against its window):
+/// - both detect: "same within timer slack" when both measurements lie inside the overlap of
+///   the two widened windows (either setting could have measured either value); otherwise the
+///   sooner one beats the other by the measured difference and ratio;
+/// - one detects, the other not within the run: the detecting one beats the other; when the
+///   model gives the other an earliest detection beyond the measurement, the difference and
+///   ratio are bounds against that earliest;
+/// - neither detects: neither.
+pub fn versus(row: &SideResult, control: &SideResult, tolerance_ms: f64) -> Versus {
+    let widen =
+        |w: Option<(f64, f64)>| w.map(|(lo, hi)| ((lo - tolerance_ms).max(0.0), hi + tolerance_ms));
+    let ratio = |a: f64, b: f64| (b >= 1.0).then(|| a / b);
+    match (row.measured_ms, control.measured_ms) {
+        (Some(r), Some(c)) => {
+            let overlap = match (widen(row.predicted_ms), widen(control.predicted_ms)) {
+                (Some(a), Some(b)) if a.0.max(b.0) <= a.1.min(b.1) => {
+                    Some((a.0.max(b.0), a.1.min(b.1)))
+                }
+                _ => None,
+            };
+            let slack =
+                overlap.is_some_and(|(lo, hi)| (lo..=hi).contains(&r) && (lo..=hi).contains(&c));
+            let standing = if slack || r == c {
+                Standing::SameWithinSlack
+            } else if r < c {
+                Standing::Beats
+            } else {
+                Standing::Slower
+            };
+            Versus {
+                standing,
+                difference_ms: Some(r - c),
+                ratio: ratio(r, c),
+                bound: false,
+            }
+        }
+        (Some(r), None) => {
+            let earliest = control.predicted_ms.map(|w| w.0).filter(|&lo| lo > r);
+            Versus {
+                standing: Standing::Beats,
+                difference_ms: earliest.map(|lo| r - lo),
+                ratio: earliest.and_then(|lo| ratio(r, lo)),
+                bound: true,
+            }
+        }
+        (None, Some(c)) => {
+            let earliest = row.predicted_ms.map(|w| w.0).filter(|&lo| lo > c);
+            Versus {
+                standing: Standing::Slower,
+                difference_ms: earliest.map(|lo| lo - c),
+                ratio: earliest.and_then(|lo| ratio(lo, c)),
+                bound: true,
+            }
+        }
+        (None, None) => Versus {
+            standing: Standing::NeitherDetects,
+            difference_ms: None,
+            ratio: None,
+            bound: false,
+        },
+    }
+}
+
+impl Versus {
+    /// In words, for a table cell: "beats: 9.25 s sooner (5.3x as fast)".
+    pub fn text(&self) -> String {
+        let amount = |ms: f64| {
+            if ms.abs() < 1000.0 {
+                format!("{:.1} ms", ms.abs())
+            } else {
+                format!("{:.2} s", ms.abs() / 1000.0)
+            }
+        };
+        let ge = if self.bound { ">= " } else { "" };
+        // The factor always reads as "N times": the slower detection over the sooner one.
+        let factor = |word: &str| match self.ratio {
+            Some(x) if x > 0.0 => format!(" ({ge}{:.1}x {word})", x.max(1.0 / x)),
+            _ => String::new(),
+        };
+        let figures = |word: &str, factor_word: &str| {
+            self.difference_ms
+                .map(|d| format!("{ge}{} {word}{}", amount(d), factor(factor_word)))
+        };
+        match self.standing {
+            Standing::Beats => match figures("sooner", "as fast") {
+                None => "beats: the control never detects".into(),
+                Some(f) if self.bound => format!("beats: {f}; the control not in the run"),
+                Some(f) => format!("beats: {f}"),
+            },
+            Standing::Slower => match figures("later", "as slow") {
+                None => "slower: never detects".into(),
+                Some(f) if self.bound => format!("slower: {f}; not in the run"),
+                Some(f) => format!("slower: {f}"),
+            },
+            Standing::SameWithinSlack => {
+                let d = self.difference_ms.unwrap_or(0.0);
+                format!(
+                    "same within timer slack ({}{})",
+                    if d < 0.0 { "-" } else { "+" },
+                    amount(d)
+                )
+            }
+            Standing::NeitherDetects => "neither detects".into(),
+        }
+    }
+}
+
+/// Judges every row against the control under each fault (nothing without a control).
+pub fn judge_against_control(cells: &mut [CellResult], control: Option<&str>, tolerance_ms: f64) {
+    let Some(control) = control else { return };
+    let controls: Vec<CellResult> = cells
+        .iter()
+        .filter(|c| c.settings == control)
+        .cloned()
+        .collect();
+    for cell in cells.iter_mut().filter(|c| c.settings != control) {
+        let Some(base) = controls.iter().find(|c| c.fault == cell.fault) else {
+            continue;
+        };
+        cell.client.versus_control = Some(versus(&cell.client, &base.client, tolerance_ms));
+        cell.server.versus_control = Some(versus(&cell.server, &base.server, tolerance_ms));
+    }
 }
 
 /// One row of a table.
@@ -310,6 +514,9 @@ pub struct PoolResult {
 pub struct Results {
     pub name: String,
     pub description: String,
+    /// The settings row every other row is judged against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
     pub cells: Vec<CellResult>,
     /// Wall time of the whole matrix, ms.
     pub wall_ms: f64,
@@ -369,6 +576,7 @@ pub fn cell_result(cell: &Cell, record: Option<(&Record, String)>) -> CellResult
             predicted_ms: p.window_ms,
             predicted_error: p.error,
             as_predicted,
+            versus_control: None,
         }
     };
     CellResult {
@@ -437,13 +645,15 @@ pub async fn run(
             Ok(cell_result(cell, Some((&t, path.display().to_string()))))
         }
     });
-    let cells = futures::future::join_all(runs)
+    let mut cells = futures::future::join_all(runs)
         .await
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
+    judge_against_control(&mut cells, c.control.as_deref(), c.tolerance_ms);
     Ok(Results {
         name: c.name.clone(),
         description: c.description.clone(),
+        control: c.control.clone(),
         cells,
         wall_ms: start.elapsed().as_secs_f64() * 1000.0,
     })
@@ -486,18 +696,46 @@ const HEADER: [&str; 5] = [
     "server predicted",
 ];
 
-fn rows(r: &Results, fault: &str) -> Vec<[String; 5]> {
+/// With a control: each side's standing against it after the side's prediction.
+const HEADER_CONTROL: [&str; 7] = [
+    "settings",
+    "client measured",
+    "client predicted",
+    "client vs control",
+    "server measured",
+    "server predicted",
+    "server vs control",
+];
+
+fn header(r: &Results) -> &'static [&'static str] {
+    if r.control.is_some() {
+        &HEADER_CONTROL
+    } else {
+        &HEADER
+    }
+}
+
+fn versus_text(r: &Results, c: &CellResult, s: &SideResult) -> String {
+    match &s.versus_control {
+        Some(v) => v.text(),
+        None if r.control.as_deref() == Some(c.settings.as_str()) => "(control)".into(),
+        None => String::new(),
+    }
+}
+
+fn rows(r: &Results, fault: &str) -> Vec<Vec<String>> {
     r.cells
         .iter()
         .filter(|c| c.fault == fault)
         .map(|c| {
-            [
-                c.settings.clone(),
-                measured(&c.client, c.ran),
-                predicted(&c.client),
-                measured(&c.server, c.ran),
-                predicted(&c.server),
-            ]
+            let mut row = vec![c.settings.clone()];
+            for s in [&c.client, &c.server] {
+                row.extend([measured(s, c.ran), predicted(s)]);
+                if r.control.is_some() {
+                    row.push(versus_text(r, c, s));
+                }
+            }
+            row
         })
         .collect()
 }
@@ -576,59 +814,51 @@ fn pool_rows(r: &Results, fault: &str) -> Vec<[String; 7]> {
 }
 
 /// Rows as aligned plain text under `header`.
-fn aligned<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
-    let mut width = header.map(str::len);
+fn aligned<R: AsRef<[String]>>(header: &[&str], rows: &[R]) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
-        for (w, cell) in width.iter_mut().zip(row) {
+        for (w, cell) in width.iter_mut().zip(row.as_ref()) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; N]| -> String {
+    let line = |cells: &mut dyn Iterator<Item = &str>| -> String {
         let mut l = String::from(" ");
         for (w, cell) in width.iter().zip(cells) {
             let _ = write!(l, " {cell:<w$} ");
         }
         l.trim_end().to_owned() + "\n"
     };
-    let mut out = line(header);
+    let mut out = line(&mut header.iter().copied());
     for row in rows {
-        out += &line(row.each_ref().map(String::as_str));
+        out += &line(&mut row.as_ref().iter().map(String::as_str));
     }
     out
 }
 
+const CONTROL_NOTE: &str = "Against the control: \"beats\" detects sooner, \"slower\" later, by the measured difference and ratio (\"at least\" when one did not detect within the run: the model's earliest detection stands in for it); \"same within timer slack\" when both measurements lie where both predicted windows (with the tolerance) overlap.";
+
 /// Aligned plain text, one table per fault.
 pub fn render_text(r: &Results) -> String {
     let mut out = format!("{}: {}\n", r.name, r.description);
+    if let Some(c) = &r.control {
+        let _ = writeln!(out, "control: {c}");
+    }
     for fault in faults(r) {
-        let rows = rows(r, &fault);
-        let mut width = HEADER.map(str::len);
-        for row in &rows {
-            for (w, cell) in width.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
         let _ = writeln!(out, "\n{fault}");
-        let line = |cells: [&str; 5]| -> String {
-            let mut l = String::from(" ");
-            for (w, cell) in width.iter().zip(cells) {
-                let _ = write!(l, " {cell:<w$} ");
-            }
-            l.trim_end().to_owned() + "\n"
-        };
-        out += &line(HEADER);
-        for row in &rows {
-            out += &line(row.each_ref().map(String::as_str));
-        }
+        out += &aligned(header(r), &rows(r, &fault));
         let pools = pool_rows(r, &fault);
         if !pools.is_empty() {
             let _ = writeln!(out, "\n{fault}: the pool and its reconnect storm");
-            out += &aligned(POOL_HEADER, &pools);
+            out += &aligned(&POOL_HEADER, &pools);
         }
+    }
+    let _ = writeln!(out, "\n{FOOTNOTE}");
+    if r.control.is_some() {
+        let _ = writeln!(out, "{CONTROL_NOTE}");
     }
     let _ = writeln!(
         out,
-        "\n{FOOTNOTE}\nMatrix wall time {:.1} s; slowest cell {:.1} s.",
+        "Matrix wall time {:.1} s; slowest cell {:.1} s.",
         r.wall_ms / 1000.0,
         r.slowest_cell_ms() / 1000.0
     );
@@ -638,12 +868,15 @@ pub fn render_text(r: &Results) -> String {
 /// Markdown, one table per fault.
 pub fn render_markdown(r: &Results) -> String {
     let mut out = format!("## {}\n\n{}\n", r.name, r.description);
+    if let Some(c) = &r.control {
+        let _ = writeln!(out, "\nControl: {c}");
+    }
     for fault in faults(r) {
         let _ = write!(
             out,
             "\n### {fault}\n\n| {} |\n|{}\n",
-            HEADER.join(" | "),
-            "---|".repeat(5)
+            header(r).join(" | "),
+            "---|".repeat(header(r).len())
         );
         for row in rows(r, &fault) {
             let _ = writeln!(out, "| {} |", row.join(" | "));
@@ -662,6 +895,9 @@ pub fn render_markdown(r: &Results) -> String {
         }
     }
     let _ = writeln!(out, "\n{FOOTNOTE}");
+    if r.control.is_some() {
+        let _ = writeln!(out, "{CONTROL_NOTE}");
+    }
     out
 }
 
@@ -677,7 +913,9 @@ fn csv_field(s: &str) -> String {
 pub fn render_csv(r: &Results) -> String {
     let mut out = String::from(
         "fault,settings,ran,client_ms,client_error,client_mechanism,client_predicted,client_predicted_error,client_as_predicted,\
-         server_ms,server_error,server_mechanism,server_predicted,server_predicted_error,server_as_predicted\n",
+         server_ms,server_error,server_mechanism,server_predicted,server_predicted_error,server_as_predicted,\
+         client_vs_control,client_vs_control_ms,client_vs_control_ratio,client_vs_control_bound,\
+         server_vs_control,server_vs_control_ms,server_vs_control_ratio,server_vs_control_bound\n",
     );
     let opt = |v: Option<String>| v.unwrap_or_default();
     for c in &r.cells {
@@ -694,6 +932,15 @@ pub fn render_csv(r: &Results) -> String {
                 csv_field(&s.predicted),
                 opt(s.predicted_error.clone()),
                 opt(s.as_predicted.map(|b| b.to_string())),
+            ]);
+        }
+        for s in [&c.client, &c.server] {
+            let v = s.versus_control.as_ref();
+            fields.extend([
+                opt(v.map(|v| v.standing.as_str().to_owned())),
+                opt(v.and_then(|v| v.difference_ms).map(|d| format!("{d:.3}"))),
+                opt(v.and_then(|v| v.ratio).map(|x| format!("{x:.4}"))),
+                opt(v.map(|v| v.bound.to_string())),
             ]);
         }
         out += &fields.join(",");
@@ -799,6 +1046,7 @@ mod tests {
         let results = Results {
             name: c.name.clone(),
             description: c.description.clone(),
+            control: None,
             cells: c.cells.iter().map(|cell| cell_result(cell, None)).collect(),
             wall_ms: 0.0,
         };
@@ -852,6 +1100,200 @@ mod tests {
             e.starts_with(&format!("{}:5:", file.display()))
                 && e.contains("settings[0].keepalive.idle: must be between 1s"),
             "{e}"
+        );
+    }
+
+    fn side(measured_ms: Option<f64>, window: Option<(f64, f64)>) -> SideResult {
+        SideResult {
+            measured_ms,
+            error: measured_ms.map(|_| "ETIMEDOUT".into()),
+            mechanism: None,
+            predicted: String::new(),
+            predicted_ms: window,
+            predicted_error: None,
+            as_predicted: None,
+            versus_control: None,
+        }
+    }
+
+    #[test]
+    fn a_row_beats_the_control_by_the_measured_difference_when_the_windows_part() {
+        // compare-seed's cable pull: fast 1s/1s/3 + UT against the seed's 3s/1s/10.
+        let v = versus(
+            &side(Some(2100.0), Some((1990.0, 3160.0))),
+            &side(Some(11_350.0), Some((9990.0, 13_670.0))),
+            250.0,
+        );
+        assert_eq!(v.standing, Standing::Beats);
+        assert_eq!(v.difference_ms, Some(-9250.0));
+        assert!((v.ratio.unwrap() - 2100.0 / 11_350.0).abs() < 1e-9);
+        assert!(!v.bound);
+        assert_eq!(v.text(), "beats: 9.25 s sooner (5.4x as fast)");
+        // The other way round: slower by as much.
+        let v = versus(
+            &side(Some(11_350.0), Some((9990.0, 13_670.0))),
+            &side(Some(2100.0), Some((1990.0, 3160.0))),
+            250.0,
+        );
+        assert_eq!(v.standing, Standing::Slower);
+        assert_eq!(v.text(), "slower: 9.25 s later (5.4x as slow)");
+    }
+
+    #[test]
+    fn measurements_inside_both_windows_are_the_same_within_timer_slack() {
+        // The same window, measured 40 ms apart: the timers' slack, not the settings.
+        let w = Some((2990.0, 5200.0));
+        let v = versus(&side(Some(3090.0), w), &side(Some(3050.0), w), 250.0);
+        assert_eq!(v.standing, Standing::SameWithinSlack);
+        assert_eq!(v.text(), "same within timer slack (+40.0 ms)");
+        // Overlapping windows, but the row measured where the control's window (even widened
+        // by the tolerance) does not reach: the difference is the settings'.
+        let v = versus(
+            &side(Some(1500.0), Some((1000.0, 5000.0))),
+            &side(Some(4500.0), Some((4000.0, 8000.0))),
+            250.0,
+        );
+        assert_eq!(v.standing, Standing::Beats);
+        // Inside the tolerance's widening is still inside.
+        let v = versus(
+            &side(Some(3800.0), Some((1000.0, 5000.0))),
+            &side(Some(4500.0), Some((4000.0, 8000.0))),
+            250.0,
+        );
+        assert_eq!(v.standing, Standing::SameWithinSlack);
+        // No window (the model says never, yet both measured): decided by the measurement.
+        let v = versus(&side(Some(100.0), None), &side(Some(90.0), None), 250.0);
+        assert_eq!(v.standing, Standing::Slower);
+    }
+
+    #[test]
+    fn a_control_that_never_detects_in_the_run_gives_bounds_from_its_earliest() {
+        let linux_defaults = side(None, Some((674_990.0, 8_024_600.0)));
+        let v = versus(
+            &side(Some(3090.0), Some((2990.0, 5200.0))),
+            &linux_defaults,
+            250.0,
+        );
+        assert_eq!(v.standing, Standing::Beats);
+        assert!(v.bound);
+        assert_eq!(v.difference_ms, Some(3090.0 - 674_990.0));
+        assert_eq!(
+            v.text(),
+            "beats: >= 671.90 s sooner (>= 218.4x as fast); the control not in the run"
+        );
+        // A control the model says never detects: no figure to give.
+        let v = versus(&side(Some(3090.0), None), &side(None, None), 250.0);
+        assert_eq!(
+            (v.standing, v.difference_ms, v.ratio),
+            (Standing::Beats, None, None)
+        );
+        assert_eq!(v.text(), "beats: the control never detects");
+        // The row is the one that misses the run.
+        let v = versus(
+            &side(None, Some((928_830.0, 964_790.0))),
+            &side(Some(5540.0), Some((5400.0, 5860.0))),
+            250.0,
+        );
+        assert_eq!(v.standing, Standing::Slower);
+        assert_eq!(v.difference_ms, Some(928_830.0 - 5540.0));
+        assert!(
+            v.text().starts_with("slower: >= 923.29 s later"),
+            "{}",
+            v.text()
+        );
+        let v = versus(&side(None, None), &side(None, Some((1.0, 2.0))), 250.0);
+        assert_eq!(v.standing, Standing::NeitherDetects);
+        // A control that detected within a millisecond gives no ratio (nothing to divide by).
+        let v = versus(&side(Some(900.0), None), &side(Some(0.4), None), 250.0);
+        assert_eq!((v.standing, v.ratio), (Standing::Slower, None));
+    }
+
+    #[test]
+    fn exactly_one_control_is_checked_and_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let text = "name = \"c\"\nend = \"10s\"\n[[settings]]\nname = \"a\"\ncontrol = true\n\
+                    [[settings]]\nname = \"b\"\ncontrol = true\n[[fault]]\nname = \"f\"\n\
+                    kind = \"freeze\"\nat = \"1s\"\n";
+        std::fs::write(&file, text).unwrap();
+        let e = load(&file).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:8:1: settings[1].control: `b` and `a` are both marked as the control; mark \
+                 exactly one row",
+                file.display()
+            )
+        );
+        std::fs::write(
+            &file,
+            text.replace("control = true\n[[fault]]", "[[fault]]"),
+        )
+        .unwrap();
+        let c = load(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.control.as_deref(), Some("a"));
+        std::fs::write(
+            &file,
+            "name = \"c\"\nend = \"10s\"\n[[settings]]\nname = \"a\"\ncontrol = true\n\
+             [[fault]]\nname = \"f\"\nkind = \"freeze\"\nat = \"1s\"\n",
+        )
+        .unwrap();
+        let e = load(&file).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:5:1: settings[0].control: the control needs",
+                file.display()
+            )),
+            "{e}"
+        );
+        std::fs::write(&file, text.replace("control = true", "control = \"yes\"")).unwrap();
+        let e = load(&file).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}:5:", file.display())) && e.contains("settings[0].control"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_row_but_the_control_is_judged_and_shown_against_it() {
+        let c =
+            load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/compare/worker-fix.toml"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let control = c.control.clone().expect("worker-fix has a control");
+        assert!(control.contains("unfixed"));
+        let mut cells: Vec<CellResult> =
+            c.cells.iter().map(|cell| cell_result(cell, None)).collect();
+        judge_against_control(&mut cells, Some(&control), c.tolerance_ms);
+        for cell in &cells {
+            let judged =
+                cell.client.versus_control.is_some() && cell.server.versus_control.is_some();
+            assert_eq!(judged, cell.settings != control, "{}", cell.settings);
+        }
+        let results = Results {
+            name: c.name.clone(),
+            description: c.description.clone(),
+            control: Some(control),
+            cells,
+            wall_ms: 0.0,
+        };
+        let text = render_text(&results);
+        assert!(
+            text.contains("client vs control") && text.contains("(control)"),
+            "{text}"
+        );
+        assert!(text.contains("same within timer slack\" when"), "{text}");
+        let md = render_markdown(&results);
+        assert!(md.contains("| client vs control |"), "{md}");
+        let csv = render_csv(&results);
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        for line in csv.lines().filter(|l| !l.starts_with('"')) {
+            assert_eq!(line.split(',').count(), header.len(), "{line}");
+        }
+        let json = serde_json::to_value(&results).unwrap();
+        assert_eq!(json["control"], results.control.clone().unwrap());
+        assert_eq!(
+            json["cells"][1]["client"]["versus_control"]["standing"],
+            "neither-detects"
         );
     }
 }

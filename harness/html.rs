@@ -529,10 +529,42 @@ pub fn comparison_page(r: &Results) -> String {
         }
         axis(&mut b, sc, h - 25.0);
         b.push_str("</svg>");
+        if let Some(control) = &r.control {
+            versus_table(&mut b, control, &cells);
+        }
     }
     b += "<p>Blue band: predicted window after the fault. Red dot: measured.</p>";
     let _ = write!(b, "<pre>{}</pre>", esc(&crate::compare::render_text(r)));
     page(&format!("flatline: {}", r.name), &b)
+}
+
+/// Under a fault's chart: each row's standing against the control, per side.
+fn versus_table(b: &mut String, control: &str, cells: &[&crate::compare::CellResult]) {
+    let _ = write!(
+        b,
+        "<table class=\"versus\"><tr><th>settings</th><th>client vs control</th><th>server vs control</th></tr>"
+    );
+    for c in cells {
+        let _ = write!(b, "<tr><td>{}</td>", esc(&c.settings));
+        for s in [&c.client, &c.server] {
+            match &s.versus_control {
+                Some(v) => {
+                    let _ = write!(
+                        b,
+                        "<td data-standing=\"{}\">{}</td>",
+                        v.standing.as_str(),
+                        esc(&v.text())
+                    );
+                }
+                None if c.settings == control => {
+                    b.push_str("<td data-standing=\"control\">(control)</td>")
+                }
+                None => b.push_str("<td></td>"),
+            }
+        }
+        b.push_str("</tr>");
+    }
+    b.push_str("</table>");
 }
 
 /// A page's file name for a run: its scenario name (names are checked to be safe).
@@ -646,6 +678,7 @@ mod tests {
             predicted_ms: Some((3000.0, 4000.0)),
             predicted_error: None,
             as_predicted: m.map(|m| (3000.0..=4000.0).contains(&m)),
+            versus_control: None,
         };
         let cell = |fault: &str, settings: &str, m| CellResult {
             fault: fault.into(),
@@ -660,6 +693,7 @@ mod tests {
         let r = Results {
             name: "m<x>".into(),
             description: String::new(),
+            control: None,
             cells: vec![
                 cell("cable-pull", "a", Some(3500.0)),
                 cell("cable-pull", "b", Some(5000.0)),

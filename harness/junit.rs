@@ -170,7 +170,25 @@ pub fn render_comparison(r: &crate::compare::Results) -> String {
             if let Some(ms) = c.run_ms {
                 case.set_time(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
             }
-            case.set_system_out(measured);
+            // Against the control: a property CI tools can read, and the words in the output.
+            let versus = match (&s.versus_control, &r.control) {
+                (Some(v), Some(control)) => {
+                    case.add_property(quick_junit::Property::new(
+                        "flatline.versus-control",
+                        v.text(),
+                    ));
+                    format!("\nagainst the control `{control}`: {}", v.text())
+                }
+                (None, Some(control)) if *control == c.settings => {
+                    case.add_property(quick_junit::Property::new(
+                        "flatline.versus-control",
+                        "control",
+                    ));
+                    "\nthe control".to_owned()
+                }
+                _ => String::new(),
+            };
+            case.set_system_out(measured + &versus);
             suite.add_test_case(case);
         }
     }
@@ -265,6 +283,7 @@ mod tests {
             predicted_ms: Some((3000.0, 4000.0)),
             predicted_error: None,
             as_predicted,
+            versus_control: None,
         };
         let cell = |settings: &str, c: Option<bool>, s: Option<bool>| CellResult {
             fault: "cable-pull".into(),
@@ -279,6 +298,7 @@ mod tests {
         let r = Results {
             name: "m".into(),
             description: String::new(),
+            control: None,
             cells: vec![cell("a", Some(true), Some(false)), cell("b", None, None)],
             wall_ms: 5100.0,
         };

@@ -80,9 +80,11 @@ pub fn comparison(
             }
         }
     }
+    compare::judge_against_control(&mut cells, c.control.as_deref(), c.tolerance_ms);
     let results = Results {
         name: c.name.clone(),
         description: c.description.clone(),
+        control: c.control.clone(),
         wall_ms: 0.0,
         cells,
     };

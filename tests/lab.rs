@@ -817,6 +817,93 @@ fn compare_runs_every_cell_at_once_next_to_its_prediction() {
 }
 
 #[test]
+fn compare_judges_the_fix_against_an_unfixed_worker_as_the_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/compare/worker-fix.toml");
+    let output = flatline()
+        .arg("compare")
+        .arg(&file)
+        .args(["--format", "json", "--out"])
+        .arg(dir.path())
+        .arg("--junit")
+        .arg(dir.path().join("junit.xml"))
+        .arg("--html")
+        .arg(dir.path().join("html"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let r: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(r["control"], "unfixed worker (linux defaults)");
+    let cell = |fault: &str, settings: &str| {
+        r["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| {
+                c["fault"].as_str().unwrap().contains(fault)
+                    && c["settings"].as_str().unwrap().ends_with(settings)
+            })
+            .unwrap_or_else(|| panic!("no cell {fault} / {settings}"))
+            .clone()
+    };
+    let standing = |c: &Value, side: &str| c[side]["versus_control"]["standing"].clone();
+    // The control is judged against nothing.
+    let control = cell("cable", "(linux defaults)");
+    assert!(
+        control["client"].get("versus_control").is_none(),
+        "{control}"
+    );
+    // Cable pull, idle: keepalive 2s/1s/3 detects within seconds (the lower bound of its
+    // window proves the pull took effect); the unfixed worker's earliest is 675 s away, so the
+    // fix beats it by at least the difference between the two.
+    for settings in ["2s/1s/3", "UT 5s"] {
+        let c = cell("cable", settings);
+        for side in ["client", "server"] {
+            assert_eq!(standing(&c, side), "beats", "{c}");
+            assert_eq!(c[side]["versus_control"]["bound"], true, "{c}");
+            let d = c[side]["versus_control"]["difference_ms"].as_f64().unwrap();
+            assert!((-675_000.0..=-669_000.0).contains(&d), "{c}");
+        }
+    }
+    // The worker killed: every client reads EOF at once, whatever its keepalive; the killed
+    // server's side detects nothing in any row.
+    for settings in ["2s/1s/3", "UT 5s"] {
+        let c = cell("killed", settings);
+        assert_eq!(standing(&c, "client"), "same-within-slack", "{c}");
+        assert_eq!(standing(&c, "server"), "neither-detects", "{c}");
+    }
+    // A busy writer: keepalive alone does not help the writing client (unacknowledged data
+    // holds keepalive off); TCP_USER_TIMEOUT does. Both fix the idle server.
+    let ka = cell("streaming", "2s/1s/3");
+    assert_eq!(standing(&ka, "client"), "neither-detects", "{ka}");
+    assert_eq!(standing(&ka, "server"), "beats", "{ka}");
+    let ut = cell("streaming", "UT 5s");
+    assert_eq!(standing(&ut, "client"), "beats", "{ut}");
+    assert!(
+        ut["client"]["measured_ms"].as_f64().unwrap() < 6_000.0,
+        "{ut}"
+    );
+    // The same standings in JUnit (a property per case) and on the HTML page.
+    let xml = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert_eq!(
+        xml.matches("name=\"flatline.versus-control\" value=\"beats: ")
+            .count(),
+        7,
+        "{xml}"
+    );
+    let html = std::fs::read_to_string(dir.path().join("html/worker-fix.html")).unwrap();
+    assert_eq!(html.matches("data-standing=\"beats\"").count(), 7, "{html}");
+    assert_eq!(
+        html.matches("data-standing=\"control\"").count(),
+        6,
+        "{html}"
+    );
+    let table = std::fs::read_to_string(dir.path().join("worker-fix/table.txt")).unwrap();
+    assert!(table.contains("client vs control"), "{table}");
+}
+
+#[test]
 fn bench_reports_medians_with_baselines() {
     let dir = tempfile::tempdir().unwrap();
     let output = flatline()
