@@ -139,6 +139,11 @@ pub enum Command {
         /// (at most 3 runs of each size).
         #[arg(long, value_name = "N,N,...", value_delimiter = ',')]
         fleet: Vec<u32>,
+        /// Instead: the wire's delay and jitter against their settings (0, 10 ms, 80 ms, with
+        /// and without jitter): round trips' median and p99, the kernel's srtt, the queue's
+        /// cost per packet; over --runs labs per setting (at most 10, 20 round trips each).
+        #[arg(long)]
+        delay: bool,
     },
     /// Judge saved records again and print their summaries, as `flatline run` printed them
     /// (no lab, no root).
@@ -262,6 +267,12 @@ pub fn execute(command: Command) -> Outcome {
             out,
             ..
         } => bench_fidelity(n, seed, jobs, &out),
+        Command::Bench {
+            delay: true,
+            runs,
+            out,
+            ..
+        } => bench_delay(runs.clamp(1, 10), &out),
         Command::Bench {
             fleet, runs, out, ..
         } if !fleet.is_empty() => bench_fleet(&fleet, runs.clamp(1, 3), &out),
@@ -399,6 +410,22 @@ fn bench(runs: usize, out: &Path, matrix: &Path) -> Outcome {
     let path = out.join("bench.json");
     output::write_json(&path, &report).map_err(|e| Failure::error(error_chain(&e)))?;
     print!("{}", crate::bench::render(&report));
+    eprintln!("figures: {}", path.display());
+    Ok(0)
+}
+
+fn bench_delay(runs: usize, out: &Path) -> Outcome {
+    let (rt, opts) = enter_lab(out)?;
+    let samples = rt
+        .block_on(crate::delaybench::measure(&opts, runs))
+        .map_err(|e| match e {
+            RunError::Interrupted(sig) => Failure::interrupted(sig, error_chain(&e)),
+            e => Failure::error(error_chain(&e)),
+        })?;
+    let report = crate::delaybench::report(&samples);
+    let path = out.join("bench-delay.json");
+    output::write_json(&path, &report).map_err(|e| Failure::error(error_chain(&e)))?;
+    print!("{}", crate::delaybench::render(&report));
     eprintln!("figures: {}", path.display());
     Ok(0)
 }

@@ -38,6 +38,7 @@
 //! - [`runner`]: the one event loop that runs a scenario.
 //! - [`output`]: the output directory, files written whole or not at all.
 //! - [`bench`]: `flatline bench`, medians against baselines.
+//! - [`delaybench`]: `flatline bench --delay`, the wire's delay against its setting.
 //! - [`clock`]: the monotonic clock every process stamps with.
 
 pub mod advise;
@@ -47,6 +48,7 @@ pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod delay;
+pub mod delaybench;
 pub mod duration;
 pub mod fault;
 pub mod fidelity;

@@ -117,3 +117,53 @@ fn a_heartbeat_shorter_than_the_round_trip_kills_a_healthy_connection() {
     assert!(down[0]["to_client"].as_u64().unwrap() >= 10, "{}", down[0]);
     assert!(down[0]["to_server"].as_u64().unwrap() >= 10, "{}", down[0]);
 }
+
+/// `flatline bench --delay`: every set delay is on the wire (no round trip shorter than it) and
+/// close to it (the median within a loaded machine's scheduling slack); jitter spreads round
+/// trips over its range.
+#[test]
+fn the_delay_bench_measures_each_set_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = crate::support::flatline()
+        .args(["bench", "--delay", "--runs", "1", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("bench-delay.json")).unwrap(),
+    )
+    .unwrap();
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "{r}");
+    let f = |row: &Value, key: &str| row[key].as_f64().unwrap_or_else(|| panic!("{key}: {row}"));
+    for row in rows {
+        assert_eq!(row["round_trips"], 20, "{row}");
+        let (delay, jitter) = (
+            row["delay_ms"].as_f64().unwrap_or(0.0),
+            row["jitter_ms"].as_f64().unwrap_or(0.0),
+        );
+        // Lower bound: each direction is held at least delay - jitter (proves the queue holds
+        // packets). Upper bound: delay + jitter each way, plus 10 ms of scheduling on a loaded
+        // machine (the delayer's own lateness: p99 under 6 ms measured under load).
+        let (lo, hi) = (2.0 * (delay - jitter), 2.0 * (delay + jitter) + 10.0);
+        assert!(f(row, "min_ms") >= lo, "{row}");
+        assert!(f(row, "max_ms") <= hi, "{row}");
+        if jitter == 0.0 && delay > 0.0 {
+            // Without jitter the median sits on the set round trip.
+            assert!(f(row, "median_ms") <= 2.0 * delay + 5.0, "{row}");
+            // The kernel measured the same round trip.
+            assert!(f(row, "srtt_median_ms") >= 2.0 * delay - 1.0, "{row}");
+        }
+        if jitter > 0.0 {
+            // 20 round trips from a triangle 4 x jitter wide: they spread over more than one
+            // jitter (all inside one has probability below 1e-7).
+            assert!(f(row, "max_ms") - f(row, "min_ms") > jitter, "{row}");
+        }
+    }
+    assert!(
+        r["overhead_per_packet_us"].as_f64().unwrap().is_finite(),
+        "{r}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("| delay 80ms +- 20ms |"));
+}
