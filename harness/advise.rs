@@ -259,8 +259,9 @@ impl Target {
     ///   heartbeat and TCP fires first ends the connection;
     /// - a pulled cable on the wire's side leaves the router without a route: a writer's
     ///   segments draw ICMP net-unreachable, a soft error its user timeout or retransmission
-    ///   timer reports (ENETUNREACH), up to one RTO late (tcp_ld_RTO_revert, K9). An idle
-    ///   side's probes draw the same ICMP, out of window and ignored (ETIMEDOUT, K9).
+    ///   timer reports (ENETUNREACH), late by the backoffs its ICMPs revert as far as the
+    ///   router's rate limit lets them out (tcp_ld_RTO_revert, K9). An idle side's probes
+    ///   draw the same ICMP, out of window and ignored (ETIMEDOUT, K9).
     pub fn predict(&self, side: &SideModel, kind: FaultKind) -> Prediction {
         let mut tcp = *side;
         tcp.heartbeat = None;

@@ -498,17 +498,19 @@ fn keepalive_silence(me: &SideModel, why: &str) -> Prediction {
 /// timer (tcp_schedule_loss_probe), so the first retransmission comes ~2 RTO after the write.
 /// Then TCP_USER_TIMEOUT, counted from the first retransmission, with the last RTO clamped to
 /// it (tcp_clamp_rto_to_user_timeout), or the retransmission budget H(tcp_retries2)
-/// (tcp_write_timeout). `revert`: ICMP host-unreachable undoes a backoff and re-arms the timer
-/// without the clamp (tcp_ld_RTO_revert), up to one RTO late.
+/// (tcp_write_timeout). `revert`: ICMP host-unreachable undoes backoffs (tcp_ld_RTO_revert),
+/// as far as the wire's ICMP rate limit lets the messages through ([`writer_icmp_revert`]).
 fn writer_silence(me: &SideModel, error: &str, revert: bool) -> Prediction {
+    if revert {
+        return writer_icmp_revert(me, error);
+    }
     let interval = me.traffic_interval_ms as f64;
     let (rto_lo, rto_hi) = rto_range_ms(me);
-    let late = if revert { rto_hi } else { 0.0 };
     if me.user_timeout_ms > 0 {
         let ut = me.user_timeout_ms as f64;
         Prediction::at(
             ut + 2.0 * rto_lo,
-            ut + interval + 2.0 * rto_hi + late + slack(ut.min(RTO_MAX_MS)) + 2.0 * slack(rto_hi),
+            ut + interval + 2.0 * rto_hi + slack(ut.min(RTO_MAX_MS)) + 2.0 * slack(rto_hi),
             error,
             "user-timeout",
             "unacknowledged data: TCP_USER_TIMEOUT after the first retransmission".into(),
@@ -519,7 +521,7 @@ fn writer_silence(me: &SideModel, error: &str, revert: bool) -> Prediction {
         let hi = hi + 4.0;
         Prediction::at(
             lo,
-            interval + hi + late,
+            interval + hi,
             error,
             "retransmission-timeout",
             format!(
@@ -528,6 +530,196 @@ fn writer_silence(me: &SideModel, error: &str, revert: bool) -> Prediction {
             ),
         )
     }
+}
+
+/// The ICMP rate limit of the host that sends the unreachables (the wire), per destination:
+/// net.ipv4.icmp_ratelimit = 1000 ms. Its bucket (inet_peer_xrlim_allow, called by
+/// icmpv4_xrlim_allow for types in icmp_ratemask, which has destination-unreachable) gains a
+/// token per jiffy, holds at most XRLIM_BURST_FACTOR = 6 messages' worth, and a message costs
+/// one ratelimit; a new peer starts full (inet_getpeer sets rate_last 60 s back). Here in ms.
+pub const ICMP_RATELIMIT_MS: f64 = 1000.0;
+/// XRLIM_BURST_FACTOR (net/ipv4/inetpeer.c).
+pub const ICMP_BURST: f64 = 6.0;
+/// The lab's MSS (MTU 1500 with timestamps): a write smaller than this behind unacknowledged
+/// data waits for an ACK (Nagle; the reference peers leave TCP_NODELAY off), so it sends
+/// nothing that could draw an ICMP.
+const MSS_BYTES: u64 = 1448;
+/// Chains of ambiguous rate-limit decisions explored before falling back to the coarse bound.
+const REVERT_CHAIN_BUDGET: usize = 20_000;
+
+/// One state of [`revert_chain`]: a retransmission timer expiry.
+#[derive(Clone, Copy, Debug)]
+struct Expiry {
+    /// When it fires, ms after the first retransmission (earliest, latest).
+    t: (f64, f64),
+    /// Tokens in the wire's bucket for this host before the expiry's ICMP, ms.
+    tokens: (f64, f64),
+    /// Time since the previous ICMP the host drew, ms: what the bucket gains at this one.
+    gain: (f64, f64),
+    /// icsk_backoff before the expiry.
+    backoff: u32,
+    first: bool,
+}
+
+/// A timer of `d` ms re-armed now fires between a jiffy early (it counts from the start of
+/// the jiffy) and the wheel's granularity late ([`slack`]).
+fn timer_span(d: f64) -> (f64, f64) {
+    (d - JIFFY_MS, d + slack(d))
+}
+
+/// The retransmissions of a writer whose segments draw ICMP host-unreachable, from the first
+/// retransmission on (t = 0), for a base RTO `rto`: when the connection is aborted, earliest
+/// and latest, ms after the first retransmission; None if the rate limit's decisions branch
+/// more than [`REVERT_CHAIN_BUDGET`] times.
+///
+/// Each expiry first asks whether `limit` (UT, or H(tcp_retries2)) has passed since the first
+/// retransmission (tcp_write_timeout; not at the first). If not, it retransmits and doubles
+/// the backoff (tcp_retransmit_timer), re-arming the timer for RTO << backoff, clamped to the
+/// time left when `clamp` (a user timeout: tcp_clamp_rto_to_user_timeout). The segment draws
+/// an ICMP if the wire's bucket holds a message's worth; that ICMP is about snd_una after a
+/// retransmission, so tcp_v4_err calls tcp_ld_RTO_revert: one backoff undone and the timer
+/// re-armed for RTO << backoff less the time since the segment left, without the clamp. A
+/// revert thus keeps the interval the segment came after, and it can carry the last expiry
+/// past the clamped one at t = limit: by up to the interval the chain had reached when the
+/// bucket ran dry (measured: 0.77 s past UT after intervals of 832 ms). Times and tokens are
+/// ranges (timer slack); a rate-limit decision the ranges cannot settle is followed both ways.
+fn revert_chain(
+    rto: f64,
+    limit: f64,
+    clamp: bool,
+    tokens: (f64, f64),
+    icmp_delay_ms: f64,
+) -> Option<(f64, f64)> {
+    let cost = ICMP_RATELIMIT_MS;
+    let cap = ICMP_BURST * cost;
+    let span0 = timer_span(rto);
+    let mut stack = vec![Expiry {
+        t: (0.0, 0.0),
+        tokens,
+        gain: span0,
+        backoff: 0,
+        first: true,
+    }];
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut visited = 0usize;
+    while let Some(mut e) = stack.pop() {
+        visited += 1;
+        if visited > REVERT_CHAIN_BUDGET {
+            return None;
+        }
+        if !e.first {
+            if e.t.0 >= limit {
+                lo = lo.min(e.t.0);
+                hi = hi.max(e.t.1);
+                continue;
+            }
+            if e.t.1 >= limit {
+                // It may fire on either side of the limit: aborted, or one more round.
+                lo = lo.min(limit);
+                hi = hi.max(e.t.1);
+                e.t.1 = limit;
+            }
+        }
+        let backoff = e.backoff + 1;
+        let rto_at = |b: u32| (rto * 2f64.powi(b.min(20) as i32)).min(RTO_MAX_MS);
+        let tokens = (
+            (e.tokens.0 + e.gain.0).min(cap),
+            (e.tokens.1 + e.gain.1).min(cap),
+        );
+        if tokens.1 >= cost {
+            // The ICMP gets out: the backoff is reverted, the timer re-armed unclamped.
+            let d = rto_at(backoff - 1);
+            // Less the time since the segment left, a jiffy once rounded up.
+            let (a, b) = timer_span(d);
+            let gain = (a - JIFFY_MS - icmp_delay_ms, b);
+            stack.push(Expiry {
+                t: (e.t.0 + gain.0, e.t.1 + gain.1),
+                tokens: (tokens.0.max(cost) - cost, tokens.1 - cost),
+                gain,
+                backoff: backoff - 1,
+                first: false,
+            });
+        }
+        if tokens.0 < cost {
+            // No ICMP: the doubled RTO, clamped to the time left.
+            let d = rto_at(backoff);
+            let step = |t: f64| if clamp { d.min(limit - t) } else { d };
+            let (short, long) = (step(e.t.1), step(e.t.0));
+            let gain = (short - JIFFY_MS, long + slack(long) + JIFFY_MS);
+            let t = (
+                (e.t.0 + d - JIFFY_MS).min(if clamp { limit } else { f64::INFINITY }),
+                e.t.1 + long + slack(long) + JIFFY_MS,
+            );
+            stack.push(Expiry {
+                t,
+                tokens: (tokens.0, tokens.1.min(cost - 1e-3)),
+                gain,
+                backoff,
+                first: false,
+            });
+        }
+    }
+    Some((lo, hi))
+}
+
+/// A writer whose peer is behind a wire answering ICMP host-unreachable (docs/physics.md,
+/// K9): as [`writer_silence`], but the retransmission timer is re-armed by the ICMPs the
+/// wire's rate limit lets out ([`revert_chain`]). The lost write and the tail-loss probe draw
+/// the first two (smaller writes in between wait, Nagle; writes of a full segment or more may
+/// have emptied the bucket already). If the chain branches too much, the coarse bound: an
+/// interval of at least one ratelimit always gets its ICMP, so intervals stop doubling at the
+/// first RTO << k above it, and the abort comes at most one such interval after the limit.
+fn writer_icmp_revert(me: &SideModel, error: &str) -> Prediction {
+    let interval = me.traffic_interval_ms as f64;
+    let (rto_lo, rto_hi) = rto_range_ms(me);
+    let ut = me.user_timeout_ms as f64;
+    let (limit, clamp) = if ut > 0.0 {
+        (ut, true)
+    } else {
+        (retransmission_budget_ms(me.tcp_retries2), false)
+    };
+    let cost = ICMP_RATELIMIT_MS;
+    let cap = ICMP_BURST * cost;
+    let icmp_delay = me.added_rtt_ms.1 / 2.0;
+    let (mut lo, mut hi) = (f64::INFINITY, 0f64);
+    let mut rto = rto_lo;
+    loop {
+        let span = timer_span(rto);
+        // After the lost write's ICMP and the probe's, one RTO apart.
+        let full = cap - 2.0 * cost;
+        let tokens = if me.record_bytes >= MSS_BYTES {
+            (0.0, full + span.1)
+        } else {
+            (full + span.0, full + span.1)
+        };
+        let (_, b) = revert_chain(rto, limit, clamp, tokens, icmp_delay).unwrap_or_else(|| {
+            let mut widest = rto;
+            while widest < cost + JIFFY_MS && widest < RTO_MAX_MS {
+                widest = (widest * 2.0).min(RTO_MAX_MS);
+            }
+            (limit, limit + widest + slack(widest) + JIFFY_MS)
+        });
+        lo = lo.min(2.0 * rto + limit);
+        hi = hi.max(2.0 * (rto + slack(rto)) + b);
+        if rto >= rto_hi {
+            break;
+        }
+        rto = (rto + JIFFY_MS).min(rto_hi);
+    }
+    let (mechanism, why) = if clamp {
+        (
+            "user-timeout",
+            "unacknowledged data: TCP_USER_TIMEOUT after the first retransmission; the ICMPs \
+             the wire's rate limit lets out revert the backoff, unclamped",
+        )
+    } else {
+        (
+            "retransmission-timeout",
+            "unacknowledged data: retransmissions for H(tcp_retries2); the ICMPs the wire's \
+             rate limit lets out revert the backoff",
+        )
+    };
+    Prediction::at(lo, interval + hi, error, mechanism, why.into())
 }
 
 /// A writer whose peer is frozen: the peer's kernel ACKs until its receive buffer is full,
@@ -1112,6 +1304,55 @@ mod tests {
     }
 
     #[test]
+    fn host_unreachable_reverts_the_backoff_as_far_as_the_rate_limit_lets_it() {
+        // Fidelity seeds 1795913188 and 1795911679: UT 4 s, 64 B every 300 / 200 ms, ICMP
+        // host-unreachable: measured 5.28 and 5.38 s (ftrace: the last ICMP re-armed the
+        // timer 832 ms past the clamped expiry), beyond the 5.18-5.28 s the model allowed
+        // with one unclamped RTO.
+        let mut w = idle(Some((4000, 1000, 1)), 4000);
+        w.role = Role::Writer;
+        for (interval, measured) in [(300, 5280.0), (200, 5380.0)] {
+            w.traffic_interval_ms = interval;
+            let host = predict_side(&w, FaultModel::Icmp { port: false });
+            assert!(inside(&host, measured), "{host:?}");
+            assert_eq!(host.error.as_deref(), Some("EHOSTUNREACH"));
+            assert_eq!(host.mechanism, "user-timeout");
+            // Port-unreachable reverts nothing: the clamp ends it.
+            let port = predict_side(&w, FaultModel::Icmp { port: true });
+            assert!(!inside(&port, measured), "{port:?}");
+        }
+        // docs/physics.md K9: UT 3 s, writes every 100 ms: EHOSTUNREACH 3.62 s.
+        w.user_timeout_ms = 3000;
+        w.traffic_interval_ms = 100;
+        assert!(inside(
+            &predict_side(&w, FaultModel::Icmp { port: false }),
+            3620.0
+        ));
+        // A full bucket lets the lost write, the probe and the first five retransmissions
+        // through: UT 500 ms ends ~600 ms after the first retransmission (three reverted
+        // rounds), not at 500.
+        let (lo, hi) = revert_chain(204.0, 500.0, true, (4200.0, 4208.0), 0.0).unwrap();
+        assert!(lo > 580.0 && hi < 700.0, "{lo} {hi}");
+        // The chain never passes the coarse bound (limit + the widest interval), with or
+        // without a user timeout's clamp, an emptied bucket or a longer RTO.
+        for limit in [500.0, 3000.0, 4000.0, 7500.0, 12_600.0, 25_400.0, 60_000.0] {
+            for rto in [204.0, 212.0, 220.0, 284.0] {
+                for clamp in [true, false] {
+                    for tokens in [(0.0, 4208.0), (4200.0, 4208.0)] {
+                        let (lo, hi) = revert_chain(rto, limit, clamp, tokens, 0.0).unwrap();
+                        let widest = if rto < 250.0 { 8.0 * rto } else { 4.0 * rto };
+                        assert!(lo >= limit, "{limit} {rto}");
+                        assert!(
+                            hi <= limit + widest + slack(widest) + 8.0,
+                            "{limit} {rto} {hi}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn one_way_drop_resets_the_side_whose_packets_are_dropped() {
         // Server 1/1/2, client 1/1/5, drop to-server: the server gives up first and its RST
         // gets through: client ECONNRESET at 2.07 s (physics, one-way drop).
@@ -1318,9 +1559,15 @@ mod tests {
             let (lo, hi) = predict_side(&w, fault).window_ms.unwrap();
             let ut = w.user_timeout_ms as f64;
             // t_rtx1 + UT: the first retransmission ~2 RTO after the first lost write, the last
-            // RTO clamped to the user timeout; host-unreachable may add one unclamped RTO.
-            let most = ut + slack(ut.min(RTO_MAX_MS)) + 4.0 * RTO_LAB_MAX_MS
-                + w.traffic_interval_ms as f64 + SCHEDULING_MS;
+            // RTO clamped to the user timeout. Host-unreachable's reverts re-arm it unclamped,
+            // by at most the widest interval the rate limit lets the chain reach: the first
+            // RTO << k of at least one ratelimit (8 x 220 ms).
+            let widest = 8.0 * RTO_LAB_MAX_MS;
+            let most = if fault == FaultModel::Silence {
+                ut + slack(ut.min(RTO_MAX_MS)) + 4.0 * RTO_LAB_MAX_MS
+            } else {
+                ut + 2.0 * (RTO_LAB_MAX_MS + slack(RTO_LAB_MAX_MS)) + widest + slack(widest) + JIFFY_MS
+            } + w.traffic_interval_ms as f64 + SCHEDULING_MS;
             prop_assert!(lo >= ut + 2.0 * RTO_MIN_MS - JIFFIES_EARLY_MS && hi <= most, "{lo} {hi} {most}");
         }
 

@@ -14,6 +14,10 @@ const JIFFY: f64 = 4.0;
 const RTO_MAX: f64 = 120_000.0;
 /// How long after the fault the simulation watches.
 pub const HORIZON_MS: f64 = 120_000.0;
+/// The wire's ICMP rate limit per destination, in jiffies: net.ipv4.icmp_ratelimit (1000 ms)
+/// per message, up to XRLIM_BURST_FACTOR (6) messages saved up (inet_peer_xrlim_allow).
+const ICMP_COST_JIFFIES: u64 = 250;
+const ICMP_BURST: u64 = 6;
 
 /// The unknowns of one run.
 #[derive(Clone, Copy, Debug)]
@@ -64,11 +68,47 @@ struct Path {
     at: f64,
     /// A NAT's expiry of the flow: unlimited until the first packet after the fault.
     nat_expiry: f64,
+    /// Where jiffy 0 falls, ms.
+    jiffy_offset_ms: f64,
+    /// The wire's ICMP token bucket towards each endpoint: (tokens, jiffy of the last ICMP
+    /// asked for); None until the first, when the bucket starts full.
+    icmp_bucket: [Option<(u64, u64)>; 2],
 }
 
 impl Path {
-    /// What the wire does with a packet `from` (0 client, 1 server) at `t`.
+    fn new(fault: CellFault, at: f64, draw: &Draw) -> Path {
+        Path {
+            fault,
+            at,
+            nat_expiry: f64::INFINITY,
+            jiffy_offset_ms: draw.jiffy_offset_ms,
+            icmp_bucket: [None; 2],
+        }
+    }
+
+    /// What the wire does with a packet `from` (0 client, 1 server) at `t`: an ICMP only if
+    /// the rate limit towards the sender lets it out, otherwise the packet just vanishes.
     fn packet(&mut self, from: usize, t: f64) -> Verdict {
+        match self.rule(from, t) {
+            Verdict::Icmp => {
+                let now = ((t + self.jiffy_offset_ms) / JIFFY).floor() as u64;
+                let cap = ICMP_BURST * ICMP_COST_JIFFIES;
+                let (tokens, last) = self.icmp_bucket[from].unwrap_or((cap, now));
+                let tokens = (tokens + (now - last)).min(cap);
+                if tokens >= ICMP_COST_JIFFIES {
+                    self.icmp_bucket[from] = Some((tokens - ICMP_COST_JIFFIES, now));
+                    Verdict::Icmp
+                } else {
+                    self.icmp_bucket[from] = Some((tokens, now));
+                    Verdict::Drop
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The fault's rule for a packet `from` at `t`.
+    fn rule(&mut self, from: usize, t: f64) -> Verdict {
         if t < self.at {
             return Verdict::Pass;
         }
@@ -121,7 +161,9 @@ struct Endpoint {
     rtx_at: f64,
     tlp_pending: bool,
     retrans_stamp: Option<f64>,
+    /// The RTO before backoff, and icsk_backoff.
     rto: f64,
+    backoff: u32,
 }
 
 struct Sim {
@@ -219,6 +261,11 @@ impl Sim {
 
     /// A data segment from the client (writer) at `t`.
     fn send_data(&mut self, t: f64) {
+        if self.eps[0].unacked {
+            // A small write behind unacknowledged data waits for its ACK (Nagle): nothing is
+            // sent until the loss probe or a retransmission takes it.
+            return;
+        }
         match self.path.packet(0, t) {
             Verdict::Pass => {
                 if self.eps[1].dead.is_some() {
@@ -270,14 +317,15 @@ impl Sim {
                 return;
             }
         }
-        self.retransmit(t);
+        let icmp = self.retransmit(t);
         if self.eps[0].dead.is_some() {
             return;
         }
         let stamp = *self.eps[0].retrans_stamp.get_or_insert(t);
         let ep = &mut self.eps[0];
-        ep.rto = (ep.rto * 2.0).min(RTO_MAX);
-        let mut next = ep.rto;
+        ep.backoff += 1;
+        let backed_off = |ep: &Endpoint| (ep.rto * 2f64.powi(ep.backoff as i32)).min(RTO_MAX);
+        let mut next = backed_off(ep);
         if ep.user_timeout > 0.0 {
             // tcp_clamp_rto_to_user_timeout.
             let remaining = ep.user_timeout - (t - stamp);
@@ -287,15 +335,27 @@ impl Sim {
                 next.min(remaining)
             };
         }
+        if icmp && self.soft_error == "EHOSTUNREACH" {
+            // The ICMP about the retransmitted snd_una arrives within the jiffy:
+            // tcp_ld_RTO_revert takes one backoff back and re-arms the timer for the RTO
+            // less the time since the segment left (a jiffy, rounded up), unclamped.
+            ep.backoff -= 1;
+            next = backed_off(ep) - JIFFY;
+        }
         self.eps[0].rtx_at = self.arm(t, next);
     }
 
-    fn retransmit(&mut self, t: f64) {
+    /// Retransmits snd_una (or sends the loss probe); true if an ICMP came back.
+    fn retransmit(&mut self, t: f64) -> bool {
         match self.path.packet(0, t) {
             Verdict::Rst => self.die(0, t, "ECONNRESET", false),
-            Verdict::Icmp => self.eps[0].soft = Some(self.soft_error),
+            Verdict::Icmp => {
+                self.eps[0].soft = Some(self.soft_error);
+                return true;
+            }
             Verdict::Pass | Verdict::Drop => {}
         }
+        false
     }
 }
 
@@ -317,11 +377,7 @@ fn persist(cell: &Cell, draw: &Draw, fault_at: f64) -> Detection {
     }
     let sim = Sim {
         draw: *draw,
-        path: Path {
-            fault: cell.fault,
-            at: fault_at,
-            nat_expiry: f64::INFINITY,
-        },
+        path: Path::new(cell.fault, fault_at, draw),
         eps: [endpoint(cell.client, draw), endpoint(cell.server, draw)],
         retries2: 15,
         soft_error: "",
@@ -366,6 +422,7 @@ fn endpoint(side: flatline::fidelity::SideCell, draw: &Draw) -> Endpoint {
         tlp_pending: false,
         retrans_stamp: None,
         rto: draw.rto_ms,
+        backoff: 0,
     }
 }
 
@@ -387,11 +444,7 @@ pub fn simulate(cell: &Cell, draw: &Draw) -> [Detection; 2] {
     };
     let mut sim = Sim {
         draw: *draw,
-        path: Path {
-            fault: cell.fault,
-            at: fault_at,
-            nat_expiry: f64::INFINITY,
-        },
+        path: Path::new(cell.fault, fault_at, draw),
         eps: [endpoint(cell.client, draw), endpoint(cell.server, draw)],
         retries2: cell.tcp_retries2.unwrap_or(15),
         soft_error,
@@ -553,4 +606,28 @@ fn the_simulation_reproduces_the_measured_figures() {
     let [c, _] = simulate(&retries, &draw);
     let (t, _) = c.unwrap();
     assert!((13_000.0..14_000.0).contains(&t), "{t}");
+}
+
+#[test]
+fn the_simulation_reproduces_the_icmp_revert_under_the_rate_limit() {
+    // Fidelity seed 1795913188: client UT 4 s, writing 64 B every 300 ms, the wire answering
+    // ICMP host-unreachable. Measured (ftrace): first lost write F+96 ms, loss probe F+303,
+    // first retransmission F+511, then reverted 204 ms rounds while the wire's bucket lasts
+    // (7 ICMPs), 420 ms, 832 ms rounds, and the ICMP at F+4.97 s re-armed the timer 832 ms
+    // past the clamped expiry at F+4.51 s: EHOSTUNREACH at 5.28 s.
+    let cell = Cell::random(1_795_913_188);
+    assert_eq!(cell.fault, CellFault::Icmp { port: false });
+    let draw = Draw {
+        jiffy_offset_ms: 1.0,
+        // Writes fall every 300 ms from the connect; the fault 96 ms before the next one.
+        fault_shift_ms: 4.0,
+        rto_ms: 204.0,
+        window_bytes: 1e6,
+    };
+    let [c, _] = simulate(&cell, &draw);
+    let (t, e) = c.unwrap();
+    assert_eq!(e, "EHOSTUNREACH");
+    assert!((5200.0..5350.0).contains(&t), "{t}");
+    // Without the revert the clamp would end it at the first retransmission + UT.
+    assert!(t > 511.0 + 4000.0 + 500.0, "{t}");
 }
