@@ -88,11 +88,35 @@ pub fn next_fault_start(events: &[Event], fault: &str, started_ms: f64) -> f64 {
 /// stamp (a small negative latency), and it still counts.
 pub fn reconnect(events: &[Event], side: Side, fault: &str) -> Option<f64> {
     let times = fault_times(events, fault)?;
-    let (healed, started) = (times.healed_ms?, times.heal_started_ms?);
+    let (healed, started) = match (times.healed_ms, times.heal_started_ms) {
+        (Some(h), Some(s)) => (h, s),
+        // A failover is its own heal: the service is on the standby from the moment it is
+        // in effect, so coming back is measured from the injection.
+        _ if is_failover(events, fault) => (times.injected_ms, times.started_ms),
+        _ => return None,
+    };
     events
         .iter()
         .find(|e| e.source == side.into() && e.kind.is_connect() && e.t_ms >= started)
         .map(|e| round_us(e.t_ms - healed))
+}
+
+/// The moment coming back after `fault` is measured from: its heal, or for a failover (its
+/// own heal) its injection.
+pub fn back_from_ms(events: &[Event], fault: &str, times: FaultTimes) -> Option<f64> {
+    times
+        .healed_ms
+        .or_else(|| is_failover(events, fault).then_some(times.injected_ms))
+}
+
+/// Whether `fault` was a failover, as its injection recorded it.
+pub fn is_failover(events: &[Event], fault: &str) -> bool {
+    events.iter().any(|e| match (&e.kind, e.source) {
+        (Kind::FaultInjected(s), Source::Runner) => {
+            s.fault == fault && s.fault_kind == crate::scenario::FaultKind::Failover
+        }
+        _ => false,
+    })
 }
 
 fn round_us(ms: f64) -> f64 {
@@ -191,6 +215,7 @@ pub(crate) mod tests {
             ends: Ends::default(),
             attempts: None,
             slot: None,
+            host: None,
         };
         let kind = if again {
             Kind::Reconnected(c)

@@ -7,8 +7,8 @@ use nix::sys::signal::Signal;
 
 use crate::lab::{self, Ns};
 use crate::scenario::{
-    CablePull, Fault, FaultSpec, KillSignal, LinkEnd, Loss, NatTimeout, ProcessKill, Reject,
-    RejectWith, Side,
+    CablePull, Failover, FailoverMode, Fault, FaultSpec, KillSignal, LinkEnd, Loss, NatTimeout,
+    ProcessKill, Reject, RejectWith, Resolve, Side,
 };
 
 /// The fault scripts, embedded so the binary runs exactly what scripts/ shows a user.
@@ -16,6 +16,7 @@ pub const FIREWALL_SH: &str = include_str!("../scripts/fault/firewall.sh");
 pub const CABLE_PULL_SH: &str = include_str!("../scripts/fault/cable-pull.sh");
 pub const NAT_SH: &str = include_str!("../scripts/fault/nat.sh");
 pub const FORGET_CONNECTIONS_SH: &str = include_str!("../scripts/fault/forget-connections.sh");
+pub const FAILOVER_SH: &str = include_str!("../scripts/fault/failover.sh");
 
 pub use crate::plan::Action;
 
@@ -40,6 +41,8 @@ pub enum Mechanism {
     Signal(Side, nix::sys::signal::Signal),
     /// Start the peer process again.
     Restart(Side),
+    /// Point the server's name at `to` in the run's hosts file (the runner writes it).
+    Hosts { to: std::net::Ipv4Addr },
 }
 
 impl Mechanism {
@@ -63,6 +66,10 @@ impl Mechanism {
                 format!("kill -{} <{side} pid>", &sig.as_str()[3..])
             }
             Mechanism::Restart(side) => format!("restart the {side}"),
+            Mechanism::Hosts { to } => format!(
+                "point {} at {to} in the run's hosts file",
+                crate::failover::SERVER_NAME
+            ),
         }
     }
 }
@@ -103,11 +110,14 @@ impl Mechanism {
         match self {
             Mechanism::Script { name, .. } => match *name {
                 "firewall" | "nat" => vec![SH, NFT],
-                "cable-pull" => vec![SH, IP],
+                "cable-pull" | "failover" => vec![SH, IP],
                 "forget-connections" => vec![SH, SS],
                 _ => vec![SH],
             },
-            Mechanism::Sysctl { .. } | Mechanism::Signal(..) | Mechanism::Restart(_) => vec![],
+            Mechanism::Sysctl { .. }
+            | Mechanism::Signal(..)
+            | Mechanism::Restart(_)
+            | Mechanism::Hosts { .. } => vec![],
         }
     }
 }
@@ -274,7 +284,38 @@ pub fn mechanism(fault: &Fault, action: Action) -> Vec<Mechanism> {
                 Action::Heal => vec![Mechanism::Restart(h.target), unplug],
             }
         }
+        FaultSpec::Failover(fo) => failover(fault, fo, action),
         _ => vec![single(fault, action)],
+    }
+}
+
+/// A failover (never healed): the address moves to the standby, or the old address goes dark
+/// and, with a hosts file, the server's name points at the standby's address.
+fn failover(fault: &Fault, fo: Failover, action: Action) -> Vec<Mechanism> {
+    if action == Action::Heal {
+        return vec![];
+    }
+    match fo.mode {
+        FailoverMode::AddressMove => vec![Mechanism::Script {
+            ns: Ns::Wire,
+            name: "failover",
+            script: FAILOVER_SH,
+            args: vec![
+                "move".into(),
+                lab::WIRE_SERVER_LINK.into(),
+                lab::SERVER_ADDR.to_string(),
+                lab::STANDBY_ADDR.to_string(),
+            ],
+        }],
+        FailoverMode::Dns => {
+            let mut steps = vec![firewall(fault, action, "drop")];
+            if fo.resolver() == Some(Resolve::HostsFile) {
+                steps.push(Mechanism::Hosts {
+                    to: lab::STANDBY_ADDR,
+                });
+            }
+            steps
+        }
     }
 }
 
@@ -335,6 +376,7 @@ fn single(fault: &Fault, action: Action) -> Mechanism {
             },
         },
         FaultSpec::HostReboot(_) => unreachable!("host-reboot is composed in mechanism()"),
+        FaultSpec::Failover(_) => unreachable!("failover is composed in mechanism()"),
         FaultSpec::FirewallDrop(_) => firewall(fault, action, "drop"),
         FaultSpec::Loss(_) => firewall(fault, action, "loss"),
         FaultSpec::Reject(Reject { with, .. }) => firewall(

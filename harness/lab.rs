@@ -6,6 +6,9 @@
 //!  [client] c0 ──────────── w0 [router: nft, conntrack] w1 ──────────── s0 [server]
 //!  198.18.1.2/24        198.18.1.1/24              198.18.2.1/24        198.18.2.2/24
 //! ```
+//!
+//! A scenario with a failover adds a fourth, the standby host, behind the wire's `w2`
+//! (198.18.3.0/24, [`Lab::add_standby`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,12 +28,18 @@ pub const WIRE_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 pub const WIRE_SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
 pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 2);
 pub const SERVER_PORT: u16 = 7000;
+/// The standby host (a scenario with a failover): its own network behind the wire, and the
+/// server's address on its loopback, unreachable until an address-move failover routes it there.
+pub const WIRE_STANDBY_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 1);
+pub const STANDBY_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
 
 /// The link names, as a user sees them with `ip link` inside each namespace.
 pub const CLIENT_LINK: &str = "c0";
 pub const WIRE_CLIENT_LINK: &str = "w0";
 pub const WIRE_SERVER_LINK: &str = "w1";
 pub const SERVER_LINK: &str = "s0";
+pub const WIRE_STANDBY_LINK: &str = "w2";
+pub const STANDBY_LINK: &str = "b0";
 
 /// One of the lab's network namespaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +47,8 @@ pub enum Ns {
     Client,
     Wire,
     Server,
+    /// The standby host a failover moves the service to.
+    Standby,
 }
 
 impl fmt::Display for Ns {
@@ -46,6 +57,7 @@ impl fmt::Display for Ns {
             Ns::Client => "client",
             Ns::Wire => "wire",
             Ns::Server => "server",
+            Ns::Standby => "standby",
         })
     }
 }
@@ -126,6 +138,8 @@ pub struct Lab {
     client: OwnedFd,
     wire: OwnedFd,
     server: OwnedFd,
+    /// The standby host, if the scenario has a failover ([`Lab::add_standby`]).
+    standby: Option<OwnedFd>,
     /// How long building it took.
     pub setup: Duration,
 }
@@ -173,20 +187,12 @@ impl Lab {
         // A new namespace copies tcp_rmem from the host's (this VM: a 32 MiB maximum), so
         // the peers get Linux's own default unless the scenario sets it: how far a receive
         // buffer may grow is then the same on every machine (docs/physics.md, K6).
-        let host = |own: &BTreeMap<String, String>| {
-            std::iter::once(("net.ipv4.tcp_rmem".to_owned(), TCP_RMEM_DEFAULT.to_owned()))
-                .chain(
-                    config
-                        .tcp_retries2
-                        .map(|n| ("net.ipv4.tcp_retries2".to_owned(), n.to_string())),
-                )
-                .chain(own.iter().map(|(k, v)| (k.clone(), v.clone())))
-                .collect::<Vec<_>>()
-        };
+        let host = |own: &BTreeMap<String, String>| Lab::peer_sysctls(config, own);
         let mut lab = Lab {
             client: new_netns(Ns::Client, host(client))?,
             wire: new_netns(Ns::Wire, vec![("net.ipv4.ip_forward".into(), "1".into())])?,
             server: new_netns(Ns::Server, host(server))?,
+            standby: None,
             setup: Duration::ZERO,
         };
         let wire_fd = lab.wire.as_raw_fd();
@@ -228,12 +234,65 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Adds the standby host: a fourth namespace behind the wire (198.18.3.2 on its link
+    /// `b0`, the wire's `w2` at 198.18.3.1), with the server's sysctls (`sysctls`, as the
+    /// server's namespace got them) and the server's address on its loopback.
+    pub fn add_standby(&mut self, sysctls: Vec<(String, String)>) -> Result<(), LabError> {
+        let start = Instant::now();
+        let standby = new_netns(Ns::Standby, sysctls)?;
+        let standby_fd = standby.as_raw_fd();
+        self.standby = Some(standby);
+        self.ip_batch(
+            Ns::Wire,
+            &format!(
+                "link add {WIRE_STANDBY_LINK} type veth peer name {STANDBY_LINK} netns /proc/self/fd/{standby_fd}\n\
+                 addr add {WIRE_STANDBY_ADDR}/24 dev {WIRE_STANDBY_LINK}\n\
+                 link set {WIRE_STANDBY_LINK} up\n"
+            ),
+            &[standby_fd],
+        )?;
+        self.ip_batch(
+            Ns::Standby,
+            &format!(
+                "link set lo up\n\
+                 addr add {SERVER_ADDR}/32 dev lo\n\
+                 addr add {STANDBY_ADDR}/24 dev {STANDBY_LINK}\n\
+                 link set {STANDBY_LINK} up\n\
+                 route add default via {WIRE_STANDBY_ADDR}\n"
+            ),
+            &[],
+        )?;
+        self.setup += start.elapsed();
+        Ok(())
+    }
+
+    /// The sysctls a peer's namespace gets: Linux's tcp_rmem, the lab's tcp_retries2, then
+    /// the side's own.
+    pub fn peer_sysctls(
+        config: &LabConfig,
+        own: &BTreeMap<String, String>,
+    ) -> Vec<(String, String)> {
+        std::iter::once(("net.ipv4.tcp_rmem".to_owned(), TCP_RMEM_DEFAULT.to_owned()))
+            .chain(
+                config
+                    .tcp_retries2
+                    .map(|n| ("net.ipv4.tcp_retries2".to_owned(), n.to_string())),
+            )
+            .chain(own.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .collect()
+    }
+
     /// The descriptor holding `ns`, for a thread that enters it (observers).
     pub fn fd(&self, ns: Ns) -> RawFd {
         match ns {
             Ns::Client => self.client.as_raw_fd(),
             Ns::Wire => self.wire.as_raw_fd(),
             Ns::Server => self.server.as_raw_fd(),
+            Ns::Standby => self
+                .standby
+                .as_ref()
+                .expect("the standby namespace exists when a failover uses it")
+                .as_raw_fd(),
         }
     }
 

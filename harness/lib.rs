@@ -31,6 +31,8 @@
 //! - [`sandbox`]: the user and PID namespaces that make a run leave nothing behind.
 //! - [`lab`]: network namespaces, links and addresses.
 //! - [`delay`]: delay and jitter on the wire (nfqueue), no netem needed.
+//! - [`failover`]: where a client connects (list, hosts file), the run's hosts file, and which
+//!   host each connection reached.
 //! - [`fault`]: inject and heal faults (scripts in `scripts/fault/`).
 //! - [`linkwatch`]: when the kernel applied a cable pull (rtnetlink link/route events).
 //! - [`nftwatch`]: when the kernel committed a firewall fault (`nft monitor`).
@@ -50,6 +52,7 @@ pub mod compare;
 pub mod delay;
 pub mod delaybench;
 pub mod duration;
+pub mod failover;
 pub mod fault;
 pub mod fidelity;
 pub mod html;

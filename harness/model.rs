@@ -1147,6 +1147,14 @@ pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel 
             peer_period_ms: KeepaliveMs::from_linux(scenario.settings(other).keepalive)
                 .map(|k| probe_period_ms(k) as u64),
         },
+        // The client's next packet to a moved address reaches the standby, which has no
+        // socket for it and answers RST (tcp_v4_send_reset); the old server is cut off and
+        // hears nothing, like a host that went away. After a dns failover the old address is
+        // dark for both (docs/physics.md, K16).
+        FaultSpec::Failover(fo) => match (side, fo.mode) {
+            (Side::Client, crate::scenario::FailoverMode::AddressMove) => FaultModel::Reset,
+            _ => FaultModel::Silence,
+        },
         FaultSpec::Loss(l) => FaultModel::Loss {
             percent: l.percent.0,
         },
@@ -1165,7 +1173,28 @@ pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Pred
     if let Some(k) = me.keepalive.as_mut() {
         k.count = os.probes(Some(k.count));
     }
-    predict_side(&me, fault_model(scenario, index, side))
+    let fault = fault_model(scenario, index, side);
+    let p = predict_side(&me, fault);
+    match (fault, side, me.heartbeat) {
+        // The client sends the heartbeat's PINGs (the server only answers): an idle client's
+        // next PING draws the reset if it goes out before a keepalive probe.
+        (FaultModel::Reset, Side::Client, Some((interval, _))) if me.role != Role::Writer => {
+            let h = interval as f64;
+            let hi = h + slack(h) + me.added_rtt_ms.1;
+            if p.window_ms.is_some_and(|w| w.1 <= hi) {
+                p
+            } else {
+                Prediction::at(
+                    0.0,
+                    hi,
+                    "ECONNRESET",
+                    "reset",
+                    "the next heartbeat PING is answered with RST".into(),
+                )
+            }
+        }
+        _ => p,
+    }
 }
 
 #[cfg(test)]

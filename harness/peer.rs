@@ -23,6 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+use crate::failover::Targets;
+
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use crate::clock;
@@ -817,6 +819,7 @@ pub fn serve(listen: SocketAddr, opts: ServerOpts, report: &'static Reporter) ->
                 ends: ends.clone(),
                 attempts: None,
                 slot: None,
+                host: None,
             }));
             let (conn, read) = Conn::new(stream, Role::Server, ends, opts.socket, opts.app, report);
             tokio::task::spawn_local(run_connection(conn, read));
@@ -859,7 +862,8 @@ impl Jitter {
 
 /// The client: opens `connections` connections; each runs until it fails, records the loss,
 /// and retries on a reconnect timer until connected again. Never returns.
-pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporter) -> ! {
+pub fn run_client(server: Targets, opts: ClientOpts, report: &'static Reporter) -> ! {
+    let server: &'static Targets = Box::leak(Box::new(server));
     let ran = block_on(async move {
         for i in 0..opts.connections.max(1) {
             tokio::task::spawn_local(client_connection(server, opts, i, report));
@@ -875,7 +879,7 @@ pub fn run_client(server: SocketAddr, opts: ClientOpts, report: &'static Reporte
 /// One of the client's connections, for ever: connect, run until lost, pause, connect again.
 /// Its events name its slot `i` when the client holds a pool.
 async fn client_connection(
-    server: SocketAddr,
+    server: &'static Targets,
     opts: ClientOpts,
     i: u32,
     report: &'static Reporter,
@@ -889,7 +893,7 @@ async fn client_connection(
         if connected_before {
             report.emit(Kind::ReconnectAttempt { attempt, slot });
         }
-        match connect(server, &opts).await {
+        match connect_any(server, &opts).await {
             Ok(stream) => {
                 let ends = Ends {
                     local: addr(stream.local_addr()),
@@ -899,6 +903,7 @@ async fn client_connection(
                     ends: ends.clone(),
                     attempts: Some(attempt),
                     slot,
+                    host: None,
                 };
                 report.emit(if connected_before {
                     Kind::Reconnected(c)
@@ -968,9 +973,26 @@ pub fn run(plan: &PeerPlan, addr: SocketAddr, report: &'static Reporter) -> io::
                 connections: plan.settings.connections.unwrap_or(1),
                 backoff: plan.settings.reconnect_backoff,
             };
-            run_client(addr, opts, report)
+            let targets = plan
+                .targets
+                .clone()
+                .unwrap_or(Targets::List { addrs: vec![addr] });
+            run_client(targets, opts, report)
         }
     }
+}
+
+/// One connect attempt: each address the targets give now, in order, until one answers; the
+/// last one's error if none does.
+async fn connect_any(server: &Targets, opts: &ClientOpts) -> io::Result<TcpStream> {
+    let mut last = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
+    for addr in server.resolve()? {
+        match connect(addr, opts).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// One connect attempt, given up after the connect timeout (ETIMEDOUT).
@@ -1415,7 +1437,8 @@ mod tests {
         };
         let accepted = block_on(async move {
             for i in 0..opts.connections {
-                tokio::task::spawn_local(client_connection(addr, opts, i, report));
+                let to: &'static Targets = Box::leak(Box::new(Targets::List { addrs: vec![addr] }));
+                tokio::task::spawn_local(client_connection(to, opts, i, report));
             }
             listener.set_nonblocking(true).unwrap();
             let listener = TcpListener::from_std(listener).unwrap();

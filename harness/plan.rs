@@ -41,6 +41,10 @@ pub struct PeerPlan {
     pub settings: PeerSettings,
     pub traffic: Traffic,
     pub heartbeat: Option<Heartbeat>,
+    /// Client: where to connect, when not (only) `--address` (a dns failover's list or hosts
+    /// file; the runner fills it in, as it owns the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<crate::failover::Targets>,
 }
 
 /// A scenario ready to run.
@@ -62,6 +66,7 @@ impl Plan {
             settings: self.scenario.settings(side).clone(),
             traffic: self.scenario.traffic,
             heartbeat: self.scenario.heartbeat,
+            targets: None,
         }
     }
 }

@@ -303,6 +303,7 @@ mod tests {
             ends: ends(),
             attempts: Some(1),
             slot: Some(slot),
+            host: None,
         })
     }
 
@@ -311,6 +312,7 @@ mod tests {
             ends: ends(),
             attempts: Some(2),
             slot: Some(slot),
+            host: None,
         })
     }
 

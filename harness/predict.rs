@@ -183,6 +183,15 @@ pub fn fault_model(text: &str) -> Result<FaultModel, String> {
             down_ms: f.duration("its downtime", "5s")?.as_millis(),
         },
         FaultKind::NatTimeout => f.nat()?,
+        FaultKind::Failover => {
+            f.only(&["address-move", "dns"])?;
+            // As the client sees it: an address move answers its next packet with RST
+            // (the standby has no socket for it); a dns failover leaves the old address dark.
+            match f.arg {
+                Some("dns") => FaultModel::Silence,
+                _ => FaultModel::Reset,
+            }
+        }
         FaultKind::Loss => f.loss()?,
     })
 }

@@ -363,6 +363,7 @@ impl SideView {
                     ends: e.clone(),
                     attempts: (self.side == Side::Client).then_some(self.attempts.max(1)),
                     slot: None,
+                    host: None,
                 };
                 let kind = if self.side == Side::Client && self.connected_once {
                     Kind::Reconnected(connected)

@@ -22,6 +22,8 @@ pub enum Source {
     Server,
     Wire,
     Observer,
+    /// The standby host's server (a failover moves the service to it).
+    Standby,
 }
 
 impl From<Side> for Source {
@@ -338,6 +340,10 @@ pub struct Connected {
     /// keeps its slot across reconnects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<u32>,
+    /// Client, in a scenario with a failover: the host that accepted it, `server` or
+    /// `standby`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// One step of a fault: `fault-injected` or `fault-healed`.
@@ -820,6 +826,7 @@ pub(crate) mod tests {
             },
             attempts: None,
             slot: None,
+            host: None,
         })
     }
 
@@ -1057,13 +1064,18 @@ pub(crate) mod tests {
     }
 
     fn arb_connected() -> impl Strategy<Value = Connected> {
-        (ends(), any::<Option<u32>>(), any::<Option<u32>>()).prop_map(|(ends, attempts, slot)| {
-            Connected {
+        (
+            ends(),
+            any::<Option<u32>>(),
+            any::<Option<u32>>(),
+            prop_oneof![Just(None), Just(Some("standby".to_owned()))],
+        )
+            .prop_map(|(ends, attempts, slot, host)| Connected {
                 ends,
                 attempts,
                 slot,
-            }
-        })
+                host,
+            })
     }
 
     fn kind() -> impl Strategy<Value = Kind> {

@@ -14,17 +14,37 @@ fn secs(ms: f64) -> String {
     }
 }
 
-fn side_line(side: Side, s: &SideSummary, healed: bool) -> String {
+fn side_line(side: Side, s: &SideSummary, healed: Option<&str>) -> String {
     let detect = match (&s.detection_ms, &s.error) {
         (Some(ms), Some(err)) => format!("detected after {:>10}  {err:<12}", secs(*ms)),
         _ => format!("{:<39}", "did not detect"),
     };
     let back = match (healed, s.reconnect_ms) {
-        (false, _) => String::new(),
-        (true, Some(ms)) => format!("back {} after heal", secs(ms)),
-        (true, None) => "not back after heal".into(),
+        (None, _) => String::new(),
+        (Some(from), Some(ms)) => format!("back {} after {from}", secs(ms)),
+        (Some(from), None) => format!("not back after {from}"),
     };
     format!("  {side:<7} {detect}{back}").trim_end().to_owned() + "\n"
+}
+
+/// Which host the client's first connection after a failover reached, and at which address.
+fn failover_line(events: &[crate::record::Event], injected_ms: Option<f64>) -> String {
+    let after = injected_ms.unwrap_or(f64::INFINITY);
+    events
+        .iter()
+        .find_map(|e| match &e.kind {
+            crate::record::Kind::Reconnected(c)
+                if e.source == crate::record::Source::Client && e.t_ms >= after =>
+            {
+                Some(format!(
+                    "  client  reconnected to the {} at {}\n",
+                    c.host.as_deref().unwrap_or("unknown host"),
+                    c.ends.peer
+                ))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| "  client  did not reconnect after the failover\n".into())
 }
 
 /// A pool's distributions on one side, and the storm: a few indented lines.
@@ -149,8 +169,21 @@ pub fn render(t: &Record, path: &str) -> String {
             f.kind.as_str()
         );
         let healed = f.healed_at_ms.is_some();
-        out += &side_line(Side::Client, &f.client, healed);
-        out += &side_line(Side::Server, &f.server, healed);
+        // A failover is its own heal: the client comes back to the standby.
+        let back_from = if f.kind == crate::scenario::FaultKind::Failover {
+            Some("the failover")
+        } else {
+            healed.then_some("heal")
+        };
+        out += &side_line(Side::Client, &f.client, back_from);
+        out += &side_line(
+            Side::Server,
+            &f.server,
+            back_from.filter(|_| f.kind != crate::scenario::FaultKind::Failover),
+        );
+        if f.kind == crate::scenario::FaultKind::Failover {
+            out += &failover_line(&t.events, f.injected_at_ms);
+        }
         out += &pool_lines(Side::Client, &f.client, healed);
         out += &pool_lines(Side::Server, &f.server, healed);
         if let Some(storm) = &f.storm {

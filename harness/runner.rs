@@ -198,6 +198,15 @@ enum Msg {
         side: Side,
         report: Report,
     },
+    /// A line the standby host's server reported.
+    StandbyLine {
+        line: String,
+    },
+    /// The standby host's server ended.
+    StandbyExited {
+        pid: Pid,
+        status: String,
+    },
 }
 
 /// A user program the run started (black box).
@@ -241,6 +250,10 @@ struct Run<'a> {
     links: Option<crate::linkwatch::LinkWatch>,
     /// When the last sysctl mechanism's write returned (monotonic ns).
     sysctl_written: Option<u64>,
+    /// The standby host's server, once started (a scenario with a failover).
+    standby: Option<Pid>,
+    /// The hosts file a dns failover rewrites.
+    hosts: Option<crate::failover::HostsFile>,
 }
 
 fn ns_of(side: Side) -> Ns {
@@ -303,7 +316,11 @@ impl Run<'_> {
         };
         let exe = self.opts.exe.to_string_lossy().into_owned();
         let mut cmd = self.lab.command(ns, &exe, &[]);
-        let peer = serde_json::to_string(&self.plan.peer(side)).expect("a peer plan serializes");
+        let mut plan = self.plan.peer(side);
+        if side == Side::Client {
+            plan.targets = self.targets();
+        }
+        let peer = serde_json::to_string(&plan).expect("a peer plan serializes");
         cmd.args(["peer", "--address", &server_addr, "--plan", &peer]);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -339,6 +356,67 @@ impl Run<'_> {
         Ok(pid)
     }
 
+    /// Where a dns failover's client connects: the list, or the name in the run's hosts file.
+    fn targets(&self) -> Option<crate::failover::Targets> {
+        use crate::failover::Targets;
+        let port = server_port(self.scenario);
+        match self.scenario.failover()?.resolver()? {
+            crate::scenario::Resolve::List => Some(Targets::List {
+                addrs: [lab::SERVER_ADDR, lab::STANDBY_ADDR]
+                    .map(|a| std::net::SocketAddr::from((a, port)))
+                    .to_vec(),
+            }),
+            crate::scenario::Resolve::HostsFile => Some(Targets::HostsFile {
+                path: self.hosts.as_ref()?.path().to_owned(),
+                name: crate::failover::SERVER_NAME.into(),
+                port,
+            }),
+        }
+    }
+
+    /// Starts the standby host's server: the reference server as planned for the server, in
+    /// the standby's namespace, listening on every address it has (its own, and the server's
+    /// that an address move brings it). Its reports are the record's `standby` events.
+    fn spawn_standby(&mut self) -> Result<Pid, RunError> {
+        let side = Side::Server;
+        let listen = format!("0.0.0.0:{}", server_port(self.scenario));
+        let exe = self.opts.exe.to_string_lossy().into_owned();
+        let mut cmd = self.lab.command(Ns::Standby, &exe, &[]);
+        let peer = serde_json::to_string(&self.plan.peer(side)).expect("a peer plan serializes");
+        cmd.args(["peer", "--address", &listen, "--plan", &peer]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| RunError::Spawn { side, exe, source })?;
+        let pid = Pid::from_raw(child.id().expect("a running child has a pid") as i32);
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = tx.send(Msg::StandbyLine { line });
+            }
+            let status = match child.wait().await {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            };
+            let _ = tx.send(Msg::StandbyExited { pid, status });
+        });
+        self.standby = Some(pid);
+        let t = self.now_ms();
+        self.record(Event::new(
+            t,
+            Source::Standby,
+            Kind::PeerOutput {
+                line: format!("the standby host's server started (pid {pid})"),
+            },
+        ));
+        Ok(pid)
+    }
+
     /// Starts a user program inside its side's namespace, in a process group of its own,
     /// with tasks that forward its output and its exit.
     fn spawn_program(&mut self, side: Side) -> Result<Pid, RunError> {
@@ -358,10 +436,16 @@ impl Run<'_> {
             .file
             .parent()
             .unwrap_or(std::path::Path::new(""));
-        let argv = program.argv(at, dir);
+        let mut argv = program.argv(at, dir);
+        let mut env = program::Program::env(side, at);
+        // A dns failover's client finds the server through a list or the run's hosts file.
+        if let Some(targets) = self.targets().filter(|_| side == Side::Client) {
+            argv = argv.iter().map(|a| targets.substitute(a)).collect();
+            env.extend(targets.env());
+        }
         let mut cmd = self.lab.command(ns_of(side), &argv[0], &[]);
         cmd.args(&argv[1..])
-            .envs(program::Program::env(side, at))
+            .envs(env)
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -632,6 +716,32 @@ impl Run<'_> {
                 };
                 self.record(event);
             }
+            Msg::StandbyLine { line } => {
+                let event = match serde_json::from_str::<PeerReport>(&line) {
+                    Ok(report) => Event {
+                        t_ms: clock::ms_since(self.origin_ns, report.mono_ns),
+                        source: Source::Standby,
+                        // Numbered as the server numbers its end: the client's port.
+                        conn: self.conns.number(Side::Server, &report.kind),
+                        kind: report.kind,
+                    },
+                    Err(_) => Event::new(self.now_ms(), Source::Standby, Kind::PeerOutput { line }),
+                };
+                self.record(event);
+            }
+            Msg::StandbyExited { pid, status } => {
+                if self.standby == Some(pid) && self.died.is_none() {
+                    self.died = Some(RunError::PeerDied {
+                        side: Side::Server,
+                        pid: pid.as_raw(),
+                        status: format!("{status} (the standby host's server)"),
+                    });
+                }
+                self.standby = None;
+                let t = self.now_ms();
+                let line = format!("the standby host's server (pid {pid}) exited: {status}");
+                self.record(Event::new(t, Source::Standby, Kind::PeerOutput { line }));
+            }
             Msg::Exited { side, pid, status } => {
                 if self.pids.get(&side) == Some(&pid) {
                     self.pids.remove(&side);
@@ -759,6 +869,16 @@ impl Run<'_> {
                 Ok(String::new())
             }
             Mechanism::Restart(side) => self.spawn_peer(*side).map(|_| String::new()),
+            Mechanism::Hosts { to } => {
+                let hosts = self.hosts.as_ref().ok_or_else(|| {
+                    RunError::Setup("a dns failover's hosts file was not made".into())
+                })?;
+                hosts.point(*to).map_err(|source| RunError::Output {
+                    path: hosts.path().display().to_string(),
+                    source,
+                })?;
+                Ok(String::new())
+            }
         }
     }
 
@@ -897,11 +1017,26 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     check_tools(scenario)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let run_date = std::time::SystemTime::now();
-    let lab = Lab::up_with(
+    let mut lab = Lab::up_with(
         &scenario.lab,
         &scenario.client.sysctl,
         &scenario.server.sysctl,
     )?;
+    let mut hosts = None;
+    if let Some(fo) = scenario.failover() {
+        lab.add_standby(Lab::peer_sysctls(&scenario.lab, &scenario.server.sysctl))?;
+        if fo.resolver() == Some(crate::scenario::Resolve::HostsFile) {
+            let file = crate::failover::HostsFile::create(&std::env::temp_dir(), lab::SERVER_ADDR)
+                .map_err(|source| RunError::Output {
+                    path: std::env::temp_dir()
+                        .join("flatline-hosts-*")
+                        .display()
+                        .to_string(),
+                    source,
+                })?;
+            hosts = Some(file);
+        }
+    }
     let programs = Side::BOTH
         .into_iter()
         .filter(|&side| scenario.settings(side).program.is_some())
@@ -943,6 +1078,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         nft: None,
         links: None,
         sysctl_written: None,
+        standby: None,
+        hosts,
     };
     if run.scenario.faults.iter().any(|f| {
         [Action::Inject, Action::Heal]
@@ -1003,7 +1140,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         let _ = nix::sys::signal::killpg(*pid, Signal::SIGKILL);
     }
     // Stop the peers, collect what they said last, then release the namespaces.
-    for pid in run.pids.values() {
+    for pid in run.pids.values().chain(run.standby.take().as_ref()) {
         let _ = kill(*pid, Signal::SIGKILL);
     }
     if let Some(d) = run.delayer.take() {
@@ -1063,6 +1200,9 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         },
     ));
     events.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+    if scenario.failover().is_some() {
+        crate::failover::name_hosts(&mut events);
+    }
 
     Ok(verdict::judge_run(
         program::with_observed(scenario, &observed),
@@ -1109,6 +1249,13 @@ async fn drive(
         e.source == Source::Server && matches!(e.kind, Kind::Listening { .. })
     })
     .await?;
+    if run.scenario.failover().is_some() {
+        run.spawn_standby()?;
+        run.wait_for(rx, Side::Server, "listen on the standby host", |e| {
+            e.source == Source::Standby && matches!(e.kind, Kind::Listening { .. })
+        })
+        .await?;
+    }
     run.spawn_peer(Side::Client)?;
     // With a pool of connections, the schedule starts once every one of them is up.
     let mut start_ms = 0.0;

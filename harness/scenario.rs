@@ -39,10 +39,14 @@ pub enum FaultKind {
     HostReboot,
     /// The wire is a NAT from the start; from `at` it forgets flows idle for `timeout`.
     NatTimeout,
+    /// The server's service moves to a standby host with no connection state: its address
+    /// moves there (`mode = "address-move"`), or the old address goes dark and clients must
+    /// find the standby's new one (`mode = "dns"`). Not healed.
+    Failover,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::ProcessKill,
         FaultKind::FirewallDrop,
         FaultKind::CablePull,
@@ -51,6 +55,7 @@ impl FaultKind {
         FaultKind::Loss,
         FaultKind::HostReboot,
         FaultKind::NatTimeout,
+        FaultKind::Failover,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +68,7 @@ impl FaultKind {
             FaultKind::Loss => "loss",
             FaultKind::HostReboot => "host-reboot",
             FaultKind::NatTimeout => "nat-timeout",
+            FaultKind::Failover => "failover",
         }
     }
 
@@ -85,6 +91,7 @@ impl FaultKind {
             FaultKind::Loss => fields_of::<Loss>(),
             FaultKind::HostReboot => fields_of::<HostReboot>(),
             FaultKind::NatTimeout => fields_of::<NatTimeout>(),
+            FaultKind::Failover => fields_of::<Failover>(),
         }
     }
 }
@@ -252,6 +259,54 @@ pub struct HostReboot {
     pub target: Side,
 }
 
+/// How a failover hands the service to the standby host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailoverMode {
+    /// The server's address moves to the standby (a VIP or an elastic IP moving): old
+    /// connections' next packets reach a host that has no socket for them and answer RST.
+    #[default]
+    AddressMove,
+    /// The old address goes dark (silent drop) and the standby answers at a new address,
+    /// which the client learns from a hosts file or a list (`resolve`).
+    Dns,
+}
+
+/// How a client learns the standby's address in a `dns` failover.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resolve {
+    /// A hosts file the run controls names the server; the failover points the name at the
+    /// standby. The client reads it at every connect.
+    #[default]
+    HostsFile,
+    /// The client holds both addresses, the server's first, and tries them in order at
+    /// every connect, each for its connect timeout.
+    List,
+}
+
+/// The server's service moves to a standby host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Failover {
+    /// address-move (default) or dns.
+    #[serde(default)]
+    pub mode: FailoverMode,
+    /// dns only: hosts-file (default) or list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve: Option<Resolve>,
+}
+
+impl Failover {
+    /// How the client finds the server, for a dns failover.
+    pub fn resolver(&self) -> Option<Resolve> {
+        match self.mode {
+            FailoverMode::AddressMove => None,
+            FailoverMode::Dns => Some(self.resolve.unwrap_or_default()),
+        }
+    }
+}
+
 /// The wire's NAT forgets flows idle for `timeout` (whole seconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(try_from = "RawNatTimeout")]
@@ -411,6 +466,7 @@ pub enum FaultSpec {
     Loss(Loss),
     HostReboot(HostReboot),
     NatTimeout(NatTimeout),
+    Failover(Failover),
 }
 
 impl FaultSpec {
@@ -424,6 +480,7 @@ impl FaultSpec {
             FaultSpec::Loss(_) => FaultKind::Loss,
             FaultSpec::HostReboot(_) => FaultKind::HostReboot,
             FaultSpec::NatTimeout(_) => FaultKind::NatTimeout,
+            FaultSpec::Failover(_) => FaultKind::Failover,
         }
     }
 
@@ -463,6 +520,7 @@ impl FaultSpec {
             FaultKind::Loss => FaultSpec::Loss(src.deserialize_value(at, table)?),
             FaultKind::HostReboot => FaultSpec::HostReboot(src.deserialize_value(at, table)?),
             FaultKind::NatTimeout => FaultSpec::NatTimeout(src.deserialize_value(at, table)?),
+            FaultKind::Failover => FaultSpec::Failover(src.deserialize_value(at, table)?),
         })
     }
 }
@@ -522,6 +580,14 @@ impl Fault {
         match self.kind() {
             k if k.is_firewall() => Some(format!("flatline_{ident}")),
             FaultKind::HostReboot => Some(format!("flatline_{ident}_down")),
+            // A dns failover makes the old address dark with a drop of its own.
+            FaultKind::Failover => match self.what {
+                FaultSpec::Failover(Failover {
+                    mode: FailoverMode::Dns,
+                    ..
+                }) => Some(format!("flatline_{ident}")),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -1119,6 +1185,14 @@ impl Scenario {
     pub fn fault(&self, id: &str) -> Option<&Fault> {
         self.faults.iter().find(|f| f.id == id)
     }
+
+    /// The scenario's failover, if it has one (at most one: the lab has one standby host).
+    pub fn failover(&self) -> Option<Failover> {
+        self.faults.iter().find_map(|f| match f.what {
+            FaultSpec::Failover(fo) => Some(fo),
+            _ => None,
+        })
+    }
 }
 
 /// Errors an error code names: EOF for an orderly close, else an errno name.
@@ -1203,6 +1277,16 @@ fn validate(src: &Source) -> Result<Scenario, ScenarioError> {
     let lab = raw.lab.clone().unwrap_or_default().resolve();
     let wire = wire(src, &root.key("wire"), raw.wire.as_ref())?;
     let faults = faults(src, &raw.fault, raw.end)?;
+    if let (Some(i), Some(_)) = (
+        faults.iter().position(|f| f.kind() == FaultKind::Failover),
+        &server.program,
+    ) {
+        return Err(src.error(
+            &root.key("fault").index(i).key("kind"),
+            "the standby host runs flatline's reference server: a failover needs the \
+             reference server, not a [server] command",
+        ));
+    }
     let expectations = match &raw.expect {
         Some(RawExpectations::None) => Vec::new(),
         Some(RawExpectations::Listed(list)) if !list.is_empty() => {
@@ -1467,6 +1551,7 @@ pub fn fault_at(
 ) -> Result<Fault, ScenarioError> {
     let f = fault(src, here, table, default_id)?;
     schedule_rules(src, here, &f, end)?;
+    failover_rules(src, here, &f)?;
     clash_rules(src, here, &f, &[])?;
     Ok(f)
 }
@@ -1570,6 +1655,29 @@ fn schedule_rules(
     Ok(())
 }
 
+/// A failover is not healed (the service stays on the standby), and only a dns failover
+/// says how the client resolves.
+fn failover_rules(src: &Source, here: &FieldPath, f: &Fault) -> Result<(), ScenarioError> {
+    let FaultSpec::Failover(fo) = f.what else {
+        return Ok(());
+    };
+    if f.heal.is_some() {
+        return Err(src.error(
+            &here.key("heal"),
+            "a failover is not healed: the service stays on the standby, and reconnects are \
+             measured from the failover; leave `heal` out",
+        ));
+    }
+    if fo.mode == FailoverMode::AddressMove && fo.resolve.is_some() {
+        return Err(src.error(
+            &here.key("resolve"),
+            "only applies to mode = \"dns\": after an address move the client finds the \
+             standby at the old address",
+        ));
+    }
+    Ok(())
+}
+
 /// Ids that the run can use and that do not collide with earlier faults; one NAT.
 fn clash_rules(
     src: &Source,
@@ -1611,6 +1719,12 @@ fn clash_rules(
         return Err(src.error(
             &here.key("kind"),
             "the wire has one NAT: one nat-timeout per scenario",
+        ));
+    }
+    if f.kind() == FaultKind::Failover && earlier.iter().any(|g| g.kind() == FaultKind::Failover) {
+        return Err(src.error(
+            &here.key("kind"),
+            "the lab has one standby host: one failover per scenario",
         ));
     }
     Ok(())
@@ -1679,7 +1793,8 @@ fn expectation(
             if e.error.is_some() {
                 return Err(src.error(&here.key("error"), "only applies to `detects`"));
             }
-            if fault.heal.is_none() && window != Window::Never {
+            let back_by_itself = fault.kind() == FaultKind::Failover;
+            if fault.heal.is_none() && window != Window::Never && !back_by_itself {
                 return Err(src.error(
                     &here.key("reconnects"),
                     format!("fault `{}` is never healed: give it `heal = ...`", fault.id),

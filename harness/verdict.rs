@@ -102,7 +102,7 @@ fn judge_one(exp: &Expectation, events: &[Event], now_ms: Option<f64>, run_end_m
             analysis::detection(events, side, &exp.fault),
         ),
         Check::Reconnects { .. } => (
-            times.healed_ms,
+            analysis::back_from_ms(events, &exp.fault, times),
             analysis::reconnect(events, side, &exp.fault).map(|ms| (ms, String::new())),
         ),
         Check::Disconnects { .. } => unreachable!("judged by judge_disconnects"),
@@ -171,7 +171,7 @@ fn judge_pool(
         Check::Reconnects { .. } => {
             let (cut, back) = pool::returns(events, exp.side, &exp.fault).unwrap_or_default();
             let back = back.into_iter().map(|ms| (ms, String::new())).collect();
-            (times.healed_ms, cut, back)
+            (analysis::back_from_ms(events, &exp.fault, times), cut, back)
         }
         Check::Disconnects { .. } => unreachable!("judged by judge_disconnects"),
     };

@@ -7,6 +7,7 @@
 mod blackbox;
 mod cli;
 mod delay;
+mod failover;
 mod fuzz;
 mod html;
 mod lab;
