@@ -12,7 +12,7 @@
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
@@ -20,6 +20,7 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 use crate::clock;
 use crate::fault::Mechanism;
 use crate::lab::{Lab, Ns};
+use crate::nftwatch::Seen;
 
 /// What the kernel reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,7 +42,7 @@ pub struct Expected {
 pub struct LinkWatch {
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    seen: Arc<Mutex<Vec<(Ns, Change, u64)>>>,
+    seen: Arc<Seen<(Ns, Change, u64)>>,
 }
 
 const RTNLGRP_LINK: u32 = 1;
@@ -58,7 +59,7 @@ impl LinkWatch {
     /// script's exit then stamps the fault, as before).
     pub fn start(lab: &Lab, namespaces: &[Ns]) -> Option<LinkWatch> {
         let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Seen::default());
         let mut threads = Vec::new();
         for &ns in namespaces {
             let socket = open_in(lab.fd(ns))?;
@@ -78,11 +79,14 @@ impl LinkWatch {
     }
 
     /// When the change `mechanism` makes was applied, if it was seen at or after `since_ns`.
-    pub fn applied(&self, mechanism: &Mechanism, since_ns: u64) -> Option<u64> {
+    /// Waits up to 20 ms for the event without holding up the runtime.
+    pub async fn applied(&self, mechanism: &Mechanism, since_ns: u64) -> Option<u64> {
         let want = expected(mechanism)?;
-        crate::nftwatch::first_seen(&self.seen, |(ns, change, at)| {
-            (*at >= since_ns && *ns == want.ns && *change == want.change).then_some(*at)
-        })
+        self.seen
+            .first(|(ns, change, at)| {
+                (*at >= since_ns && *ns == want.ns && *change == want.change).then_some(*at)
+            })
+            .await
     }
 
     /// Ends the listening threads (each wakes within its receive timeout).
@@ -138,7 +142,7 @@ fn open_in(fd: std::os::fd::RawFd) -> Option<Socket> {
     .flatten()
 }
 
-fn listen(ns: Ns, socket: Socket, stop: &AtomicBool, sink: &Mutex<Vec<(Ns, Change, u64)>>) {
+fn listen(ns: Ns, socket: Socket, stop: &AtomicBool, sink: &Seen<(Ns, Change, u64)>) {
     // The stamp is taken when this thread wakes, so it must wake at once even on a loaded
     // machine: as root it runs SCHED_FIFO (it only stamps and parses a few bytes per event);
     // without the privilege it stays an ordinary thread, and a late wake loses to the
@@ -164,9 +168,7 @@ fn listen(ns: Ns, socket: Socket, stop: &AtomicBool, sink: &Mutex<Vec<(Ns, Chang
         };
         let at = clock::now_ns();
         let changes = parse(&buf[..n.min(buf.len())]);
-        if let Ok(mut seen) = sink.lock() {
-            seen.extend(changes.into_iter().map(|c| (ns, c, at)));
-        }
+        sink.push(changes.into_iter().map(|c| (ns, c, at)));
     }
 }
 

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::clock;
 use crate::fault::Mechanism;
@@ -15,7 +15,7 @@ use crate::lab::{Lab, Ns};
 /// A running `nft monitor tables` and what it has reported: (line, monotonic ns).
 pub struct NftWatch {
     child: Child,
-    seen: Arc<Mutex<Vec<(String, u64)>>>,
+    seen: Arc<Seen<(String, u64)>>,
 }
 
 /// How long to wait for the monitor's line once the script has exited: it normally arrives
@@ -33,7 +33,7 @@ impl NftWatch {
             .stderr(Stdio::null());
         let mut child = cmd.spawn().ok()?;
         let stdout = child.stdout.take()?;
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Seen::default());
         let sink = Arc::clone(&seen);
         std::thread::Builder::new()
             .name("nft-monitor".into())
@@ -41,9 +41,7 @@ impl NftWatch {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
                     let at = clock::now_ns();
-                    if let Ok(mut seen) = sink.lock() {
-                        seen.push((line, at));
-                    }
+                    sink.push([(line, at)]);
                 }
             })
             .ok()?;
@@ -52,11 +50,11 @@ impl NftWatch {
 
     /// When the table a firewall script adds (inject) or deletes (heal) was committed, if the
     /// monitor saw it at or after `since_ns`: monotonic ns.
-    pub fn committed(&self, mechanism: &Mechanism, since_ns: u64) -> Option<u64> {
+    pub async fn committed(&self, mechanism: &Mechanism, since_ns: u64) -> Option<u64> {
         let want = expected_line(mechanism)?;
-        first_seen(&self.seen, |(line, at)| {
-            (*at >= since_ns && line.trim() == want).then_some(*at)
-        })
+        self.seen
+            .first(|(line, at)| (*at >= since_ns && line.trim() == want).then_some(*at))
+            .await
     }
 
     /// Ends the monitor (ours: killed by its pid, then reaped).
@@ -92,24 +90,97 @@ pub fn expected_line(mechanism: &Mechanism) -> Option<String> {
     Some(format!("{verb} table ip flatline_{}", args.get(1)?))
 }
 
-/// Waits up to 20 ms for a watcher's thread to record what `pick` looks for; polls every 0.2 ms.
+/// What a watcher's thread has recorded, and a wake-up for a task waiting for a record.
 /// Shared by the nft and link watchers.
-pub(crate) fn first_seen<T>(seen: &Mutex<Vec<T>>, pick: impl Fn(&T) -> Option<u64>) -> Option<u64> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(at) = seen.lock().ok().and_then(|s| s.iter().find_map(&pick)) {
-            return Some(at);
+pub(crate) struct Seen<T> {
+    records: Mutex<Vec<T>>,
+    added: tokio::sync::Notify,
+}
+
+impl<T> Default for Seen<T> {
+    fn default() -> Self {
+        Seen {
+            records: Mutex::new(Vec::new()),
+            added: tokio::sync::Notify::new(),
         }
-        if Instant::now() >= deadline {
-            return None;
+    }
+}
+
+impl<T> Seen<T> {
+    /// Records `items` (from the watcher's thread) and wakes whoever waits.
+    pub(crate) fn push(&self, items: impl IntoIterator<Item = T>) {
+        if let Ok(mut records) = self.records.lock() {
+            records.extend(items);
         }
-        std::thread::sleep(Duration::from_micros(200));
+        self.added.notify_waiters();
+    }
+
+    /// The first record `pick` accepts, waiting up to 20 ms for the watcher's thread to
+    /// record it. The wait is the runtime's, not the thread's: every other lab on the same
+    /// runtime (`flatline run -j N`) goes on meanwhile. The stamp is the watcher's, taken
+    /// when the record arrived, so how soon this task wakes does not move it.
+    pub(crate) async fn first(&self, pick: impl Fn(&T) -> Option<u64>) -> Option<u64> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            // Armed before looking, so a record pushed in between still wakes us.
+            let added = self.added.notified();
+            if let Some(at) = self
+                .records
+                .lock()
+                .ok()
+                .and_then(|r| r.iter().find_map(&pick))
+            {
+                return Some(at);
+            }
+            if tokio::time::timeout_at(deadline, added).await.is_err() {
+                return None;
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record pushed from another thread while a task waits is found at once, without
+    /// holding up the runtime: a second task on the same single-threaded runtime keeps
+    /// ticking meanwhile. A record that never comes gives None after the 20 ms wait.
+    #[test]
+    fn waiting_for_a_record_leaves_the_runtime_free() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let seen: Arc<Seen<u64>> = Arc::new(Seen::default());
+            let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let ticker = {
+                let ticks = Arc::clone(&ticks);
+                tokio::spawn(async move {
+                    loop {
+                        ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            };
+            let start = std::time::Instant::now();
+            assert_eq!(seen.first(|&x| (x == 7).then_some(x)).await, None);
+            assert!(start.elapsed() >= WAIT);
+            // The other task ran while this one waited (a blocking sleep would starve it).
+            assert!(ticks.load(std::sync::atomic::Ordering::Relaxed) > 10);
+            let sink = Arc::clone(&seen);
+            let pusher = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(5));
+                sink.push([3, 7]);
+            });
+            let start = std::time::Instant::now();
+            assert_eq!(seen.first(|&x| (x == 7).then_some(x)).await, Some(7));
+            assert!(start.elapsed() < WAIT, "{:?}", start.elapsed());
+            pusher.join().unwrap();
+            ticker.abort();
+        });
+    }
 
     #[test]
     fn firewall_scripts_map_to_their_tables() {

@@ -519,7 +519,7 @@ impl Run<'_> {
     }
 
     /// Starts tracing (as root) and one watcher per user program.
-    fn start_observers(&mut self) -> Result<(), RunError> {
+    async fn start_observers(&mut self) -> Result<(), RunError> {
         let sides: Vec<Side> = self.programs.keys().copied().collect();
         if sides.is_empty() {
             return Ok(());
@@ -532,7 +532,9 @@ impl Run<'_> {
             receivers.push(rx);
         }
         let traced = match self.opts.privileges {
-            Privileges::Root => TraceSession::start(sinks).map_err(|e| error_chain(&e)),
+            Privileges::Root => TraceSession::start(sinks)
+                .await
+                .map_err(|e| error_chain(&e)),
             Privileges::UserNamespace => Err("tracing needs root on the host".to_owned()),
         };
         let (mut receivers, note) = match traced {
@@ -932,20 +934,24 @@ impl Run<'_> {
             } else if let (Mechanism::Sysctl { .. }, Some(at)) = (m, self.sysctl_written.take()) {
                 // A sysctl (a NAT timeout) holds its new value once write(2) returns.
                 clock::ms_since(self.origin_ns, at)
-            } else if let Some(committed) = self
-                .nft
-                .as_ref()
-                .and_then(|w| w.committed(m, self.origin_ns + (before_ms * 1e6) as u64))
-            {
+            } else if let Some(committed) = match &self.nft {
+                Some(w) => {
+                    w.committed(m, self.origin_ns + (before_ms * 1e6) as u64)
+                        .await
+                }
+                None => None,
+            } {
                 // A firewall script's table is in effect when nftables commits it. The
                 // monitor's line arrives after the commit; if it came after the script's exit
                 // (a starved reader), the exit is the nearer bound.
                 clock::ms_since(self.origin_ns, committed).min(self.now_ms())
-            } else if let Some(applied) = self
-                .links
-                .as_ref()
-                .and_then(|w| w.applied(m, self.origin_ns + (before_ms * 1e6) as u64))
-            {
+            } else if let Some(applied) = match &self.links {
+                Some(w) => {
+                    w.applied(m, self.origin_ns + (before_ms * 1e6) as u64)
+                        .await
+                }
+                None => None,
+            } {
                 // A cable pull is in effect when rtnetlink reports the link (or route) change
                 // (stamped when our listener wakes; if it woke after the script's exit, the
                 // exit is the nearer bound).
@@ -1104,7 +1110,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     if !pulled.is_empty() {
         run.links = crate::linkwatch::LinkWatch::start(&run.lab, &pulled);
     }
-    let outcome = match run.start_observers() {
+    let outcome = match run.start_observers().await {
         Ok(()) => drive(&mut run, &mut rx).await,
         Err(e) => Err(e),
     };

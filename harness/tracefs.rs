@@ -179,7 +179,11 @@ impl NonBlock for fs::OpenOptions {
 impl TraceSession {
     /// Creates the instance, enables the tracepoints and starts reading. Every record goes to
     /// each of `sinks`. Fails (and leaves nothing) without root.
-    pub fn start(sinks: Vec<mpsc::Sender<TraceRecord>>) -> Result<TraceSession, TraceError> {
+    ///
+    /// The setup (a mount namespace, tracefs, the instance's ring buffers, the tracepoints)
+    /// runs on the tracing thread and can take a while on a loaded machine; the caller's task
+    /// awaits it, so other labs on the same runtime (`flatline run -j N`) go on meanwhile.
+    pub async fn start(sinks: Vec<mpsc::Sender<TraceRecord>>) -> Result<TraceSession, TraceError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(TraceError::NotRoot);
         }
@@ -189,7 +193,7 @@ impl TraceSession {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let thread = {
             let name = name.clone();
             let stop = stop.clone();
@@ -199,7 +203,12 @@ impl TraceSession {
                     let setup = private_tracefs().and_then(|root| setup(&root, &name));
                     let (dir, pipe) = match setup {
                         Ok(ok) => {
-                            let _ = ready_tx.send(Ok(()));
+                            if ready_tx.send(Ok(())).is_err() {
+                                // Nobody waits any more (the run was dropped): clean up.
+                                let _ = fs::write(ok.0.join("tracing_on"), "0");
+                                let _ = fs::remove_dir(&ok.0);
+                                return;
+                            }
                             ok
                         }
                         Err(e) => {
@@ -215,14 +224,15 @@ impl TraceSession {
                 })
                 .map_err(io("start the tracing thread"))?
         };
-        match ready_rx.recv() {
+        match ready_rx.await {
             Ok(Ok(())) => Ok(TraceSession {
                 name,
                 stop,
                 thread: Some(thread),
             }),
             Ok(Err(e)) => {
-                let _ = thread.join();
+                // The thread returns right after sending its error.
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
                 Err(e)
             }
             Err(_) => Err(TraceError::Io {
@@ -319,12 +329,41 @@ mod live {
     #[test]
     fn traces_a_handshake_and_leaves_nothing() {
         let (tx, rx) = mpsc::channel();
-        let session = TraceSession::start(vec![tx]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Another task on the same single-threaded runtime keeps running while the tracefs
+        // setup goes on (it used to block the runtime: every other lab of `run -j N` stalled).
+        let ticks = Arc::new(AtomicU32::new(0));
+        let session = rt.block_on(async {
+            let ticker = {
+                let ticks = Arc::clone(&ticks);
+                tokio::spawn(async move {
+                    loop {
+                        ticks.fetch_add(1, Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            };
+            let started = std::time::Instant::now();
+            let session = TraceSession::start(vec![tx]).await;
+            ticker.abort();
+            (session, started.elapsed())
+        });
+        let (session, setup) = session;
+        eprintln!("tracefs setup: {setup:?}");
         if !nix::unistd::geteuid().is_root() {
             assert!(matches!(session, Err(TraceError::NotRoot)));
             return;
         }
         let mut session = session.expect("tracing starts as root");
+        // A setup that finished before its first poll needs no wait; one that took longer
+        // must have let the other task run.
+        assert!(
+            ticks.load(Ordering::Relaxed) > 0 || setup < Duration::from_millis(20),
+            "the runtime was held during the {setup:?} setup"
+        );
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let before = crate::clock::now_ns();
         let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();

@@ -14,6 +14,10 @@ fn cable_pull_is_stamped_when_the_kernel_applies_it() {
         nix::unistd::geteuid().is_root(),
         "this lab test builds a lab in-process and needs root (CI runs as root)"
     );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
     let lab = Lab::up(&LabConfig::default()).expect("lab");
     let watch = flatline::linkwatch::LinkWatch::start(&lab, &[Ns::Wire, Ns::Client])
         .expect("rtnetlink sockets in the wire and client namespaces");
@@ -34,8 +38,8 @@ fn cable_pull_is_stamped_when_the_kernel_applies_it() {
         let started = flatline::clock::now_ns();
         flatline::fault::run_script(&lab, step).expect("cable-pull script");
         let exited = flatline::clock::now_ns();
-        let applied = watch
-            .applied(step, started)
+        let applied = runtime
+            .block_on(watch.applied(step, started))
             .unwrap_or_else(|| panic!("no kernel event for {}", step.describe()));
         // The event is stamped when our listener thread wakes: on a loaded machine that can
         // be a scheduling delay after the script exits (the runner then keeps the exit).
