@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -99,90 +99,53 @@ pub fn hosts_text(addr: Ipv4Addr) -> String {
     format!("# written by flatline: the server, as a failover scenario resolves it\n{addr} {SERVER_NAME}\n")
 }
 
-/// Prefix of the directories that hold a run's hosts file, in the temporary directory.
-const DIR_PREFIX: &str = "flatline-hosts-";
-
-/// A run's hosts file, in a directory of its own that a lock file marks as in use; dropping
-/// it removes the directory. A run killed before that leaves its directory unlocked, and the
-/// next run that makes one removes it.
+/// A run's hosts file: a memfd, so there is no file on any disk to leave behind, whatever
+/// ends the run. The runner holds it; the client inherits the descriptor (only the client:
+/// it is close-on-exec for everything else) and opens it as `/proc/self/fd/N`, which reopens
+/// the same file from its start at every connect.
 #[derive(Debug)]
-#[must_use = "dropping the hosts file removes it"]
 pub struct HostsFile {
-    dir: PathBuf,
-    path: PathBuf,
-    /// Held with flock(LOCK_EX) for the run's life.
-    _lock: File,
+    fd: std::os::fd::OwnedFd,
 }
 
 impl HostsFile {
-    /// Makes the file under `tmp` (normally `std::env::temp_dir()`), naming `addr`, after
-    /// sweeping the directories of runs that are gone.
-    pub fn create(tmp: &Path, addr: Ipv4Addr) -> io::Result<HostsFile> {
-        sweep(tmp);
-        let dir = (0u32..)
-            .map(|i| {
-                tmp.join(format!(
-                    "{DIR_PREFIX}{}-{i}",
-                    crate::clock::now_ns() % 1_000_000_000
-                ))
-            })
-            .find(|d| std::fs::create_dir(d).is_ok())
-            .expect("some name is free");
-        let made = (|| {
-            let lock = File::create(dir.join("lock"))?;
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let path = dir.join("hosts");
-            std::fs::write(&path, hosts_text(addr))?;
-            Ok(HostsFile {
-                dir: dir.clone(),
-                path,
-                _lock: lock,
-            })
-        })();
-        if made.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        made
+    /// Makes the file, naming `addr`.
+    pub fn create(addr: Ipv4Addr) -> io::Result<HostsFile> {
+        use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+        let fd = memfd_create(c"flatline-hosts", MemFdCreateFlag::MFD_CLOEXEC)?;
+        let file = HostsFile { fd };
+        file.write(&hosts_text(addr))?;
+        Ok(file)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The descriptor a child must inherit to read the file.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
     }
 
-    /// Points the server's name at `addr`: a new file renamed over the old, so a reader sees
-    /// one or the other, never half of either.
+    /// The path a child that inherited [`HostsFile::fd`] reads the file by.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd()))
+    }
+
+    /// Points the server's name at `addr`: one pwrite(2) over text of the same length (every
+    /// address the lab gives a server has ten characters), so a reader sees the old text or
+    /// the new, never a mix (the two differ in one byte).
     pub fn point(&self, addr: Ipv4Addr) -> io::Result<()> {
-        let next = self.dir.join("hosts.next");
-        std::fs::write(&next, hosts_text(addr))?;
-        std::fs::rename(&next, &self.path)
+        self.write(&hosts_text(addr))
     }
-}
 
-impl Drop for HostsFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Removes the hosts directories under `tmp` whose lock nobody holds (their run is gone).
-pub fn sweep(tmp: &Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if !e.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
-            continue;
+    fn write(&self, text: &str) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = File::from(self.fd.try_clone()?);
+        let len = file.metadata()?.len();
+        if len != 0 && len != text.len() as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a hosts file is rewritten in place only with text of the same length",
+            ));
         }
-        let Ok(lock) = File::open(e.path().join("lock")) else {
-            continue;
-        };
-        // SAFETY: flock on a descriptor we own; it is released when `lock` closes.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
+        file.write_all_at(text.as_bytes(), 0)
     }
 }
 
@@ -269,12 +232,11 @@ mod tests {
     }
 
     #[test]
-    fn the_hosts_file_moves_and_is_removed_and_a_dead_runs_is_swept() {
-        let tmp = tempfile::tempdir().unwrap();
+    fn the_hosts_file_moves_in_place_and_is_read_through_proc() {
         let port = 7000;
-        let file = HostsFile::create(tmp.path(), crate::lab::SERVER_ADDR).unwrap();
+        let file = HostsFile::create(crate::lab::SERVER_ADDR).unwrap();
         let targets = Targets::HostsFile {
-            path: file.path().to_owned(),
+            path: file.path(),
             name: SERVER_NAME.into(),
             port,
         };
@@ -287,19 +249,12 @@ mod tests {
             targets.resolve().unwrap(),
             [SocketAddr::from((crate::lab::STANDBY_ADDR, port))]
         );
-        // A live run's directory survives another run's sweep.
-        sweep(tmp.path());
-        assert!(file.path().exists());
-        let dir = file.path().parent().unwrap().to_owned();
-        drop(file);
-        assert!(!dir.exists());
-        // A killed run's directory: no one holds its lock.
-        let dead = tmp.path().join(format!("{DIR_PREFIX}dead"));
-        std::fs::create_dir(&dead).unwrap();
-        std::fs::write(dead.join("lock"), "").unwrap();
-        let other = HostsFile::create(tmp.path(), crate::lab::SERVER_ADDR).unwrap();
-        assert!(!dead.exists());
-        assert!(other.path().exists());
+        // A text of another length would need a truncate between two writes: refused.
+        assert!(file.point(Ipv4Addr::new(10, 0, 0, 1)).is_err());
+        assert_eq!(
+            hosts_text(crate::lab::SERVER_ADDR).len(),
+            hosts_text(crate::lab::STANDBY_ADDR).len()
+        );
     }
 
     fn connected(t_ms: f64, source: Source, conn: u64, again: bool) -> Event {

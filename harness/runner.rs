@@ -315,7 +315,12 @@ impl Run<'_> {
             Side::Server => Ns::Server,
         };
         let exe = self.opts.exe.to_string_lossy().into_owned();
-        let mut cmd = self.lab.command(ns, &exe, &[]);
+        // The client inherits the hosts file of a dns failover (and nothing else does).
+        let inherit: Vec<i32> = match (side, &self.hosts) {
+            (Side::Client, Some(h)) => vec![h.fd()],
+            _ => vec![],
+        };
+        let mut cmd = self.lab.command(ns, &exe, &inherit);
         let mut plan = self.plan.peer(side);
         if side == Side::Client {
             plan.targets = self.targets();
@@ -367,7 +372,7 @@ impl Run<'_> {
                     .to_vec(),
             }),
             crate::scenario::Resolve::HostsFile => Some(Targets::HostsFile {
-                path: self.hosts.as_ref()?.path().to_owned(),
+                path: self.hosts.as_ref()?.path(),
                 name: crate::failover::SERVER_NAME.into(),
                 port,
             }),
@@ -443,7 +448,11 @@ impl Run<'_> {
             argv = argv.iter().map(|a| targets.substitute(a)).collect();
             env.extend(targets.env());
         }
-        let mut cmd = self.lab.command(ns_of(side), &argv[0], &[]);
+        let inherit: Vec<i32> = match (side, &self.hosts) {
+            (Side::Client, Some(h)) => vec![h.fd()],
+            _ => vec![],
+        };
+        let mut cmd = self.lab.command(ns_of(side), &argv[0], &inherit);
         cmd.args(&argv[1..])
             .envs(env)
             .process_group(0)
@@ -875,10 +884,9 @@ impl Run<'_> {
                 let hosts = self.hosts.as_ref().ok_or_else(|| {
                     RunError::Setup("a dns failover's hosts file was not made".into())
                 })?;
-                hosts.point(*to).map_err(|source| RunError::Output {
-                    path: hosts.path().display().to_string(),
-                    source,
-                })?;
+                hosts
+                    .point(*to)
+                    .map_err(|e| RunError::Setup(format!("cannot rewrite the hosts file: {e}")))?;
                 Ok(String::new())
             }
         }
@@ -1032,14 +1040,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     if let Some(fo) = scenario.failover() {
         lab.add_standby(Lab::peer_sysctls(&scenario.lab, &scenario.server.sysctl))?;
         if fo.resolver() == Some(crate::scenario::Resolve::HostsFile) {
-            let file = crate::failover::HostsFile::create(&std::env::temp_dir(), lab::SERVER_ADDR)
-                .map_err(|source| RunError::Output {
-                    path: std::env::temp_dir()
-                        .join("flatline-hosts-*")
-                        .display()
-                        .to_string(),
-                    source,
-                })?;
+            let file = crate::failover::HostsFile::create(lab::SERVER_ADDR)
+                .map_err(|e| RunError::Setup(format!("cannot make the hosts file: {e}")))?;
             hosts = Some(file);
         }
     }

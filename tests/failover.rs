@@ -12,14 +12,40 @@ use crate::support::{assert_valid_record, describe, flatline, scenario};
 /// Timer slack: docs/physics.md measured +24..32 ms per 1 s timer; allow 100 ms per timer.
 const SLACK_PER_TIMER_MS: f64 = 100.0;
 
-/// Runs a shipped scenario with its own temporary directory (where a dns failover's hosts
-/// file lives), checks it passed and left nothing there; returns its record.
+/// Runs a shipped scenario, checks it passed and left nothing in its temporary directory;
+/// returns its record.
 fn run_passing(file: &Path) -> Value {
+    run_as(file, false)
+}
+
+/// As [`run_passing`]; `nobody`: as root, drop to nobody first, so the run goes through a
+/// user namespace (the hosts file a child inherits must work there too).
+fn run_as(file: &Path, nobody: bool) -> Value {
+    use std::os::unix::fs::PermissionsExt;
     let out = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let output: Output = flatline()
-        .arg("run")
-        .arg(file)
+    let nobody = nobody && nix::unistd::geteuid().is_root();
+    let mut cmd = if nobody {
+        for d in [out.path(), tmp.path()] {
+            std::fs::set_permissions(d, PermissionsExt::from_mode(0o777)).unwrap();
+        }
+        let exe = out.path().join("flatline");
+        crate::support::copy_flatline(&exe);
+        let copy = out.path().join(file.file_name().unwrap());
+        std::fs::copy(file, &copy).unwrap();
+        std::fs::set_permissions(&copy, PermissionsExt::from_mode(0o644)).unwrap();
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe)
+            .arg("run")
+            .arg(&copy);
+        cmd
+    } else {
+        let mut cmd = flatline();
+        cmd.arg("run").arg(file);
+        cmd
+    };
+    let output: Output = cmd
         .arg("--out")
         .arg(out.path())
         .env("TMPDIR", tmp.path())
@@ -33,6 +59,9 @@ fn run_passing(file: &Path) -> Value {
     let t: Value = serde_json::from_str(&text).unwrap();
     assert_valid_record(&t);
     assert_eq!(t["status"]["state"], "completed");
+    if nobody {
+        assert_eq!(t["environment"]["privileges"], "user-namespace");
+    }
     t
 }
 
@@ -191,6 +220,17 @@ fn a_dns_failover_through_the_hosts_file_sends_the_client_to_the_new_address() {
             .unwrap()
             .contains("point server.flatline.test at 198.18.3.2"),
         "{injected}"
+    );
+}
+
+#[test]
+fn without_root_the_client_still_reads_the_hosts_file_it_inherited() {
+    let t = run_as(&scenario("failover-dns-hosts-file.toml"), true);
+    assert_detects(&t, "client", keepalive_window(1.0, 1.0, 3.0), "ETIMEDOUT");
+    let (_, peer, host) = client_back(&t);
+    assert_eq!(
+        (peer.as_str(), host.as_str()),
+        ("198.18.3.2:7000", "standby")
     );
 }
 
