@@ -62,12 +62,20 @@ impl LinkWatch {
         let seen = Arc::new(Seen::default());
         let mut threads = Vec::new();
         for &ns in namespaces {
-            let socket = open_in(lab.fd(ns))?;
+            let socket = open_in(
+                lab.fd(ns),
+                NETLINK_ROUTE,
+                &[RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE],
+            )?;
             let (stop, sink) = (Arc::clone(&stop), Arc::clone(&seen));
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("linkwatch-{ns}"))
-                    .spawn(move || listen(ns, socket, &stop, &sink))
+                    .spawn(move || {
+                        listen(&socket, &stop, |datagram, at| {
+                            sink.push(parse(datagram).into_iter().map(|c| (ns, c, at)));
+                        });
+                    })
                     .ok()?,
             );
         }
@@ -108,19 +116,22 @@ impl Drop for LinkWatch {
     }
 }
 
-/// An rtnetlink socket created inside the namespace `fd` holds (on a throwaway thread, so no
-/// thread of ours changes namespace; a socket stays in the namespace it was created in).
-fn open_in(fd: std::os::fd::RawFd) -> Option<Socket> {
+/// A netlink socket of `protocol`, member of `groups`, created inside the namespace `fd`
+/// holds (on a throwaway thread, so no thread of ours changes namespace; a socket stays in the
+/// namespace it was created in). Shared by the link and nft watchers.
+pub(crate) fn open_in(fd: std::os::fd::RawFd, protocol: isize, groups: &[u32]) -> Option<Socket> {
+    let groups = groups.to_vec();
     std::thread::spawn(move || -> Option<Socket> {
         // SAFETY: setns on this short-lived thread only; fd is a namespace descriptor the lab
         // holds open for its whole life.
         if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
             return None;
         }
-        let mut socket = Socket::new(NETLINK_ROUTE).ok()?;
+        let mut socket = Socket::new(protocol).ok()?;
         socket.bind_auto().ok()?;
-        socket.add_membership(RTNLGRP_LINK).ok()?;
-        socket.add_membership(RTNLGRP_IPV4_ROUTE).ok()?;
+        for group in groups {
+            socket.add_membership(group).ok()?;
+        }
         let timeout = libc::timeval {
             tv_sec: 0,
             tv_usec: 50_000,
@@ -142,7 +153,8 @@ fn open_in(fd: std::os::fd::RawFd) -> Option<Socket> {
     .flatten()
 }
 
-fn listen(ns: Ns, socket: Socket, stop: &AtomicBool, sink: &Seen<(Ns, Change, u64)>) {
+/// Receives datagrams until `stop`, handing each to `on` with the monotonic ns it arrived at.
+pub(crate) fn listen(socket: &Socket, stop: &AtomicBool, mut on: impl FnMut(&[u8], u64)) {
     // The stamp is taken when this thread wakes, so it must wake at once even on a loaded
     // machine: as root it runs SCHED_FIFO (it only stamps and parses a few bytes per event);
     // without the privilege it stays an ordinary thread, and a late wake loses to the
@@ -167,16 +179,15 @@ fn listen(ns: Ns, socket: Socket, stop: &AtomicBool, sink: &Seen<(Ns, Change, u6
             }
         };
         let at = clock::now_ns();
-        let changes = parse(&buf[..n.min(buf.len())]);
-        sink.push(changes.into_iter().map(|c| (ns, c, at)));
+        on(&buf[..n.min(buf.len())], at);
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 

@@ -114,3 +114,62 @@ fn nat_timeout_is_stamped_when_the_kernel_holds_it() {
     }
     lab.teardown();
 }
+
+/// A firewall fault is stamped when nf_tables commits its table: our netlink socket in the
+/// wire namespace hears NFT_MSG_NEWTABLE / NFT_MSG_DELTABLE after the script started and
+/// before it exited, as root without the `nft monitor` process in between. A stamp taken at
+/// the script's exit, or matched to another table, fails.
+#[test]
+fn firewall_fault_is_stamped_when_nftables_commits_it() {
+    /// A woken real-time thread runs within a few ms even on two loaded cores.
+    const LISTENER_WAKE_NS: u64 = 10_000_000;
+    use flatline::fault::{Mechanism, FIREWALL_SH};
+    use flatline::lab::{self, Lab, LabConfig, Ns};
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this lab test builds a lab in-process and needs root (CI runs as root)"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let lab = Lab::up(&LabConfig::default()).expect("lab");
+    let watch = flatline::nftwatch::NftWatch::start(&lab).expect("a watcher in the wire");
+    assert!(
+        watch.is_netlink(),
+        "as root the wire's nf_tables group is ours to join"
+    );
+    let firewall = |args: &[&str]| Mechanism::Script {
+        ns: Ns::Wire,
+        name: "firewall",
+        script: FIREWALL_SH,
+        args: args.iter().map(|a| a.to_string()).collect(),
+    };
+    let (client, server) = (lab::CLIENT_ADDR.to_string(), lab::SERVER_ADDR.to_string());
+    let steps = [
+        firewall(&["inject", "a", &client, &server, "both", "drop"]),
+        firewall(&["inject", "b", &client, &server, "to-server", "icmp-host"]),
+        firewall(&["heal", "a"]),
+        firewall(&["heal", "b"]),
+    ];
+    for step in &steps {
+        let started = flatline::clock::now_ns();
+        flatline::fault::run_script(&lab, step).expect("firewall script");
+        let exited = flatline::clock::now_ns();
+        let committed = runtime
+            .block_on(watch.committed(step, started))
+            .unwrap_or_else(|| panic!("no nf_tables message for {}", step.describe()));
+        assert!(
+            started <= committed && committed <= exited + LISTENER_WAKE_NS,
+            "{}: commit heard at {committed} ns outside the script's run {started}..{exited} ns",
+            step.describe()
+        );
+        println!(
+            "{}: commit heard {:.3} ms before the script's exit",
+            step.describe(),
+            (exited as f64 - committed as f64) / 1e6
+        );
+    }
+    watch.stop();
+    lab.teardown();
+}
