@@ -1120,6 +1120,9 @@ fn after_a_server_restart_backoff_with_jitter_spreads_the_storm_that_a_fixed_int
             storm["failed"]["ECONNREFUSED"].as_u64().unwrap() >= 200,
             "{storm}"
         );
+        // A backlog of 1024 holds the whole pool: the accept queue never overflowed (compare
+        // the small backlog's test).
+        assert_eq!(storm["listen_overflows"], 0, "{storm}");
     }
     let (pool, storm) = pool_of(&fixed, "client");
     // Lockstep: the pool detected within tens of milliseconds and retries every 500 ms, so at
@@ -1143,6 +1146,37 @@ fn after_a_server_restart_backoff_with_jitter_spreads_the_storm_that_a_fixed_int
         ms(&pool["all_back_ms"]) <= 2000.0 + 2.0 * SLACK_PER_TIMER_MS,
         "{pool}"
     );
+}
+
+#[test]
+fn a_reconnect_storm_overflows_a_small_backlog_and_dropped_syns_are_retried() {
+    let t = run_passing("fleet/restart-small-backlog.toml");
+    let (pool, storm) = pool_of(&t, "client");
+    assert_eq!(pool["detected"], 200, "{pool}");
+    // The accept queue holds 2 (backlog 1): the burst after the restart overflowed it. This
+    // lower bound proves the small backlog took effect (backlog 1024 never overflows, above).
+    let overflows = storm["listen_overflows"].as_u64().unwrap();
+    assert!(overflows >= 1, "{storm}");
+    // A dropped SYN would be resent after 1 s (TCP_TIMEOUT_INIT), after the 800 ms connect
+    // timeout: each is a failed attempt, and each failed attempt was an overflow (a dropped
+    // final ACK is one too, but its client connected).
+    let timed_out = storm["failed"]["ETIMEDOUT"].as_u64().unwrap_or(0);
+    assert!((1..=overflows).contains(&timed_out), "{storm}");
+    assert!(
+        storm["failed"]["ECONNREFUSED"].as_u64().unwrap() >= 200,
+        "{storm}"
+    );
+    // The first connections are back at the next lockstep attempt (within one 500 ms
+    // interval of the heal, none before it); one whose attempt timed out is back no sooner
+    // than the connect timeout plus the interval (1.3 s) after the heal (docs/physics.md K17).
+    let r = &pool["reconnect"];
+    assert!(
+        (-5.0..=500.0 + 2.0 * SLACK_PER_TIMER_MS).contains(&ms(&r["min_ms"])),
+        "{pool}"
+    );
+    assert!(ms(&r["max_ms"]) >= 1300.0, "{pool}");
+    // Nothing the server accepted was lost: the overflow only delays.
+    assert_eq!(t["summary"]["faults"][0]["server"]["pool"]["detected"], 0);
 }
 
 /// Runs `flatline advise ... --write FILE`, then `flatline run FILE`: the advice must pass in
