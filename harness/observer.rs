@@ -542,6 +542,65 @@ impl Tracker {
         owner: impl Fn(u64) -> Option<i32>,
     ) -> Vec<Observation> {
         let mut out = Vec::new();
+        // What the dump no longer shows, or shows changed: first, so that a connection the
+        // program made to replace one that went within the same dump comes after it.
+        let shown: BTreeMap<Tuple, &DiagSocket> = sockets.iter().map(|s| (s.tuple, s)).collect();
+        let tuples: Vec<Tuple> = self.conns.keys().copied().collect();
+        for tuple in tuples {
+            let conn = &self.conns[&tuple];
+            if conn.closed {
+                continue;
+            }
+            let held = owner(conn.inode).is_some();
+            match shown.get(&tuple) {
+                // With the trace, its record has the kernel's stamp: the dump only waits.
+                Some(s) if s.state == TcpState::CloseWait && !self.tracing => {
+                    out.extend(self.peer_closed(tuple, t_ns, Via::Diag));
+                }
+                Some(s) if s.state == TcpState::Established => {}
+                // Gone from the dump, or on its way out: who let go?
+                _ if self.tracing => {}
+                _ if held => {
+                    if !conn.gave_up && !conn.peer_closed {
+                        let timed_out = self.timed_out();
+                        let c = self.conns.get_mut(&tuple).expect("listed");
+                        c.gave_up = true;
+                        let (error, reason) = infer(c.last.as_ref(), timed_out);
+                        out.push(Observation::KernelGaveUp {
+                            conn: c.id,
+                            t_ns,
+                            via: Via::Diag,
+                            error: error.into(),
+                            reason,
+                        });
+                    }
+                }
+                gone => {
+                    let timed_out = self.timed_out();
+                    let c = self.conns.get_mut(&tuple).expect("listed");
+                    // Gone and let go within one dump interval: if the namespace counted a
+                    // timeout, the kernel aborted it first (a program's own close leaves the
+                    // socket in FIN_WAIT or LAST_ACK, still in the dump).
+                    if gone.is_none() && timed_out && !c.gave_up && !c.peer_closed {
+                        c.gave_up = true;
+                        let (error, reason) = infer(c.last.as_ref(), true);
+                        out.push(Observation::KernelGaveUp {
+                            conn: c.id,
+                            t_ns,
+                            via: Via::Diag,
+                            error: error.into(),
+                            reason,
+                        });
+                    }
+                    c.closed = true;
+                    out.push(Observation::ProgramClosed {
+                        conn: c.id,
+                        t_ns,
+                        via: Via::Diag,
+                    });
+                }
+            }
+        }
         for s in sockets {
             // Without the trace, an attempt shows as a socket in SYN_SENT (one that a refusal
             // ends within a dump interval goes unseen).
@@ -614,64 +673,6 @@ impl Tracker {
             }
             if s.state == TcpState::CloseWait && !self.tracing {
                 out.extend(self.peer_closed(s.tuple, t_ns, Via::Diag));
-            }
-        }
-        // What the dump no longer shows, or shows changed.
-        let shown: BTreeMap<Tuple, &DiagSocket> = sockets.iter().map(|s| (s.tuple, s)).collect();
-        let tuples: Vec<Tuple> = self.conns.keys().copied().collect();
-        for tuple in tuples {
-            let conn = &self.conns[&tuple];
-            if conn.closed {
-                continue;
-            }
-            let held = owner(conn.inode).is_some();
-            match shown.get(&tuple) {
-                // With the trace, its record has the kernel's stamp: the dump only waits.
-                Some(s) if s.state == TcpState::CloseWait && !self.tracing => {
-                    out.extend(self.peer_closed(tuple, t_ns, Via::Diag));
-                }
-                Some(s) if s.state == TcpState::Established => {}
-                // Gone from the dump, or on its way out: who let go?
-                _ if self.tracing => {}
-                _ if held => {
-                    if !conn.gave_up && !conn.peer_closed {
-                        let timed_out = self.timed_out();
-                        let c = self.conns.get_mut(&tuple).expect("listed");
-                        c.gave_up = true;
-                        let (error, reason) = infer(c.last.as_ref(), timed_out);
-                        out.push(Observation::KernelGaveUp {
-                            conn: c.id,
-                            t_ns,
-                            via: Via::Diag,
-                            error: error.into(),
-                            reason,
-                        });
-                    }
-                }
-                gone => {
-                    let timed_out = self.timed_out();
-                    let c = self.conns.get_mut(&tuple).expect("listed");
-                    // Gone and let go within one dump interval: if the namespace counted a
-                    // timeout, the kernel aborted it first (a program's own close leaves the
-                    // socket in FIN_WAIT or LAST_ACK, still in the dump).
-                    if gone.is_none() && timed_out && !c.gave_up && !c.peer_closed {
-                        c.gave_up = true;
-                        let (error, reason) = infer(c.last.as_ref(), true);
-                        out.push(Observation::KernelGaveUp {
-                            conn: c.id,
-                            t_ns,
-                            via: Via::Diag,
-                            error: error.into(),
-                            reason,
-                        });
-                    }
-                    c.closed = true;
-                    out.push(Observation::ProgramClosed {
-                        conn: c.id,
-                        t_ns,
-                        via: Via::Diag,
-                    });
-                }
             }
         }
         for s in sockets {
@@ -946,6 +947,30 @@ mod tests {
                 via: Via::Trace
             }]
         );
+    }
+
+    /// A pool's program closes a dead connection and opens its replacement between two
+    /// dumps: the old one's end comes before the new one, so the new one can be told a
+    /// reconnection.
+    #[test]
+    fn a_dump_reports_what_went_before_what_replaced_it() {
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), false);
+        t.dump(1_000, &[diag(TcpState::Established, Some(900))], |_| {
+            Some(5)
+        });
+        let mut new = diag(TcpState::Established, Some(900));
+        new.tuple.local.set_port(43207);
+        new.inode = 20930;
+        let seen = t.dump(2_000, &[new], |inode| (inode == 20930).then_some(5));
+        let kinds: Vec<&str> = seen
+            .iter()
+            .map(|o| match o {
+                Observation::ProgramClosed { .. } => "closed",
+                Observation::Established { .. } => "established",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["closed", "established"], "{seen:?}");
     }
 
     #[test]

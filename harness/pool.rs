@@ -7,19 +7,41 @@ use crate::analysis::{fault_times, next_fault_start};
 use crate::record::{Distribution, Event, Kind, PoolSummary, Source, Storm};
 use crate::scenario::{Pick, Side};
 
-/// Whether the events come from a client holding a pool: its connections carry slots.
+/// Whether the events come from a pool: the reference client's connections carry slots, or
+/// a program (black box) held more than one connection when a fault started.
 pub fn is_pool(events: &[Event]) -> bool {
-    events.iter().any(|e| {
+    let slots = events.iter().any(|e| {
         e.source == Source::Client
             && matches!(&e.kind, Kind::Connected(c) | Kind::Reconnected(c) if c.slot.is_some())
-    })
+    });
+    slots
+        || [Side::Client, Side::Server]
+            .into_iter()
+            .any(|side| program_pool(events, side))
+}
+
+/// Whether `side` is a program (the observer reported its connections) that held more than
+/// one connection open when some fault started to be injected.
+pub fn program_pool(events: &[Event], side: Side) -> bool {
+    let observed = events
+        .iter()
+        .any(|e| e.source == side.into() && matches!(e.kind, Kind::ConnectionObserved(_)));
+    observed
+        && events
+            .iter()
+            .filter_map(|e| match (&e.kind, e.source) {
+                (Kind::FaultInjected(s), Source::Runner) => Some(e.t_ms - s.took_ms),
+                _ => None,
+            })
+            .any(|started| open_at(events, side, started).len() > 1)
 }
 
 fn round_us(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
 }
 
-/// Connections of `side` open at `t_ms`: established before it and not lost.
+/// Connections of `side` open at `t_ms`: established before it and neither lost nor let go
+/// of (a program's close).
 fn open_at(events: &[Event], side: Side, t_ms: f64) -> BTreeSet<u64> {
     let mut open = BTreeSet::new();
     for e in events
@@ -31,7 +53,7 @@ fn open_at(events: &[Event], side: Side, t_ms: f64) -> BTreeSet<u64> {
             Kind::Connected(_) | Kind::Reconnected(_) => {
                 open.insert(conn);
             }
-            Kind::PeerLost(_) => {
+            Kind::PeerLost(_) | Kind::ProgramClosed { .. } => {
                 open.remove(&conn);
             }
             _ => {}
@@ -442,6 +464,65 @@ mod tests {
             "EOF x1, ETIMEDOUT x1"
         );
         assert_eq!(pick(Pick::Any, 2, &mixed).unwrap().1, "EOF");
+    }
+
+    #[test]
+    fn a_program_holding_several_connections_at_a_fault_is_a_pool() {
+        let observed = |t: f64, conn: u64| {
+            at(
+                t,
+                Source::Client,
+                conn,
+                Kind::ConnectionObserved(crate::record::ConnectionObserved {
+                    ends: ends(),
+                    pid: 3,
+                    keepalive_armed: true,
+                    keepalive_in_ms: None,
+                    options: None,
+                    via: "trace".into(),
+                }),
+            )
+        };
+        let program = |conns: u64| {
+            let mut ev = Vec::new();
+            for c in 1..=conns {
+                let mut up = connected(0);
+                if let Kind::Connected(x) = &mut up {
+                    x.slot = None;
+                }
+                ev.push(at(c as f64, Source::Client, c, up));
+                ev.push(observed(c as f64, c));
+            }
+            ev.push(injected(1000.0, "drop", 0.0));
+            ev
+        };
+        assert!(is_pool(&program(2)));
+        assert!(program_pool(&program(2), Side::Client));
+        assert!(!program_pool(&program(2), Side::Server));
+        // One connection is not a pool; nor is a program that let go of the other first.
+        assert!(!is_pool(&program(1)));
+        let mut closed = program(2);
+        closed.insert(
+            4,
+            at(
+                3.0,
+                Source::Client,
+                1,
+                Kind::ProgramClosed {
+                    ends: ends(),
+                    via: "trace".into(),
+                    dump_lag_ms: None,
+                },
+            ),
+        );
+        assert!(!is_pool(&closed));
+        // The reference peers' single connection, restarted, is no pool either (no
+        // observations).
+        let reference: Vec<Event> = program(2)
+            .into_iter()
+            .filter(|e| !matches!(e.kind, Kind::ConnectionObserved(_)))
+            .collect();
+        assert!(!is_pool(&reference));
     }
 
     #[test]

@@ -282,6 +282,9 @@ struct ConnView {
     /// A receive of the program's returned the kernel's error for it.
     saw: bool,
     closed: bool,
+    /// Counted among the side's connections that went (gave up, peer closed, noticed, or
+    /// closed): the next connection of the client replaces one of them.
+    gone: bool,
 }
 
 fn mechanism(reason: GaveUpReason) -> LossMechanism {
@@ -303,6 +306,12 @@ pub struct SideView {
     connected_once: bool,
     lost_since_connected: bool,
     attempts: u32,
+    /// Connections gone and not yet replaced by a new one: a client's new connection is a
+    /// reconnection only while one is, so a program that holds a pool opens its pool with
+    /// `connected` events and replaces what it lost with `reconnected` ones.
+    unreplaced: u32,
+    /// Whether any connection went: attempts after that are reconnect attempts.
+    any_gone: bool,
     /// Socket options seen: with keepalive on, the declared ones for the model.
     pub options: Option<SocketSettings>,
     /// The program is being ended by a fault (killed, terminated): its closes are its death,
@@ -318,8 +327,19 @@ impl SideView {
             connected_once: false,
             lost_since_connected: false,
             attempts: 0,
+            unreplaced: 0,
+            any_gone: false,
             options: None,
             dying: false,
+        }
+    }
+
+    /// Connection `conn` went (the first sign of it counts).
+    fn went(&mut self, conn: u32) {
+        if let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.gone) {
+            c.gone = true;
+            self.unreplaced += 1;
+            self.any_gone = true;
         }
     }
 
@@ -338,7 +358,7 @@ impl SideView {
         let mut out = Vec::new();
         match obs {
             Observation::ConnectAttempt { t_ns, .. } => {
-                if self.side == Side::Client && self.connected_once {
+                if self.side == Side::Client && self.any_gone {
                     self.attempts += 1;
                     out.push((
                         t_ns,
@@ -365,7 +385,12 @@ impl SideView {
                     slot: None,
                     host: None,
                 };
-                let kind = if self.side == Side::Client && self.connected_once {
+                // A pool's first connections are not reconnections, however many come after
+                // the first.
+                let replaces =
+                    self.side == Side::Client && self.connected_once && self.unreplaced > 0;
+                let kind = if replaces {
+                    self.unreplaced -= 1;
                     Kind::Reconnected(connected)
                 } else {
                     Kind::Connected(connected)
@@ -397,6 +422,7 @@ impl SideView {
                         noticed: false,
                         saw: false,
                         closed: false,
+                        gone: false,
                     },
                 );
             }
@@ -407,6 +433,7 @@ impl SideView {
                 error,
                 reason,
             } => {
+                self.went(conn);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.kernel = Some((error.clone(), mechanism(reason)));
                     out.push((
@@ -422,6 +449,7 @@ impl SideView {
                 }
             }
             Observation::PeerClosed { conn, t_ns, via: v } => {
+                self.went(conn);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.fin = true;
                     out.push((
@@ -448,6 +476,7 @@ impl SideView {
                 }
             }
             Observation::ProgramClosed { conn, t_ns, via: v } => {
+                self.went(conn);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.closed = true;
                     out.push((
@@ -490,6 +519,7 @@ impl SideView {
 
     /// The program noticed the loss of `conn`: the first notice records `peer-lost`.
     fn notice(&mut self, conn: u32, t_ns: u64) -> Option<(u64, Kind)> {
+        self.went(conn);
         let c = self.conns.get_mut(&conn)?;
         if c.noticed {
             return None;
@@ -519,18 +549,26 @@ impl SideView {
     }
 
     /// A line of the program's; `matched` is what [`Program::matches`] said. A `lost` line is
-    /// a notice of the latest connection not yet noticed.
+    /// a notice of the latest connection not yet noticed whose kernel gave up (or whose peer
+    /// closed); failing that, of the only connection still open. A program holding several
+    /// open connections does not say which one its line is about: its close will say.
     pub fn line(&mut self, t_ns: u64, matched: Option<&str>) -> Option<(u64, Kind)> {
         if matched != Some("lost") {
             return None;
         }
-        let latest = self
-            .conns
-            .iter()
-            .rev()
-            .find(|(_, c)| !c.noticed)
-            .map(|(&id, _)| id)?;
-        self.notice(latest, t_ns)
+        let unnoticed = || self.conns.iter().rev().filter(|(_, c)| !c.noticed);
+        let known = unnoticed()
+            .find(|(_, c)| c.kernel.is_some() || c.fin)
+            .map(|(&id, _)| id);
+        let only = || {
+            let mut open = self.conns.iter().filter(|(_, c)| !c.closed);
+            match (open.next(), open.next()) {
+                (Some((&id, c)), None) if !c.noticed => Some(id),
+                _ => None,
+            }
+        };
+        let conn = known.or_else(only)?;
+        self.notice(conn, t_ns)
     }
 }
 
@@ -604,6 +642,7 @@ pub fn findings(events: &[Event], sides: &[Side]) -> Vec<String> {
                 _ => {}
             }
         }
+        let (mut noticed, mut never) = (Vec::new(), Vec::new());
         for (conn, (kernel, program)) in by_conn {
             let Some(k) = kernel else { continue };
             let what = match &k.kind {
@@ -616,15 +655,60 @@ pub fn findings(events: &[Event], sides: &[Side]) -> Vec<String> {
                 _ => format!("the peer closed it at {:.3} s", k.t_ms / 1e3),
             };
             match program {
-                Some(p) if p.t_ms >= k.t_ms => out.push(format!(
-                    "the {side} noticed connection {conn} {:.1} ms after {what}",
-                    p.t_ms - k.t_ms
-                )),
+                Some(p) if p.t_ms >= k.t_ms => noticed.push((conn, p.t_ms - k.t_ms, what)),
                 Some(_) => {}
-                None => out.push(format!(
-                    "the {side} program never closed the dead connection {conn}: {what}"
-                )),
+                None => never.push((conn, what)),
             }
+        }
+        out.extend(pool_findings(side, noticed, never));
+    }
+    out
+}
+
+/// More connections than this in one finding's kind are said in one sentence (a pool).
+const FINDINGS_PER_CONNECTION: usize = 3;
+
+/// One sentence per connection; for a pool, one sentence for all its connections of a kind:
+/// (connection, ms from the kernel's news to the program's notice, the news) and
+/// (connection, the news) of those the program never closed.
+fn pool_findings(
+    side: Side,
+    mut noticed: Vec<(u64, f64, String)>,
+    never: Vec<(u64, String)>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if noticed.len() > FINDINGS_PER_CONNECTION {
+        noticed.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let ms: Vec<f64> = noticed.iter().map(|n| n.1).collect();
+        let d = crate::pool::distribution(&ms).expect("not empty");
+        out.push(format!(
+            "the {side} noticed each of {} dead connections {:.1}-{:.1} ms (median {:.1} ms) \
+             after its kernel gave up or its peer closed it",
+            ms.len(),
+            d.min_ms,
+            d.max_ms,
+            d.p50_ms
+        ));
+    } else {
+        for (conn, ms, what) in noticed {
+            out.push(format!(
+                "the {side} noticed connection {conn} {ms:.1} ms after {what}"
+            ));
+        }
+    }
+    if never.len() > FINDINGS_PER_CONNECTION {
+        let ids: Vec<String> = never.iter().map(|n| n.0.to_string()).collect();
+        out.push(format!(
+            "the {side} program never closed {} dead connections ({}): the first, {}",
+            never.len(),
+            ids.join(", "),
+            never[0].1
+        ));
+    } else {
+        for (conn, what) in never {
+            out.push(format!(
+                "the {side} program never closed the dead connection {conn}: {what}"
+            ));
         }
     }
     out
@@ -846,6 +930,83 @@ mod tests {
                 })
             )
         ));
+    }
+
+    fn gave_up(conn: u32, t_ns: u64) -> Observation {
+        Observation::KernelGaveUp {
+            conn,
+            t_ns,
+            via: Via::Trace,
+            error: "ETIMEDOUT".into(),
+            reason: GaveUpReason::Keepalive,
+        }
+    }
+
+    fn closed(conn: u32, t_ns: u64) -> Observation {
+        Observation::ProgramClosed {
+            conn,
+            t_ns,
+            via: Via::Trace,
+        }
+    }
+
+    #[test]
+    fn a_pool_opens_with_connections_and_replaces_what_it_lost_with_reconnections() {
+        let mut v = SideView::new(Side::Client);
+        let first = |v: &mut SideView, o| v.observe(o, None, 9).remove(0).1.name();
+        for conn in 1..=3 {
+            assert_eq!(first(&mut v, established(conn, 10, true)), "connected");
+        }
+        // Attempts while the whole pool is up are the pool's own, not reconnect attempts.
+        let attempt = Observation::ConnectAttempt {
+            t_ns: 11,
+            host_pid: 9,
+        };
+        assert!(v.observe(attempt.clone(), None, 9).is_empty());
+        // Two die; a lost line says which of the dead it is about, never a live one.
+        v.observe(gave_up(1, 20), None, 9);
+        v.observe(gave_up(2, 20), None, 9);
+        match v.line(21, Some("lost")) {
+            Some((21, Kind::PeerLost(l))) => assert_eq!(l.error, "ETIMEDOUT"),
+            other => panic!("{other:?}"),
+        }
+        match v.line(21, Some("lost")) {
+            Some((21, Kind::PeerLost(l))) => assert_eq!(l.error, "ETIMEDOUT"),
+            other => panic!("{other:?}"),
+        }
+        // Connection 3 is alive, and the program still holds the dead two: a third line
+        // names nobody.
+        assert_eq!(v.line(22, Some("lost")), None);
+        v.observe(closed(1, 22), None, 9);
+        v.observe(closed(2, 22), None, 9);
+        assert_eq!(v.observe(attempt, None, 9)[0].1.name(), "reconnect-attempt");
+        // Two replacements, then the pool grows: a connection again.
+        assert_eq!(first(&mut v, established(4, 30, true)), "reconnected");
+        assert_eq!(first(&mut v, established(5, 30, true)), "reconnected");
+        assert_eq!(first(&mut v, established(6, 30, true)), "connected");
+    }
+
+    #[test]
+    fn a_pools_findings_are_one_sentence_each() {
+        let noticed: Vec<(u64, f64, String)> = (1..=50)
+            .map(|c| (c, c as f64 / 10.0, "its kernel gave up".to_string()))
+            .collect();
+        let f = pool_findings(Side::Client, noticed, Vec::new());
+        assert_eq!(
+            f,
+            [
+                "the client noticed each of 50 dead connections 0.1-5.0 ms (median 2.5 ms) after \
+              its kernel gave up or its peer closed it"
+            ]
+        );
+        let never: Vec<(u64, String)> = (1..=4).map(|c| (c, format!("news {c}"))).collect();
+        let f = pool_findings(Side::Server, Vec::new(), never);
+        assert_eq!(
+            f,
+            ["the server program never closed 4 dead connections (1, 2, 3, 4): the first, news 1"]
+        );
+        let f = pool_findings(Side::Server, vec![(7, 1.25, "x".into())], Vec::new());
+        assert_eq!(f, ["the server noticed connection 7 1.2 ms after x"]);
     }
 
     #[test]

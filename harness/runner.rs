@@ -278,9 +278,12 @@ impl Run<'_> {
         clock::ms_since(self.origin_ns, clock::now_ns())
     }
 
-    /// A pool: records the server namespace's listen queue counters.
+    /// A pool (or a client program, which may hold one): records the server namespace's
+    /// listen queue counters.
     fn listen_counters(&mut self) {
-        if self.scenario.client.connections.unwrap_or(1) < 2 {
+        if self.scenario.client.connections.unwrap_or(1) < 2
+            && self.scenario.client.program.is_none()
+        {
             return;
         }
         let read = self.lab.read_proc(Ns::Server, "net/netstat");

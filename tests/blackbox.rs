@@ -407,3 +407,83 @@ fn a_killed_run_leaves_no_program_and_its_trace_is_swept_by_the_next() {
         assert!(dead.is_empty(), "instances of dead runs: {dead:?}");
     }
 }
+
+/// A Python client holding a pool of 50 connections (scenarios/blackbox/pool.py): the observer
+/// numbers each connection, and the record has the same pool summary and storm as flatline's
+/// own pooled client.
+#[test]
+fn a_programs_pool_gets_per_connection_events_and_the_pool_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, record) = run(&scenario("blackbox/python-pool-drop.toml"), dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let t = record.expect("a record was written");
+    let fault = fault_at(&t);
+    let healed = t["summary"]["faults"][0]["healed_at_ms"]
+        .as_f64()
+        .expect("the drop was healed");
+    // The pool opens with 50 connections (not reconnections) and replaces each one it lost.
+    assert_eq!(events(&t, "client", "connected").len(), 50);
+    let gave_up = events(&t, "client", "kernel-gave-up");
+    let conns: std::collections::BTreeSet<u64> = gave_up
+        .iter()
+        .map(|k| k["conn"].as_u64().unwrap())
+        .collect();
+    assert_eq!(conns.len(), 50, "one abort per connection: {gave_up:?}");
+    let lost = events(&t, "client", "peer-lost");
+    assert_eq!(lost.len(), 50);
+    for k in &gave_up {
+        // Keepalive 1/1/3 on each socket: abort N*V..I+N*V after the drop (docs/physics.md,
+        // K1); the lower bound proves the drop took effect.
+        let after = k["t_ms"].as_f64().unwrap() - fault;
+        let window = 3000.0 - 50.0..=4000.0 + 4.0 * SLACK_PER_TIMER_MS + 10.0;
+        assert!(window.contains(&after), "{k}: {after} ms after the drop");
+        assert_eq!(k["error"], "ETIMEDOUT", "{k}");
+        // The program waits in select(): it reads the error and closes at once (50 ms covers
+        // a loaded machine); the notice names the same connection.
+        let noticed = lost
+            .iter()
+            .find(|l| l["conn"] == k["conn"])
+            .unwrap_or_else(|| panic!("{k}: never noticed"));
+        assert_eq!(noticed["error"], "ETIMEDOUT", "{noticed}");
+        let delay = noticed["t_ms"].as_f64().unwrap() - k["t_ms"].as_f64().unwrap();
+        assert!((0.0..50.0).contains(&delay), "{noticed}: {delay} ms");
+    }
+    let back = events(&t, "client", "reconnected");
+    assert_eq!(back.len(), 50, "{back:?}");
+    let fault_summary = &t["summary"]["faults"][0];
+    let pool = &fault_summary["client"]["pool"];
+    assert_eq!(
+        (
+            &pool["connections"],
+            &pool["detected"],
+            &pool["never_detected"]
+        ),
+        (&50.into(), &50.into(), &0.into()),
+        "{pool}"
+    );
+    assert_eq!(pool["errors"]["ETIMEDOUT"], 50, "{pool}");
+    // Attempts time out while the drop lasts (their SYNs vanish): nobody is back before the
+    // heal; an attempt under way at the heal is given up 800 ms later and the next, 500 ms
+    // after that, gets through: every connection is back within 1.3 s plus slack.
+    assert_eq!(pool["reconnected"], 50, "{pool}");
+    let min = pool["reconnect"]["min_ms"].as_f64().unwrap();
+    let all = pool["all_back_ms"].as_f64().expect("all back");
+    assert!(min >= -5.0, "{pool}");
+    assert!(all <= 1300.0 + 2.0 * SLACK_PER_TIMER_MS, "{pool}");
+    for b in &back {
+        assert!(b["t_ms"].as_f64().unwrap() >= healed - 5.0, "{b}");
+    }
+    // The reference server's side of the same 50 connections, and the storm.
+    let server = &fault_summary["server"]["pool"];
+    assert_eq!(server["detected"], 50, "{server}");
+    let storm = &fault_summary["storm"];
+    assert!(storm["attempts"].as_u64().unwrap() >= 50, "{storm}");
+    assert_eq!(storm["listen_overflows"], 0, "{storm}");
+    // One finding for the pool, not fifty.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.matches("finding:").count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("the client noticed each of 50 dead connections"),
+        "{stdout}"
+    );
+}
