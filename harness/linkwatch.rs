@@ -40,7 +40,7 @@ pub struct Expected {
 
 /// rtnetlink sockets in some lab namespaces and what they reported: (ns, change, monotonic ns).
 pub struct LinkWatch {
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     threads: Vec<std::thread::JoinHandle<()>>,
     seen: Arc<Seen<(Ns, Change, u64)>>,
 }
@@ -58,7 +58,7 @@ impl LinkWatch {
     /// Subscribes in each of `namespaces`; None if a socket cannot be opened there (the
     /// script's exit then stamps the fault, as before).
     pub fn start(lab: &Lab, namespaces: &[Ns]) -> Option<LinkWatch> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(Stop::new()?);
         let seen = Arc::new(Seen::default());
         let mut threads = Vec::new();
         for &ns in namespaces {
@@ -97,13 +97,13 @@ impl LinkWatch {
             .await
     }
 
-    /// Ends the listening threads (each wakes within its receive timeout).
+    /// Ends the listening threads (woken at once by the stop pipe).
     pub fn stop(mut self) {
         self.end();
     }
 
     fn end(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.signal();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -153,8 +153,42 @@ pub(crate) fn open_in(fd: std::os::fd::RawFd, protocol: isize, groups: &[u32]) -
     .flatten()
 }
 
+/// Tells listening threads to end, and wakes them at once: each polls the pipe's read end
+/// beside its socket, so ending a watcher takes no receive timeout (the runner's task waits
+/// for the join, and other labs with it).
+pub(crate) struct Stop {
+    flag: AtomicBool,
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+}
+
+impl Stop {
+    pub(crate) fn new() -> Option<Stop> {
+        let (read, write) = nix::unistd::pipe().ok()?;
+        Some(Stop {
+            flag: AtomicBool::new(false),
+            read,
+            write,
+        })
+    }
+
+    pub(crate) fn signal(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        let _ = nix::unistd::write(&self.write, &[1]);
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// The descriptor to poll beside one's own: readable once stopped.
+    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
+        self.read.as_raw_fd()
+    }
+}
+
 /// Receives datagrams until `stop`, handing each to `on` with the monotonic ns it arrived at.
-pub(crate) fn listen(socket: &Socket, stop: &AtomicBool, mut on: impl FnMut(&[u8], u64)) {
+pub(crate) fn listen(socket: &Socket, stop: &Stop, mut on: impl FnMut(&[u8], u64)) {
     // The stamp is taken when this thread wakes, so it must wake at once even on a loaded
     // machine: as root it runs SCHED_FIFO (it only stamps and parses a few bytes per event);
     // without the privilege it stays an ordinary thread, and a late wake loses to the
@@ -163,12 +197,29 @@ pub(crate) fn listen(socket: &Socket, stop: &AtomicBool, mut on: impl FnMut(&[u8
     // SAFETY: sets this thread's own policy; the parameter is a valid sched_param.
     let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
     let mut buf = vec![0u8; 64 * 1024];
-    while !stop.load(Ordering::Relaxed) {
-        let n = match socket.recv(&mut &mut buf[..], 0) {
+    while !stop.stopped() {
+        let mut fds = [
+            libc::pollfd {
+                fd: socket.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds; no timeout: the stop pipe wakes us.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if ready <= 0 || fds[1].revents != 0 {
+            continue;
+        }
+        let n = match socket.recv(&mut &mut buf[..], libc::MSG_DONTWAIT) {
             Ok(n) => n,
             Err(e) => {
-                // The receive timeout: look at `stop` again. Anything else (ENOBUFS after an
-                // overflow): pause, so a real-time thread never spins.
+                // Nothing after all: poll again. Anything else (ENOBUFS after an overflow):
+                // pause, so a real-time thread never spins.
                 if !matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
@@ -273,6 +324,31 @@ pub fn expected(mechanism: &Mechanism) -> Option<Expected> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A listener with nothing arriving (a socket without a receive timeout, so a plain
+    /// blocking recv would never return) ends as soon as it is told: the runner's task waits
+    /// for that join, and with it every other lab of `run -j N`.
+    #[test]
+    fn a_listener_ends_at_once_when_told() {
+        let mut socket = Socket::new(NETLINK_ROUTE).unwrap();
+        socket.bind_auto().unwrap();
+        let stop = Arc::new(Stop::new().unwrap());
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || listen(&socket, &flag, |_, _| {}));
+        std::thread::sleep(Duration::from_millis(20));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let asked = std::time::Instant::now();
+        stop.signal();
+        std::thread::spawn(move || {
+            let _ = thread.join();
+            let _ = done_tx.send(asked.elapsed());
+        });
+        let took = done_rx
+            .recv_timeout(Duration::from_secs(2))
+            .expect("the listener ended");
+        eprintln!("listener ended {took:?} after the stop");
+        assert!(took < Duration::from_millis(500), "{took:?}");
+    }
 
     fn message(kind: u16, body: &[u8]) -> Vec<u8> {
         let mut m = Vec::new();

@@ -10,7 +10,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +29,7 @@ pub struct NftWatch {
 enum Source {
     /// Our netlink socket, read by a real-time thread until `stop`.
     Netlink {
-        stop: Arc<AtomicBool>,
+        stop: Arc<crate::linkwatch::Stop>,
         thread: Option<std::thread::JoinHandle<()>>,
     },
     /// A running `nft monitor tables` (ours: killed by its pid, then reaped).
@@ -59,7 +58,7 @@ impl NftWatch {
     fn listen(lab: &Lab) -> Option<NftWatch> {
         let socket =
             crate::linkwatch::open_in(lab.fd(Ns::Wire), NETLINK_NETFILTER, &[NFNLGRP_NFTABLES])?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(crate::linkwatch::Stop::new()?);
         let seen = Arc::new(Seen::default());
         let (flag, sink) = (Arc::clone(&stop), Arc::clone(&seen));
         let thread = std::thread::Builder::new()
@@ -119,7 +118,7 @@ impl NftWatch {
             .await
     }
 
-    /// Ends the listening thread (it wakes within its receive timeout) or the monitor.
+    /// Ends the listening thread (woken at once) or the monitor.
     pub fn stop(mut self) {
         self.end();
     }
@@ -127,7 +126,7 @@ impl NftWatch {
     fn end(&mut self) {
         match &mut self.source {
             Source::Netlink { stop, thread } => {
-                stop.store(true, Ordering::Relaxed);
+                stop.signal();
                 if let Some(t) = thread.take() {
                     let _ = t.join();
                 }

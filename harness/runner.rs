@@ -609,12 +609,12 @@ impl Run<'_> {
     }
 
     /// Stops the watchers and the trace: nothing is observed after this.
-    fn stop_observers(&mut self) {
+    async fn stop_observers(&mut self) {
         for w in &mut self.watchers {
             w.stop();
         }
-        if let Some(mut t) = self.trace.take() {
-            t.stop();
+        if let Some(t) = self.trace.take() {
+            t.finish().await;
         }
     }
 
@@ -1121,7 +1121,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     };
 
     // Nothing observed from here on counts: the end is ours, not a fault's.
-    run.stop_observers();
+    run.stop_observers().await;
     if let Some(w) = run.links.take() {
         w.stop();
     }

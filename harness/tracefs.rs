@@ -10,10 +10,11 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use crate::linkwatch::Stop;
 use crate::observer::{parse_trace_line, TraceRecord, FILTERED_TRACEPOINTS, TRACEPOINTS};
 
 /// Where tracefs lives when mounted.
@@ -95,7 +96,7 @@ fn pid_alive(pid: i32) -> bool {
 /// A running trace: records arrive on `records` until [`TraceSession::stop`].
 pub struct TraceSession {
     pub name: String,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -192,7 +193,10 @@ impl TraceSession {
             host_pid().unwrap_or(0),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(Stop::new().ok_or_else(|| TraceError::Io {
+            what: "make the tracing thread's stop pipe".into(),
+            source: std::io::Error::last_os_error(),
+        })?);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let thread = {
             let name = name.clone();
@@ -242,9 +246,19 @@ impl TraceSession {
         }
     }
 
+    /// As [`TraceSession::stop`], but the caller's task waits for the reader to end and the
+    /// instance to be removed (tens of ms: its ring buffers are freed) off the runtime, so
+    /// other labs on it go on meanwhile.
+    pub async fn finish(mut self) {
+        self.stop.signal();
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+
     /// Stops reading and removes the instance. Idempotent.
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.signal();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -257,19 +271,27 @@ impl Drop for TraceSession {
     }
 }
 
-/// Reads whole lines from the pipe until `stop`, polling so a stop is seen within 20 ms.
-fn read(mut pipe: fs::File, stop: &AtomicBool, sinks: &[mpsc::Sender<TraceRecord>]) {
+/// Reads whole lines from the pipe until `stop`, which wakes the poll at once.
+fn read(mut pipe: fs::File, stop: &Stop, sinks: &[mpsc::Sender<TraceRecord>]) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut partial = String::new();
-    while !stop.load(Ordering::Relaxed) {
-        let mut pfd = libc::pollfd {
-            fd: pipe.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 20) };
-        if ready <= 0 {
+    while !stop.stopped() {
+        let mut fds = [
+            libc::pollfd {
+                fd: pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds. The 20 ms timeout only re-polls trace_pipe; a stop
+        // wakes the poll at once.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, 20) };
+        if ready <= 0 || fds[1].revents != 0 || fds[0].revents == 0 {
             continue;
         }
         match pipe.read(&mut buf) {
@@ -401,7 +423,10 @@ mod live {
             established.t_ns
         );
         let name = session.name.clone();
+        let stopping = std::time::Instant::now();
         session.stop();
+        // The reader wakes at once; the rest is removing the instance.
+        eprintln!("tracefs stop: {:?}", stopping.elapsed());
         // Instances are global: check the host's view, through a private mount if needed.
         let gone = std::thread::spawn(move || {
             let root = private_tracefs().unwrap();
