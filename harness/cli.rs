@@ -384,6 +384,7 @@ fn enter_lab(out: &Path) -> Result<(tokio::runtime::Runtime, RunOptions), Failur
             exe,
             privileges,
             stop,
+            progress: None,
         },
     ))
 }
@@ -536,9 +537,13 @@ fn compare_matrix(
         return Err(Failure::error(format!("{}: {e}", file.display())));
     }
     reports.check()?;
-    let (rt, opts) = enter_lab(out)?;
+    let (rt, mut opts) = enter_lab(out)?;
+    let display = crate::progress::Display::start(None);
+    opts.progress = display.as_ref().map(crate::progress::Display::feed);
     let dir = out.join(&comparison.name);
-    let results = match rt.block_on(compare::run(&comparison, &opts, out, run_slow)) {
+    let ran = rt.block_on(compare::run(&comparison, &opts, out, run_slow));
+    drop(display);
+    let results = match ran {
         Ok(r) => r,
         Err(RunError::Interrupted(sig)) => {
             return Err(Failure::interrupted(
@@ -724,7 +729,9 @@ fn run_scenarios(files: &[PathBuf], out: &Path, reports: CiReports, select: &Sel
         || crate::suite::default_jobs(crate::suite::mem_available()),
         usize::from,
     );
-    let (rt, opts) = enter_lab(out)?;
+    let (rt, mut opts) = enter_lab(out)?;
+    let display = crate::progress::Display::start(Some(loaded.len()));
+    opts.progress = display.as_ref().map(crate::progress::Display::feed);
     let stop_starting = std::cell::Cell::new(false);
     let (opts, stop_starting) = (&opts, &stop_starting);
     let ended: Vec<Ended> = rt.block_on(async {
@@ -746,12 +753,13 @@ fn run_scenarios(files: &[PathBuf], out: &Path, reports: CiReports, select: &Sel
         let mut ended = Vec::new();
         while let Some(e) = runs.next().await {
             if let Ended::Ran(path, record) = &e {
-                print!("{}", report::render(record, path));
+                crate::progress::print(display.as_ref(), &report::render(record, path));
             }
             ended.push(e);
         }
         ended
     });
+    drop(display);
     let mut tally = crate::suite::Tally::default();
     let mut runs = Vec::new();
     let mut failures = Vec::new();

@@ -38,6 +38,7 @@
 //! - [`nftwatch`]: when the kernel committed a firewall fault (`nft monitor`).
 //! - [`peer`]: the reference server and client.
 //! - [`runner`]: the one event loop that runs a scenario.
+//! - [`progress`]: what the running labs are doing, on a terminal.
 //! - [`output`]: the output directory, files written whole or not at all.
 //! - [`bench`]: `flatline bench`, medians against baselines.
 //! - [`delaybench`]: `flatline bench --delay`, the wire's delay against its setting.
@@ -71,6 +72,7 @@ pub mod plan;
 pub mod pool;
 pub mod predict;
 pub mod program;
+pub mod progress;
 pub mod record;
 pub mod report;
 pub mod runner;

@@ -157,6 +157,8 @@ pub struct RunOptions {
     pub exe: PathBuf,
     pub privileges: Privileges,
     pub stop: Stop,
+    /// Where each lab reports faults and detections as they happen, for the terminal.
+    pub progress: Option<crate::progress::Feed>,
 }
 
 /// The exit code of a run stopped by `sig`: 128 + its number (130 for SIGINT, 143 for
@@ -254,6 +256,8 @@ struct Run<'a> {
     standby: Option<Pid>,
     /// The hosts file a dns failover rewrites.
     hosts: Option<crate::failover::HostsFile>,
+    /// This lab's line on the terminal; dropped when the run ends.
+    progress: Option<crate::progress::LabFeed>,
 }
 
 fn ns_of(side: Side) -> Ns {
@@ -303,6 +307,9 @@ impl Run<'_> {
     }
 
     fn record(&mut self, event: Event) -> &Event {
+        if let Some(p) = &self.progress {
+            p.saw(&event.kind);
+        }
         self.events.push(event);
         self.events.last().expect("just pushed")
     }
@@ -1091,6 +1098,10 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         sysctl_written: None,
         standby: None,
         hosts,
+        progress: opts
+            .progress
+            .as_ref()
+            .map(|f| f.lab(&scenario.name, scenario.end.0)),
     };
     if run.scenario.faults.iter().any(|f| {
         [Action::Inject, Action::Heal]

@@ -13,6 +13,7 @@ mod html;
 mod lab;
 mod library;
 mod model_sim;
+mod progress;
 mod record;
 mod sim;
 mod stamps;
