@@ -10,7 +10,7 @@ use crate::keepalive::{
     Keepalive, LINUX_DEFAULT_COUNT, LINUX_DEFAULT_IDLE_S, LINUX_DEFAULT_INTERVAL_S,
 };
 use crate::scenario::{
-    Direction, FaultKind, FaultSpec, KillSignal, Pattern, RejectWith, Scenario, Side,
+    Direction, FaultKind, FaultSpec, KillSignal, LinkEnd, Pattern, RejectWith, Scenario, Side,
 };
 
 /// Whose TCP stack the prediction is for. Only Linux is measured here; the others are
@@ -106,6 +106,9 @@ pub struct SideModel {
     pub user_timeout_ms: u64,
     /// Application heartbeat: (interval ms, misses).
     pub heartbeat: Option<(u64, u32)>,
+    /// This side sends the heartbeat's PINGs (the reference client); the other only answers
+    /// them. A PING is data in flight until answered (docs/physics.md, K18).
+    pub pings: bool,
     pub role: Role,
     pub traffic_interval_ms: u64,
     /// Bytes per record a writer sends.
@@ -141,6 +144,10 @@ pub enum FaultModel {
     OneWayDrop { peer_rst_ms: Option<(f64, f64)> },
     /// Packets are answered with ICMP host-unreachable, or port-unreachable (`port`).
     Icmp { port: bool },
+    /// The router lost its route to the peer's network (the peer's cable pulled at the wire):
+    /// nothing gets through, and each segment draws ICMP net-unreachable as the router's
+    /// rate limit lets it ([`NO_ROUTE_BUCKET`]).
+    NoRoute,
     /// The peer's host is down for `down_ms`, then answers with resets.
     HostReboot { down_ms: u64 },
     /// A NAT forgets flows idle for `timeout_ms`; `reset` answers them with RST.
@@ -155,8 +162,8 @@ pub enum FaultModel {
 }
 
 impl FaultModel {
-    /// Parses the command line's spelling: silence, reset, icmp (host), icmp-port, frozen, exit,
-    /// exit-unread,
+    /// Parses the command line's spelling: silence, no-route (the peer's cable pulled at the
+    /// wire), reset, icmp (host), icmp-port, frozen, exit, exit-unread,
     /// reboot:MS, nat:MS[:reset], loss:PERCENT.
     pub fn parse(s: &str) -> Result<FaultModel, String> {
         let mut parts = s.split(':');
@@ -169,7 +176,8 @@ impl FaultModel {
                 .map_err(|_| format!("`{s}`: {what} must be a whole number"))
         };
         let fault = match name {
-            "silence" | "drop" | "cable-pull" => FaultModel::Silence,
+            "silence" | "drop" => FaultModel::Silence,
+            "cable-pull" | "no-route" => FaultModel::NoRoute,
             "reset" => FaultModel::Reset,
             "icmp" | "icmp-host" => FaultModel::Icmp { port: false },
             "icmp-port" => FaultModel::Icmp { port: true },
@@ -199,7 +207,7 @@ impl FaultModel {
             },
             _ => {
                 return Err(format!(
-                    "unknown fault `{s}`: use silence, reset, icmp, icmp-port, frozen, exit, exit-unread, \
+                    "unknown fault `{s}`: use silence, no-route, reset, icmp, icmp-port, frozen, exit, exit-unread, \
                      reboot:MS, nat:MS[:reset] or loss:PERCENT"
                 ))
             }
@@ -258,10 +266,6 @@ impl Prediction {
             mechanism: "none".into(),
             why,
         }
-    }
-
-    fn earliest(&self) -> f64 {
-        self.window_ms.map_or(f64::INFINITY, |w| w.0)
     }
 
     /// The window in scenario syntax ("3s..4.5s" or "never").
@@ -394,12 +398,105 @@ fn retransmission_abort_range(n: u8, (rto_lo, rto_hi): (f64, f64)) -> (f64, f64)
     (lo, hi)
 }
 
-/// How `side` of a connection with settings `me` detects `fault`.
+/// How `side` of a connection with settings `me` detects `fault`: TCP under the heartbeat's
+/// traffic, raced by the heartbeat itself.
 pub fn predict_side(me: &SideModel, fault: FaultModel) -> Prediction {
-    let tcp = predict_tcp(me, fault);
+    let tcp = tcp_under_heartbeat(me, fault);
     match heartbeat(me, fault) {
-        Some(hb) if hb.earliest() < tcp.earliest() => hb,
-        _ => tcp,
+        Some(hb) => race(tcp, hb),
+        None => tcp,
+    }
+}
+
+/// Bytes of a PING frame: type and length, no payload (harness/peer.rs).
+const PING_FRAME_BYTES: u64 = 5;
+
+/// TCP on a connection that carries an application heartbeat (docs/physics.md, K18). Its
+/// frames are data: keepalive's idle time counts from the last one received
+/// (keepalive_time_elapsed: lrcvtime), so the answering side is a reader of one frame per
+/// interval. The pinging side's next PING, one interval after the last answer at the latest,
+/// is data in flight from then on: tcp_keepalive_timer only re-arms while packets_out, and the
+/// retransmission timer runs as a writer's. Its keepalive can give up first only when its
+/// whole chain, counted from the last answer, is shorter than one interval; then either may
+/// apply, by where the fault falls between two PINGs.
+fn tcp_under_heartbeat(me: &SideModel, fault: FaultModel) -> Prediction {
+    let Some((h, _)) = me.heartbeat else {
+        return predict_tcp(me, fault);
+    };
+    // A frozen peer's kernel ACKs the PINGs (nothing stays in flight); an exited one closes.
+    if matches!(
+        fault,
+        FaultModel::OwnProcess | FaultModel::PeerExited { .. } | FaultModel::PeerFrozen
+    ) {
+        return predict_tcp(me, fault);
+    }
+    let mut reader = *me;
+    if reader.role != Role::Writer {
+        reader.traffic_interval_ms = match reader.role {
+            Role::Reader => me.traffic_interval_ms.min(h),
+            _ => h,
+        };
+        reader.role = Role::Reader;
+    }
+    if !me.pings || me.role == Role::Writer {
+        return predict_tcp(&reader, fault);
+    }
+    let mut writer = *me;
+    writer.role = Role::Writer;
+    writer.traffic_interval_ms = h;
+    writer.record_bytes = PING_FRAME_BYTES;
+    let pinged = predict_tcp(&writer, fault);
+    let keepalive_first = me
+        .keepalive
+        .is_some_and(|k| keepalive_give_up(k, me.user_timeout_ms, k.idle_ms as f64).0 < h as f64);
+    if !keepalive_first {
+        return pinged;
+    }
+    either(predict_tcp(&reader, fault), pinged)
+}
+
+/// One of two mechanisms, by the moment the fault falls in (not a race: each moment has one):
+/// the window covers both.
+fn either(a: Prediction, b: Prediction) -> Prediction {
+    let (Some((alo, ahi)), Some((blo, bhi))) = (a.window_ms, b.window_ms) else {
+        return if a.window_ms.is_some() { a } else { b };
+    };
+    Prediction {
+        window_ms: Some((alo.min(blo), ahi.max(bhi))),
+        why: format!("{} (or, when the next PING leaves first: {})", a.why, b.why),
+        alt_error: b.error.filter(|e| Some(e) != a.error.as_ref()),
+        mechanism: if a.mechanism == b.mechanism {
+            a.mechanism.clone()
+        } else {
+            format!("{} or {}", a.mechanism, b.mechanism)
+        },
+        ..a
+    }
+}
+
+/// Two mechanisms on one connection: the first to fire ends it. When their windows overlap
+/// either may, and the error is the one likelier first, the other as `alt_error`.
+pub fn race(a: Prediction, b: Prediction) -> Prediction {
+    let (Some((alo, ahi)), Some((blo, bhi))) = (a.window_ms, b.window_ms) else {
+        return if a.window_ms.is_some() { a } else { b };
+    };
+    if ahi < blo {
+        return a;
+    }
+    if bhi < alo {
+        return b;
+    }
+    let (first, second) = if alo + ahi <= blo + bhi {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    Prediction {
+        window_ms: Some((alo.min(blo), ahi.min(bhi))),
+        why: format!("{} (or: {})", first.why, second.why),
+        alt_error: second.error.filter(|e| Some(e) != first.error.as_ref()),
+        mechanism: format!("{} or {}", first.mechanism, second.mechanism),
+        ..first
     }
 }
 
@@ -412,6 +509,7 @@ fn heartbeat(me: &SideModel, fault: FaultModel) -> Option<Prediction> {
             | FaultModel::Silence
             | FaultModel::OneWayDrop { .. }
             | FaultModel::Icmp { .. }
+            | FaultModel::NoRoute
             | FaultModel::HostReboot { .. }
     );
     if !silenced {
@@ -502,7 +600,7 @@ fn keepalive_silence(me: &SideModel, why: &str) -> Prediction {
 /// as far as the wire's ICMP rate limit lets the messages through ([`writer_icmp_revert`]).
 fn writer_silence(me: &SideModel, error: &str, revert: bool) -> Prediction {
     if revert {
-        return writer_icmp_revert(me, error);
+        return writer_icmp_revert(me, error, REJECT_BUCKET);
     }
     let interval = me.traffic_interval_ms as f64;
     let (rto_lo, rto_hi) = rto_range_ms(me);
@@ -540,6 +638,34 @@ fn writer_silence(me: &SideModel, error: &str, revert: bool) -> Prediction {
 pub const ICMP_RATELIMIT_MS: f64 = 1000.0;
 /// XRLIM_BURST_FACTOR (net/ipv4/inetpeer.c).
 pub const ICMP_BURST: f64 = 6.0;
+
+/// How one kind of unreachable draws on the sending host's per-destination bucket (the
+/// inet_peer's rate_tokens, in ms): `pre_ms` taken first if the bucket holds it (none for a
+/// firewall's reject), then `cost_ms` if it still holds that, and only then is the message
+/// sent; the bucket is capped at `cap_ms` when it is refilled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IcmpBucket {
+    pub pre_ms: f64,
+    pub cost_ms: f64,
+    pub cap_ms: f64,
+}
+
+/// A firewall's reject: icmp_send alone (icmpv4_xrlim_allow, one ratelimit a message).
+pub const REJECT_BUCKET: IcmpBucket = IcmpBucket {
+    pre_ms: 0.0,
+    cost_ms: ICMP_RATELIMIT_MS,
+    cap_ms: ICMP_BURST * ICMP_RATELIMIT_MS,
+};
+
+/// A router without a route: ip_error first takes ip_rt_error_cost (1 s) from the same
+/// inet_peer's tokens, capped at ip_rt_error_burst (5 s), and only if that succeeds calls
+/// icmp_send, whose icmpv4_xrlim_allow takes one ratelimit more: a message costs 2 s, and a
+/// packet that passes ip_error but not the second check still spends 1 s.
+pub const NO_ROUTE_BUCKET: IcmpBucket = IcmpBucket {
+    pre_ms: 1000.0,
+    cost_ms: ICMP_RATELIMIT_MS,
+    cap_ms: 5000.0,
+};
 /// The lab's MSS (MTU 1500 with timestamps): a write smaller than this behind unacknowledged
 /// data waits for an ACK (Nagle; the reference peers leave TCP_NODELAY off), so it sends
 /// nothing that could draw an ICMP.
@@ -567,6 +693,19 @@ fn timer_span(d: f64) -> (f64, f64) {
     (d - JIFFY_MS, d + slack(d))
 }
 
+/// The bucket after a packet whose ICMP did not get out, from its range before: a packet that
+/// found `pre_ms` but not the message's cost still spent `pre_ms`.
+fn unsent((lo, hi): (f64, f64), b: IcmpBucket) -> (f64, f64) {
+    let hi = hi.min(b.pre_ms + b.cost_ms - 1e-3);
+    if b.pre_ms <= 0.0 || hi < b.pre_ms {
+        (lo, hi)
+    } else if lo >= b.pre_ms {
+        (lo - b.pre_ms, hi - b.pre_ms)
+    } else {
+        (0.0, (hi - b.pre_ms).max(b.pre_ms - 1e-3))
+    }
+}
+
 /// The retransmissions of a writer whose segments draw ICMP host-unreachable, from the first
 /// retransmission on (t = 0), for a base RTO `rto`: when the connection is aborted, earliest
 /// and latest, ms after the first retransmission; None if the rate limit's decisions branch
@@ -589,9 +728,10 @@ fn revert_chain(
     clamp: bool,
     tokens: (f64, f64),
     icmp_delay_ms: f64,
+    bucket: IcmpBucket,
 ) -> Option<(f64, f64)> {
-    let cost = ICMP_RATELIMIT_MS;
-    let cap = ICMP_BURST * cost;
+    let (pre, cost, cap) = (bucket.pre_ms, bucket.cost_ms, bucket.cap_ms);
+    let need = pre + cost;
     let span0 = timer_span(rto);
     let mut stack = vec![Expiry {
         t: (0.0, 0.0),
@@ -626,7 +766,7 @@ fn revert_chain(
             (e.tokens.0 + e.gain.0).min(cap),
             (e.tokens.1 + e.gain.1).min(cap),
         );
-        if tokens.1 >= cost {
+        if tokens.1 >= need {
             // The ICMP gets out: the backoff is reverted, the timer re-armed unclamped.
             let d = rto_at(backoff - 1);
             // Less the time since the segment left, a jiffy once rounded up.
@@ -634,13 +774,13 @@ fn revert_chain(
             let gain = (a - JIFFY_MS - icmp_delay_ms, b);
             stack.push(Expiry {
                 t: (e.t.0 + gain.0, e.t.1 + gain.1),
-                tokens: (tokens.0.max(cost) - cost, tokens.1 - cost),
+                tokens: (tokens.0.max(need) - need, tokens.1 - need),
                 gain,
                 backoff: backoff - 1,
                 first: false,
             });
         }
-        if tokens.0 < cost {
+        if tokens.0 < need {
             // No ICMP: the doubled RTO, clamped to the time left.
             let d = rto_at(backoff);
             let step = |t: f64| if clamp { d.min(limit - t) } else { d };
@@ -652,7 +792,7 @@ fn revert_chain(
             );
             stack.push(Expiry {
                 t,
-                tokens: (tokens.0, tokens.1.min(cost - 1e-3)),
+                tokens: unsent(tokens, bucket),
                 gain,
                 backoff,
                 first: false,
@@ -669,7 +809,7 @@ fn revert_chain(
 /// have emptied the bucket already). If the chain branches too much, the coarse bound: an
 /// interval of at least one ratelimit always gets its ICMP, so intervals stop doubling at the
 /// first RTO << k above it, and the abort comes at most one such interval after the limit.
-fn writer_icmp_revert(me: &SideModel, error: &str) -> Prediction {
+fn writer_icmp_revert(me: &SideModel, error: &str, bucket: IcmpBucket) -> Prediction {
     let interval = me.traffic_interval_ms as f64;
     let (rto_lo, rto_hi) = rto_range_ms(me);
     let ut = me.user_timeout_ms as f64;
@@ -678,8 +818,7 @@ fn writer_icmp_revert(me: &SideModel, error: &str) -> Prediction {
     } else {
         (retransmission_budget_ms(me.tcp_retries2), false)
     };
-    let cost = ICMP_RATELIMIT_MS;
-    let cap = ICMP_BURST * cost;
+    let (cost, cap) = (bucket.pre_ms + bucket.cost_ms, bucket.cap_ms);
     let icmp_delay = me.added_rtt_ms.1 / 2.0;
     let (mut lo, mut hi) = (f64::INFINITY, 0f64);
     let mut rto = rto_lo;
@@ -692,7 +831,8 @@ fn writer_icmp_revert(me: &SideModel, error: &str) -> Prediction {
         } else {
             (full + span.0, full + span.1)
         };
-        let (_, b) = revert_chain(rto, limit, clamp, tokens, icmp_delay).unwrap_or_else(|| {
+        let chain = revert_chain(rto, limit, clamp, tokens, icmp_delay, bucket);
+        let (_, b) = chain.unwrap_or_else(|| {
             let mut widest = rto;
             while widest < cost + JIFFY_MS && widest < RTO_MAX_MS {
                 widest = (widest * 2.0).min(RTO_MAX_MS);
@@ -767,6 +907,7 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
         FaultModel::Silence => silence(me, "nothing comes back"),
         FaultModel::OneWayDrop { peer_rst_ms } => tcp_one_way_drop(me, peer_rst_ms),
         FaultModel::Icmp { port } => tcp_icmp(me, port),
+        FaultModel::NoRoute => tcp_no_route(me),
         FaultModel::Reset => tcp_reset(me),
         FaultModel::HostReboot { down_ms } => tcp_host_reboot(me, down_ms),
         FaultModel::NatTimeout {
@@ -865,6 +1006,23 @@ fn tcp_icmp(me: &SideModel, port: bool) -> Prediction {
         writer_silence(me, error, !port)
     } else {
         keepalive_silence(me, "ICMP about a probe is out of window and ignored")
+    }
+}
+
+/// The router has no route to the peer's network (K9a): a writer's segments draw ICMP
+/// net-unreachable, recorded as a soft error (tcp_v4_err) that its user timeout or
+/// retransmission timer reports (ENETUNREACH), late by the backoffs the ICMPs revert
+/// (tcp_ld_RTO_revert) as far as the router's rate limit lets them out, which for a missing
+/// route draws twice on the per-host bucket (ip_error, then icmpv4_xrlim_allow). A keepalive
+/// side's probes draw the same ICMP, out of window and ignored: ETIMEDOUT, as on a drop.
+fn tcp_no_route(me: &SideModel) -> Prediction {
+    if me.role == Role::Writer {
+        writer_icmp_revert(me, "ENETUNREACH", NO_ROUTE_BUCKET)
+    } else {
+        keepalive_silence(
+            me,
+            "the router has no route; ICMP net-unreachable about a probe is out of window and ignored",
+        )
     }
 }
 
@@ -1054,6 +1212,7 @@ pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
         keepalive: KeepaliveMs::from_linux(settings.keepalive),
         user_timeout_ms: u64::from(settings.user_timeout_ms),
         heartbeat: scenario.heartbeat.map(|h| (h.interval_ms, h.misses)),
+        pings: side == Side::Client,
         role,
         traffic_interval_ms: scenario.traffic.interval_ms,
         record_bytes: u64::from(scenario.traffic.record_bytes),
@@ -1126,6 +1285,11 @@ pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel 
                     None
                 },
             }
+        }
+        // The peer's cable pulled at the wire: the router's route to it goes with the link.
+        // (This side's own cable, at either end, leaves its segments nowhere to go: silence.)
+        FaultSpec::CablePull(c) if c.target == other && c.end == LinkEnd::Wire => {
+            FaultModel::NoRoute
         }
         FaultSpec::FirewallDrop(_) | FaultSpec::CablePull(_) => FaultModel::Silence,
         FaultSpec::Reject(r) => match r.with {
@@ -1211,6 +1375,7 @@ mod tests {
             }),
             user_timeout_ms: ut,
             heartbeat: None,
+            pings: false,
             role: Role::Idle,
             traffic_interval_ms: 100,
             record_bytes: 64,
@@ -1360,7 +1525,8 @@ mod tests {
         // A full bucket lets the lost write, the probe and the first five retransmissions
         // through: UT 500 ms ends ~600 ms after the first retransmission (three reverted
         // rounds), not at 500.
-        let (lo, hi) = revert_chain(204.0, 500.0, true, (4200.0, 4208.0), 0.0).unwrap();
+        let (lo, hi) =
+            revert_chain(204.0, 500.0, true, (4200.0, 4208.0), 0.0, REJECT_BUCKET).unwrap();
         assert!(lo > 580.0 && hi < 700.0, "{lo} {hi}");
         // The chain never passes the coarse bound (limit + the widest interval), with or
         // without a user timeout's clamp, an emptied bucket or a longer RTO.
@@ -1368,7 +1534,8 @@ mod tests {
             for rto in [204.0, 212.0, 220.0, 284.0] {
                 for clamp in [true, false] {
                     for tokens in [(0.0, 4208.0), (4200.0, 4208.0)] {
-                        let (lo, hi) = revert_chain(rto, limit, clamp, tokens, 0.0).unwrap();
+                        let (lo, hi) =
+                            revert_chain(rto, limit, clamp, tokens, 0.0, REJECT_BUCKET).unwrap();
                         let widest = if rto < 250.0 { 8.0 * rto } else { 4.0 * rto };
                         assert!(lo >= limit, "{limit} {rto}");
                         assert!(
@@ -1489,6 +1656,155 @@ mod tests {
     }
 
     #[test]
+    fn the_answering_sides_keepalive_counts_from_the_last_ping() {
+        // K18: keepalive 2s/1s/3, heartbeat every 500 ms (10 misses). Idle, the give-up comes
+        // 3-5 s after the fault; PINGs received every 500 ms put the last activity at most
+        // 500 ms before it: 4.5-5 s.
+        let mut server = idle(Some((2000, 1000, 3)), 0);
+        let bare = predict_tcp(&server, FaultModel::Silence).window_ms.unwrap();
+        assert!(bare.0 < 3000.0, "{bare:?}");
+        server.heartbeat = Some((500, 10));
+        let tcp = tcp_under_heartbeat(&server, FaultModel::Silence);
+        let (lo, hi) = tcp.window_ms.unwrap();
+        assert!((4480.0..4500.0).contains(&lo), "{tcp:?}");
+        assert_eq!(tcp.error.as_deref(), Some("ETIMEDOUT"));
+        // Against the heartbeat's own 4.5-5 s: a race, either error.
+        let p = predict_side(&server, FaultModel::Silence);
+        assert_eq!(p.window_ms.unwrap().0, lo);
+        assert!(p.window_ms.unwrap().1 <= hi);
+        assert_eq!(p.alt_error.as_deref(), Some("ETIMEDOUT"), "{p:?}");
+        // Measured (heartbeat 500 ms x 10, keepalive 2s/1s/3, drop): 4.996 s HEARTBEAT.
+        assert!(inside(&p, 4996.0), "{p:?}");
+    }
+
+    #[test]
+    fn the_pinging_sides_keepalive_waits_behind_its_ping() {
+        // K18: heartbeat 2 s x 5, keepalive 1s/1s/3 (4 s > 2 s): the next PING is in flight
+        // before keepalive can give up, so it never does; only the heartbeat notices.
+        let mut client = idle(Some((1000, 1000, 3)), 0);
+        client.heartbeat = Some((2000, 5));
+        client.pings = true;
+        let tcp = tcp_under_heartbeat(&client, FaultModel::Silence);
+        assert_eq!(tcp.mechanism, "retransmission-timeout", "{tcp:?}");
+        let p = predict_side(&client, FaultModel::Silence);
+        assert_eq!(p.error.as_deref(), Some("HEARTBEAT"), "{p:?}");
+        assert_eq!(p.alt_error, None, "{p:?}");
+        // Measured: 8.976 and 8.995 s HEARTBEAT (the old model said ETIMEDOUT 3-4.2 s).
+        assert!(inside(&p, 8976.0) && inside(&p, 8995.0), "{p:?}");
+        // The answering side, same settings: keepalive as when idle (2 s > I: probes between
+        // PINGs are answered), measured 3.10 and 4.08 s ETIMEDOUT.
+        client.pings = false;
+        let p = predict_side(&client, FaultModel::Silence);
+        assert_eq!(p.error.as_deref(), Some("ETIMEDOUT"));
+        assert!(inside(&p, 3096.0) && inside(&p, 4080.0), "{p:?}");
+        // With a user timeout the PING's retransmissions give up instead, before the heartbeat.
+        client.pings = true;
+        client.user_timeout_ms = 3000;
+        let p = predict_side(&client, FaultModel::Silence);
+        assert_eq!(p.mechanism, "user-timeout", "{p:?}");
+        assert!(p.window_ms.unwrap().1 < 8000.0, "{p:?}");
+        // A frozen peer's kernel ACKs the PINGs: nothing in flight, the heartbeat alone.
+        let p = predict_side(&client, FaultModel::PeerFrozen);
+        assert_eq!(p.mechanism, "app-heartbeat", "{p:?}");
+    }
+
+    #[test]
+    fn a_keepalive_shorter_than_one_heartbeat_interval_may_still_win() {
+        // Heartbeat 5 s x 3, keepalive 1s/1s/2 (3 s < 5 s): by where the fault falls between
+        // two PINGs, keepalive gives up first or the PING goes out first and the heartbeat
+        // notices. Measured: 11.98 s HEARTBEAT.
+        let mut client = idle(Some((1000, 1000, 2)), 0);
+        client.heartbeat = Some((5000, 3));
+        client.pings = true;
+        let p = predict_side(&client, FaultModel::Silence);
+        let (lo, hi) = p.window_ms.unwrap();
+        assert!(lo < 2100.0 && hi > 15_000.0 && hi < 16_000.0, "{p:?}");
+        assert!(inside(&p, 11_984.0), "{p:?}");
+        let errors = [p.error.as_deref(), p.alt_error.as_deref()];
+        assert!(errors.contains(&Some("HEARTBEAT")) && errors.contains(&Some("ETIMEDOUT")));
+    }
+
+    #[test]
+    fn a_busy_writer_whose_peers_cable_is_pulled_sees_enetunreach() {
+        // K9a: the router's route to the peer goes with the link; its net-unreachables draw
+        // twice on the per-host bucket. Measured (stream, UT, server's cable at the wire).
+        let mut w = idle(None, 3000);
+        w.role = Role::Writer;
+        for (ut, interval, measured) in [
+            (2000, 100, 2519.0),
+            (3000, 100, 5051.0),
+            (3000, 100, 5078.0),
+            (3000, 250, 5195.0),
+            (5000, 100, 5535.0),
+            (8000, 300, 8559.0),
+        ] {
+            w.user_timeout_ms = ut;
+            w.traffic_interval_ms = interval;
+            let p = predict_side(&w, FaultModel::NoRoute);
+            assert_eq!(p.error.as_deref(), Some("ENETUNREACH"));
+            assert_eq!(p.mechanism, "user-timeout");
+            assert!(inside(&p, measured), "UT {ut}: {measured} outside {p:?}");
+        }
+        // 5.05-5.2 s for UT 3 s: past what a firewall's host-unreachables allow (one ratelimit
+        // a message lets more reverts out earlier, and the chain stops sooner).
+        w.user_timeout_ms = 3000;
+        w.traffic_interval_ms = 100;
+        let reject = predict_side(&w, FaultModel::Icmp { port: false });
+        assert!(reject.window_ms.unwrap().1 < 5051.0, "{reject:?}");
+        // tcp_retries2 = 5, no user timeout: measured 15.23 s.
+        w.user_timeout_ms = 0;
+        w.tcp_retries2 = 5;
+        let p = predict_side(&w, FaultModel::NoRoute);
+        assert_eq!(p.mechanism, "retransmission-timeout");
+        assert!(inside(&p, 15_229.0), "{p:?}");
+        // An idle side's probes draw the ICMP too, out of window: as a drop.
+        let idle_side = idle(Some((1000, 1000, 3)), 0);
+        let (a, b) = (
+            predict_side(&idle_side, FaultModel::NoRoute),
+            predict_side(&idle_side, FaultModel::Silence),
+        );
+        assert_eq!((a.window_ms, a.error), (b.window_ms, b.error));
+    }
+
+    #[test]
+    fn a_packet_without_its_icmp_still_spends_ip_errors_share() {
+        let b = NO_ROUTE_BUCKET;
+        // 1.5 s: ip_error takes 1 s, icmp_send finds 0.5 s: no message, 0.5 s left.
+        assert_eq!(unsent((1500.0, 1500.0), b), (500.0, 500.0));
+        // Under 1 s: nothing taken.
+        assert_eq!(unsent((300.0, 800.0), b), (300.0, 800.0));
+        // Either side of 1 s: anything from nothing to just under 1 s.
+        let (lo, hi) = unsent((800.0, 1200.0), b);
+        assert_eq!(lo, 0.0);
+        assert!((999.0..1000.0).contains(&hi), "{hi}");
+        // A firewall's reject takes nothing first.
+        assert_eq!(unsent((300.0, 800.0), REJECT_BUCKET), (300.0, 800.0));
+    }
+
+    #[test]
+    fn which_cable_is_pulled_decides_the_route() {
+        let text = |target: &str, end: &str| {
+            format!(
+                "name = \"c\"\nend = \"10s\"\nexpect = \"none\"\n[traffic]\npattern = \"stream\"\n[[fault]]\n\
+                 kind = \"cable-pull\"\ntarget = \"{target}\"\nend = \"{end}\"\nat = \"2s\"\n"
+            )
+        };
+        let fault = |target: &str, end: &str, side: Side| {
+            let s = crate::scenario::parse(std::path::Path::new("t.toml"), &text(target, end))
+                .unwrap_or_else(|e| panic!("{e}"));
+            fault_model(&s, 0, side)
+        };
+        // The peer's link at the wire: the router has no route to it.
+        assert_eq!(fault("server", "wire", Side::Client), FaultModel::NoRoute);
+        assert_eq!(fault("client", "wire", Side::Server), FaultModel::NoRoute);
+        // This side's own link, or the peer's own end of its link: silence.
+        assert_eq!(fault("client", "wire", Side::Client), FaultModel::Silence);
+        assert_eq!(fault("client", "peer", Side::Client), FaultModel::Silence);
+        assert_eq!(fault("server", "peer", Side::Client), FaultModel::Silence);
+        assert_eq!(FaultModel::parse("cable-pull"), Ok(FaultModel::NoRoute));
+    }
+
+    #[test]
     fn nat_timeouts_kill_only_when_idle_exceeds_them() {
         let me = idle(Some((3000, 1000, 3)), 0);
         let survive = FaultModel::NatTimeout {
@@ -1514,12 +1830,14 @@ mod tests {
     prop_compose! {
         fn side()(i in 1u64..100, v in 1u64..100, n in 1u32..20, ut in prop_oneof![Just(0u64), 1u64..200_000],
                   role in prop_oneof![Just(Role::Idle), Just(Role::Writer), Just(Role::Reader)],
-                  interval in 1u64..5000, retries in 1u8..20, hb in proptest::option::of((1u64..5000, 1u32..10)))
+                  interval in 1u64..5000, retries in 1u8..20, hb in proptest::option::of((1u64..5000, 1u32..10)),
+                  pings in any::<bool>())
                 -> SideModel {
             SideModel {
                 keepalive: Some(KeepaliveMs { idle_ms: i * 1000, interval_ms: v * 1000, count: n }),
                 user_timeout_ms: ut,
                 heartbeat: hb,
+                pings,
                 role,
                 traffic_interval_ms: interval,
                 record_bytes: 64,

@@ -21,7 +21,8 @@ pub struct Flags {
     /// Without a scenario: TCP_USER_TIMEOUT in ms (0: none).
     #[arg(long, default_value_t = 0)]
     pub user_timeout_ms: u64,
-    /// Without a scenario: application heartbeat INTERVAL_MS/MISSES.
+    /// Without a scenario: application heartbeat INTERVAL_MS/MISSES, this side sending the
+    /// PINGs (as the reference client does).
     #[arg(long)]
     pub heartbeat: Option<String>,
     /// Without a scenario: what this side does: idle, writer or reader.
@@ -87,6 +88,8 @@ impl Flags {
             keepalive: self.keepalive()?,
             user_timeout_ms: self.user_timeout_ms,
             heartbeat,
+            // The side predicted sends the PINGs, as the reference client does.
+            pings: heartbeat.is_some(),
             role: self.role,
             traffic_interval_ms: self.traffic_interval_ms,
             record_bytes: u64::from(crate::scenario::Traffic::default().record_bytes),
@@ -152,9 +155,15 @@ fn numbers(flag: &str, text: &str) -> Result<Vec<u64>, String> {
 pub fn fault_model(text: &str) -> Result<FaultModel, String> {
     let f = FaultFlag::parse(text)?;
     Ok(match f.kind {
-        FaultKind::CablePull | FaultKind::FirewallDrop => {
+        FaultKind::FirewallDrop => {
             f.only(&[])?;
             FaultModel::Silence
+        }
+        // The other side's cable, pulled at the wire (the default end): the router's route
+        // to it goes with the link.
+        FaultKind::CablePull => {
+            f.only(&[])?;
+            FaultModel::NoRoute
         }
         FaultKind::Freeze => {
             f.only(&[])?;
@@ -311,7 +320,8 @@ mod tests {
 
     #[test]
     fn scenario_fault_names_are_the_fault_names() {
-        assert_eq!(fault_model("cable-pull"), Ok(FaultModel::Silence));
+        assert_eq!(fault_model("cable-pull"), Ok(FaultModel::NoRoute));
+        assert_eq!(fault_model("firewall-drop"), Ok(FaultModel::Silence));
         assert_eq!(fault_model("reject"), Ok(FaultModel::Reset));
         assert_eq!(
             fault_model("reject:icmp-port-unreachable"),

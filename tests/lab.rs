@@ -117,6 +117,31 @@ fn seed_firewall_drop_is_caught_by_keepalive_on_both_sides() {
 }
 
 #[test]
+fn a_busy_writer_whose_peers_cable_is_pulled_sees_enetunreach() {
+    let t = run_passing("busy-writer-cable-pull.toml");
+    // K9a: the router lost its route to the server; the client's segments draw ICMP
+    // net-unreachable, reported as ENETUNREACH by its user timeout (3 s). Lower bound UT + 2
+    // RTO less a few jiffies: the user timeout fired, nothing earlier. Upper bound: one
+    // reverted 1.6 s interval past it, the write interval and slack (the model's 5.31 s).
+    assert_detects(&t, "client", 3388.0..=5400.0, "ENETUNREACH");
+    assert_eq!(first_loss(&t, "client")["mechanism"], "user-timeout");
+    // The server's own link is down: its keepalive (1s/1s/3) times out as on a drop, counted
+    // from the last record (100 ms before the fault at most): [3.9 s, 4 s] plus slack.
+    assert_detects(&t, "server", 3880.0..=4300.0, "ETIMEDOUT");
+}
+
+#[test]
+fn a_pinging_clients_keepalive_waits_behind_its_ping() {
+    let t = run_passing("heartbeat-holds-keepalive.toml");
+    // K18: the client's PING is in flight within one 2 s interval of the fault, and keepalive
+    // (1s/1s/3: 3-4 s when idle) never fires behind it. Lower bound 4 silent intervals: not
+    // keepalive. Upper bound 5 intervals plus slack.
+    assert_detects(&t, "client", 7950.0..=10_400.0, "HEARTBEAT");
+    // The answering server sends nothing after the fault: its keepalive runs (K1).
+    assert_detects(&t, "server", 2900.0..=4300.0, "ETIMEDOUT");
+}
+
+#[test]
 fn seed_process_kill_gives_eof_at_once_and_the_client_comes_back() {
     let t = run_passing("seed-process-kill.toml");
     // FIN from the dying process: ~1 ms (docs/physics.md). Keepalive (idle 3 s) cannot be this fast.
