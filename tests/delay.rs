@@ -144,11 +144,13 @@ fn the_delay_bench_measures_each_set_delay() {
             row["jitter_ms"].as_f64().unwrap_or(0.0),
         );
         // Lower bound: each direction is held at least delay - jitter (proves the queue holds
-        // packets). Upper bound: delay + jitter each way, plus 10 ms of scheduling on a loaded
-        // machine (the delayer's own lateness: p99 under 6 ms measured under load).
-        let (lo, hi) = (2.0 * (delay - jitter), 2.0 * (delay + jitter) + 10.0);
+        // packets). Upper bound: the median within delay + jitter each way plus 5 ms (the
+        // delayer's lateness, median 0.1-0.2 ms); the slowest of the 20 within 100 ms more (a
+        // full `cargo test` runs other labs beside it: one wake-up can come tens of ms late).
+        let (lo, hi) = (2.0 * (delay - jitter), 2.0 * (delay + jitter));
         assert!(f(row, "min_ms") >= lo, "{row}");
-        assert!(f(row, "max_ms") <= hi, "{row}");
+        assert!(f(row, "median_ms") <= hi + 5.0, "{row}");
+        assert!(f(row, "max_ms") <= hi + 100.0, "{row}");
         if jitter == 0.0 && delay > 0.0 {
             // Without jitter the median sits on the set round trip.
             assert!(f(row, "median_ms") <= 2.0 * delay + 5.0, "{row}");
