@@ -321,6 +321,75 @@ mod tests {
     }
 
     #[test]
+    fn kernel_stamps_split_the_lag_into_the_kernels_slack_and_the_harnesss_delay() {
+        use crate::observer::Tuple;
+        use crate::record::{Ends, Event, Kind, LossMechanism, PeerLost, Source, TcpInfo};
+        let tuple = Tuple {
+            local: "198.18.1.2:40000".parse().unwrap(),
+            remote: "198.18.2.2:7000".parse().unwrap(),
+        };
+        let mut info: TcpInfo = serde_json::from_value(serde_json::json!({
+            "state": "CLOSE", "retransmits": 0, "probes": 3, "backoff": 0, "rto_us": 0,
+            "rtt_us": 0, "unacked": 0, "total_retrans": 0, "last_data_sent_ms": 0,
+            "last_data_recv_ms": 0, "last_ack_recv_ms": 0
+        }))
+        .unwrap();
+        // Read (tcp_info) 5300 ms after the last ACK: 300 ms past the 5 s deadline.
+        info.last_ack_recv_ms = 5300;
+        let listening = Event::new(
+            10.0,
+            Source::Server,
+            Kind::Listening {
+                addr: "198.18.2.2:7000".into(),
+            },
+        );
+        // Stamped by the peer at 7002 ms.
+        let lost = Event::new(
+            7002.0,
+            Source::Client,
+            Kind::PeerLost(PeerLost {
+                ends: Ends {
+                    local: tuple.local.to_string(),
+                    peer: tuple.remote.to_string(),
+                },
+                error: "ETIMEDOUT".into(),
+                mechanism: LossMechanism::Keepalive,
+                tcp_info: Some(info),
+                records_sent: 0,
+                records_received: 0,
+                heartbeats_sent: 0,
+                heartbeats_received: 0,
+            }),
+        );
+        let events = [listening, lost];
+        let ms = |m: u64| m * 1_000_000;
+        // The record's zero is at 1000 s on the monotonic clock; another lab listened before
+        // the run started, ours 10 ms after its zero.
+        let before = ms(1_000_000) - ms(5);
+        let mut aborts = Aborts {
+            listens: vec![ms(999_000), ms(1_000_010)],
+            ..Aborts::default()
+        };
+        // An older abort of the same tuple (another lab's), then ours at 7000 ms; the socket
+        // was read and closed at 7100 ms.
+        aborts
+            .by_tuple
+            .insert(tuple, vec![ms(1_000_000 + 100), ms(1_000_000 + 7000)]);
+        aborts.destroyed.insert(tuple, vec![ms(1_000_000 + 7100)]);
+        let origin = origin_ns(&events, &aborts, before).unwrap();
+        assert_eq!(origin, ms(1_000_000));
+        let (slack, delay) = split_lag(&events, &aborts, origin, 5000.0);
+        // The harness stamped 2 ms after the kernel; the kernel aborted 200 ms past the
+        // deadline (300 ms at the read, 100 ms after the abort).
+        assert_eq!(delay.len(), 1);
+        assert!((delay[0] - 2.0).abs() < 1e-6, "{delay:?}");
+        assert!((slack[0] - 200.0).abs() < 1e-6, "{slack:?}");
+        // Without the server's listen in the trace there is no zero to align on.
+        let none = Aborts::default();
+        assert_eq!(origin_ns(&events, &none, before), None);
+    }
+
+    #[test]
     fn medians() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
@@ -561,6 +630,142 @@ pub struct FleetRun {
     pub loss_lag_p50_ms: f64,
     pub loss_lag_p99_ms: f64,
     pub loss_lag_max_ms: f64,
+    /// As root, the kernel's own stamp of each client connection's abort (the
+    /// `sock:inet_sk_error_report` tracepoint, monotonic clock) splits that lag in two:
+    /// losses matched to their kernel record, and of those
+    /// - the kernel's timer slack: the abort's stamp minus the keepalive deadline (the last
+    ///   ACK + 5 s), p50 / p99 / max and the spread (max - min), ms;
+    /// - the harness's delay: the peer's stamp minus the kernel's, p50 / p99 / max, ms.
+    pub traced: usize,
+    pub kernel_slack_p50_ms: f64,
+    pub kernel_slack_p99_ms: f64,
+    pub kernel_slack_max_ms: f64,
+    pub kernel_slack_spread_ms: f64,
+    pub harness_delay_p50_ms: f64,
+    pub harness_delay_p99_ms: f64,
+    pub harness_delay_max_ms: f64,
+}
+
+/// The tracepoints that stamp a keepalive abort (the error report of ETIMEDOUT), the client
+/// peer's close of a socket to the server's port (in its own context, right after it read the
+/// loss and its tcp_info) and a socket's listen(2) (its move to TCP_LISTEN, 10).
+const ABORTS: crate::tracefs::Tracepoints = crate::tracefs::Tracepoints {
+    plain: &[],
+    filtered: &[
+        ("sock/inet_sk_error_report", "error == 110"),
+        ("tcp/tcp_destroy_sock", "dport == 7000"),
+        ("sock/inet_sock_set_state", "newstate == 10"),
+    ],
+};
+
+/// What the trace saw: for client sockets, by 4-tuple, the kernel's ETIMEDOUT reports and the
+/// sockets' destruction (every stamp, ascending); the stamps of listen(2) on the server's
+/// address; monotonic ns.
+#[derive(Debug, Default)]
+pub struct Aborts {
+    pub by_tuple: std::collections::BTreeMap<crate::observer::Tuple, Vec<u64>>,
+    pub destroyed: std::collections::BTreeMap<crate::observer::Tuple, Vec<u64>>,
+    pub listens: Vec<u64>,
+}
+
+/// Starts tracing the kernel's aborts (root only: None otherwise, or if tracefs refuses), with
+/// a thread that keeps only the client's and returns them when the session ends.
+async fn trace_aborts() -> Option<(
+    crate::tracefs::TraceSession,
+    std::thread::JoinHandle<Aborts>,
+)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let session = crate::tracefs::TraceSession::start_with(ABORTS, vec![tx])
+        .await
+        .map_err(|e| eprintln!("flatline bench --fleet: no kernel stamps: {e}"))
+        .ok()?;
+    let collect = std::thread::spawn(move || {
+        let mut aborts = Aborts::default();
+        for r in rx {
+            let local = r.tuple.local;
+            match r.kind {
+                crate::observer::TraceKind::ErrorReport { .. }
+                    if *local.ip() == crate::lab::CLIENT_ADDR =>
+                {
+                    aborts.by_tuple.entry(r.tuple).or_default().push(r.t_ns)
+                }
+                crate::observer::TraceKind::Destroy if *local.ip() == crate::lab::CLIENT_ADDR => {
+                    aborts.destroyed.entry(r.tuple).or_default().push(r.t_ns)
+                }
+                crate::observer::TraceKind::SetState { .. }
+                    if *local.ip() == crate::lab::SERVER_ADDR
+                        && local.port() == crate::lab::SERVER_PORT =>
+                {
+                    aborts.listens.push(r.t_ns)
+                }
+                _ => {}
+            }
+        }
+        aborts
+    });
+    Some((session, collect))
+}
+
+/// The record's zero on the monotonic clock: the server's `listening` event is stamped just
+/// before its listen(2), whose move to TCP_LISTEN the kernel stamped; the first listen on the
+/// server's address after `before_ns` (when the run started) is taken as the server's
+/// (concurrent labs listen on the same address, rarely within the same milliseconds).
+pub fn origin_ns(events: &[crate::record::Event], aborts: &Aborts, before_ns: u64) -> Option<u64> {
+    use crate::record::{Kind, Source};
+    let listening_ms = events.iter().find_map(|e| match e.kind {
+        Kind::Listening { .. } if e.source == Source::Server => Some(e.t_ms),
+        _ => None,
+    })?;
+    let listen_ns = aborts.listens.iter().copied().find(|&t| t > before_ns)?;
+    Some(listen_ns.saturating_sub((listening_ms * 1e6) as u64))
+}
+
+/// The kernel's timer slack and the harness's delay per client loss (see [`FleetRun`]):
+/// each loss by keepalive is matched to the latest kernel abort of its 4-tuple stamped before
+/// the peer's own stamp (concurrent labs may reuse a tuple; an older abort is not this one).
+/// `origin_ns` is the record's zero; `deadline_ms` is idle + count x interval.
+pub fn split_lag(
+    events: &[crate::record::Event],
+    aborts: &Aborts,
+    origin_ns: u64,
+    deadline_ms: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    use crate::record::{Kind, Source};
+    let (mut slack, mut delay) = (Vec::new(), Vec::new());
+    for e in events.iter().filter(|e| e.source == Source::Client) {
+        let Kind::PeerLost(l) = &e.kind else { continue };
+        let (Some(info), Ok(local), Ok(remote)) =
+            (l.tcp_info, l.ends.local.parse(), l.ends.peer.parse())
+        else {
+            continue;
+        };
+        let tuple = crate::observer::Tuple { local, remote };
+        let stamped_ns = origin_ns as f64 + e.t_ms * 1e6;
+        let Some(&kernel_ns) = aborts
+            .by_tuple
+            .get(&tuple)
+            .and_then(|v| v.iter().rev().find(|&&t| (t as f64) <= stamped_ns + 1e3))
+        else {
+            continue;
+        };
+        let harness_ms = (stamped_ns - kernel_ns as f64) / 1e6;
+        // Its tcp_info was read `last_ack_recv_ms` after the last ACK, just before the peer
+        // closed the socket: the deadline is that ACK plus `deadline_ms`, so the kernel's slack
+        // is the lag at the read less the time from the abort to the read.
+        let Some(&read_ns) = aborts
+            .destroyed
+            .get(&tuple)
+            .and_then(|v| v.iter().find(|&&t| t >= kernel_ns))
+        else {
+            continue;
+        };
+        let lag_ms = f64::from(info.last_ack_recv_ms) - deadline_ms;
+        delay.push(harness_ms);
+        slack.push(lag_ms - (read_ns - kernel_ns) as f64 / 1e6);
+    }
+    slack.sort_by(f64::total_cmp);
+    delay.sort_by(f64::total_cmp);
+    (slack, delay)
 }
 
 /// Peak RSS (VmHWM, KiB) and CPU seconds of a process, from /proc.
@@ -636,7 +841,14 @@ pub async fn fleet_run(n: u32, opts: &RunOptions, out: &Path) -> Result<FleetRun
             last
         })
     };
+    let tracing = trace_aborts().await;
+    let before_ns = crate::clock::now_ns();
     let record = crate::runner::run(&plan, opts).await;
+    let aborts = tracing.map(|(mut session, collect)| {
+        session.stop();
+        drop(session);
+        collect.join().expect("the collector does not panic")
+    });
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let peers = sampler.join().expect("the sampler does not panic");
     let record = record?;
@@ -682,6 +894,31 @@ pub async fn fleet_run(n: u32, opts: &RunOptions, out: &Path) -> Result<FleetRun
             run.loss_lag_max_ms,
         ) = (d.p50_ms, d.p99_ms, d.max_ms);
     }
+    let (slack, delay) = aborts
+        .and_then(|a| {
+            let origin = origin_ns(&record.events, &a, before_ns)?;
+            Some(split_lag(&record.events, &a, origin, 5000.0))
+        })
+        .unwrap_or_default();
+    run.traced = delay.len();
+    let nan = || f64::NAN;
+    let (s, d) = (
+        crate::pool::distribution(&slack),
+        crate::pool::distribution(&delay),
+    );
+    (
+        run.kernel_slack_p50_ms,
+        run.kernel_slack_p99_ms,
+        run.kernel_slack_max_ms,
+        run.kernel_slack_spread_ms,
+    ) = s.map_or((nan(), nan(), nan(), nan()), |s| {
+        (s.p50_ms, s.p99_ms, s.max_ms, s.max_ms - s.min_ms)
+    });
+    (
+        run.harness_delay_p50_ms,
+        run.harness_delay_p99_ms,
+        run.harness_delay_max_ms,
+    ) = d.map_or((nan(), nan(), nan()), |d| (d.p50_ms, d.p99_ms, d.max_ms));
     Ok(run)
 }
 
@@ -717,16 +954,31 @@ pub fn render_fleet(r: &FleetReport) -> String {
     let mut sizes: Vec<u32> = r.runs.iter().map(|x| x.connections).collect();
     sizes.dedup();
     let mut out = String::from(
-        "| connections | runs | client RSS | server RSS | runner RSS | peers+runner RSS | peers CPU | runner CPU | events | record | record write | detected | back | loss read after deadline p50 / p99 / max |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| connections | runs | client RSS | server RSS | runner RSS | peers+runner RSS | peers CPU | runner CPU | events | record | record write | detected | back | loss read after deadline p50 / p99 / max | kernel timer slack p50 / p99 / max (spread) | harness delay p50 / p99 / max (traced) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for n in sizes {
         let of: Vec<&FleetRun> = r.runs.iter().filter(|x| x.connections == n).collect();
         let m = |f: &dyn Fn(&FleetRun) -> f64| median(&of.iter().map(|x| f(x)).collect::<Vec<_>>());
         let mib = |kib: f64| kib / 1024.0;
+        let traced = m(&|x| x.traced as f64);
+        let split = if traced > 0.0 {
+            format!(
+                "{:.0} / {:.0} / {:.0} ms ({:.0} ms) | {:.1} / {:.1} / {:.1} ms ({traced:.0}) |",
+                m(&|x| x.kernel_slack_p50_ms),
+                m(&|x| x.kernel_slack_p99_ms),
+                m(&|x| x.kernel_slack_max_ms),
+                m(&|x| x.kernel_slack_spread_ms),
+                m(&|x| x.harness_delay_p50_ms),
+                m(&|x| x.harness_delay_p99_ms),
+                m(&|x| x.harness_delay_max_ms),
+            )
+        } else {
+            "not traced (needs root) | not traced |".into()
+        };
         let _ = writeln!(
             out,
-            "| {n} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.2} s | {:.2} s | {:.0} | {:.1} MiB | {:.0} ms | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} ms |",
+            "| {n} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.2} s | {:.2} s | {:.0} | {:.1} MiB | {:.0} ms | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} ms | {split}",
             of.len(),
             mib(m(&|x| x.client_rss_kib as f64)),
             mib(m(&|x| x.server_rss_kib as f64)),

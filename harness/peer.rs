@@ -7,7 +7,10 @@
 //! so no sleep adds to any measurement. With traffic or an application heartbeat the same task
 //! also runs a writer (blocked in write(), or waiting for its next send) and a watchdog that
 //! waits for the heartbeat deadline. Whichever of them sees the loss first stamps it at that
-//! moment and records the one `peer-lost` of that connection, then shuts the socket down.
+//! moment and records the one `peer-lost` of that connection, then shuts the socket down. A
+//! thread of its own ([`Failures`]) stamps each connection's FIN, error or hang-up the moment
+//! the kernel reports it, so a loss read late (thousands lost in one timer tick, read one after
+//! another) keeps the kernel's moment: the earlier of the two stamps is recorded.
 //!
 //! Wire format, shared by both sides when framing is on (any traffic but `idle`, or a
 //! heartbeat): 1 byte record type ([`FrameType`]), 4 bytes big-endian payload length, payload.
@@ -361,6 +364,125 @@ enum Role {
     Client,
 }
 
+// ---------------------------------------------------------------------------------------------
+// Failure stamps
+
+/// Stamps each connection's failure the moment the kernel reports it, whatever the event loop
+/// is doing: a thread of its own waits in epoll_wait(2) on every connection of the peer for
+/// an error (EPOLLERR: an abort, a reset), a hang-up or the peer's FIN (EPOLLRDHUP), and
+/// stamps each the moment the wait returns. When thousands of connections fail in the same
+/// timer tick, the loop reads them one after another; the stamp does not wait for the read.
+/// The thread only stamps (a few hundred nanoseconds per event) and, as root, runs SCHED_FIFO
+/// so a busy machine does not delay its wake-up.
+struct Failures {
+    epoll: RawFd,
+    /// Connection key -> when the peer's FIN was first reported, and when an error or a
+    /// hang-up was (monotonic ns, 0 if not). Order never reaches output: a hash map.
+    stamps: Mutex<std::collections::HashMap<u64, [u64; 2]>>,
+    next_key: std::sync::atomic::AtomicU64,
+}
+
+/// Events per epoll_wait(2): a whole burst in a few calls.
+const FAILURE_EVENTS: usize = 4096;
+
+impl Failures {
+    /// The peer's one watcher, started on first use; None if epoll is unavailable (the loop's
+    /// own stamps are used then).
+    fn get() -> Option<&'static Failures> {
+        static WATCHER: std::sync::OnceLock<Option<&'static Failures>> = std::sync::OnceLock::new();
+        *WATCHER.get_or_init(|| {
+            // SAFETY: plain syscall; the descriptor lives as long as the process.
+            let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if epoll < 0 {
+                return None;
+            }
+            let f: &'static Failures = Box::leak(Box::new(Failures {
+                epoll,
+                stamps: Mutex::new(Default::default()),
+                next_key: std::sync::atomic::AtomicU64::new(1),
+            }));
+            std::thread::Builder::new()
+                .name("failures".into())
+                .spawn(move || f.watch())
+                .ok()?;
+            Some(f)
+        })
+    }
+
+    fn watch(&self) {
+        let param = libc::sched_param { sched_priority: 1 };
+        // SAFETY: sets this thread's own policy; the parameter is a valid sched_param.
+        let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; FAILURE_EVENTS];
+        loop {
+            // SAFETY: the buffer holds FAILURE_EVENTS events.
+            let n = unsafe {
+                libc::epoll_wait(self.epoll, events.as_mut_ptr(), FAILURE_EVENTS as i32, -1)
+            };
+            let now = clock::now_ns();
+            if n <= 0 {
+                continue;
+            }
+            let mut stamps = lock(&self.stamps);
+            for e in &events[..n as usize] {
+                // Only connections still watched: one let go of meanwhile stays forgotten.
+                let (key, flags) = (e.u64, e.events as i32);
+                let Some(seen) = stamps.get_mut(&key) else {
+                    continue;
+                };
+                if flags & libc::EPOLLRDHUP != 0 && seen[0] == 0 {
+                    seen[0] = now;
+                }
+                if flags & (libc::EPOLLERR | libc::EPOLLHUP) != 0 && seen[1] == 0 {
+                    seen[1] = now;
+                }
+            }
+        }
+    }
+
+    /// Watches `fd` for failure; returns its key.
+    fn add(&self, fd: RawFd) -> Option<u64> {
+        let key = self
+            .next_key
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Edge-triggered: each failure is reported once. EPOLLERR and EPOLLHUP need no flag.
+        let mut e = libc::epoll_event {
+            events: (libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: key,
+        };
+        lock(&self.stamps).insert(key, [0, 0]);
+        // SAFETY: `fd` is an open socket; `e` is a valid event.
+        let ok = unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, fd, &mut e) } == 0;
+        if !ok {
+            lock(&self.stamps).remove(&key);
+        }
+        ok.then_some(key)
+    }
+
+    /// When the kernel reported the failure `error` of connection `key`: EOF by the peer's
+    /// FIN, an errno by an error or hang-up; None for the peer's own decisions (HEARTBEAT,
+    /// TOO_MANY_PINGS, a protocol error) or if nothing was reported.
+    fn stamp(&self, key: u64, error: &str) -> Option<u64> {
+        let which = match error {
+            "HEARTBEAT" | "TOO_MANY_PINGS" | "EPROTO" => return None,
+            "EOF" => 0,
+            _ => 1,
+        };
+        lock(&self.stamps)
+            .get(&key)
+            .map(|s| s[which])
+            .filter(|&t| t != 0)
+    }
+
+    /// Stops watching `fd` (still open) and forgets its stamp.
+    fn remove(&self, fd: RawFd, key: u64) {
+        let mut e = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: `fd` is still open (its owner calls this before closing it).
+        unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_DEL, fd, &mut e) };
+        lock(&self.stamps).remove(&key);
+    }
+}
+
 /// A loss as first seen: when (stamped the moment the kernel reported it) and the error name.
 #[derive(Debug)]
 struct Loss {
@@ -383,6 +505,8 @@ impl Loss {
 struct Conn {
     /// The socket, for TCP_INFO and shutdown; owned by the halves.
     fd: RawFd,
+    /// Its key with the failure watcher, if it watches it.
+    watched: Option<u64>,
     role: Role,
     app: AppOpts,
     user_timeout_ms: u32,
@@ -405,6 +529,16 @@ struct Conn {
     ping_strikes: Cell<u32>,
 }
 
+impl Drop for Conn {
+    /// The socket is still open here (the write half is a field): the watcher lets go of it
+    /// before it closes, so a new socket given the same descriptor is not mistaken for it.
+    fn drop(&mut self) {
+        if let (Some(key), Some(f)) = (self.watched, Failures::get()) {
+            f.remove(self.fd, key);
+        }
+    }
+}
+
 fn bump(c: &Cell<u64>) {
     c.set(c.get() + 1);
 }
@@ -419,9 +553,11 @@ impl Conn {
         report: &'static Reporter,
     ) -> (Conn, OwnedReadHalf) {
         let fd = stream.as_raw_fd();
+        let watched = Failures::get().and_then(|f| f.add(fd));
         let (read, write) = stream.into_split();
         let conn = Conn {
             fd,
+            watched,
             role,
             app,
             user_timeout_ms: socket.user_timeout_ms,
@@ -440,8 +576,15 @@ impl Conn {
         (conn, read)
     }
 
-    /// Records the loss, stamped when it was seen, then shuts the socket down both ways.
-    fn lose(&self, loss: Loss) {
+    /// Records the loss, stamped when it was seen (by the failure watcher, if it saw the
+    /// kernel report it first), then shuts the socket down both ways.
+    fn lose(&self, mut loss: Loss) {
+        let reported = self
+            .watched
+            .and_then(|key| Failures::get()?.stamp(key, &loss.error));
+        if let Some(t) = reported {
+            loss.at_ns = loss.at_ns.min(t);
+        }
         let tcp_info = tcp_info(&self.fd);
         let retransmits = tcp_info.map_or(0, |i| i.retransmits.into());
         self.report.emit_at(
@@ -1016,6 +1159,44 @@ mod tests {
     use super::*;
     use serde_json::Value;
     use std::sync::Arc;
+
+    /// The failure watcher stamps a FIN as EOF and a reset as an error, each when the kernel
+    /// reported it, and forgets a connection let go of.
+    #[test]
+    fn the_failure_watcher_stamps_what_the_kernel_reports() {
+        let f = Failures::get().expect("epoll works here");
+        let wait_for = |key: u64, error: &str| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                if let Some(t) = f.stamp(key, error) {
+                    return t;
+                }
+                assert!(Instant::now() < deadline, "no {error} stamp");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        // A FIN: EOF, not an error.
+        let (ours, theirs) = pair();
+        let key = f.add(ours.as_raw_fd()).unwrap();
+        assert_eq!(f.stamp(key, "EOF"), None);
+        let before = clock::now_ns();
+        theirs.shutdown(std::net::Shutdown::Write).unwrap();
+        let t = wait_for(key, "EOF");
+        assert!(t >= before && t <= clock::now_ns());
+        assert_eq!(f.stamp(key, "ECONNRESET"), None);
+        // A reset: an error; the peer's own decisions never take the kernel's stamp.
+        SockRef::from(&theirs)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(theirs);
+        wait_for(key, "ECONNRESET");
+        assert_eq!(f.stamp(key, "HEARTBEAT"), None);
+        f.remove(ours.as_raw_fd(), key);
+        assert_eq!(f.stamp(key, "EOF"), None);
+        // Another connection is another key.
+        let (again, _peer) = pair();
+        assert_ne!(f.add(again.as_raw_fd()), Some(key));
+    }
 
     #[test]
     fn mechanism_names_what_detected_the_loss() {

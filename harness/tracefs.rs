@@ -128,7 +128,20 @@ fn private_tracefs() -> Result<PathBuf, TraceError> {
     Ok(root)
 }
 
-fn setup(root: &Path, name: &str) -> Result<(PathBuf, fs::File), TraceError> {
+/// Which tracepoints a session enables: plain ones, and ones with an in-kernel filter.
+#[derive(Clone, Copy, Debug)]
+pub struct Tracepoints {
+    pub plain: &'static [&'static str],
+    pub filtered: &'static [(&'static str, &'static str)],
+}
+
+/// The observer's tracepoints.
+pub const OBSERVER: Tracepoints = Tracepoints {
+    plain: TRACEPOINTS,
+    filtered: FILTERED_TRACEPOINTS,
+};
+
+fn setup(root: &Path, name: &str, points: Tracepoints) -> Result<(PathBuf, fs::File), TraceError> {
     let instances = root.join("instances");
     for gone in sweep(&instances, pid_alive) {
         eprintln!("flatline: removed tracefs instance {gone} left by a run that died");
@@ -141,10 +154,10 @@ fn setup(root: &Path, name: &str) -> Result<(PathBuf, fs::File), TraceError> {
     let result = (|| {
         write("trace_clock", "mono")?;
         write("buffer_size_kb", "1024")?;
-        for tp in TRACEPOINTS {
+        for tp in points.plain {
             write(&format!("events/{tp}/enable"), "1")?;
         }
-        for (tp, filter) in FILTERED_TRACEPOINTS {
+        for (tp, filter) in points.filtered {
             write(&format!("events/{tp}/filter"), filter)?;
             write(&format!("events/{tp}/enable"), "1")?;
         }
@@ -185,6 +198,15 @@ impl TraceSession {
     /// runs on the tracing thread and can take a while on a loaded machine; the caller's task
     /// awaits it, so other labs on the same runtime (`flatline run -j N`) go on meanwhile.
     pub async fn start(sinks: Vec<mpsc::Sender<TraceRecord>>) -> Result<TraceSession, TraceError> {
+        Self::start_with(OBSERVER, sinks).await
+    }
+
+    /// As [`TraceSession::start`], with only `points` enabled (fewer records, less cost to the
+    /// traced).
+    pub async fn start_with(
+        points: Tracepoints,
+        sinks: Vec<mpsc::Sender<TraceRecord>>,
+    ) -> Result<TraceSession, TraceError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(TraceError::NotRoot);
         }
@@ -204,7 +226,7 @@ impl TraceSession {
             std::thread::Builder::new()
                 .name("tracefs".into())
                 .spawn(move || {
-                    let setup = private_tracefs().and_then(|root| setup(&root, &name));
+                    let setup = private_tracefs().and_then(|root| setup(&root, &name, points));
                     let (dir, pipe) = match setup {
                         Ok(ok) => {
                             if ready_tx.send(Ok(())).is_err() {
