@@ -926,6 +926,44 @@ fn compare_judges_the_fix_against_an_unfixed_worker_as_the_control() {
     );
     let table = std::fs::read_to_string(dir.path().join("worker-fix/table.txt")).unwrap();
     assert!(table.contains("client vs control"), "{table}");
+    // The cells' records merged (as shards would be) are judged against the control the same.
+    let records: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path().join("worker-fix"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("worker-fix-")
+        })
+        .collect();
+    let merged = flatline()
+        .arg("merge")
+        .arg("--compare")
+        .arg(&file)
+        .args(&records)
+        .arg("--out")
+        .arg(dir.path().join("merged"))
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(merged.status.code(), Some(0), "{}", describe(&merged));
+    let m: Value = serde_json::from_slice(&merged.stdout).unwrap();
+    assert_eq!(m["control"], r["control"]);
+    let standings = |r: &Value| -> Vec<Value> {
+        r["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| {
+                [
+                    c["client"]["versus_control"].clone(),
+                    c["server"]["versus_control"].clone(),
+                ]
+            })
+            .collect()
+    };
+    assert_eq!(standings(&m), standings(&r));
 }
 
 #[test]
