@@ -272,6 +272,178 @@ pub fn render(r: &Report) -> String {
     out
 }
 
+/// How long one scenario's lab lived, as its record says: its setup, then from t = 0 to the
+/// end of its teardown; what that scenario alone would cost the suite.
+pub fn run_ms(record: &crate::record::Record) -> f64 {
+    use crate::record::Kind;
+    let setup = record.events.iter().find_map(|e| match e.kind {
+        Kind::LabUp { setup_ms } => Some(setup_ms),
+        _ => None,
+    });
+    let down = record
+        .events
+        .iter()
+        .rfind(|e| matches!(e.kind, Kind::LabDown { .. }))
+        .map(|e| e.t_ms);
+    setup.unwrap_or(0.0) + down.unwrap_or(f64::NAN)
+}
+
+/// One run of the whole suite, as `flatline run FILES` (default `-j`) did it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SuiteRun {
+    /// The command's wall time, start to exit, ms.
+    pub wall_ms: f64,
+    /// Each scenario's lab, from its record ([`run_ms`]), in the order given.
+    pub scenarios_ms: Vec<(String, f64)>,
+    /// The run's last line (`N passed, N failed`).
+    pub tally: String,
+}
+
+impl SuiteRun {
+    /// The slowest scenario: (name, ms).
+    pub fn slowest(&self) -> (&str, f64) {
+        self.scenarios_ms
+            .iter()
+            .map(|(n, ms)| (n.as_str(), *ms))
+            .fold(("", f64::NAN), |a, b| {
+                if b.1 > a.1 || a.1.is_nan() {
+                    b
+                } else {
+                    a
+                }
+            })
+    }
+}
+
+/// `flatline bench --suite`: the suite's wall time against its slowest scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct SuiteReport {
+    pub scenarios: usize,
+    /// What `-j` defaults to on this machine now (the runs use the default).
+    pub default_jobs: usize,
+    pub figures: Vec<Figure>,
+    pub runs: Vec<SuiteRun>,
+}
+
+impl SuiteReport {
+    pub fn new(scenarios: usize, default_jobs: usize, runs: Vec<SuiteRun>) -> SuiteReport {
+        let wall: Vec<f64> = runs.iter().map(|r| r.wall_ms).collect();
+        let slowest: Vec<f64> = runs.iter().map(|r| r.slowest().1).collect();
+        let sums: Vec<f64> = runs
+            .iter()
+            .map(|r| r.scenarios_ms.iter().map(|s| s.1).sum())
+            .collect();
+        let figures = vec![
+            Figure::new(
+                &format!("suite of {scenarios} scenarios, wall time (`flatline run`, default -j)"),
+                &wall,
+                "its slowest scenario",
+                &slowest,
+            ),
+            Figure::new(
+                "same suite, scenarios one after another (sum)",
+                &sums,
+                "its slowest scenario",
+                &slowest,
+            ),
+        ];
+        SuiteReport {
+            scenarios,
+            default_jobs,
+            figures,
+            runs,
+        }
+    }
+}
+
+/// The shipped suite: `scenarios/*.toml` under `dir`, sorted by name (as a shell's glob).
+pub fn shipped_suite(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Runs `exe run FILES --out DIR` once, as a user would (default `-j`, progress on the
+/// terminal if stderr is one), timing the whole command, then reads each scenario's record.
+/// A run whose expectations failed still counts (exit 1); any other exit is an error.
+pub fn suite_run(
+    exe: &Path,
+    files: &[std::path::PathBuf],
+    names: &[String],
+    dir: &Path,
+) -> Result<SuiteRun, String> {
+    if dir.exists() {
+        // Our own directory of an earlier bench: no stale record may stand in for a new one.
+        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let start = Instant::now();
+    let output = std::process::Command::new(exe)
+        .arg("run")
+        .args(files)
+        .arg("--out")
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start {} run: {e}", exe.display()))?;
+    let wall_ms = ms_since(start);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let tally = stdout.lines().last().unwrap_or_default().to_owned();
+    if !matches!(output.status.code(), Some(0 | 1)) {
+        return Err(format!(
+            "`flatline run` of the suite ended with {}; its last line: {tally}",
+            output.status
+        ));
+    }
+    let mut scenarios_ms = Vec::new();
+    for name in names {
+        let path = dir.join(format!("{name}.json"));
+        let record = crate::record::load(&path).map_err(|e| crate::runner::error_chain(&e))?;
+        scenarios_ms.push((name.clone(), run_ms(&record)));
+    }
+    Ok(SuiteRun {
+        wall_ms,
+        scenarios_ms,
+        tally,
+    })
+}
+
+/// The suite's figures as a table, then each run's wall time, slowest scenario and count.
+pub fn render_suite(r: &SuiteReport) -> String {
+    let mut out = String::from(
+        "| what | median | baseline | baseline median | ratio | runs |\n|---|---|---|---|---|---|\n",
+    );
+    for f in &r.figures {
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} s | {} | {:.1} s | {:.2} | {} |",
+            f.what,
+            f.median_ms / 1000.0,
+            f.baseline,
+            f.baseline_median_ms / 1000.0,
+            f.ratio,
+            f.runs
+        );
+    }
+    let _ = writeln!(out, "\n-j by default here: {}", r.default_jobs);
+    for (i, run) in r.runs.iter().enumerate() {
+        let (name, ms) = run.slowest();
+        let _ = writeln!(
+            out,
+            "run {}: wall {:.1} s, slowest {name} {:.1} s ({:.2}x); {}",
+            i + 1,
+            run.wall_ms / 1000.0,
+            ms / 1000.0,
+            run.wall_ms / ms,
+            run.tally
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +559,57 @@ mod tests {
         // Without the server's listen in the trace there is no zero to align on.
         let none = Aborts::default();
         assert_eq!(origin_ns(&events, &none, before), None);
+    }
+
+    #[test]
+    fn a_suite_is_measured_against_its_slowest_lab() {
+        use crate::record::{Event, Kind, Source};
+        let record = |setup_ms: f64, down: f64| {
+            let mut r = crate::report::tests::record(crate::record::RunStatus::Completed);
+            r.events = vec![
+                Event::new(0.0, Source::Runner, Kind::LabUp { setup_ms }),
+                Event::new(
+                    down,
+                    Source::Runner,
+                    Kind::LabDown {
+                        teardown_ms: 1.0,
+                        reason: None,
+                    },
+                ),
+            ];
+            r
+        };
+        // Setup counts: the lab cost it before t = 0.
+        assert_eq!(run_ms(&record(10.0, 8000.0)), 8010.0);
+        let run = |wall_ms: f64, a: f64, b: f64| SuiteRun {
+            wall_ms,
+            scenarios_ms: vec![("a".into(), a), ("b".into(), b)],
+            tally: "2 passed, 0 failed".into(),
+        };
+        assert_eq!(run(1.0, 3.0, 7.0).slowest(), ("b", 7.0));
+        let r = SuiteReport::new(
+            2,
+            8,
+            vec![
+                run(9000.0, 3000.0, 8000.0),
+                run(8000.0, 8000.0, 4000.0),
+                run(8800.0, 2000.0, 7000.0),
+            ],
+        );
+        // Medians: wall 8800 against slowest 8000; sums 11000, 12000, 9000.
+        assert_eq!(r.figures[0].median_ms, 8800.0);
+        assert_eq!(r.figures[0].baseline_median_ms, 8000.0);
+        assert!((r.figures[0].ratio - 1.1).abs() < 1e-9);
+        assert_eq!(r.figures[1].median_ms, 11000.0);
+        let text = render_suite(&r);
+        assert!(
+            text.contains("| suite of 2 scenarios, wall time (`flatline run`, default -j) | 8.8 s | its slowest scenario | 8.0 s | 1.10 | 3 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("run 1: wall 9.0 s, slowest b 8.0 s (1.12x); 2 passed, 0 failed"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -144,6 +144,10 @@ pub enum Command {
         /// cost per packet; over --runs labs per setting (at most 10, 20 round trips each).
         #[arg(long)]
         delay: bool,
+        /// Instead: the suite's wall time against its slowest scenario: `flatline run FILES`
+        /// (default -j) over --runs runs (at most 5); FILES default to scenarios/*.toml.
+        #[arg(long, value_name = "FILE", num_args = 0..)]
+        suite: Option<Vec<PathBuf>>,
     },
     /// Judge saved records again and print their summaries, as `flatline run` printed them
     /// (no lab, no root).
@@ -273,6 +277,12 @@ pub fn execute(command: Command) -> Outcome {
             out,
             ..
         } => bench_delay(runs.clamp(1, 10), &out),
+        Command::Bench {
+            suite: Some(files),
+            runs,
+            out,
+            ..
+        } => bench_suite(files, runs.clamp(1, 5), &out),
         Command::Bench {
             fleet, runs, out, ..
         } if !fleet.is_empty() => bench_fleet(&fleet, runs.clamp(1, 3), &out),
@@ -413,6 +423,45 @@ fn bench(runs: usize, out: &Path, matrix: &Path) -> Outcome {
     print!("{}", crate::bench::render(&report));
     eprintln!("figures: {}", path.display());
     Ok(0)
+}
+
+fn bench_suite(files: Vec<PathBuf>, runs: usize, out: &Path) -> Outcome {
+    let files = if files.is_empty() {
+        crate::bench::shipped_suite(Path::new("scenarios")).map_err(|e| {
+            Failure::error(format!(
+                "cannot read scenarios/ ({e}): run from the repository, or name the files"
+            ))
+        })?
+    } else {
+        files
+    };
+    let names: Vec<String> = load_scenarios(&files)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    output::check_writable(out).map_err(|e| Failure::error(error_chain(&e)))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::error(format!("cannot find the running flatline binary: {e}")))?;
+    let mut done = Vec::new();
+    for run in 0..runs {
+        let dir = out.join("bench-suite").join(format!("run-{run}"));
+        let r = crate::bench::suite_run(&exe, &files, &names, &dir).map_err(Failure::error)?;
+        eprintln!(
+            "run {} of {runs}: {:.1} s, {}",
+            run + 1,
+            r.wall_ms / 1000.0,
+            r.tally
+        );
+        done.push(r);
+    }
+    let jobs = crate::suite::default_jobs(crate::suite::mem_available());
+    let report = crate::bench::SuiteReport::new(names.len(), jobs, done);
+    let path = out.join("bench-suite.json");
+    output::write_json(&path, &report).map_err(|e| Failure::error(error_chain(&e)))?;
+    print!("{}", crate::bench::render_suite(&report));
+    eprintln!("figures: {}", path.display());
+    let failed = report.runs.iter().any(|r| !r.tally.contains(", 0 failed"));
+    Ok(u8::from(failed))
 }
 
 fn bench_delay(runs: usize, out: &Path) -> Outcome {

@@ -579,3 +579,46 @@ fn the_kubernetes_example_runs_every_shard_once() {
         .collect();
     assert_shards_cover(&shards, n);
 }
+
+/// `flatline bench --suite`: the whole `flatline run` timed against its slowest scenario's
+/// lab (from the records), with the ratio, the per-run line and bench-suite.json.
+#[test]
+fn bench_suite_times_the_run_against_its_slowest_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = flatline()
+        .args(["bench", "--runs", "1", "--out"])
+        .arg(dir.path())
+        .arg("--suite")
+        .arg(scenario("graceful-exit.toml"))
+        .arg(scenario("seed-process-kill.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("| suite of 2 scenarios, wall time (`flatline run`, default -j) | "),
+        "{stdout}"
+    );
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("bench-suite.json")).unwrap(),
+    )
+    .unwrap();
+    let run = &report["runs"][0];
+    assert_eq!(run["tally"], "2 passed, 0 failed", "{report}");
+    let labs: Vec<f64> = run["scenarios_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[1].as_f64().unwrap())
+        .collect();
+    let (wall, slowest) = (run["wall_ms"].as_f64().unwrap(), labs[0].max(labs[1]));
+    // The lower bound proves the wall time covers the slowest lab inside the command; the upper
+    // bound that the two ran at once (one after another takes the sum).
+    assert!(
+        wall >= slowest && wall < labs[0] + labs[1],
+        "wall {wall:.0} ms, labs {labs:?}"
+    );
+    let ratio = report["figures"][0]["ratio"].as_f64().unwrap();
+    assert!((ratio - wall / slowest).abs() < 1e-6, "{report}");
+    assert!(stdout.contains("run 1: wall "), "{stdout}");
+}
