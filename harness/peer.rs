@@ -420,6 +420,11 @@ impl Failures {
                 libc::epoll_wait(self.epoll, events.as_mut_ptr(), FAILURE_EVENTS as i32, -1)
             };
             let now = clock::now_ns();
+            if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                // Never spin at real-time priority: without the watcher the loop's own
+                // stamps stand.
+                return;
+            }
             if n <= 0 {
                 continue;
             }
