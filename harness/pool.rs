@@ -112,7 +112,12 @@ pub fn losses(events: &[Event], side: Side, fault: &str) -> Option<Losses> {
 /// server's per accepted connection.
 pub fn returns(events: &[Event], side: Side, fault: &str) -> Option<(usize, Vec<f64>)> {
     let times = fault_times(events, fault)?;
-    let (healed, heal_started) = (times.healed_ms?, times.heal_started_ms?);
+    let (healed, heal_started) = match (times.healed_ms, times.heal_started_ms) {
+        (Some(h), Some(s)) => (h, s),
+        // A failover is its own heal (analysis::reconnect).
+        _ if crate::analysis::is_failover(events, fault) => (times.injected_ms, times.started_ms),
+        _ => return None,
+    };
     let end = next_fault_start(events, fault, times.started_ms);
     let cut = open_at(events, side, times.started_ms).len();
     let mut seen = BTreeSet::new();

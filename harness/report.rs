@@ -27,24 +27,39 @@ fn side_line(side: Side, s: &SideSummary, healed: Option<&str>) -> String {
     format!("  {side:<7} {detect}{back}").trim_end().to_owned() + "\n"
 }
 
-/// Which host the client's first connection after a failover reached, and at which address.
+/// Which host the client's connections after a failover reached, and at which address.
 fn failover_line(events: &[crate::record::Event], injected_ms: Option<f64>) -> String {
+    use std::collections::BTreeMap;
     let after = injected_ms.unwrap_or(f64::INFINITY);
-    events
+    // (host, address) -> connections, in the order first reached.
+    let mut reached: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut order = Vec::new();
+    for e in events
         .iter()
-        .find_map(|e| match &e.kind {
-            crate::record::Kind::Reconnected(c)
-                if e.source == crate::record::Source::Client && e.t_ms >= after =>
-            {
-                Some(format!(
-                    "  client  reconnected to the {} at {}\n",
-                    c.host.as_deref().unwrap_or("unknown host"),
-                    c.ends.peer
-                ))
+        .filter(|e| e.source == crate::record::Source::Client && e.t_ms >= after)
+    {
+        if let crate::record::Kind::Reconnected(c) = &e.kind {
+            let key = (
+                c.host.clone().unwrap_or_else(|| "unknown host".into()),
+                c.ends.peer.clone(),
+            );
+            if !reached.contains_key(&key) {
+                order.push(key.clone());
             }
-            _ => None,
+            *reached.entry(key).or_default() += 1;
+        }
+    }
+    if order.is_empty() {
+        return "  client  did not reconnect after the failover\n".into();
+    }
+    let text: Vec<String> = order
+        .iter()
+        .map(|key| match reached[key] {
+            1 => format!("the {} at {}", key.0, key.1),
+            n => format!("the {} at {} ({n} connections)", key.0, key.1),
         })
-        .unwrap_or_else(|| "  client  did not reconnect after the failover\n".into())
+        .collect();
+    format!("  client  reconnected to {}\n", text.join(", "))
 }
 
 /// A pool's distributions on one side, and the storm: a few indented lines.
@@ -184,7 +199,7 @@ pub fn render(t: &Record, path: &str) -> String {
         if f.kind == crate::scenario::FaultKind::Failover {
             out += &failover_line(&t.events, f.injected_at_ms);
         }
-        out += &pool_lines(Side::Client, &f.client, healed);
+        out += &pool_lines(Side::Client, &f.client, back_from.is_some());
         out += &pool_lines(Side::Server, &f.server, healed);
         if let Some(storm) = &f.storm {
             out += &storm_line(storm);

@@ -54,7 +54,9 @@ fn run_as(file: &Path, nobody: bool) -> Value {
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
     assert!(left.is_empty(), "the run left {left:?} behind");
-    let name = file.file_stem().unwrap().to_string_lossy();
+    // The record is named after the scenario's `name`.
+    let table: toml::Table = std::fs::read_to_string(file).unwrap().parse().unwrap();
+    let name = table["name"].as_str().unwrap();
     let text = std::fs::read_to_string(out.path().join(format!("{name}.json"))).unwrap();
     let t: Value = serde_json::from_str(&text).unwrap();
     assert_valid_record(&t);
@@ -274,6 +276,44 @@ fn a_python_client_follows_the_hosts_file_to_the_standby() {
         (d + 450.0..=d + 500.0 + 600.0).contains(&back),
         "back {back} ms after the failover, detected at {d} ms"
     );
+}
+
+#[test]
+fn a_pool_is_reset_connection_by_connection_and_every_one_lands_on_the_standby() {
+    let t = run_passing(&scenario("fleet/failover-pool.toml"));
+    let pool = &summary(&t, "client")["pool"];
+    assert_eq!(
+        (&pool["connections"], &pool["detected"]),
+        (&100.into(), &100.into()),
+        "{pool}"
+    );
+    assert_eq!(pool["errors"]["ECONNRESET"], 100, "{pool}");
+    // K16: each connection's next probe, within max(I, V) = 2 s, draws the standby's RST.
+    let last = pool["detection"]["max_ms"].as_f64().unwrap();
+    assert!(last <= 2000.0 + 2.0 * SLACK_PER_TIMER_MS, "{pool}");
+    // Each back after its own 500 ms pause, plus a connect: within 2 s + 0.5 s + slack.
+    let all_back = pool["all_back_ms"]
+        .as_f64()
+        .expect("every connection came back");
+    assert!(all_back <= 2500.0 + 3.0 * SLACK_PER_TIMER_MS, "{pool}");
+    let injected = t["summary"]["faults"][0]["injected_at_ms"]
+        .as_f64()
+        .unwrap();
+    let on_standby = events(&t)
+        .iter()
+        .filter(|e| {
+            e["source"] == "client"
+                && e["kind"] == "reconnected"
+                && e["t_ms"].as_f64().unwrap() >= injected
+        })
+        .inspect(|e| assert_eq!(e["host"], "standby", "{e}"))
+        .count();
+    assert_eq!(on_standby, 100);
+    // The old server's 100 connections time out on the silence (K1, keepalive 2s/1s/3).
+    let server = &summary(&t, "server")["pool"];
+    assert_eq!(server["errors"]["ETIMEDOUT"], 100, "{server}");
+    let first = server["detection"]["min_ms"].as_f64().unwrap();
+    assert!(first >= 3000.0 - 50.0, "{server}");
 }
 
 /// Validates a scenario through `flatline check`: exit 2 and the message.
