@@ -281,6 +281,7 @@ fn draw(multi: &MultiProgress, rx: &mpsc::Receiver<Tick>, total: Option<usize>) 
     header.set_style(style("{spinner} flatline: {msg} · {elapsed}"));
     let mut bars: BTreeMap<u64, ProgressBar> = BTreeMap::new();
     let mut last = Instant::now();
+    let mut width = 0;
     loop {
         let tick = match rx.recv_timeout(REFRESH) {
             Ok(Tick::Close) | Err(RecvTimeoutError::Disconnected) => break,
@@ -294,13 +295,16 @@ fn draw(multi: &MultiProgress, rx: &mpsc::Receiver<Tick>, total: Option<usize>) 
         match tick {
             Some(Tick::Started { id, name, end, .. }) => {
                 let bar = multi.add(ProgressBar::new(end.as_millis().max(1) as u64));
-                bar.set_style(style("  {prefix:44!} [{bar:20}] {msg}"));
-                bar.set_prefix(name);
+                // Names in full, aligned on the longest so far; the bar takes what is left
+                // of the terminal's width.
+                bar.set_style(style("  {prefix} [{wide_bar}] {msg}"));
+                width = width.max(name.chars().count());
                 bars.insert(id, bar);
             }
             Some(Tick::Finished(id)) => {
                 // Drawn now, whatever the rate: a short run's count is seen at least here.
                 if let (Some(bar), Some(lab)) = (bars.get(&id), board.labs.get(&id)) {
+                    bar.set_prefix(format!("{:width$}", lab.name));
                     bar.finish_with_message(lab.message(now));
                 }
             }
@@ -313,6 +317,7 @@ fn draw(multi: &MultiProgress, rx: &mpsc::Receiver<Tick>, total: Option<usize>) 
             let Some(bar) = bars.get(id) else { continue };
             match lab.finished {
                 None => {
+                    bar.set_prefix(format!("{:width$}", lab.name));
                     let pos = lab.elapsed(now).as_millis() as u64;
                     bar.set_position(pos.min(bar.length().unwrap_or(pos)));
                     bar.set_message(lab.message(now));
