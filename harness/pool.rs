@@ -86,6 +86,7 @@ pub fn losses(events: &[Event], side: Side, fault: &str) -> Option<Losses> {
         ..Losses::default()
     };
     let mut seen = BTreeSet::new();
+    let let_go = closed_by_other_side(events, side);
     for e in events
         .iter()
         .filter(|e| e.source == side.into() && e.t_ms >= times.started_ms && e.t_ms < end)
@@ -94,6 +95,9 @@ pub fn losses(events: &[Event], side: Side, fault: &str) -> Option<Losses> {
             continue;
         };
         match e.conn {
+            // The other side's program closed it of its own accord (or was stopped at the
+            // end of the run): no damage.
+            Some(c) if !open.contains(&c) && let_go.contains(&c) => {}
             Some(c) if open.contains(&c) => {
                 if seen.insert(c) {
                     out.found
@@ -105,6 +109,32 @@ pub fn losses(events: &[Event], side: Side, fault: &str) -> Option<Losses> {
         }
     }
     Some(out)
+}
+
+/// Connections the program on the other side of `side` let go of without trouble: the
+/// observer saw its end, and neither its kernel nor the program lost it. It closed it of its
+/// own accord, or was stopped when the run ended (its end then goes unobserved).
+fn closed_by_other_side(events: &[Event], side: Side) -> BTreeSet<u64> {
+    let other: Source = match side {
+        Side::Client => Side::Server,
+        Side::Server => Side::Client,
+    }
+    .into();
+    let of = |kind: fn(&Kind) -> bool| -> BTreeSet<u64> {
+        events
+            .iter()
+            .filter(|e| e.source == other && kind(&e.kind))
+            .filter_map(|e| e.conn)
+            .collect()
+    };
+    let observed = of(|k| matches!(k, Kind::ConnectionObserved(_)));
+    let trouble = of(|k| {
+        matches!(
+            k,
+            Kind::PeerLost(_) | Kind::KernelGaveUp { .. } | Kind::FinReceived { .. }
+        )
+    });
+    observed.difference(&trouble).copied().collect()
 }
 
 /// How one side's connections came back after `fault` was healed: (connections cut, each
@@ -446,6 +476,36 @@ mod tests {
         assert_eq!(s.reconnect.unwrap().max_ms, 900.0);
         // 95 % of 4 is all 4: neither is reached.
         assert_eq!((s.back_95_ms, s.all_back_ms), (None, None));
+    }
+
+    #[test]
+    fn a_close_by_the_other_sides_program_is_not_collateral() {
+        let mut ev = pool();
+        // The server's end of connection 9 (opened during the fault, then lost) and of a new
+        // connection 10 that the client's program held until the run ended.
+        let observed = |conn| {
+            at(
+                7000.0,
+                Source::Client,
+                conn,
+                Kind::ConnectionObserved(crate::record::ConnectionObserved {
+                    ends: ends(),
+                    pid: 3,
+                    keepalive_armed: true,
+                    keepalive_in_ms: None,
+                    options: None,
+                    via: "trace".into(),
+                }),
+            )
+        };
+        ev.push(at(4950.0, Source::Server, 9, lost("ECONNRESET")));
+        ev.push(observed(9));
+        ev.push(observed(10));
+        ev.push(at(8000.5, Source::Server, 10, lost("EOF")));
+        ev.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+        let l = losses(&ev, Side::Server, "drop").unwrap();
+        // Connection 9 the client lost too: collateral; 10 it let go of untroubled: none.
+        assert_eq!(l.collateral, BTreeMap::from([("ECONNRESET".into(), 1)]));
     }
 
     #[test]
