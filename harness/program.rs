@@ -279,6 +279,9 @@ struct ConnView {
     fin: bool,
     /// A `peer-lost` was recorded for it.
     noticed: bool,
+    /// When, if that notice was put down to the program's own decision (nothing from the
+    /// kernel yet): a kernel report stamped no later proves otherwise.
+    guessed_ns: Option<u64>,
     /// A receive of the program's returned the kernel's error for it.
     saw: bool,
     closed: bool,
@@ -317,6 +320,38 @@ pub struct SideView {
     /// The program is being ended by a fault (killed, terminated): its closes are its death,
     /// not its notice of a loss.
     dying: bool,
+    /// Notices recorded as the program's own decision that the kernel turned out to have
+    /// caused: the kernel's report reached the runner after the program's line.
+    corrections: Vec<Correction>,
+}
+
+/// A `peer-lost` recorded before the kernel's report on its connection arrived (the program
+/// printed its line sooner than the observer delivered the kernel's stamp): the kernel's error
+/// and mechanism belong on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Correction {
+    pub ends: Ends,
+    pub error: String,
+    pub mechanism: LossMechanism,
+}
+
+impl Correction {
+    /// Puts the kernel's error on the side's `peer-lost` for these ends that was recorded as
+    /// the program's own heartbeat.
+    pub fn apply(&self, events: &mut [Event], source: crate::record::Source) {
+        let guessed = events.iter_mut().rev().find_map(|e| match &mut e.kind {
+            Kind::PeerLost(l)
+                if e.source == source && l.ends == self.ends && l.error == "HEARTBEAT" =>
+            {
+                Some(l)
+            }
+            _ => None,
+        });
+        if let Some(l) = guessed {
+            l.error = self.error.clone();
+            l.mechanism = self.mechanism;
+        }
+    }
 }
 
 impl SideView {
@@ -331,7 +366,14 @@ impl SideView {
             any_gone: false,
             options: None,
             dying: false,
+            corrections: Vec::new(),
         }
+    }
+
+    /// The notices the kernel's late-arriving reports showed were not the program's own
+    /// decision (see [`Correction`]).
+    pub fn take_corrections(&mut self) -> Vec<Correction> {
+        std::mem::take(&mut self.corrections)
     }
 
     /// Connection `conn` went (the first sign of it counts).
@@ -420,6 +462,7 @@ impl SideView {
                         kernel: None,
                         fin: false,
                         noticed: false,
+                        guessed_ns: None,
                         saw: false,
                         closed: false,
                         gone: false,
@@ -436,6 +479,13 @@ impl SideView {
                 self.went(conn);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.kernel = Some((error.clone(), mechanism(reason)));
+                    if c.guessed_ns.take().is_some_and(|n| t_ns <= n) {
+                        self.corrections.push(Correction {
+                            ends: c.ends.clone(),
+                            error: error.clone(),
+                            mechanism: mechanism(reason),
+                        });
+                    }
                     out.push((
                         t_ns,
                         Kind::KernelGaveUp {
@@ -452,6 +502,13 @@ impl SideView {
                 self.went(conn);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.fin = true;
+                    if c.guessed_ns.take().is_some_and(|n| t_ns <= n) {
+                        self.corrections.push(Correction {
+                            ends: c.ends.clone(),
+                            error: "EOF".into(),
+                            mechanism: LossMechanism::Eof,
+                        });
+                    }
                     out.push((
                         t_ns,
                         Kind::FinReceived {
@@ -531,7 +588,10 @@ impl SideView {
             (None, true) => ("EOF".into(), LossMechanism::Eof),
             // Nothing in the kernel said so: the program decided on its own (its heartbeat,
             // a deadline).
-            (None, false) => ("HEARTBEAT".into(), LossMechanism::AppHeartbeat),
+            (None, false) => {
+                c.guessed_ns = Some(t_ns);
+                ("HEARTBEAT".into(), LossMechanism::AppHeartbeat)
+            }
         };
         Some((
             t_ns,
@@ -1039,6 +1099,46 @@ mod tests {
             9,
         );
         assert!(matches!(&own[1], (30, Kind::PeerLost(l)) if l.error == "HEARTBEAT"));
+    }
+
+    #[test]
+    fn a_lost_line_ahead_of_the_kernels_report_takes_the_kernels_error() {
+        let gave_up = |conn, t_ns| Observation::KernelGaveUp {
+            conn,
+            t_ns,
+            via: Via::Trace,
+            error: "ETIMEDOUT".into(),
+            reason: GaveUpReason::Keepalive,
+        };
+        let mut v = SideView::new(Side::Client);
+        v.observe(established(1, 10, false), None, 9);
+        // The program's line reaches the runner first (at 31), the kernel's stamp (30) after.
+        let lost = v.line(31, Some("lost"));
+        let Some((31, Kind::PeerLost(l))) = lost.clone() else {
+            panic!("{lost:?}")
+        };
+        assert_eq!(l.error, "HEARTBEAT");
+        let mut events = vec![Event::new(
+            0.031,
+            crate::record::Source::Client,
+            lost.unwrap().1,
+        )];
+        v.observe(gave_up(1, 30), None, 9);
+        let fixes = v.take_corrections();
+        assert_eq!(fixes.len(), 1);
+        fixes[0].apply(&mut events, crate::record::Source::Client);
+        assert!(
+            matches!(&events[0].kind, Kind::PeerLost(l)
+                if l.error == "ETIMEDOUT" && l.mechanism == LossMechanism::Keepalive),
+            "{:?}",
+            events[0].kind
+        );
+        // A kernel report stamped after the program's notice does not make it the kernel's.
+        let mut v = SideView::new(Side::Client);
+        v.observe(established(2, 40, false), None, 9);
+        assert!(v.line(50, Some("lost")).is_some());
+        v.observe(gave_up(2, 60), None, 9);
+        assert!(v.take_corrections().is_empty());
     }
 
     #[test]

@@ -720,8 +720,13 @@ impl Run<'_> {
                         .programs
                         .get_mut(&side)
                         .expect("watchers watch programs");
-                    for (t_ns, kind) in run.view.observe(obs, options, pid) {
+                    let events = run.view.observe(obs, options, pid);
+                    let corrections = run.view.take_corrections();
+                    for (t_ns, kind) in events {
                         self.program_event(side, t_ns, kind);
+                    }
+                    for c in corrections {
+                        c.apply(&mut self.events, side.into());
                     }
                 }
             },
