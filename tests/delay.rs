@@ -144,16 +144,19 @@ fn the_delay_bench_measures_each_set_delay() {
             row["jitter_ms"].as_f64().unwrap_or(0.0),
         );
         // Lower bound: each direction is held at least delay - jitter (proves the queue holds
-        // packets). Upper bound: the median within delay + jitter each way plus 5 ms (the
-        // delayer's lateness, median 0.1-0.2 ms); the slowest of the 20 within 100 ms more (a
-        // full `cargo test` runs other labs beside it: one wake-up can come tens of ms late).
+        // packets). Upper bound: the median within delay + jitter each way plus 15 ms (the
+        // delayer's lateness is 0.1-0.2 ms on a quiet machine, but a full `cargo test` runs
+        // dozens of labs on two cores beside it; 15 ms still fails a delay applied twice, which
+        // adds 20 ms at the smallest setting); the slowest of the 20 within 300 ms more (one
+        // wake-up under that load can come a scheduler slice late). Accuracy figures belong to
+        // `flatline bench --delay`, not to this test.
         let (lo, hi) = (2.0 * (delay - jitter), 2.0 * (delay + jitter));
         assert!(f(row, "min_ms") >= lo, "{row}");
-        assert!(f(row, "median_ms") <= hi + 5.0, "{row}");
-        assert!(f(row, "max_ms") <= hi + 100.0, "{row}");
+        assert!(f(row, "median_ms") <= hi + 15.0, "{row}");
+        assert!(f(row, "max_ms") <= hi + 300.0, "{row}");
         if jitter == 0.0 && delay > 0.0 {
             // Without jitter the median sits on the set round trip.
-            assert!(f(row, "median_ms") <= 2.0 * delay + 5.0, "{row}");
+            assert!(f(row, "median_ms") <= 2.0 * delay + 15.0, "{row}");
             // The kernel measured the same round trip.
             assert!(f(row, "srtt_median_ms") >= 2.0 * delay - 1.0, "{row}");
         }
