@@ -668,7 +668,7 @@ pub fn as_predicted(
         (None, Some((lo, _))) => lo > watched_ms,
         (Some(_), None) => false,
         (Some((ms, error)), Some((lo, hi))) => {
-            (lo..=hi).contains(&ms)
+            (lo..=hi).contains(&crate::verdict::at_fault(ms))
                 && [p.error.as_deref(), p.alt_error.as_deref()].contains(&Some(error))
         }
     }

@@ -230,9 +230,26 @@ fn window(exp: &Expectation) -> Window {
     }
 }
 
+/// How far before its fault's stamp a detection may be stamped and still count as at the
+/// fault. A firewall or reject fault is stamped when the kernel's notice of the committed rule
+/// reaches the runner's listener thread (tens of microseconds after the commit); a packet that
+/// meets the rule in between can draw a reset the peer stamps first (seen: -0.003 ms).
+const FAULT_STAMP_SLACK_MS: f64 = 1.0;
+
+/// A detection's latency as windows judge it: within [`FAULT_STAMP_SLACK_MS`] before the
+/// fault's stamp counts as at the fault.
+pub fn at_fault(latency_ms: f64) -> f64 {
+    if (-FAULT_STAMP_SLACK_MS..0.0).contains(&latency_ms) {
+        0.0
+    } else {
+        latency_ms
+    }
+}
+
 /// It happened after `latency` ms, with `error` (empty for a reconnect).
 fn judge_found(exp: &Expectation, latency: f64, error: &str) -> Outcome {
     let (side, what, window) = (exp.side, what(exp), window(exp));
+    let latency = at_fault(latency);
     let mut actual = format!("{what} = \"{}\"", secs(latency));
     if !error.is_empty() {
         actual += &format!(", error = \"{error}\"");
@@ -347,6 +364,23 @@ mod tests {
             o.actual,
             r#"{ side = "client", fault = "f", detects = "12.996s", error = "ETIMEDOUT" }"#
         );
+    }
+
+    #[test]
+    fn a_reset_stamped_a_hair_before_its_fault_is_at_the_fault() {
+        let ev = |lost_ms| {
+            vec![
+                // The script ran 3 ms; the kernel's notice of the rule stamps 2005.
+                injected(2005.0, "f", 3.0),
+                lost(lost_ms, Side::Client, "ECONNRESET"),
+            ]
+        };
+        let expect = "[[expect]]\nside = \"client\"\ndetects = \"0ms..1s\"\nerror = \"ECONNRESET\"";
+        let o = one(expect, &ev(2004.997), None);
+        assert!(o.passed, "{o:?}");
+        // Well before the fault's stamp is not the fault's doing.
+        let o = one(expect, &ev(2003.5), None);
+        assert!(!o.passed && o.reason.contains("too early"), "{o:?}");
     }
 
     #[test]
