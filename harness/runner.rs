@@ -340,24 +340,13 @@ impl Run<'_> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| RunError::Spawn { side, exe, source })?;
-        let pid = Pid::from_raw(child.id().expect("a running child has a pid") as i32);
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = tx.send(Msg::Line { side, line });
-            }
-            let status = match child.wait().await {
-                Ok(s) => s.to_string(),
-                Err(e) => e.to_string(),
-            };
-            let _ = tx.send(Msg::Exited { side, pid, status });
-        });
+        let pid = self.spawn_reference(
+            cmd,
+            side,
+            exe,
+            move |line| Msg::Line { side, line },
+            move |pid, status| Msg::Exited { side, pid, status },
+        )?;
         self.pids.insert(side, pid);
         let t = self.now_ms();
         self.record(Event::new(
@@ -368,6 +357,37 @@ impl Run<'_> {
                 pid: pid.as_raw(),
             },
         ));
+        Ok(pid)
+    }
+
+    /// Spawns a reference peer (`cmd`, stdout piped) with a task that forwards each line of
+    /// its reports as `line(..)` and then its exit as `exited(..)`.
+    fn spawn_reference(
+        &self,
+        cmd: std::process::Command,
+        side: Side,
+        exe: String,
+        line: impl Fn(String) -> Msg + Send + 'static,
+        exited: impl FnOnce(Pid, String) -> Msg + Send + 'static,
+    ) -> Result<Pid, RunError> {
+        let mut child = tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| RunError::Spawn { side, exe, source })?;
+        let pid = Pid::from_raw(child.id().expect("a running child has a pid") as i32);
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                let _ = tx.send(line(l));
+            }
+            let status = match child.wait().await {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            };
+            let _ = tx.send(exited(pid, status));
+        });
         Ok(pid)
     }
 
@@ -402,24 +422,13 @@ impl Run<'_> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| RunError::Spawn { side, exe, source })?;
-        let pid = Pid::from_raw(child.id().expect("a running child has a pid") as i32);
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = tx.send(Msg::StandbyLine { line });
-            }
-            let status = match child.wait().await {
-                Ok(s) => s.to_string(),
-                Err(e) => e.to_string(),
-            };
-            let _ = tx.send(Msg::StandbyExited { pid, status });
-        });
+        let pid = self.spawn_reference(
+            cmd,
+            side,
+            exe,
+            |line| Msg::StandbyLine { line },
+            |pid, status| Msg::StandbyExited { pid, status },
+        )?;
         self.standby = Some(pid);
         let t = self.now_ms();
         self.record(Event::new(
