@@ -279,13 +279,19 @@ pub fn parse(datagram: &[u8]) -> Vec<Change> {
 
 /// IFLA_IFNAME from the attributes after a 16-byte ifinfomsg.
 fn ifname(body: &[u8]) -> Option<String> {
-    let mut at = 16;
-    while let (Some(len), Some(kind)) = (u16_at(body, at), u16_at(body, at + 2)) {
+    string_attr(body, 16, IFLA_IFNAME)
+}
+
+/// The string attribute of type `kind` among the netlink attributes that start at `at` in a
+/// message's body (type compared without its top flag bits, NLA_F_NESTED and
+/// NLA_F_NET_BYTEORDER).
+pub(crate) fn string_attr(body: &[u8], mut at: usize, kind: u16) -> Option<String> {
+    while let (Some(len), Some(k)) = (u16_at(body, at), u16_at(body, at + 2)) {
         let len = len as usize;
         if len < 4 || at + len > body.len() {
             return None;
         }
-        if kind == IFLA_IFNAME {
+        if k & 0x3fff == kind {
             let value = &body[at + 4..at + len];
             let end = value.iter().position(|&c| c == 0).unwrap_or(value.len());
             return Some(String::from_utf8_lossy(&value[..end]).into_owned());

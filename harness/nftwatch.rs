@@ -175,22 +175,7 @@ pub fn parse(datagram: &[u8]) -> Vec<String> {
 
 /// NFTA_TABLE_NAME from the attributes after the 4-byte nfgenmsg.
 fn table_name(body: &[u8]) -> Option<String> {
-    use crate::linkwatch::u16_at;
-    let mut at = 4;
-    while let (Some(len), Some(kind)) = (u16_at(body, at), u16_at(body, at + 2)) {
-        let len = len as usize;
-        if len < 4 || at + len > body.len() {
-            return None;
-        }
-        // The top bits of nla_type are flags (NLA_F_NESTED, NLA_F_NET_BYTEORDER).
-        if kind & 0x3fff == NFTA_TABLE_NAME {
-            let value = &body[at + 4..at + len];
-            let end = value.iter().position(|&c| c == 0).unwrap_or(value.len());
-            return Some(String::from_utf8_lossy(&value[..end]).into_owned());
-        }
-        at += (len + 3) & !3;
-    }
-    None
+    crate::linkwatch::string_attr(body, 4, NFTA_TABLE_NAME)
 }
 
 /// The line `nft monitor tables` prints when a firewall script's table is committed.
