@@ -496,6 +496,24 @@ pub struct Tracker {
     /// With the trace: connections a dump showed before their handshake's record arrived;
     /// the next dump takes them, with the record's stamp if it came meanwhile.
     deferred: std::collections::BTreeSet<Tuple>,
+    /// With the trace: losses drawn from records the kernel wrote outside the program's own
+    /// context (the peer's FIN, an abort's error), held until the program's socket confirms
+    /// them. The tracepoints name a 4-tuple, not a namespace, and concurrent labs use the
+    /// same addresses, so another lab's socket can carry the same tuple (a mosquitto client's
+    /// EOF in one lab once passed for a silent drop's in another).
+    held: Vec<(Tuple, Observation)>,
+}
+
+/// Whether a socket the program holds, last known in `state` (`None`: gone from the dump),
+/// bears out `obs` drawn from a trace record stamped before: a peer's FIN leaves it past
+/// ESTABLISHED, an abort leaves it closed.
+fn bears_out(obs: &Observation, state: Option<TcpState>) -> bool {
+    use TcpState::*;
+    match obs {
+        Observation::PeerClosed { .. } => !matches!(state, Some(SynSent | SynRecv | Established)),
+        Observation::KernelGaveUp { .. } => matches!(state, None | Some(Close)),
+        _ => true,
+    }
 }
 
 impl Tracker {
@@ -687,6 +705,62 @@ impl Tracker {
         out
     }
 
+    /// Held losses of the tuples `which` picks, judged by the state `state_of` gives their
+    /// socket: the borne-out ones come out, the others are forgotten (another namespace's).
+    fn settle(
+        &mut self,
+        which: impl Fn(Tuple) -> bool,
+        state_of: impl Fn(Tuple) -> Option<TcpState>,
+    ) -> Vec<Observation> {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(t, _)| which(*t));
+        self.held = later;
+        let mut out = Vec::new();
+        for (tuple, obs) in now {
+            if bears_out(&obs, state_of(tuple)) {
+                out.push(obs);
+                continue;
+            }
+            if let Some(c) = self.conns.get_mut(&tuple) {
+                match obs {
+                    Observation::PeerClosed { .. } => c.peer_closed = false,
+                    Observation::KernelGaveUp { .. } => {
+                        c.gave_up = false;
+                        c.reset = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// A dump that began at `started_ns` judges the held losses stamped before it began: the
+    /// kernel had made the change by then, so the program's socket shows it if it was its.
+    pub fn confirm(&mut self, started_ns: u64, sockets: &[DiagSocket]) -> Vec<Observation> {
+        if self.held.is_empty() {
+            return Vec::new();
+        }
+        let stamps: BTreeMap<Tuple, u64> = self.held.iter().map(|(t, o)| (*t, o.t_ns())).fold(
+            BTreeMap::new(),
+            |mut m, (t, ns)| {
+                let e = m.entry(t).or_insert(ns);
+                *e = (*e).max(ns);
+                m
+            },
+        );
+        let states: BTreeMap<Tuple, TcpState> = sockets
+            .iter()
+            .filter(|s| stamps.contains_key(&s.tuple))
+            .map(|s| (s.tuple, s.state))
+            .collect();
+        self.settle(
+            |t| stamps.get(&t).is_some_and(|&ns| ns < started_ns),
+            |t| states.get(&t).copied(),
+        )
+    }
+
     fn peer_closed(&mut self, tuple: Tuple, t_ns: u64, via: Via) -> Option<Observation> {
         let c = self.conns.get_mut(&tuple)?;
         if c.peer_closed || c.gave_up || c.closed {
@@ -704,11 +778,20 @@ impl Tracker {
     pub fn trace(&mut self, r: TraceRecord) -> Vec<Observation> {
         if let TraceKind::RecvError { errno } = r.kind {
             if self.pids.contains(&r.host_pid) {
-                return vec![Observation::ProgramSawError {
+                // The program's own read returned a held abort's error: that bears it out.
+                let error = errno_name(errno);
+                let mut out = Vec::new();
+                if let Some(i) = self.held.iter().rposition(
+                    |(_, o)| matches!(o, Observation::KernelGaveUp { error: e, .. } if *e == error),
+                ) {
+                    out.push(self.held.remove(i).1);
+                }
+                out.push(Observation::ProgramSawError {
                     t_ns: r.t_ns,
                     host_pid: r.host_pid,
-                    error: errno_name(errno),
-                }];
+                    error,
+                });
+                return out;
             }
             return Vec::new();
         }
@@ -749,18 +832,21 @@ impl Tracker {
                         (None, libc::ETIMEDOUT) => GaveUpReason::Retransmission,
                         (None, _) => GaveUpReason::Unreachable,
                     };
-                    out.push(Observation::KernelGaveUp {
+                    let obs = Observation::KernelGaveUp {
                         conn: id,
                         t_ns: r.t_ns,
                         via: Via::Trace,
                         error: errno_name(errno),
                         reason,
-                    });
+                    };
+                    self.held.push((r.tuple, obs));
                 }
             }
             TraceKind::SetState { from, to } => match (from, to) {
                 (TcpState::Established, TcpState::CloseWait) => {
-                    out.extend(self.peer_closed(r.tuple, r.t_ns, Via::Trace));
+                    if let Some(obs) = self.peer_closed(r.tuple, r.t_ns, Via::Trace) {
+                        self.held.push((r.tuple, obs));
+                    }
                 }
                 // close() or shutdown() by the program: a FIN leaves. (A move to CLOSE is
                 // an abort, whose error report follows.)
@@ -770,6 +856,9 @@ impl Tracker {
                     TcpState::Established | TcpState::CloseWait,
                     TcpState::FinWait1 | TcpState::LastAck,
                 ) if c.reset.is_none() && self.pids.contains(&r.host_pid) => {
+                    // The program's own step says what its socket was in.
+                    out.extend(self.settle(|t| t == r.tuple, |_| Some(from)));
+                    let c = self.conns.get_mut(&r.tuple).expect("listed");
                     c.closed = true;
                     out.push(Observation::ProgramClosed {
                         conn: id,
@@ -784,6 +873,9 @@ impl Tracker {
                 // The program's last close, in its own context (see above); a socket freed
                 // elsewhere is seen gone by the next dump.
                 if !c.closed && self.pids.contains(&r.host_pid) {
+                    // Freed without a FIN of its own first: it was closed (aborted).
+                    out.extend(self.settle(|t| t == r.tuple, |_| Some(TcpState::Close)));
+                    let c = self.conns.get_mut(&r.tuple).expect("listed");
                     c.closed = true;
                     out.push(Observation::ProgramClosed {
                         conn: id,
@@ -919,7 +1011,11 @@ mod tests {
         for line in [RESET, TO_CLOSE] {
             assert!(t.trace(parse_trace_line(line).unwrap()).is_empty());
         }
-        let gave_up = t.trace(parse_trace_line(ERROR).unwrap());
+        // The error is written in softirq: held until the program's socket bears it out. A
+        // dump that began before the record's stamp cannot.
+        assert!(t.trace(parse_trace_line(ERROR).unwrap()).is_empty());
+        assert!(t.confirm(337_180_000_000, &[]).is_empty());
+        let gave_up = t.confirm(337_181_000_000, &[]);
         assert_eq!(
             gave_up,
             vec![Observation::KernelGaveUp {
@@ -1125,6 +1221,114 @@ mod tests {
         ));
         let closed = t.dump(3_000, &[], |_| None);
         assert!(matches!(closed[..], [Observation::ProgramClosed { .. }]));
+    }
+
+    const CLOSE_WAIT: &str = "          <idle>-0       [001] ..s2.   337.100000: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP sport=43206 dport=7000 saddr=10.99.0.1 daddr=10.99.0.2 saddrv6=::ffff:10.99.0.1 daddrv6=::ffff:10.99.0.2 oldstate=TCP_ESTABLISHED newstate=TCP_CLOSE_WAIT";
+    const TO_LAST_ACK: &str = "           socat-8237    [000] .....   337.100050: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP sport=43206 dport=7000 saddr=10.99.0.1 daddr=10.99.0.2 saddrv6=::ffff:10.99.0.1 daddrv6=::ffff:10.99.0.2 oldstate=TCP_CLOSE_WAIT newstate=TCP_LAST_ACK";
+    const TO_FIN_WAIT: &str = "           socat-8237    [000] .....   337.100050: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP sport=43206 dport=7000 saddr=10.99.0.1 daddr=10.99.0.2 saddrv6=::ffff:10.99.0.1 daddrv6=::ffff:10.99.0.2 oldstate=TCP_ESTABLISHED newstate=TCP_FIN_WAIT1";
+
+    /// A tracker with connection 1 established on `tuple()`, held by pid 8237.
+    fn established() -> Tracker {
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), true);
+        t.set_pids(vec![8237]);
+        t.trace(parse_trace_line(ESTABLISHED).unwrap());
+        let seen = t.dump(
+            333_200_000_000,
+            &[diag(TcpState::Established, None)],
+            |_| Some(8237),
+        );
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        t
+    }
+
+    /// Another lab's socket with the same tuple: its peer's FIN and its abort. The program's
+    /// socket, still established in the next dump, disowns both, and its own later loss still
+    /// counts.
+    #[test]
+    fn another_namespaces_loss_on_the_same_tuple_does_not_count() {
+        let mut t = established();
+        assert!(t.trace(parse_trace_line(CLOSE_WAIT).unwrap()).is_empty());
+        assert!(t.trace(parse_trace_line(ERROR).unwrap()).is_empty());
+        let ours = [diag(TcpState::Established, None)];
+        assert!(t.confirm(337_190_000_000, &ours).is_empty());
+        assert!(t.held.is_empty());
+        // Its own abort later: gone from the dump.
+        let mut own = parse_trace_line(ERROR).unwrap();
+        own.t_ns = 340_000_000_000;
+        assert!(t.trace(own).is_empty());
+        let gave_up = t.confirm(340_001_000_000, &[]);
+        assert!(
+            matches!(
+                gave_up[..],
+                [Observation::KernelGaveUp {
+                    t_ns: 340_000_000_000,
+                    ..
+                }]
+            ),
+            "{gave_up:?}"
+        );
+    }
+
+    /// The program's read returns the error of a held abort before any dump: the abort comes
+    /// out first, then the read.
+    #[test]
+    fn the_programs_failing_read_bears_out_the_abort() {
+        let mut t = established();
+        t.trace(parse_trace_line(ERROR).unwrap());
+        let read = "           socat-8237    [000] .....   337.181000: sock_recv_length: sk address = 00000000d36a3636, family = AF_INET protocol = IPPROTO_TCP, length = 0, error = -110, flags = 0x0";
+        let seen = t.trace(parse_trace_line(read).unwrap());
+        assert!(
+            matches!(
+                seen[..],
+                [
+                    Observation::KernelGaveUp {
+                        t_ns: 337_180_194_000,
+                        ..
+                    },
+                    Observation::ProgramSawError { .. }
+                ]
+            ),
+            "{seen:?}"
+        );
+        assert!(t.confirm(337_190_000_000, &[]).is_empty());
+    }
+
+    /// The peer's FIN, then the program's own close from CLOSE_WAIT before any dump: that
+    /// step bears the FIN out, and the two come in order.
+    #[test]
+    fn the_programs_close_from_close_wait_bears_out_the_fin() {
+        let mut t = established();
+        assert!(t.trace(parse_trace_line(CLOSE_WAIT).unwrap()).is_empty());
+        let seen = t.trace(parse_trace_line(TO_LAST_ACK).unwrap());
+        assert!(
+            matches!(
+                seen[..],
+                [
+                    Observation::PeerClosed {
+                        t_ns: 337_100_000_000,
+                        ..
+                    },
+                    Observation::ProgramClosed { .. }
+                ]
+            ),
+            "{seen:?}"
+        );
+        // A dump in CLOSE_WAIT bears it out too.
+        let mut t = established();
+        t.trace(parse_trace_line(CLOSE_WAIT).unwrap());
+        let seen = t.confirm(337_101_000_000, &[diag(TcpState::CloseWait, None)]);
+        assert!(
+            matches!(seen[..], [Observation::PeerClosed { .. }]),
+            "{seen:?}"
+        );
+        // The program closing an established socket disowns a FIN drawn from elsewhere.
+        let mut t = established();
+        t.trace(parse_trace_line(CLOSE_WAIT).unwrap());
+        let seen = t.trace(parse_trace_line(TO_FIN_WAIT).unwrap());
+        assert!(
+            matches!(seen[..], [Observation::ProgramClosed { .. }]),
+            "{seen:?}"
+        );
     }
 
     #[test]

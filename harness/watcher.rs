@@ -235,8 +235,12 @@ fn watch(
             None => std::thread::sleep(poll),
         }
         let timeouts_before = aborts_on_timeout();
+        let started_ns = clock::now_ns();
         let sockets = diag.dump()?;
         let t_ns = clock::now_ns();
+        // Losses the trace drew for the program's tuples, now judged by its own sockets.
+        let confirmed = tracker.confirm(started_ns, &sockets);
+        emit(confirmed, &owners, &mut watched);
         if let Some(port) = spec.listen_port {
             if listening_for != pgid && pgid > 0 {
                 if let Some(s) = sockets
