@@ -640,8 +640,9 @@ impl Tracker {
             };
             self.next_id += 1;
             let id = self.next_id;
-            // The kernel's stamp of the handshake, when the trace had it.
-            let traced = self.pending.iter().find(|r| {
+            // The kernel's stamp of the handshake, when the trace had it: the latest, since
+            // another lab's socket may have carried the same tuple before (see `held`).
+            let traced = self.pending.iter().rfind(|r| {
                 r.tuple == s.tuple
                     && matches!(
                         r.kind,
@@ -681,12 +682,13 @@ impl Tracker {
                 keepalive_armed: s.keepalive_in_ms.is_some(),
                 keepalive_in_ms: s.keepalive_in_ms,
             });
-            // Replay what the trace said of it meanwhile.
+            // Replay what the trace said of it meanwhile (records from before its handshake
+            // were another socket's).
             let pending = std::mem::take(&mut self.pending);
             let (mine, rest): (Vec<_>, Vec<_>) =
                 pending.into_iter().partition(|r| r.tuple == s.tuple);
             self.pending = rest;
-            for r in mine {
+            for r in mine.into_iter().filter(|r| via == Via::Diag || r.t_ns >= t) {
                 out.extend(self.trace(r));
             }
             if s.state == TcpState::CloseWait && !self.tracing {
@@ -1267,6 +1269,38 @@ mod tests {
             ),
             "{gave_up:?}"
         );
+    }
+
+    /// Another lab's socket with the same tuple shook hands and lost its peer before the
+    /// program's did: the program's connection takes its own (latest) handshake's stamp and
+    /// none of the earlier records.
+    #[test]
+    fn an_earlier_socket_with_the_same_tuple_lends_no_records() {
+        let mut t = Tracker::new("10.99.0.1".parse().unwrap(), true);
+        t.set_pids(vec![8237]);
+        let mut theirs = parse_trace_line(ESTABLISHED).unwrap();
+        theirs.t_ns -= 250_000_000;
+        let mut their_fin = parse_trace_line(CLOSE_WAIT).unwrap();
+        their_fin.t_ns = theirs.t_ns + 1_000_000;
+        for r in [theirs, their_fin, parse_trace_line(ESTABLISHED).unwrap()] {
+            assert!(t.trace(r).is_empty());
+        }
+        let seen = t.dump(
+            333_200_000_000,
+            &[diag(TcpState::Established, None)],
+            |_| Some(8237),
+        );
+        assert!(
+            matches!(
+                seen[..],
+                [Observation::Established {
+                    t_ns: 333_094_837_000,
+                    ..
+                }]
+            ),
+            "{seen:?}"
+        );
+        assert!(t.held.is_empty(), "{:?}", t.held);
     }
 
     /// The program's read returns the error of a held abort before any dump: the abort comes
