@@ -19,7 +19,8 @@ use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -87,6 +88,86 @@ pub struct AppOpts {
     /// Server: a PING sooner than this after the last is a strike; past
     /// [`crate::scenario::MAX_PING_STRIKES`] the server closes ("TOO_MANY_PINGS"). Zero: no limit.
     pub ping_min_interval: Duration,
+    /// Client: the planned fault moments its requests keep clear of ([`FaultMoments`]).
+    pub faults: Option<&'static FaultMoments>,
+}
+
+/// A client's planned fault moments, counted as the runner counts them: from the client's
+/// first connection (of a pool: the last slot's first connection).
+///
+/// A request answered across the moment a fault takes effect leaves the server holding its
+/// reply unacknowledged: its keepalive cannot fire while that data is out (docs/physics.md,
+/// K4), so it detects by retransmissions, not by the keepalive the scenario is about. A
+/// request sent when the previous one's answer arrives plus one interval would fall on the
+/// fault moment whenever the fault's `at` is a multiple of the interval: the two schedules
+/// share their anchor (seen: "server did not detect", 1 run in 24 at `run -j 6`). So a
+/// request due within half an interval of a fault moment goes at the edge of that span
+/// instead: the last request before the fault leaves at least half an interval before it and
+/// the first after it at least half an interval after the runner begins to inject it. The
+/// model's assumptions still hold: the last answered request no more than one interval
+/// before the fault, the first unanswered one within one interval after it.
+#[derive(Debug)]
+pub struct FaultMoments {
+    /// Each fault's injection, after the start.
+    after_start: Vec<Duration>,
+    /// First connections that make the start (a pool's size).
+    pool: u32,
+    connected: AtomicU32,
+    start: OnceLock<Instant>,
+}
+
+impl PartialEq for FaultMoments {
+    fn eq(&self, other: &Self) -> bool {
+        self.after_start == other.after_start && self.pool == other.pool
+    }
+}
+
+impl Eq for FaultMoments {}
+
+impl FaultMoments {
+    pub fn new(after_start_ms: &[u64], pool: u32) -> Self {
+        let mut after_start: Vec<Duration> = after_start_ms
+            .iter()
+            .map(|&ms| Duration::from_millis(ms))
+            .collect();
+        after_start.sort();
+        FaultMoments {
+            after_start,
+            pool: pool.max(1),
+            connected: AtomicU32::new(0),
+            start: OnceLock::new(),
+        }
+    }
+
+    /// One slot's first connection, at `at` (the moment its `connected` is stamped).
+    fn first_connected(&self, at: Instant) {
+        if self.connected.fetch_add(1, Ordering::Relaxed) + 1 == self.pool {
+            let _ = self.start.set(at);
+        }
+    }
+
+    /// `due`, moved out of half an interval around any fault moment (none before the start).
+    fn clear(&self, due: Instant, interval: Duration) -> Instant {
+        let Some(&start) = self.start.get() else {
+            return due;
+        };
+        let moments: Vec<Instant> = self.after_start.iter().map(|&d| later(start, d)).collect();
+        clear_of(due, &moments, interval / 2)
+    }
+}
+
+/// `due` moved out of `[f - half, f + half)` for each fault moment `f` (in time order): to
+/// `f - half` if it falls before `f`, else to `f + half`.
+fn clear_of(mut due: Instant, moments: &[Instant], half: Duration) -> Instant {
+    for &f in moments {
+        let early = f.checked_sub(half).unwrap_or(f);
+        if due >= early && due < f {
+            due = early;
+        } else if due >= f && due < f + half {
+            due = f + half;
+        }
+    }
+    due
 }
 
 impl Default for AppOpts {
@@ -110,6 +191,7 @@ impl AppOpts {
                     .and_then(|h| h.server_min_interval_ms)
                     .unwrap_or(0),
             ),
+            faults: None,
         }
     }
 
@@ -667,6 +749,15 @@ impl Conn {
         self.ping_strikes.get() > crate::scenario::MAX_PING_STRIKES
     }
 
+    /// When the record due at `due` goes: a request keeps clear of the planned faults
+    /// ([`FaultMoments`]); other records go when due.
+    fn request_at(&self, due: Instant) -> Instant {
+        match (self.record_kind(), self.app.faults) {
+            (Some(FrameType::Request), Some(f)) => f.clear(due, self.app.traffic_interval),
+            _ => due,
+        }
+    }
+
     fn sends_pings(&self) -> bool {
         self.role == Role::Client && self.app.heartbeat()
     }
@@ -795,7 +886,7 @@ async fn writer(conn: &Conn) -> Loss {
     let one_at_a_time = conn.app.traffic == Traffic::RequestInFlight;
     let payload = vec![0u8; conn.app.record_bytes as usize];
     let start = Instant::now();
-    let mut next_record = record.map(|_| later(start, conn.app.traffic_interval));
+    let mut next_record = record.map(|_| conn.request_at(later(start, conn.app.traffic_interval)));
     let mut next_ping = conn
         .sends_pings()
         .then(|| later(start, conn.app.heartbeat_interval));
@@ -807,7 +898,7 @@ async fn writer(conn: &Conn) -> Loss {
             () = sleep_until_some(due) => {}
             () = conn.replied.notified(), if awaiting_reply => {
                 awaiting_reply = false;
-                next_record = Some(later(Instant::now(), conn.app.traffic_interval));
+                next_record = Some(conn.request_at(later(Instant::now(), conn.app.traffic_interval)));
                 continue;
             }
         }
@@ -816,7 +907,7 @@ async fn writer(conn: &Conn) -> Loss {
                 if let Err(loss) = conn.send(kind, &payload).await {
                     return loss;
                 }
-                next_record = Some(next_tick(t, conn.app.traffic_interval));
+                next_record = Some(conn.request_at(next_tick(t, conn.app.traffic_interval)));
                 awaiting_reply = one_at_a_time;
             }
         }
@@ -1043,6 +1134,9 @@ async fn client_connection(
         }
         match connect_any(server, &opts).await {
             Ok(stream) => {
+                if let (false, Some(f)) = (connected_before, opts.app.faults) {
+                    f.first_connected(Instant::now());
+                }
                 let ends = Ends {
                     local: addr(stream.local_addr()),
                     peer: addr(stream.peer_addr()),
@@ -1094,7 +1188,14 @@ pub fn run(plan: &PeerPlan, addr: SocketAddr, report: &'static Reporter) -> io::
         keepalive: plan.settings.keepalive,
         user_timeout_ms: plan.settings.user_timeout_ms,
     };
-    let app = AppOpts::new(&plan.traffic, plan.heartbeat);
+    let mut app = AppOpts::new(&plan.traffic, plan.heartbeat);
+    if plan.side == Side::Client && !plan.fault_at_ms.is_empty() {
+        let pool = plan.settings.connections.unwrap_or(1);
+        app.faults = Some(Box::leak(Box::new(FaultMoments::new(
+            &plan.fault_at_ms,
+            pool,
+        ))));
+    }
     match plan.side {
         Side::Server => {
             let backlog = plan.settings.backlog.unwrap_or(DEFAULT_BACKLOG);
@@ -1554,6 +1655,55 @@ mod tests {
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0]["records_sent"], 1, "{}", events[0]);
         assert_eq!(events[0]["records_received"], 0, "{}", events[0]);
+    }
+
+    /// A request due within half an interval of a fault moment goes at the edge of that span:
+    /// before the fault if it was due before it, after otherwise; others go when due.
+    #[test]
+    fn a_request_keeps_half_an_interval_clear_of_a_fault() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let faults = [ms(2000), ms(5000)];
+        let half = Duration::from_millis(250);
+        for (due, goes) in [
+            (1000, 1000),
+            (1749, 1749),
+            (1750, 1750),
+            (1999, 1750),
+            (2000, 2250),
+            (2249, 2250),
+            (2250, 2250),
+            (4800, 4750),
+            (5100, 5250),
+        ] {
+            assert_eq!(
+                clear_of(ms(due), &faults, half),
+                ms(goes),
+                "due at {due} ms"
+            );
+        }
+    }
+
+    /// The fault moments count from the pool's last first connection, as the runner's do;
+    /// before that, requests go when due.
+    #[test]
+    fn fault_moments_start_at_the_pools_last_first_connection() {
+        let f = FaultMoments::new(&[2000], 2);
+        let interval = Duration::from_millis(500);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(f.clear(at(2000), interval), at(2000));
+        f.first_connected(at(0));
+        assert_eq!(f.clear(at(2000), interval), at(2000));
+        f.first_connected(at(10));
+        assert_eq!(f.clear(at(2000), interval), at(1760));
+        assert_eq!(f.clear(at(2010), interval), at(2260));
+        f.first_connected(at(99));
+        assert_eq!(
+            f.clear(at(2010), interval),
+            at(2260),
+            "a later reconnect moves nothing"
+        );
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub struct PeerPlan {
     /// file; the runner fills it in, as it owns the file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<crate::failover::Targets>,
+    /// Client: when each fault is injected, in ms after its first connection (of a pool: the
+    /// last one's), as the runner counts; its requests keep clear of these moments
+    /// (`peer::FaultMoments`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fault_at_ms: Vec<u64>,
 }
 
 /// A scenario ready to run.
@@ -67,6 +72,15 @@ impl Plan {
             traffic: self.scenario.traffic,
             heartbeat: self.scenario.heartbeat,
             targets: None,
+            fault_at_ms: match side {
+                Side::Client => self
+                    .steps
+                    .iter()
+                    .filter(|s| s.action == Action::Inject)
+                    .map(|s| s.at.as_millis())
+                    .collect(),
+                Side::Server => Vec::new(),
+            },
         }
     }
 }
@@ -182,6 +196,16 @@ tolerance = "500ms"
             p.peer(Side::Client).settings.reconnect_interval_ms,
             Some(500)
         );
+    }
+
+    /// The client is told when each fault is injected (not healed), counted as the runner
+    /// counts; the server is told nothing.
+    #[test]
+    fn the_client_knows_the_injection_moments() {
+        let s = crate::scenario::parse(Path::new("s.toml"), TEXT).unwrap();
+        let p = plan(&s);
+        assert_eq!(p.peer(Side::Client).fault_at_ms, [1000, 2000]);
+        assert!(p.peer(Side::Server).fault_at_ms.is_empty());
     }
 
     #[test]
