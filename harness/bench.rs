@@ -867,6 +867,12 @@ pub struct FleetRun {
     pub harness_delay_p50_ms: f64,
     pub harness_delay_p99_ms: f64,
     pub harness_delay_max_ms: f64,
+    /// The client's first and last detection after the drop, ms, against the model's window
+    /// for the scenario (docs/physics.md K1, widened by K19 when the probes crowd the
+    /// backlog).
+    pub first_detection_ms: f64,
+    pub last_detection_ms: f64,
+    pub window_ms: (f64, f64),
 }
 
 /// The tracepoints that stamp a keepalive abort (the error report of ETIMEDOUT), the client
@@ -1109,7 +1115,13 @@ pub async fn fleet_run(n: u32, opts: &RunOptions, out: &Path) -> Result<FleetRun
     {
         run.detected = pool.detected;
         run.reconnected = pool.reconnected;
+        if let Some(d) = &pool.detection {
+            (run.first_detection_ms, run.last_detection_ms) = (d.min_ms, d.max_ms);
+        }
     }
+    run.window_ms = crate::model::predict(&scenario, 0, crate::side::Side::Client)
+        .window_ms
+        .unwrap_or((f64::NAN, f64::NAN));
     if let Some(d) = loss_lag(&record.events, 5000.0) {
         (
             run.loss_lag_p50_ms,
@@ -1177,8 +1189,8 @@ pub fn render_fleet(r: &FleetReport) -> String {
     let mut sizes: Vec<u32> = r.runs.iter().map(|x| x.connections).collect();
     sizes.dedup();
     let mut out = String::from(
-        "| connections | runs | client RSS | server RSS | runner RSS | peers+runner RSS | peers CPU | runner CPU | events | record | record write | detected | back | loss read after deadline p50 / p99 / max | kernel timer slack p50 / p99 / max (spread) | harness delay p50 / p99 / max (traced) |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| connections | runs | client RSS | server RSS | runner RSS | peers+runner RSS | peers CPU | runner CPU | events | record | record write | detected | back | loss read after deadline p50 / p99 / max | kernel timer slack p50 / p99 / max (spread) | harness delay p50 / p99 / max (traced) | client detections first / last (model's window) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for n in sizes {
         let of: Vec<&FleetRun> = r.runs.iter().filter(|x| x.connections == n).collect();
@@ -1199,9 +1211,17 @@ pub fn render_fleet(r: &FleetReport) -> String {
         } else {
             "not traced (needs root) | not traced |".into()
         };
+        let window = of.first().map_or((f64::NAN, f64::NAN), |x| x.window_ms);
+        let detections = format!(
+            " {:.2} / {:.2} s ({:.2}..{:.2} s) |",
+            m(&|x| x.first_detection_ms) / 1e3,
+            m(&|x| x.last_detection_ms) / 1e3,
+            window.0 / 1e3,
+            window.1 / 1e3
+        );
         let _ = writeln!(
             out,
-            "| {n} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.2} s | {:.2} s | {:.0} | {:.1} MiB | {:.0} ms | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} ms | {split}",
+            "| {n} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.2} s | {:.2} s | {:.0} | {:.1} MiB | {:.0} ms | {:.0} | {:.0} | {:.0} / {:.0} / {:.0} ms | {split}{detections}",
             of.len(),
             mib(m(&|x| x.client_rss_kib as f64)),
             mib(m(&|x| x.server_rss_kib as f64)),

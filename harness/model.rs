@@ -1338,7 +1338,7 @@ pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Pred
         k.count = os.probes(Some(k.count));
     }
     let fault = fault_model(scenario, index, side);
-    let p = predict_side(&me, fault);
+    let p = crowded(predict_side(&me, fault), &me, crowd(scenario));
     match (fault, side, me.heartbeat) {
         // The client sends the heartbeat's PINGs (the server only answers): an idle client's
         // next PING draws the reset if it goes out before a keepalive probe.
@@ -1361,10 +1361,86 @@ pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Pred
     }
 }
 
+/// How many packets one CPU's backlog takes before it drops (net.core.netdev_max_backlog, the
+/// kernel's default; a host-wide setting the lab does not change).
+pub const NETDEV_MAX_BACKLOG: u32 = 1000;
+
+/// How long a keepalive probe the local backlog dropped waits before it goes again
+/// (TCP_RESOURCE_PROBE_INTERVAL, HZ/2).
+pub const RESOURCE_PROBE_INTERVAL_MS: f64 = 500.0;
+
+/// Keepalive probes that can leave in the same tick as this side's: a pool's connections,
+/// opened together, probe together, and so do the other side's when its keepalive runs on the
+/// same schedule (docs/physics.md, K19).
+fn crowd(scenario: &Scenario) -> u32 {
+    let pool = scenario.client.connections.unwrap_or(1);
+    let probing = Side::BOTH
+        .iter()
+        .filter(|&&s| side_model(scenario, s).keepalive.is_some())
+        .count() as u32;
+    pool * probing.max(1)
+}
+
+/// K19: when more probes leave in one tick than the backlog holds, the rest are dropped before
+/// the wire and go again 500 ms later, not counted (`tcp_keepalive_timer`: tcp_write_wakeup
+/// failed, TCP_RESOURCE_PROBE_INTERVAL). Each burst lets at least a backlog's worth through,
+/// so a probe goes out after at most ceil(crowd / backlog) - 1 such retries; every probe the
+/// detection waits for may wait that long. Widens the upper bound of a detection by probes.
+fn crowded(p: Prediction, me: &SideModel, crowd: u32) -> Prediction {
+    let retries = crowd.div_ceil(NETDEV_MAX_BACKLOG).saturating_sub(1);
+    let (Some(k), Some((lo, hi))) = (me.keepalive, p.window_ms) else {
+        return p;
+    };
+    if retries == 0 || me.role == Role::Writer {
+        return p;
+    }
+    let probes = match p.mechanism.as_str() {
+        "keepalive" | "user-timeout" => {
+            keepalive_give_up(k, me.user_timeout_ms, k.idle_ms as f64).1
+        }
+        "reset" => 1.0,
+        _ => return p,
+    };
+    let wait = RESOURCE_PROBE_INTERVAL_MS + slack(RESOURCE_PROBE_INTERVAL_MS);
+    let extra = probes * f64::from(retries) * wait;
+    Prediction {
+        window_ms: Some((lo, hi + extra)),
+        why: format!(
+            "{}; {crowd} probes in one tick overflow the backlog of {NETDEV_MAX_BACKLOG}: each \
+             may wait up to {retries} x 500 ms more",
+            p.why
+        ),
+        ..p
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// K19: a pool that overflows the backlog in one tick widens only the upper bound, by
+    /// 500 ms (and its slack) per retry per probe waited for; a small pool is untouched.
+    #[test]
+    fn a_crowd_of_probes_widens_the_upper_bound() {
+        let me = idle(Some((2000, 1000, 3)), 0);
+        let p = predict_side(&me, FaultModel::Silence);
+        assert_eq!(crowded(p.clone(), &me, 2 * 500), p);
+        let (lo, hi) = p.window_ms.unwrap();
+        // 2 x 10,000 probes: up to 19 retries for each of 3 probes.
+        let wide = crowded(p.clone(), &me, 20_000).window_ms.unwrap();
+        assert_eq!(wide.0, lo);
+        let step = RESOURCE_PROBE_INTERVAL_MS + slack(RESOURCE_PROBE_INTERVAL_MS);
+        assert!((wide.1 - (hi + 3.0 * 19.0 * step)).abs() < 1e-9, "{wide:?}");
+        // Measured at 10,000 (keepalive 2s/1s/3, drop at 1 s): the last abort 5.52 s after
+        // the drop, past the uncrowded bound.
+        assert!(hi < 5520.0 && 5520.0 < wide.1);
+        // A writer's detection does not wait on probes.
+        let mut w = me;
+        w.role = Role::Writer;
+        let p = predict_side(&w, FaultModel::Silence);
+        assert_eq!(crowded(p.clone(), &w, 20_000), p);
+    }
 
     fn idle(ka: Option<(u64, u64, u32)>, ut: u64) -> SideModel {
         SideModel {
