@@ -148,6 +148,11 @@ pub enum FaultModel {
     /// nothing gets through, and each segment draws ICMP net-unreachable as the router's
     /// rate limit lets it ([`NO_ROUTE_BUCKET`]).
     NoRoute,
+    /// The peer's own end of its link pulled (`cable-pull`, `end = "peer"`): the router keeps
+    /// its routes; its neighbour entry for the peer queues what this side sends, FAILS ~3 s
+    /// later and answers each queued segment with ICMP host-unreachable as its rate limit lets
+    /// it ([`tcp_peer_end`]).
+    PeerEnd,
     /// The peer's host is down for `down_ms`, then answers with resets.
     HostReboot { down_ms: u64 },
     /// A NAT forgets flows idle for `timeout_ms`; `reset` answers them with RST.
@@ -163,7 +168,7 @@ pub enum FaultModel {
 
 impl FaultModel {
     /// Parses the command line's spelling: silence, no-route (the peer's cable pulled at the
-    /// wire), reset, icmp (host), icmp-port, frozen, exit, exit-unread,
+    /// wire), peer-end (the peer's own end of its link pulled), reset, icmp (host), icmp-port, frozen, exit, exit-unread,
     /// reboot:MS, nat:MS[:reset], loss:PERCENT.
     pub fn parse(s: &str) -> Result<FaultModel, String> {
         let mut parts = s.split(':');
@@ -178,6 +183,7 @@ impl FaultModel {
         let fault = match name {
             "silence" | "drop" => FaultModel::Silence,
             "cable-pull" | "no-route" => FaultModel::NoRoute,
+            "peer-end" => FaultModel::PeerEnd,
             "reset" => FaultModel::Reset,
             "icmp" | "icmp-host" => FaultModel::Icmp { port: false },
             "icmp-port" => FaultModel::Icmp { port: true },
@@ -207,7 +213,7 @@ impl FaultModel {
             },
             _ => {
                 return Err(format!(
-                    "unknown fault `{s}`: use silence, no-route, reset, icmp, icmp-port, frozen, exit, exit-unread, \
+                    "unknown fault `{s}`: use silence, no-route, peer-end, reset, icmp, icmp-port, frozen, exit, exit-unread, \
                      reboot:MS, nat:MS[:reset] or loss:PERCENT"
                 ))
             }
@@ -510,6 +516,7 @@ fn heartbeat(me: &SideModel, fault: FaultModel) -> Option<Prediction> {
             | FaultModel::OneWayDrop { .. }
             | FaultModel::Icmp { .. }
             | FaultModel::NoRoute
+            | FaultModel::PeerEnd
             | FaultModel::HostReboot { .. }
     );
     if !silenced {
@@ -685,7 +692,69 @@ struct Expiry {
     /// icsk_backoff before the expiry.
     backoff: u32,
     first: bool,
+    /// [`Arrival::Neighbour`] only: when the head last left (ms after the first
+    /// retransmission), how many segments wait in the router's unresolved entry, when that
+    /// entry FAILS (None: no entry waits; the next segment starts one), and when the router
+    /// last sent this host an ICMP.
+    sent: (f64, f64),
+    queued: u32,
+    fails: Option<(f64, f64)>,
+    last_icmp: (f64, f64),
+    /// Whether an ICMP has reached the writer (its soft error is recorded).
+    icmp: bool,
 }
+
+/// Where the ICMPs of [`revert_chain`] come from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Arrival {
+    /// Each segment draws its ICMP as it reaches the wire (a firewall's reject, a router
+    /// without a route), up to `delay_ms` later.
+    AtOnce { delay_ms: f64 },
+    /// The router holds the segments in its neighbour entry for the peer, which FAILS
+    /// [`ROUTER_NEIGH_FAIL_MS`] after the segment that started it; then every queued segment
+    /// draws a host-unreachable as the bucket lets it out (the peer's own end pulled, K9a).
+    /// `first_fails`: when the first entry FAILS, ms after the first retransmission;
+    /// `queued`: the segments already waiting in it then (the lost write, the loss probe).
+    Neighbour {
+        first_fails: (f64, f64),
+        queued: u32,
+    },
+}
+
+/// The end of [`revert_chain`]: when the connection is aborted (earliest, latest, ms after
+/// the first retransmission) and whether the writer had an ICMP by then (its soft error) in
+/// some branch (`icmp`), or none in some branch (`silent`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ChainEnd {
+    lo: f64,
+    hi: f64,
+    icmp: bool,
+    silent: bool,
+}
+
+impl ChainEnd {
+    fn none() -> ChainEnd {
+        ChainEnd {
+            lo: f64::INFINITY,
+            hi: f64::NEG_INFINITY,
+            icmp: false,
+            silent: false,
+        }
+    }
+
+    fn add(&mut self, lo: f64, hi: f64, icmp: bool) {
+        self.lo = self.lo.min(lo);
+        self.hi = self.hi.max(hi);
+        self.icmp |= icmp;
+        self.silent |= !icmp;
+    }
+}
+
+/// How long the router's neighbour entry for the peer stays INCOMPLETE before it FAILS: the
+/// first solicit when a segment is queued, then mcast_solicit (3) rounds of retrans_time
+/// (1 s) (neigh_timer_handler, neigh_max_probes), each 1 s timer up to 32 ms and a jiffy late
+/// on the wheel; ms, earliest and latest. Traced: 3.054 s (1.024 s a round).
+pub const ROUTER_NEIGH_FAIL_MS: (f64, f64) = (3000.0 - JIFFY_MS, 3.0 * (1000.0 + 32.0 + JIFFY_MS));
 
 /// A timer of `d` ms re-armed now fires between a jiffy early (it counts from the start of
 /// the jiffy) and the wheel's granularity late ([`slack`]).
@@ -708,8 +777,8 @@ fn unsent((lo, hi): (f64, f64), b: IcmpBucket) -> (f64, f64) {
 
 /// The retransmissions of a writer whose segments draw ICMP host-unreachable, from the first
 /// retransmission on (t = 0), for a base RTO `rto`: when the connection is aborted, earliest
-/// and latest, ms after the first retransmission; None if the rate limit's decisions branch
-/// more than [`REVERT_CHAIN_BUDGET`] times.
+/// and latest, ms after the first retransmission, and whether an ICMP came before it; None if
+/// the rate limit's decisions branch more than [`REVERT_CHAIN_BUDGET`] times.
 ///
 /// Each expiry first asks whether `limit` (UT, or H(tcp_retries2)) has passed since the first
 /// retransmission (tcp_write_timeout; not at the first). If not, it retransmits and doubles
@@ -722,46 +791,117 @@ fn unsent((lo, hi): (f64, f64), b: IcmpBucket) -> (f64, f64) {
 /// past the clamped one at t = limit: by up to the interval the chain had reached when the
 /// bucket ran dry (measured: 0.77 s past UT after intervals of 832 ms). Times and tokens are
 /// ranges (timer slack); a rate-limit decision the ranges cannot settle is followed both ways.
+///
+/// With [`Arrival::Neighbour`] the segments draw nothing as they pass: they wait in the
+/// router's entry, and its failure answers them all at once, each an ICMP if the bucket
+/// (`tokens` at the fault, full) still holds one, each about snd_una and so a revert
+/// ([`neighbour_burst`]). Between failures the chain doubles as on a drop. Which of an expiry
+/// and a failure comes first, where their ranges overlap, is followed both ways too.
 fn revert_chain(
     rto: f64,
     limit: f64,
     clamp: bool,
     tokens: (f64, f64),
-    icmp_delay_ms: f64,
+    arrival: Arrival,
     bucket: IcmpBucket,
-) -> Option<(f64, f64)> {
+) -> Option<ChainEnd> {
     let (pre, cost, cap) = (bucket.pre_ms, bucket.cost_ms, bucket.cap_ms);
     let need = pre + cost;
     let span0 = timer_span(rto);
-    let mut stack = vec![Expiry {
+    let start = Expiry {
         t: (0.0, 0.0),
         tokens,
         gain: span0,
         backoff: 0,
         first: true,
-    }];
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        sent: (0.0, 0.0),
+        queued: 0,
+        fails: None,
+        last_icmp: (f64::NEG_INFINITY, f64::NEG_INFINITY),
+        icmp: false,
+    };
+    let (icmp_delay_ms, neighbour) = match arrival {
+        Arrival::AtOnce { delay_ms } => (delay_ms, false),
+        Arrival::Neighbour { .. } => (0.0, true),
+    };
+    let mut stack = match arrival {
+        Arrival::AtOnce { .. } => vec![start],
+        Arrival::Neighbour {
+            first_fails,
+            queued,
+        } => vec![Expiry {
+            fails: Some(first_fails),
+            queued,
+            ..start
+        }],
+    };
+    let mut end = ChainEnd::none();
     let mut visited = 0usize;
-    while let Some(mut e) = stack.pop() {
+    let rto_at = |b: u32| (rto * 2f64.powi(b.min(20) as i32)).min(RTO_MAX_MS);
+    // The neighbour chain takes its states earliest first, so that branches which meet again
+    // are merged while both wait ([`push_merged`]).
+    let next = |stack: &mut Vec<Expiry>| {
+        if neighbour {
+            let i = (0..stack.len()).min_by(|&a, &b| stack[a].t.0.total_cmp(&stack[b].t.0))?;
+            Some(stack.swap_remove(i))
+        } else {
+            stack.pop()
+        }
+    };
+    while let Some(mut e) = next(&mut stack) {
         visited += 1;
         if visited > REVERT_CHAIN_BUDGET {
             return None;
         }
+        if let Some(f) = e.fails.filter(|f| !e.first && f.0 < e.t.1) {
+            // The entry FAILS before this expiry, or may: answer its segments first.
+            let at = (f.0, f.1.min(e.t.1));
+            neighbour_burst(rto, limit, clamp, at, e, bucket, &mut stack, &mut end);
+            if f.1 <= e.t.0 {
+                continue;
+            }
+            // Or the expiry comes first.
+            e.t.1 = e.t.1.min(f.1);
+            e.fails = Some((f.0.max(e.t.0), f.1));
+        }
         if !e.first {
             if e.t.0 >= limit {
-                lo = lo.min(e.t.0);
-                hi = hi.max(e.t.1);
+                end.add(e.t.0, e.t.1, e.icmp);
                 continue;
             }
             if e.t.1 >= limit {
                 // It may fire on either side of the limit: aborted, or one more round.
-                lo = lo.min(limit);
-                hi = hi.max(e.t.1);
+                end.add(limit, e.t.1, e.icmp);
                 e.t.1 = limit;
             }
         }
         let backoff = e.backoff + 1;
-        let rto_at = |b: u32| (rto * 2f64.powi(b.min(20) as i32)).min(RTO_MAX_MS);
+        if neighbour {
+            // The segment joins the entry's queue, or starts a new entry.
+            let fails = e.fails.unwrap_or((
+                e.t.0 + ROUTER_NEIGH_FAIL_MS.0,
+                e.t.1 + ROUTER_NEIGH_FAIL_MS.1,
+            ));
+            let d = rto_at(backoff);
+            let step = |t: f64| if clamp { d.min(limit - t) } else { d };
+            let long = step(e.t.0);
+            push_merged(
+                &mut stack,
+                Expiry {
+                    t: (
+                        (e.t.0 + d - JIFFY_MS).min(if clamp { limit } else { f64::INFINITY }),
+                        e.t.1 + long + slack(long) + JIFFY_MS,
+                    ),
+                    backoff,
+                    first: false,
+                    sent: e.t,
+                    queued: e.queued + 1,
+                    fails: Some(fails),
+                    ..e
+                },
+            );
+            continue;
+        }
         let tokens = (
             (e.tokens.0 + e.gain.0).min(cap),
             (e.tokens.1 + e.gain.1).min(cap),
@@ -778,6 +918,8 @@ fn revert_chain(
                 gain,
                 backoff: backoff - 1,
                 first: false,
+                icmp: true,
+                ..e
             });
         }
         if tokens.0 < need {
@@ -796,10 +938,155 @@ fn revert_chain(
                 gain,
                 backoff,
                 first: false,
+                ..e
             });
         }
     }
-    Some((lo, hi))
+    Some(end)
+}
+
+/// Pushes a state of [`revert_chain`]'s neighbour chain, or widens a waiting one that differs
+/// from it only in its ranges, where the two overlap: the union holds both, and the chain
+/// stays a few states wide instead of doubling at every decision it cannot settle.
+fn push_merged(stack: &mut Vec<Expiry>, e: Expiry) {
+    let hull = |a: (f64, f64), b: (f64, f64)| (a.0.min(b.0), a.1.max(b.1));
+    let near = |a: (f64, f64), b: (f64, f64)| a.0 <= b.1 + JIFFY_MS && b.0 <= a.1 + JIFFY_MS;
+    for w in stack.iter_mut().rev() {
+        let same = w.backoff == e.backoff
+            && w.queued == e.queued
+            && w.first == e.first
+            && w.icmp == e.icmp
+            && w.fails.is_some() == e.fails.is_some();
+        if same && near(w.t, e.t) {
+            w.t = hull(w.t, e.t);
+            w.tokens = hull(w.tokens, e.tokens);
+            w.gain = hull(w.gain, e.gain);
+            w.sent = hull(w.sent, e.sent);
+            w.last_icmp = hull(w.last_icmp, e.last_icmp);
+            w.fails = w.fails.zip(e.fails).map(|(a, b)| hull(a, b));
+            return;
+        }
+    }
+    stack.push(e);
+}
+
+/// The router's neighbour entry FAILS at `at` (K9a): neigh_invalidate hands each queued
+/// segment to arp_error_report -> ipv4_link_failure -> icmp_send(ICMP_HOST_UNREACH), which
+/// the router's bucket for this host lets out while it holds a message (icmpv4_xrlim_allow).
+/// Each ICMP that gets out is about snd_una (the lost write and every retransmission carry the
+/// head), so tcp_v4_err records EHOSTUNREACH and tcp_ld_RTO_revert undoes one backoff while
+/// there is one: the timer is re-armed for RTO << backoff less the time since the head last
+/// left, unclamped, or, if that has passed, tcp_retransmit_timer runs at once (it gives up if
+/// the limit has passed, else sends the head, which starts a new entry, and re-arms clamped).
+/// Pushes the states after the burst (one per number of ICMPs the bucket's range allows, and
+/// both ways where a re-arm may or may not have passed).
+#[expect(clippy::too_many_arguments)]
+fn neighbour_burst(
+    rto: f64,
+    limit: f64,
+    clamp: bool,
+    at: (f64, f64),
+    e: Expiry,
+    bucket: IcmpBucket,
+    stack: &mut Vec<Expiry>,
+    end: &mut ChainEnd,
+) {
+    let cost = bucket.pre_ms + bucket.cost_ms;
+    let gained = |last: f64, now: f64| {
+        if last.is_finite() {
+            now - last
+        } else {
+            bucket.cap_ms
+        }
+    };
+    let tokens = (
+        (e.tokens.0 + gained(e.last_icmp.1, at.0)).min(bucket.cap_ms),
+        (e.tokens.1 + gained(e.last_icmp.0, at.1)).min(bucket.cap_ms),
+    );
+    let out = |t: f64| ((t / cost).floor().max(0.0) as u32).min(e.queued);
+    let rto_at = |b: u32| (rto * 2f64.powi(b.min(20) as i32)).min(RTO_MAX_MS);
+    for n in out(tokens.0)..=out(tokens.1) {
+        let spent = f64::from(n) * cost;
+        let left = (
+            (tokens.0 - spent).max(0.0),
+            if n < e.queued {
+                (tokens.1 - spent).min(cost - 1e-3)
+            } else {
+                tokens.1 - spent
+            },
+        );
+        // The state once the router's messages are out, before the writer acts on them.
+        let after = Expiry {
+            tokens: left,
+            gain: (0.0, 0.0),
+            queued: 0,
+            fails: None,
+            last_icmp: at,
+            icmp: e.icmp || n > 0,
+            ..e
+        };
+        revert_each(rto_at, limit, clamp, at, after, n, stack, end);
+    }
+}
+
+/// Applies `n` host-unreachables about snd_una arriving at `at` to `e` (tcp_ld_RTO_revert),
+/// pushing the states that follow.
+#[expect(clippy::too_many_arguments)]
+fn revert_each(
+    rto_at: impl Fn(u32) -> f64 + Copy,
+    limit: f64,
+    clamp: bool,
+    at: (f64, f64),
+    e: Expiry,
+    n: u32,
+    stack: &mut Vec<Expiry>,
+    end: &mut ChainEnd,
+) {
+    if n == 0 || e.backoff == 0 {
+        push_merged(stack, e);
+        return;
+    }
+    let backoff = e.backoff - 1;
+    let d = rto_at(backoff);
+    // Re-armed for what is left of RTO << backoff since the head left, or at once.
+    let rest = (d - (at.1 - e.sent.0), d - (at.0 - e.sent.1));
+    if rest.1 > 0.0 {
+        let t = (
+            (e.sent.0 + d - JIFFY_MS).max(at.0),
+            e.sent.1 + d + slack(rest.1.max(0.0)) + JIFFY_MS,
+        );
+        let next = Expiry {
+            t: (t.0, t.1.max(t.0)),
+            backoff,
+            ..e
+        };
+        revert_each(rto_at, limit, clamp, at, next, n - 1, stack, end);
+    }
+    if rest.0 <= 0.0 {
+        // tcp_retransmit_timer now: aborted if the limit has passed, else the head leaves
+        // into a new entry and the doubled RTO is armed, clamped.
+        if at.1 >= limit {
+            end.add(at.0.max(limit), at.1, e.icmp);
+            if at.0 >= limit {
+                return;
+            }
+        }
+        let at = (at.0, at.1.min(limit));
+        let dd = rto_at(backoff + 1);
+        let long = if clamp { dd.min(limit - at.0) } else { dd };
+        let next = Expiry {
+            t: (
+                (at.0 + dd - JIFFY_MS).min(if clamp { limit } else { f64::INFINITY }),
+                at.1 + long + slack(long) + JIFFY_MS,
+            ),
+            backoff: backoff + 1,
+            sent: at,
+            queued: 1,
+            fails: Some((at.0 + ROUTER_NEIGH_FAIL_MS.0, at.1 + ROUTER_NEIGH_FAIL_MS.1)),
+            ..e
+        };
+        revert_each(rto_at, limit, clamp, at, next, n - 1, stack, end);
+    }
 }
 
 /// A writer whose peer is behind a wire answering ICMP host-unreachable (docs/physics.md,
@@ -831,8 +1118,17 @@ fn writer_icmp_revert(me: &SideModel, error: &str, bucket: IcmpBucket) -> Predic
         } else {
             (full + span.0, full + span.1)
         };
-        let chain = revert_chain(rto, limit, clamp, tokens, icmp_delay, bucket);
-        let (_, b) = chain.unwrap_or_else(|| {
+        let chain = revert_chain(
+            rto,
+            limit,
+            clamp,
+            tokens,
+            Arrival::AtOnce {
+                delay_ms: icmp_delay,
+            },
+            bucket,
+        );
+        let (_, b) = chain.map(|c| (c.lo, c.hi)).unwrap_or_else(|| {
             let mut widest = rto;
             while widest < cost + JIFFY_MS && widest < RTO_MAX_MS {
                 widest = (widest * 2.0).min(RTO_MAX_MS);
@@ -908,6 +1204,7 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
         FaultModel::OneWayDrop { peer_rst_ms } => tcp_one_way_drop(me, peer_rst_ms),
         FaultModel::Icmp { port } => tcp_icmp(me, port),
         FaultModel::NoRoute => tcp_no_route(me),
+        FaultModel::PeerEnd => tcp_peer_end(me),
         FaultModel::Reset => tcp_reset(me),
         FaultModel::HostReboot { down_ms } => tcp_host_reboot(me, down_ms),
         FaultModel::NatTimeout {
@@ -1023,6 +1320,101 @@ fn tcp_no_route(me: &SideModel) -> Prediction {
             me,
             "the router has no route; ICMP net-unreachable about a probe is out of window and ignored",
         )
+    }
+}
+
+/// The peer's own end of its link pulled (K9a): the router keeps its route and, once the
+/// peer's device lost its carrier, has flushed its neighbour entry for the peer (urgent
+/// linkwatch event for a veth: neigh_carrier_down). The writer's next segment starts a new
+/// entry, which queues everything this side sends and FAILS ~3 s later
+/// ([`ROUTER_NEIGH_FAIL_MS`]), answering each queued segment with a host-unreachable as the
+/// router's bucket lets it ([`REJECT_BUCKET`]: icmp_send alone); the next segment starts the
+/// next entry. A writer's chain is [`revert_chain`] with these bursts: EHOSTUNREACH if a
+/// failure comes before the give-up, ETIMEDOUT if none can, either where the ranges overlap;
+/// the reverts can carry the last expiry past the user timeout's clamp. The first segment
+/// queued is the lost write, or the loss probe if the write met the old entry before
+/// linkwatch flushed it (the veth drops it: its peer is down). A keepalive side's probes
+/// draw the same ICMP, out of window and ignored: as a drop.
+fn tcp_peer_end(me: &SideModel) -> Prediction {
+    if me.role != Role::Writer {
+        return keepalive_silence(
+            me,
+            "the router's neighbour entry for the peer fails; its host-unreachables about \
+             probes are out of window and ignored",
+        );
+    }
+    let interval = me.traffic_interval_ms as f64;
+    let (rto_lo, rto_hi) = rto_range_ms(me);
+    let ut = me.user_timeout_ms as f64;
+    let (limit, clamp) = if ut > 0.0 {
+        (ut, true)
+    } else {
+        (retransmission_budget_ms(me.tcp_retries2), false)
+    };
+    let bucket = REJECT_BUCKET;
+    let full = (bucket.cap_ms, bucket.cap_ms);
+    let (mut lo, mut hi) = (f64::INFINITY, 0f64);
+    let (mut icmp, mut silent) = (false, false);
+    let mut rto = rto_lo;
+    loop {
+        let span = timer_span(rto);
+        // The entry starts with the lost write (two waiting at the first retransmission: it
+        // and the loss probe, two timer spans earlier) or with the probe (one, one span).
+        for (back, queued) in [((2.0 * span.0, 2.0 * span.1), 2), (span, 1)] {
+            let first_fails = (
+                ROUTER_NEIGH_FAIL_MS.0 - back.1,
+                ROUTER_NEIGH_FAIL_MS.1 - back.0,
+            );
+            let arrival = Arrival::Neighbour {
+                first_fails,
+                queued,
+            };
+            let c = revert_chain(rto, limit, clamp, full, arrival, bucket).unwrap_or_else(|| {
+                // Too many branches: the coarse bound, a revert carrying the expiry at most
+                // the widest interval before the limit past it, and either error.
+                let mut widest = rto;
+                while 2.0 * widest < limit + rto && widest < RTO_MAX_MS {
+                    widest = (widest * 2.0).min(RTO_MAX_MS);
+                }
+                ChainEnd {
+                    lo: limit,
+                    hi: limit + widest + slack(widest) + JIFFY_MS,
+                    icmp: true,
+                    silent: true,
+                }
+            });
+            lo = lo.min(2.0 * rto + c.lo.max(limit));
+            hi = hi.max(2.0 * (rto + slack(rto)) + c.hi);
+            icmp |= c.icmp;
+            silent |= c.silent;
+        }
+        if rto >= rto_hi {
+            break;
+        }
+        rto = (rto + JIFFY_MS).min(rto_hi);
+    }
+    let (error, alt) = match (icmp, silent) {
+        (true, false) => ("EHOSTUNREACH", None),
+        (false, _) => ("ETIMEDOUT", None),
+        (true, true) => ("EHOSTUNREACH", Some("ETIMEDOUT")),
+    };
+    let (mechanism, why) = if clamp {
+        (
+            "user-timeout",
+            "unacknowledged data: TCP_USER_TIMEOUT after the first retransmission; the \
+             router's neighbour entry for the peer fails every ~3 s and its host-unreachables \
+             revert the backoff, unclamped",
+        )
+    } else {
+        (
+            "retransmission-timeout",
+            "unacknowledged data: retransmissions for H(tcp_retries2); the router's neighbour \
+             entry for the peer fails every ~3 s and its host-unreachables revert the backoff",
+        )
+    };
+    Prediction {
+        alt_error: alt.map(String::from),
+        ..Prediction::at(lo, interval + hi, error, mechanism, why.into())
     }
 }
 
@@ -1290,6 +1682,10 @@ pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel 
         // (This side's own cable, at either end, leaves its segments nowhere to go: silence.)
         FaultSpec::CablePull(c) if c.target == other && c.end == LinkEnd::Wire => {
             FaultModel::NoRoute
+        }
+        // The peer's own end: the router's neighbour entry for it fails (K9a).
+        FaultSpec::CablePull(c) if c.target == other && c.end == LinkEnd::Peer => {
+            FaultModel::PeerEnd
         }
         FaultSpec::FirewallDrop(_) | FaultSpec::CablePull(_) => FaultModel::Silence,
         FaultSpec::Reject(r) => match r.with {
@@ -1573,6 +1969,13 @@ mod tests {
         assert_eq!(p.error.as_deref(), Some("EHOSTUNREACH"));
     }
 
+    /// [`revert_chain`] for a firewall's reject: (earliest, latest).
+    fn at_once(rto: f64, limit: f64, clamp: bool, tokens: (f64, f64)) -> (f64, f64) {
+        let arrival = Arrival::AtOnce { delay_ms: 0.0 };
+        let c = revert_chain(rto, limit, clamp, tokens, arrival, REJECT_BUCKET).unwrap();
+        (c.lo, c.hi)
+    }
+
     #[test]
     fn host_unreachable_reverts_the_backoff_as_far_as_the_rate_limit_lets_it() {
         // Fidelity seeds 1795913188 and 1795911679: UT 4 s, 64 B every 300 / 200 ms, ICMP
@@ -1601,8 +2004,7 @@ mod tests {
         // A full bucket lets the lost write, the probe and the first five retransmissions
         // through: UT 500 ms ends ~600 ms after the first retransmission (three reverted
         // rounds), not at 500.
-        let (lo, hi) =
-            revert_chain(204.0, 500.0, true, (4200.0, 4208.0), 0.0, REJECT_BUCKET).unwrap();
+        let (lo, hi) = at_once(204.0, 500.0, true, (4200.0, 4208.0));
         assert!(lo > 580.0 && hi < 700.0, "{lo} {hi}");
         // The chain never passes the coarse bound (limit + the widest interval), with or
         // without a user timeout's clamp, an emptied bucket or a longer RTO.
@@ -1610,8 +2012,7 @@ mod tests {
             for rto in [204.0, 212.0, 220.0, 284.0] {
                 for clamp in [true, false] {
                     for tokens in [(0.0, 4208.0), (4200.0, 4208.0)] {
-                        let (lo, hi) =
-                            revert_chain(rto, limit, clamp, tokens, 0.0, REJECT_BUCKET).unwrap();
+                        let (lo, hi) = at_once(rto, limit, clamp, tokens);
                         let widest = if rto < 250.0 { 8.0 * rto } else { 4.0 * rto };
                         assert!(lo >= limit, "{limit} {rto}");
                         assert!(
@@ -1843,6 +2244,84 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_writer_whose_peers_own_end_is_pulled_sees_the_routers_host_unreachable() {
+        // K9a: measured (client streaming 64 B, the server's own end pulled at F), each
+        // EHOSTUNREACH unless the give-up comes before the router's neighbour entry fails
+        // (~3 s after the lost write): (UT, retries2, interval, measured ms, error).
+        let mut w = idle(None, 0);
+        w.role = Role::Writer;
+        for (ut, retries2, interval, measured, error) in [
+            (2000, 15, 100, 2518.0, "ETIMEDOUT"),
+            (2000, 15, 100, 2525.0, "ETIMEDOUT"),
+            (3000, 15, 100, 3515.0, "EHOSTUNREACH"),
+            (3000, 15, 100, 3517.0, "EHOSTUNREACH"),
+            (4000, 15, 50, 4470.0, "EHOSTUNREACH"),
+            (4000, 15, 50, 4496.0, "EHOSTUNREACH"),
+            (5000, 15, 300, 5517.0, "EHOSTUNREACH"),
+            (6000, 15, 200, 6610.0, "EHOSTUNREACH"),
+            (6000, 15, 200, 6622.0, "EHOSTUNREACH"),
+            (8000, 15, 100, 8519.0, "EHOSTUNREACH"),
+            (8000, 15, 100, 8524.0, "EHOSTUNREACH"),
+            (0, 3, 100, 3786.0, "EHOSTUNREACH"),
+            (0, 3, 100, 3814.0, "EHOSTUNREACH"),
+            (0, 4, 250, 7016.0, "EHOSTUNREACH"),
+            (0, 4, 250, 7036.0, "EHOSTUNREACH"),
+            (0, 5, 100, 13_470.0, "EHOSTUNREACH"),
+            (0, 5, 100, 13_472.0, "EHOSTUNREACH"),
+        ] {
+            w.user_timeout_ms = ut;
+            w.tcp_retries2 = retries2;
+            w.traffic_interval_ms = interval;
+            let p = predict_side(&w, FaultModel::PeerEnd);
+            assert!(
+                inside(&p, measured),
+                "UT {ut} / {retries2}: {measured} outside {p:?}"
+            );
+            let errors = [p.error.as_deref(), p.alt_error.as_deref()];
+            assert!(errors.contains(&Some(error)), "UT {ut} / {retries2}: {p:?}");
+        }
+        // UT 2 s gives up before the first failure: ETIMEDOUT alone; UT 3 s after it:
+        // EHOSTUNREACH alone; UT 2.5 s may end on either side of it.
+        let mut at = |ut: u64| {
+            w.user_timeout_ms = ut;
+            w.traffic_interval_ms = 100;
+            let p = predict_side(&w, FaultModel::PeerEnd);
+            (p.error, p.alt_error)
+        };
+        assert_eq!(at(2000), (Some("ETIMEDOUT".into()), None));
+        assert_eq!(at(3000), (Some("EHOSTUNREACH".into()), None));
+        assert_eq!(
+            at(2500),
+            (Some("EHOSTUNREACH".into()), Some("ETIMEDOUT".into()))
+        );
+        // The chain of the traced run (UT 3 s, RTO 204 ms): the first failure comes 2.6 s
+        // after the first retransmission, its five host-unreachables revert the backoff to
+        // nothing, and the clamp still ends it: at most a few timer slacks past UT.
+        let arrival = Arrival::Neighbour {
+            first_fails: (2580.0, 2708.0),
+            queued: 2,
+        };
+        let c = revert_chain(
+            204.0,
+            3000.0,
+            true,
+            (6000.0, 6000.0),
+            arrival,
+            REJECT_BUCKET,
+        );
+        let c = c.unwrap();
+        assert!(c.icmp && !c.silent, "{c:?}");
+        assert!(c.lo >= 3000.0 && c.hi < 3250.0, "{c:?}");
+        // An idle side's probes draw the same ICMP, out of window: as a drop.
+        let idle_side = idle(Some((1000, 1000, 3)), 0);
+        let (a, b) = (
+            predict_side(&idle_side, FaultModel::PeerEnd),
+            predict_side(&idle_side, FaultModel::Silence),
+        );
+        assert_eq!((a.window_ms, a.error), (b.window_ms, b.error));
+    }
+
+    #[test]
     fn a_packet_without_its_icmp_still_spends_ip_errors_share() {
         let b = NO_ROUTE_BUCKET;
         // 1.5 s: ip_error takes 1 s, icmp_send finds 0.5 s: no message, 0.5 s left.
@@ -1876,7 +2355,10 @@ mod tests {
         // This side's own link, or the peer's own end of its link: silence.
         assert_eq!(fault("client", "wire", Side::Client), FaultModel::Silence);
         assert_eq!(fault("client", "peer", Side::Client), FaultModel::Silence);
-        assert_eq!(fault("server", "peer", Side::Client), FaultModel::Silence);
+        // The peer's own end: the router's neighbour entry for it fails.
+        assert_eq!(fault("server", "peer", Side::Client), FaultModel::PeerEnd);
+        assert_eq!(fault("client", "peer", Side::Server), FaultModel::PeerEnd);
+        assert_eq!(FaultModel::parse("peer-end"), Ok(FaultModel::PeerEnd));
         assert_eq!(FaultModel::parse("cable-pull"), Ok(FaultModel::NoRoute));
     }
 
@@ -1927,6 +2409,7 @@ mod tests {
     fn faults() -> impl Strategy<Value = FaultModel> {
         prop_oneof![
             Just(FaultModel::Silence),
+            Just(FaultModel::PeerEnd),
             any::<bool>().prop_map(|port| FaultModel::Icmp { port }),
             Just(FaultModel::Reset),
             Just(FaultModel::PeerFrozen),

@@ -131,6 +131,21 @@ fn a_busy_writer_whose_peers_cable_is_pulled_sees_enetunreach() {
 }
 
 #[test]
+fn a_busy_writer_whose_peers_own_end_is_pulled_sees_ehostunreach() {
+    let t = run_passing("busy-writer-peer-end.toml");
+    // K9a: the router keeps its route; its neighbour entry for the server fails ~3 s after the
+    // lost write and answers with host-unreachables before the user timeout (3 s) gives up.
+    // Lower bound UT + 2 RTO less a few jiffies: the user timeout fired, nothing earlier.
+    // Upper bound: the model's 3.78 s (write interval, slack, a revert past the clamp) plus a
+    // loaded machine's wake-up. The error proves the router's failure came first.
+    assert_detects(&t, "client", 3388.0..=3850.0, "EHOSTUNREACH");
+    assert_eq!(first_loss(&t, "client")["mechanism"], "user-timeout");
+    // The server's own link is down: its keepalive (1s/1s/3) times out as on a drop, counted
+    // from the last record (100 ms before the fault at most): [3.9 s, 4 s] plus slack.
+    assert_detects(&t, "server", 3880.0..=4300.0, "ETIMEDOUT");
+}
+
+#[test]
 fn a_pinging_clients_keepalive_waits_behind_its_ping() {
     let t = run_passing("heartbeat-holds-keepalive.toml");
     // K18: the client's PING is in flight within one 2 s interval of the fault, and keepalive
