@@ -193,6 +193,32 @@ pub fn missing_tools(
 /// Runs a script mechanism in its namespace; returns what it printed, or None for mechanisms
 /// that are not scripts (signals and restarts belong to whoever owns the peers).
 pub fn run_script(lab: &lab::Lab, mechanism: &Mechanism) -> Result<Option<String>, lab::LabError> {
+    let Some((ns, cmd)) = script_command(lab, mechanism) else {
+        return Ok(None);
+    };
+    // Errors name the script as a user would run it, not its embedded text.
+    lab.run(ns, cmd, "")
+        .map(Some)
+        .map_err(|e| e.naming(mechanism.describe()))
+}
+
+/// [`run_script`] with the script's run and reaping off the caller's runtime
+/// ([`lab::Lab::run_async`]): the runner's one thread serves the other labs meanwhile.
+pub async fn run_script_async(
+    lab: &lab::Lab,
+    mechanism: &Mechanism,
+) -> Result<Option<String>, lab::LabError> {
+    let Some((ns, cmd)) = script_command(lab, mechanism) else {
+        return Ok(None);
+    };
+    lab.run_async(ns, cmd, "")
+        .await
+        .map(Some)
+        .map_err(|e| e.naming(mechanism.describe()))
+}
+
+/// The shell command that runs a script mechanism in its namespace; None for the others.
+fn script_command(lab: &lab::Lab, mechanism: &Mechanism) -> Option<(Ns, std::process::Command)> {
     let Mechanism::Script {
         ns,
         name,
@@ -200,17 +226,14 @@ pub fn run_script(lab: &lab::Lab, mechanism: &Mechanism) -> Result<Option<String
         args,
     } = mechanism
     else {
-        return Ok(None);
+        return None;
     };
     let mut cmd = lab.command(*ns, "sh", &[]);
     cmd.arg("-c")
         .arg(script)
         .arg(format!("flatline-{name}"))
         .args(args);
-    // Errors name the script as a user would run it, not its embedded text.
-    lab.run(*ns, cmd, "")
-        .map(Some)
-        .map_err(|e| e.naming(mechanism.describe()))
+    Some((*ns, cmd))
 }
 
 /// The commands a user would type to do the same by hand, in order.

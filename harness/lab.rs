@@ -299,42 +299,85 @@ impl Lab {
     /// Reads a file of `/proc/thread-self/` (e.g. `net/netstat`) as seen inside `ns`, on a
     /// throwaway thread so that no thread of ours stays in another namespace.
     pub fn read_proc(&self, ns: Ns, file: &str) -> std::io::Result<String> {
-        let fd = self.fd(ns);
         let path = format!("/proc/thread-self/{file}");
+        self.in_ns(ns, move || std::fs::read_to_string(path))
+            .join()
+            .expect("the reading thread does not panic")
+    }
+
+    /// [`Lab::read_proc`] without holding the caller's runtime: the thread's result is
+    /// awaited, not joined.
+    pub async fn read_proc_async(&self, ns: Ns, file: &str) -> std::io::Result<String> {
+        let path = format!("/proc/thread-self/{file}");
+        self.in_ns_async(ns, move || std::fs::read_to_string(path))
+            .await
+    }
+
+    /// Runs `f` on a throwaway thread that has entered `ns` (no thread of ours, and never a
+    /// runtime's pooled thread, stays in another namespace). The lab outlives the thread: the
+    /// callers wait for it.
+    fn in_ns<T: Send + 'static>(
+        &self,
+        ns: Ns,
+        f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> std::thread::JoinHandle<std::io::Result<T>> {
+        let fd = self.fd(ns);
         std::thread::spawn(move || {
             // SAFETY: setns on this short-lived thread only; the fd outlives it.
             if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            std::fs::read_to_string(path)
+            f()
         })
-        .join()
-        .expect("the reading thread does not panic")
+    }
+
+    /// [`Lab::in_ns`], its result awaited: the runner's one thread serves the other labs
+    /// meanwhile.
+    async fn in_ns_async<T: Send + 'static>(
+        &self,
+        ns: Ns,
+        f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _thread = self.in_ns(ns, move || {
+            let _ = tx.send(f());
+            Ok(())
+        });
+        rx.await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the namespace thread ended")))
     }
 
     /// Writes a sysctl (`net.netfilter.nf_conntrack_tcp_timeout_established`) inside `ns`, on a
     /// throwaway thread, and returns the monotonic ns just after write(2) returned: the moment
     /// the kernel holds the new value (/proc/sys/net resolves to the writer's namespace).
     pub fn write_sysctl(&self, ns: Ns, key: &str, value: &str) -> Result<u64, LabError> {
-        let fd = self.fd(ns);
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         let text = value.to_owned();
-        std::thread::spawn(move || {
-            // SAFETY: setns on this short-lived thread only; the fd outlives it.
-            if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+        self.in_ns(ns, move || {
             std::fs::write(path, text)?;
             Ok(crate::clock::now_ns())
         })
         .join()
         .expect("the writing thread does not panic")
-        .map_err(|source| LabError::Sysctl {
-            ns,
-            key: key.to_owned(),
-            value: value.to_owned(),
-            source,
+        .map_err(|source| sysctl_error(ns, key, value, source))
+    }
+
+    /// [`Lab::write_sysctl`] without holding the caller's runtime. The stamp is taken on the
+    /// writing thread, so awaiting its result changes nothing of it.
+    pub async fn write_sysctl_async(
+        &self,
+        ns: Ns,
+        key: &str,
+        value: &str,
+    ) -> Result<u64, LabError> {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let text = value.to_owned();
+        self.in_ns_async(ns, move || {
+            std::fs::write(path, text)?;
+            Ok(crate::clock::now_ns())
         })
+        .await
+        .map_err(|source| sysctl_error(ns, key, value, source))
     }
 
     /// A command that runs inside `ns`. `inherit` are descriptors the program may open as
@@ -361,42 +404,16 @@ impl Lab {
     }
 
     /// Runs a command to completion inside `ns`, feeding it `stdin`; returns its stdout.
-    pub fn run(&self, ns: Ns, mut cmd: Command, stdin: &str) -> Result<String, LabError> {
-        let what = format!("{:?}", cmd.get_program())
-            .trim_matches('"')
-            .to_owned()
-            + &cmd
-                .get_args()
-                .map(|a| format!(" {}", a.to_string_lossy()))
-                .collect::<String>();
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| LabError::Spawn {
-                ns,
-                program: what.clone(),
-                source,
-            })?;
-        if let Some(mut input) = child.stdin.take() {
-            // A program that exits without reading is reported by its status below.
-            let _ = input.write_all(stdin.as_bytes());
-        }
-        let out = child.wait_with_output().map_err(|source| LabError::Spawn {
-            ns,
-            program: what.clone(),
-            source,
-        })?;
-        if !out.status.success() {
-            return Err(LabError::Command {
-                ns,
-                what,
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned()
-                    + String::from_utf8_lossy(&out.stdout).trim(),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    pub fn run(&self, ns: Ns, cmd: Command, stdin: &str) -> Result<String, LabError> {
+        run_to_end(ns, cmd, stdin)
+    }
+
+    /// [`Lab::run`] on a blocking thread: the fork, the exec and the wait for the exit (a
+    /// fault's script: 4 ms alone, 50 ms under load) leave the runner's one thread free for
+    /// the other labs. The command is one of [`Lab::command`]'s, for this lab, which the
+    /// caller holds until the call ends.
+    pub async fn run_async(&self, ns: Ns, cmd: Command, stdin: &str) -> Result<String, LabError> {
+        run_to_end_async(ns, cmd, stdin.to_owned()).await
     }
 
     fn ip_batch(&self, ns: Ns, batch: &str, inherit: &[RawFd]) -> Result<(), LabError> {
@@ -408,5 +425,102 @@ impl Lab {
     /// Releases the namespaces. Processes still inside keep theirs alive until they exit.
     pub fn teardown(self) {
         drop(self);
+    }
+}
+
+/// Runs `cmd` (a command for `ns`) to completion, feeding it `stdin`; returns its stdout.
+fn run_to_end(ns: Ns, mut cmd: Command, stdin: &str) -> Result<String, LabError> {
+    let what = format!("{:?}", cmd.get_program())
+        .trim_matches('"')
+        .to_owned()
+        + &cmd
+            .get_args()
+            .map(|a| format!(" {}", a.to_string_lossy()))
+            .collect::<String>();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| LabError::Spawn {
+            ns,
+            program: what.clone(),
+            source,
+        })?;
+    if let Some(mut input) = child.stdin.take() {
+        // A program that exits without reading is reported by its status below.
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|source| LabError::Spawn {
+        ns,
+        program: what.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(LabError::Command {
+            ns,
+            what,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned()
+                + String::from_utf8_lossy(&out.stdout).trim(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn sysctl_error(ns: Ns, key: &str, value: &str, source: std::io::Error) -> LabError {
+    LabError::Sysctl {
+        ns,
+        key: key.to_owned(),
+        value: value.to_owned(),
+        source,
+    }
+}
+
+/// [`run_to_end`] on the blocking pool, awaited.
+async fn run_to_end_async(ns: Ns, cmd: Command, stdin: String) -> Result<String, LabError> {
+    tokio::task::spawn_blocking(move || run_to_end(ns, cmd, &stdin))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    /// A fault's script runs and is reaped off the runner's runtime: a second task on the same
+    /// single-threaded runtime keeps running while a 200 ms command runs (the blocking
+    /// `Lab::run` leaves it at 0 ticks), and the command's output still comes back.
+    #[test]
+    fn a_command_run_to_its_end_leaves_the_runtime_free() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ticks = Arc::new(AtomicU32::new(0));
+            let ticker = {
+                let ticks = Arc::clone(&ticks);
+                tokio::spawn(async move {
+                    loop {
+                        ticks.fetch_add(1, Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            };
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", "sleep 0.2; echo done"]);
+            let out = run_to_end_async(Ns::Wire, cmd, String::new()).await;
+            assert_eq!(out.unwrap().trim(), "done");
+            assert!(ticks.load(Ordering::Relaxed) > 0);
+            let mut failing = Command::new("sh");
+            failing.args(["-c", "echo nope >&2; exit 3"]);
+            let err = run_to_end_async(Ns::Wire, failing, String::new())
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("sh"), "{err}");
+            ticker.abort();
+        });
     }
 }

@@ -284,13 +284,13 @@ impl Run<'_> {
 
     /// A pool (or a client program, which may hold one): records the server namespace's
     /// listen queue counters.
-    fn listen_counters(&mut self) {
+    async fn listen_counters(&mut self) {
         if self.scenario.client.connections.unwrap_or(1) < 2
             && self.scenario.client.program.is_none()
         {
             return;
         }
-        let read = self.lab.read_proc(Ns::Server, "net/netstat");
+        let read = self.lab.read_proc_async(Ns::Server, "net/netstat").await;
         if let Some((listen_overflows, listen_drops)) =
             read.ok().as_deref().and_then(crate::pool::listen_counters)
         {
@@ -626,9 +626,9 @@ impl Run<'_> {
 
     /// Stops the watchers and the trace: nothing is observed after this.
     async fn stop_observers(&mut self) {
-        for w in &mut self.watchers {
-            w.stop();
-        }
+        // Each stop joins its thread (up to a 2 ms poll and a dump late).
+        let watchers = std::mem::take(&mut self.watchers);
+        off_runtime(move || watchers.into_iter().for_each(|mut w| w.stop())).await;
         if let Some(t) = self.trace.take() {
             t.finish().await;
         }
@@ -877,13 +877,14 @@ impl Run<'_> {
     }
 
     /// Carries out one mechanism; returns what a script printed.
-    fn perform(&mut self, mechanism: &Mechanism) -> Result<String, RunError> {
+    async fn perform(&mut self, mechanism: &Mechanism) -> Result<String, RunError> {
         match mechanism {
-            Mechanism::Script { .. } => fault::run_script(&self.lab, mechanism)
+            Mechanism::Script { .. } => fault::run_script_async(&self.lab, mechanism)
+                .await
                 .map(|out| out.unwrap_or_default())
                 .map_err(RunError::from),
             Mechanism::Sysctl { ns, key, value } => {
-                let at = self.lab.write_sysctl(*ns, key, value)?;
+                let at = self.lab.write_sysctl_async(*ns, key, value).await?;
                 self.sysctl_written = Some(at);
                 Ok(String::new())
             }
@@ -938,7 +939,7 @@ impl Run<'_> {
         };
         for m in &mechanisms {
             let before_ms = self.now_ms();
-            output += &self.perform(m).map_err(failed)?;
+            output += &self.perform(m).await.map_err(failed)?;
             let at_ms = if *m == Mechanism::Restart(Side::Server) {
                 // Not when the spawn returns: under load the new server may listen (and the
                 // client reconnect) before the runner runs again.
@@ -1055,14 +1056,23 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     check_tools(scenario)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let run_date = std::time::SystemTime::now();
-    let mut lab = Lab::up_with(
-        &scenario.lab,
-        &scenario.client.sysctl,
-        &scenario.server.sysctl,
-    )?;
+    // Namespaces, links and addresses: three `ip -batch` runs, 10-130 ms under load.
+    let (config, client, server) = (
+        scenario.lab,
+        scenario.client.sysctl.clone(),
+        scenario.server.sysctl.clone(),
+    );
+    let standby = scenario.failover().is_some();
+    let lab = off_runtime(move || {
+        let mut lab = Lab::up_with(&config, &client, &server)?;
+        if standby {
+            lab.add_standby(Lab::peer_sysctls(&config, &server))?;
+        }
+        Ok::<_, lab::LabError>(lab)
+    })
+    .await?;
     let mut hosts = None;
     if let Some(fo) = scenario.failover() {
-        lab.add_standby(Lab::peer_sysctls(&scenario.lab, &scenario.server.sysctl))?;
         if fo.resolver() == Some(crate::scenario::Resolve::HostsFile) {
             let file = crate::failover::HostsFile::create(lab::SERVER_ADDR)
                 .map_err(|e| RunError::Setup(format!("cannot make the hosts file: {e}")))?;
@@ -1147,12 +1157,16 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
 
     // Nothing observed from here on counts: the end is ours, not a fault's.
     run.stop_observers().await;
-    if let Some(w) = run.links.take() {
-        w.stop();
-    }
-    if let Some(w) = run.nft.take() {
-        w.stop();
-    }
+    let (links, nft) = (run.links.take(), run.nft.take());
+    off_runtime(move || {
+        if let Some(w) = links {
+            w.stop();
+        }
+        if let Some(w) = nft {
+            w.stop();
+        }
+    })
+    .await;
     run.apply_shadows();
     run.ending = true;
     // User programs: TERM to the group, a grace period, then KILL.
@@ -1180,7 +1194,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         let _ = kill(*pid, Signal::SIGKILL);
     }
     if let Some(d) = run.delayer.take() {
-        let stats = d.stop();
+        let stats = off_runtime(move || d.stop()).await;
         let t = run.now_ms();
         run.events
             .push(Event::new(t, Source::Wire, Kind::DelayDown(stats)));
@@ -1191,7 +1205,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
         .iter()
         .filter_map(|(&side, p)| p.view.options.map(|o| (side, o)))
         .collect();
-    run.listen_counters();
+    run.listen_counters().await;
     let Run {
         lab,
         mut events,
@@ -1210,7 +1224,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     let teardown_start = clock::now_ns();
-    lab.teardown();
+    off_runtime(move || lab.teardown()).await;
     let end = clock::now_ns();
     let (status, reason) = match outcome {
         Ok(reason) => (RunStatus::Completed, reason),
@@ -1271,11 +1285,13 @@ async fn drive(
     // A NAT must be in the path before the connection exists.
     if let Some(f) = run.plan.nat.map(|i| &run.scenario.faults[i]) {
         let setup = fault::nat_setup(f);
-        run.perform(&setup).map_err(|source| RunError::Fault {
-            fault: f.id.clone(),
-            action: "set up the NAT for",
-            source: Box::new(source),
-        })?;
+        run.perform(&setup)
+            .await
+            .map_err(|source| RunError::Fault {
+                fault: f.id.clone(),
+                action: "set up the NAT for",
+                source: Box::new(source),
+            })?;
         let t = run.now_ms();
         let mechanism = setup.describe();
         run.record(Event::new(t, Source::Wire, Kind::NatUp { mechanism }));
@@ -1303,7 +1319,7 @@ async fn drive(
             .await?;
     }
 
-    run.listen_counters();
+    run.listen_counters().await;
 
     // The schedule, in monotonic time: faults count from the client's first connection (of a
     // pool: from its last first connection).
@@ -1364,5 +1380,51 @@ async fn drive(
                 }
             }
         }
+    }
+}
+
+/// Runs `f` (a stop that joins a thread, a lab's setup or teardown) on the blocking pool and
+/// awaits it: the runner's one thread goes on serving the other labs of `run -j N` meanwhile.
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// What the runner runs off its runtime (watchers' and listeners' stops, which join their
+    /// threads, the delay's stop, the lab's setup and teardown) leaves its one thread free: a
+    /// second task keeps running while a 200 ms blocking call goes on (called in place, it
+    /// would see no tick), and the call's result comes back.
+    #[test]
+    fn a_blocking_call_off_the_runtime_leaves_other_labs_running() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ticks = Arc::new(AtomicU32::new(0));
+            let ticker = {
+                let ticks = Arc::clone(&ticks);
+                tokio::spawn(async move {
+                    loop {
+                        ticks.fetch_add(1, Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            };
+            let got = off_runtime(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                7
+            })
+            .await;
+            assert_eq!(got, 7);
+            assert!(ticks.load(Ordering::Relaxed) > 0);
+            ticker.abort();
+        });
     }
 }
