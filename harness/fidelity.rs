@@ -45,6 +45,10 @@ impl Rng {
     }
 }
 
+/// Salt of the generator that turns a streaming cell's drop into the server's own end pulled
+/// ([`CellFault::PeerEnd`]).
+const PEER_END_STREAM: u64 = 0x7065_6572_2d65_6e64;
+
 /// tcp_rmem of a frozen server's namespace in a cell: autotuning stops at 128 KiB.
 pub const FROZEN_TCP_RMEM: &str = "4096 131072 131072";
 
@@ -71,6 +75,9 @@ pub enum CellFault {
     Drop { to_server: bool, to_client: bool },
     /// The wire side of the server's link down.
     CablePull,
+    /// The server's own end of its link down (`end = "peer"`): the router keeps its route,
+    /// and its neighbour entry for the server fails every ~3 s (docs/physics.md, K9a).
+    PeerEnd,
     /// reject with tcp-reset.
     Reset,
     /// reject with ICMP host- or port-unreachable.
@@ -241,12 +248,17 @@ impl Cell {
             to_server: true,
             to_client: true,
         };
-        let fault = rng.pick(&[
+        let mut fault = rng.pick(&[
             drop,
             drop,
             CellFault::Icmp { port: false },
             CellFault::Icmp { port: true },
         ]);
+        // One drop in three becomes the server's own end pulled, decided on a stream of its
+        // own so that every other cell of a seed stays what it was.
+        if fault == drop && Rng::new(seed ^ PEER_END_STREAM).chance(1.0 / 3.0) {
+            fault = CellFault::PeerEnd;
+        }
         let server = side(rng, 0.2);
         let interval_ms = rng.range(1, 6) as u32 * 50;
         Cell {
@@ -373,6 +385,9 @@ impl Cell {
                 format!("kind = \"firewall-drop\"\ndirection = \"{direction}\"")
             }
             CellFault::CablePull => "kind = \"cable-pull\"\ntarget = \"server\"".into(),
+            CellFault::PeerEnd => {
+                "kind = \"cable-pull\"\ntarget = \"server\"\nend = \"peer\"".into()
+            }
             CellFault::Reset => "kind = \"reject\"\nwith = \"tcp-reset\"".into(),
             CellFault::Icmp { port } => format!(
                 "kind = \"reject\"\nwith = \"icmp-{}-unreachable\"",
@@ -447,6 +462,18 @@ mod tests {
             let cell = Cell::random(seed);
             assert_eq!(cell.fault, CellFault::Icmp { port: false }, "{seed}");
             assert_eq!(cell.client.user_timeout_ms, 4000, "{seed}");
+        }
+    }
+
+    #[test]
+    fn the_servers_own_end_is_drawn_against_a_busy_writer() {
+        // A third of the streaming cells' drops, and nothing else changes.
+        let cells: Vec<Cell> = (0..600).map(Cell::random).collect();
+        let peer_end = cells.iter().filter(|c| c.fault == CellFault::PeerEnd);
+        assert!(peer_end.clone().count() >= 10);
+        for c in peer_end {
+            assert!(matches!(c.traffic, CellTraffic::Stream { .. }), "{c:?}");
+            assert!(c.to_toml().contains("end = \"peer\""), "{}", c.to_toml());
         }
     }
 

@@ -61,6 +61,28 @@ enum Verdict {
     Rst,
     /// The wire answers with ICMP unreachable to the sender.
     Icmp,
+    /// The router holds the packet in its unresolved neighbour entry for the peer.
+    Queue,
+}
+
+/// A packet waiting in the router's neighbour entry: what its host-unreachable means to the
+/// client (tcp_v4_err).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Queued {
+    /// A keepalive probe or RST: out of window, ignored.
+    Other,
+    /// Data at snd_una (the lost write, a retransmission): a soft error and a revert.
+    Head,
+    /// New data past snd_una (a loss probe with writes behind it): a soft error only.
+    Tail,
+}
+
+/// Arms a timer `delay` ms from `t` (msecs_to_jiffies rounds up), on the wheel, for a jiffy
+/// clock whose jiffy 0 falls at `-offset` ms.
+fn arm_at(offset: f64, t: f64, delay: f64) -> f64 {
+    let now = ((t + offset) / JIFFY).floor() as u64;
+    let delta = (delay / JIFFY).ceil().max(1.0) as u64;
+    wheel(now, delta) as f64 * JIFFY - offset
 }
 
 struct Path {
@@ -73,6 +95,10 @@ struct Path {
     /// The wire's ICMP token bucket towards each endpoint: (tokens, jiffy of the last ICMP
     /// asked for); None until the first, when the bucket starts full.
     icmp_bucket: [Option<(u64, u64)>; 2],
+    /// The server's own end pulled: the router's neighbour entry for the server, when it
+    /// FAILS (None: no entry waits) and what waits in it.
+    neigh_fails: Option<f64>,
+    neigh_queue: Vec<Queued>,
 }
 
 impl Path {
@@ -83,6 +109,37 @@ impl Path {
             nat_expiry: f64::INFINITY,
             jiffy_offset_ms: draw.jiffy_offset_ms,
             icmp_bucket: [None; 2],
+            neigh_fails: None,
+            neigh_queue: Vec::new(),
+        }
+    }
+
+    /// A client packet for the server enters the router's neighbour entry; the first starts
+    /// it: a solicit at once, then mcast_solicit (3) rounds of retrans_time (1 s) on the wheel,
+    /// and it FAILS (neigh_timer_handler).
+    fn enqueue(&mut self, t: f64, what: Queued) {
+        if self.neigh_fails.is_none() {
+            let mut at = t;
+            for _ in 0..3 {
+                at = arm_at(self.jiffy_offset_ms, at, 1000.0);
+            }
+            self.neigh_fails = Some(at);
+        }
+        self.neigh_queue.push(what);
+    }
+
+    /// Whether the wire's bucket towards `to` lets an ICMP out at `t` (inet_peer_xrlim_allow).
+    fn icmp_allowed(&mut self, to: usize, t: f64) -> bool {
+        let now = ((t + self.jiffy_offset_ms) / JIFFY).floor() as u64;
+        let cap = ICMP_BURST * ICMP_COST_JIFFIES;
+        let (tokens, last) = self.icmp_bucket[to].unwrap_or((cap, now));
+        let tokens = (tokens + (now - last)).min(cap);
+        if tokens >= ICMP_COST_JIFFIES {
+            self.icmp_bucket[to] = Some((tokens - ICMP_COST_JIFFIES, now));
+            true
+        } else {
+            self.icmp_bucket[to] = Some((tokens, now));
+            false
         }
     }
 
@@ -91,15 +148,9 @@ impl Path {
     fn packet(&mut self, from: usize, t: f64) -> Verdict {
         match self.rule(from, t) {
             Verdict::Icmp => {
-                let now = ((t + self.jiffy_offset_ms) / JIFFY).floor() as u64;
-                let cap = ICMP_BURST * ICMP_COST_JIFFIES;
-                let (tokens, last) = self.icmp_bucket[from].unwrap_or((cap, now));
-                let tokens = (tokens + (now - last)).min(cap);
-                if tokens >= ICMP_COST_JIFFIES {
-                    self.icmp_bucket[from] = Some((tokens - ICMP_COST_JIFFIES, now));
+                if self.icmp_allowed(from, t) {
                     Verdict::Icmp
                 } else {
-                    self.icmp_bucket[from] = Some((tokens, now));
                     Verdict::Drop
                 }
             }
@@ -124,6 +175,10 @@ impl Path {
                 }
             }
             CellFault::CablePull => Verdict::Drop,
+            // The server's own link is down: its packets go nowhere; the client's wait in
+            // the router's neighbour entry for it.
+            CellFault::PeerEnd if from == 0 => Verdict::Queue,
+            CellFault::PeerEnd => Verdict::Drop,
             CellFault::Reset => Verdict::Rst,
             CellFault::Icmp { .. } => Verdict::Icmp,
             CellFault::Nat { timeout_s, reset } => {
@@ -164,6 +219,10 @@ struct Endpoint {
     /// The RTO before backoff, and icsk_backoff.
     rto: f64,
     backoff: u32,
+    /// When the head of the retransmission queue last left (tcp_skb_timestamp_us).
+    head_sent: f64,
+    /// Writes wait behind unacknowledged data (Nagle): a loss probe sends them, new data.
+    pending: bool,
 }
 
 struct Sim {
@@ -189,15 +248,9 @@ impl Sim {
         ((t + self.draw.jiffy_offset_ms) / JIFFY).floor() as u64
     }
 
-    fn ms(&self, j: u64) -> f64 {
-        j as f64 * JIFFY - self.draw.jiffy_offset_ms
-    }
-
     /// Arms a timer `delay` ms from `t` (msecs_to_jiffies rounds up), on the wheel.
     fn arm(&self, t: f64, delay: f64) -> f64 {
-        let now = self.jiffies(t);
-        let delta = (delay / JIFFY).ceil().max(1.0) as u64;
-        self.ms(wheel(now, delta))
+        arm_at(self.draw.jiffy_offset_ms, t, delay)
     }
 
     fn die(&mut self, i: usize, t: f64, error: &'static str, send_rst: bool) {
@@ -205,8 +258,12 @@ impl Sim {
             return;
         }
         self.eps[i].dead = Some((t, error));
-        if send_rst && self.path.packet(i, t) == Verdict::Pass {
-            self.die(1 - i, t, "ECONNRESET", false);
+        if send_rst {
+            match self.path.packet(i, t) {
+                Verdict::Pass => self.die(1 - i, t, "ECONNRESET", false),
+                Verdict::Queue => self.path.enqueue(t, Queued::Other),
+                _ => {}
+            }
         }
     }
 
@@ -228,6 +285,7 @@ impl Sim {
                 }
             }
             Verdict::Rst => self.die(i, t, "ECONNRESET", false),
+            Verdict::Queue => self.path.enqueue(t, Queued::Other),
             Verdict::Drop | Verdict::Icmp => {}
         }
     }
@@ -264,6 +322,7 @@ impl Sim {
         if self.eps[0].unacked {
             // A small write behind unacknowledged data waits for its ACK (Nagle): nothing is
             // sent until the loss probe or a retransmission takes it.
+            self.eps[0].pending = true;
             return;
         }
         match self.path.packet(0, t) {
@@ -283,8 +342,10 @@ impl Sim {
                 return;
             }
             Verdict::Icmp => self.eps[0].soft = Some(self.soft_error),
+            Verdict::Queue => self.path.enqueue(t, Queued::Head),
             Verdict::Drop => {}
         }
+        self.eps[0].head_sent = t;
         if !self.eps[0].unacked {
             // The first lost segment: a tail-loss probe about one RTO later
             // (tcp_schedule_loss_probe), which restarts the retransmission timer.
@@ -298,7 +359,10 @@ impl Sim {
     fn retransmit_timer(&mut self, t: f64) {
         if self.eps[0].tlp_pending {
             self.eps[0].tlp_pending = false;
-            self.retransmit(t);
+            // The loss probe sends the writes waiting behind the lost one, or else the lost
+            // segment again (tcp_send_loss_probe).
+            let new_data = std::mem::take(&mut self.eps[0].pending);
+            self.retransmit(t, !new_data);
             self.eps[0].rtx_at = self.arm(t, self.draw.rto_ms);
             return;
         }
@@ -317,7 +381,7 @@ impl Sim {
                 return;
             }
         }
-        let icmp = self.retransmit(t);
+        let icmp = self.retransmit(t, true);
         if self.eps[0].dead.is_some() {
             return;
         }
@@ -345,17 +409,64 @@ impl Sim {
         self.eps[0].rtx_at = self.arm(t, next);
     }
 
-    /// Retransmits snd_una (or sends the loss probe); true if an ICMP came back.
-    fn retransmit(&mut self, t: f64) -> bool {
+    /// Retransmits snd_una (`head`), or sends the loss probe's new data; true if an ICMP
+    /// came back at once.
+    fn retransmit(&mut self, t: f64, head: bool) -> bool {
+        if head {
+            self.eps[0].head_sent = t;
+        }
         match self.path.packet(0, t) {
             Verdict::Rst => self.die(0, t, "ECONNRESET", false),
             Verdict::Icmp => {
                 self.eps[0].soft = Some(self.soft_error);
                 return true;
             }
+            Verdict::Queue => {
+                let what = if head { Queued::Head } else { Queued::Tail };
+                self.path.enqueue(t, what);
+            }
             Verdict::Pass | Verdict::Drop => {}
         }
         false
+    }
+
+    /// The router's neighbour entry for the server FAILS: neigh_invalidate answers each
+    /// queued packet with a host-unreachable to the client, as the bucket lets it out
+    /// (arp_error_report -> ipv4_link_failure -> icmp_send); the next packet starts a new
+    /// entry.
+    fn neighbour_fails(&mut self, t: f64) {
+        self.path.neigh_fails = None;
+        for what in std::mem::take(&mut self.path.neigh_queue) {
+            if !self.path.icmp_allowed(0, t) || what == Queued::Other {
+                continue;
+            }
+            if self.eps[0].dead.is_some() {
+                return;
+            }
+            self.eps[0].soft = Some("EHOSTUNREACH");
+            if what == Queued::Head {
+                self.ld_rto_revert(t);
+            }
+        }
+    }
+
+    /// tcp_ld_RTO_revert: with retransmissions out and a backoff, undo one and re-arm the
+    /// timer for the rest of RTO << backoff since the head left, unclamped; if that has
+    /// passed, the retransmission timer runs now.
+    fn ld_rto_revert(&mut self, t: f64) {
+        let ep = &mut self.eps[0];
+        if ep.retrans_stamp.is_none() || ep.backoff == 0 || !ep.unacked {
+            return;
+        }
+        ep.backoff -= 1;
+        let rto = (ep.rto * 2f64.powi(ep.backoff as i32)).min(RTO_MAX);
+        let since = ((t - ep.head_sent) / JIFFY).ceil() * JIFFY;
+        let remaining = rto - since;
+        if remaining > 0.0 {
+            self.eps[0].rtx_at = self.arm(t, remaining);
+        } else {
+            self.retransmit_timer(t);
+        }
     }
 }
 
@@ -423,6 +534,8 @@ fn endpoint(side: flatline::fidelity::SideCell, draw: &Draw) -> Endpoint {
         retrans_stamp: None,
         rto: draw.rto_ms,
         backoff: 0,
+        head_sent: 0.0,
+        pending: false,
     }
 }
 
@@ -477,6 +590,9 @@ pub fn simulate(cell: &Cell, draw: &Draw) -> [Detection; 2] {
         if alive(0) && write_at < next.0 {
             next = (write_at, 3);
         }
+        if let Some(fails) = sim.path.neigh_fails.filter(|f| *f < next.0) {
+            next = (fails, 4);
+        }
         let (t, what) = next;
         if t > end || (!alive(0) && !alive(1)) {
             break;
@@ -488,6 +604,7 @@ pub fn simulate(cell: &Cell, draw: &Draw) -> [Detection; 2] {
                 sim.send_data(t);
                 write_at = t + write_every.expect("writes only when streaming");
             }
+            4 => sim.neighbour_fails(t),
             _ => break,
         }
     }
@@ -630,4 +747,58 @@ fn the_simulation_reproduces_the_icmp_revert_under_the_rate_limit() {
     assert!((5200.0..5350.0).contains(&t), "{t}");
     // Without the revert the clamp would end it at the first retransmission + UT.
     assert!(t > 511.0 + 4000.0 + 500.0, "{t}");
+}
+
+#[test]
+fn the_simulation_reproduces_the_routers_neighbour_failure() {
+    // docs/physics.md K9a, traced: UT 3 s, 64 B every 100 ms, the server's own end pulled:
+    // the router's entry starts with the lost write (F+97 ms) and FAILS at F+3.15 s with five
+    // host-unreachables; EHOSTUNREACH at the clamped give-up, 3.515 s. UT 2 s gives up at
+    // 2.52 s, before the entry fails: ETIMEDOUT.
+    let ka = flatline::fidelity::SideCell {
+        keepalive: Some(flatline::fidelity::Ka {
+            idle_s: 1,
+            interval_s: 1,
+            count: 3,
+        }),
+        user_timeout_ms: 0,
+    };
+    let cell = |ut: u32, retries2: Option<u8>| Cell {
+        seed: 0,
+        client: flatline::fidelity::SideCell {
+            user_timeout_ms: ut,
+            ..ka
+        },
+        server: ka,
+        traffic: CellTraffic::Stream {
+            interval_ms: 100,
+            record_bytes: 64,
+        },
+        tcp_retries2: retries2,
+        fault: CellFault::PeerEnd,
+        at_ms: 2000,
+        end_ms: 30_000,
+    };
+    let draw = Draw {
+        jiffy_offset_ms: 1.0,
+        // Writes fall every 100 ms from the connect; the fault 97 ms before the next one.
+        fault_shift_ms: 3.0,
+        rto_ms: 204.0,
+        window_bytes: 1e6,
+    };
+    let [c, s] = simulate(&cell(3000, None), &draw);
+    let (t, e) = c.unwrap();
+    assert_eq!(e, "EHOSTUNREACH");
+    assert!((3450.0..3600.0).contains(&t), "{t}");
+    // The server's own link is down: its keepalive runs out as on a drop.
+    assert_eq!(s.unwrap().1, "ETIMEDOUT");
+    let [c, _] = simulate(&cell(2000, None), &draw);
+    let (t, e) = c.unwrap();
+    assert_eq!(e, "ETIMEDOUT");
+    assert!((2450.0..2600.0).contains(&t), "{t}");
+    // tcp_retries2 = 5: measured 13.47 s, EHOSTUNREACH.
+    let [c, _] = simulate(&cell(0, Some(5)), &draw);
+    let (t, e) = c.unwrap();
+    assert_eq!(e, "EHOSTUNREACH");
+    assert!((13_000.0..15_100.0).contains(&t), "{t}");
 }
