@@ -315,9 +315,9 @@ impl Run<'_> {
     }
 
     /// Starts a peer process inside its namespace, with a task that forwards its reports.
-    fn spawn_peer(&mut self, side: Side) -> Result<Pid, RunError> {
+    async fn spawn_peer(&mut self, side: Side) -> Result<Pid, RunError> {
         if self.programs.contains_key(&side) {
-            return self.spawn_program(side);
+            return self.spawn_program(side).await;
         }
         let server_addr = format!("{}:{}", lab::SERVER_ADDR, server_port(self.scenario));
         let ns = match side {
@@ -340,13 +340,15 @@ impl Run<'_> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let pid = self.spawn_reference(
-            cmd,
-            side,
-            exe,
-            move |line| Msg::Line { side, line },
-            move |pid, status| Msg::Exited { side, pid, status },
-        )?;
+        let pid = self
+            .spawn_reference(
+                cmd,
+                side,
+                exe,
+                move |line| Msg::Line { side, line },
+                move |pid, status| Msg::Exited { side, pid, status },
+            )
+            .await?;
         self.pids.insert(side, pid);
         let t = self.now_ms();
         self.record(Event::new(
@@ -362,7 +364,7 @@ impl Run<'_> {
 
     /// Spawns a reference peer (`cmd`, stdout piped) with a task that forwards each line of
     /// its reports as `line(..)` and then its exit as `exited(..)`.
-    fn spawn_reference(
+    async fn spawn_reference(
         &self,
         cmd: std::process::Command,
         side: Side,
@@ -370,9 +372,8 @@ impl Run<'_> {
         line: impl Fn(String) -> Msg + Send + 'static,
         exited: impl FnOnce(Pid, String) -> Msg + Send + 'static,
     ) -> Result<Pid, RunError> {
-        let mut child = tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .spawn()
+        let mut child = spawn(cmd)
+            .await
             .map_err(|source| RunError::Spawn { side, exe, source })?;
         let pid = Pid::from_raw(child.id().expect("a running child has a pid") as i32);
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -412,7 +413,7 @@ impl Run<'_> {
     /// Starts the standby host's server: the reference server as planned for the server, in
     /// the standby's namespace, listening on every address it has (its own, and the server's
     /// that an address move brings it). Its reports are the record's `standby` events.
-    fn spawn_standby(&mut self) -> Result<Pid, RunError> {
+    async fn spawn_standby(&mut self) -> Result<Pid, RunError> {
         let side = Side::Server;
         let listen = format!("0.0.0.0:{}", server_port(self.scenario));
         let exe = self.opts.exe.to_string_lossy().into_owned();
@@ -422,13 +423,15 @@ impl Run<'_> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let pid = self.spawn_reference(
-            cmd,
-            side,
-            exe,
-            |line| Msg::StandbyLine { line },
-            |pid, status| Msg::StandbyExited { pid, status },
-        )?;
+        let pid = self
+            .spawn_reference(
+                cmd,
+                side,
+                exe,
+                |line| Msg::StandbyLine { line },
+                |pid, status| Msg::StandbyExited { pid, status },
+            )
+            .await?;
         self.standby = Some(pid);
         let t = self.now_ms();
         self.record(Event::new(
@@ -443,7 +446,7 @@ impl Run<'_> {
 
     /// Starts a user program inside its side's namespace, in a process group of its own,
     /// with tasks that forward its output and its exit.
-    fn spawn_program(&mut self, side: Side) -> Result<Pid, RunError> {
+    async fn spawn_program(&mut self, side: Side) -> Result<Pid, RunError> {
         let program = self
             .scenario
             .settings(side)
@@ -478,22 +481,19 @@ impl Run<'_> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| RunError::Program {
-                side,
-                what: format!(
-                    "`{}` could not start ({e}{})",
-                    argv.join(" "),
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        ": is it installed and on PATH?"
-                    } else {
-                        ""
-                    }
-                ),
-                output: "(nothing)".into(),
-            })?;
+        let mut child = spawn(cmd).await.map_err(|e| RunError::Program {
+            side,
+            what: format!(
+                "`{}` could not start ({e}{})",
+                argv.join(" "),
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    ": is it installed and on PATH?"
+                } else {
+                    ""
+                }
+            ),
+            output: "(nothing)".into(),
+        })?;
         let pid = Pid::from_raw(child.id().expect("a running child has a pid") as i32);
         if let Some(run) = self.programs.get_mut(&side) {
             let host = watcher::host_pid_of(pid.as_raw()).unwrap_or(0);
@@ -904,7 +904,7 @@ impl Run<'_> {
                 }
                 Ok(String::new())
             }
-            Mechanism::Restart(side) => self.spawn_peer(*side).map(|_| String::new()),
+            Mechanism::Restart(side) => self.spawn_peer(*side).await.map(|_| String::new()),
             Mechanism::Hosts { to } => {
                 let hosts = self.hosts.as_ref().ok_or_else(|| {
                     RunError::Setup("a dns failover's hosts file was not made".into())
@@ -1296,19 +1296,19 @@ async fn drive(
         let mechanism = setup.describe();
         run.record(Event::new(t, Source::Wire, Kind::NatUp { mechanism }));
     }
-    run.spawn_peer(Side::Server)?;
+    run.spawn_peer(Side::Server).await?;
     run.wait_for(rx, Side::Server, "listen", |e| {
         e.source == Source::Server && matches!(e.kind, Kind::Listening { .. })
     })
     .await?;
     if run.scenario.failover().is_some() {
-        run.spawn_standby()?;
+        run.spawn_standby().await?;
         run.wait_for(rx, Side::Server, "listen on the standby host", |e| {
             e.source == Source::Standby && matches!(e.kind, Kind::Listening { .. })
         })
         .await?;
     }
-    run.spawn_peer(Side::Client)?;
+    run.spawn_peer(Side::Client).await?;
     // With a pool of connections, the schedule starts once every one of them is up.
     let mut start_ms = 0.0;
     for _ in 0..run.plan.scenario.client.connections.unwrap_or(1) {
@@ -1383,6 +1383,18 @@ async fn drive(
     }
 }
 
+/// Starts `cmd` (killed if its handle is dropped) from the blocking pool: the fork and exec
+/// of a peer or program took up to 30 ms on the runtime under load. The child is still
+/// tokio's, reaped by its driver (`child.wait().await`).
+async fn spawn(cmd: std::process::Command) -> std::io::Result<tokio::process::Child> {
+    off_runtime(move || {
+        tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .spawn()
+    })
+    .await
+}
+
 /// Runs `f` (a stop that joins a thread, a lab's setup or teardown) on the blocking pool and
 /// awaits it: the runner's one thread goes on serving the other labs of `run -j N` meanwhile.
 async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -1425,6 +1437,34 @@ mod tests {
             assert_eq!(got, 7);
             assert!(ticks.load(Ordering::Relaxed) > 0);
             ticker.abort();
+        });
+    }
+
+    /// A child started from the blocking pool is still the runtime's: its piped output is
+    /// read, and its exit is reaped, by tasks on the runner's one thread.
+    #[test]
+    fn a_child_spawned_off_the_runtime_is_read_and_reaped_on_it() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut cmd = std::process::Command::new("sh");
+            cmd.args(["-c", "echo one; echo two; exit 3"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped());
+            let mut child = spawn(cmd).await.unwrap();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let mut got = Vec::new();
+            while let Some(l) = lines.next_line().await.unwrap() {
+                got.push(l);
+            }
+            assert_eq!(got, ["one", "two"]);
+            let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .expect("reaped")
+                .unwrap();
+            assert_eq!(status.code(), Some(3));
         });
     }
 }
