@@ -153,6 +153,13 @@ pub enum FaultModel {
     /// later and answers each queued segment with ICMP host-unreachable as its rate limit lets
     /// it ([`tcp_peer_end`]).
     PeerEnd,
+    /// This side's own link pulled at the wire's end: its device has no carrier, its routes
+    /// stay, and its segments wait in the neighbour queue for a gateway that never answers
+    /// (docs/physics.md, K9a; [`tcp_own_link_wire`]).
+    OwnLinkWire,
+    /// This side's own link pulled in its own namespace: its routes (the default one too) are
+    /// gone and nothing it sends leaves the host (docs/physics.md, K9a; [`tcp_own_link_local`]).
+    OwnLinkLocal,
     /// The peer's host is down for `down_ms`, then answers with resets.
     HostReboot { down_ms: u64 },
     /// A NAT forgets flows idle for `timeout_ms`; `reset` answers them with RST.
@@ -517,6 +524,8 @@ fn heartbeat(me: &SideModel, fault: FaultModel) -> Option<Prediction> {
             | FaultModel::Icmp { .. }
             | FaultModel::NoRoute
             | FaultModel::PeerEnd
+            | FaultModel::OwnLinkWire
+            | FaultModel::OwnLinkLocal
             | FaultModel::HostReboot { .. }
     );
     if !silenced {
@@ -1205,6 +1214,8 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
         FaultModel::Icmp { port } => tcp_icmp(me, port),
         FaultModel::NoRoute => tcp_no_route(me),
         FaultModel::PeerEnd => tcp_peer_end(me),
+        FaultModel::OwnLinkWire => tcp_own_link_wire(me),
+        FaultModel::OwnLinkLocal => tcp_own_link_local(me),
         FaultModel::Reset => tcp_reset(me),
         FaultModel::HostReboot { down_ms } => tcp_host_reboot(me, down_ms),
         FaultModel::NatTimeout {
@@ -1416,6 +1427,245 @@ fn tcp_peer_end(me: &SideModel) -> Prediction {
         alt_error: alt.map(String::from),
         ..Prediction::at(lo, interval + hi, error, mechanism, why.into())
     }
+}
+
+/// How late the kernel acts on a link's lost carrier: linkwatch runs at most once a second
+/// (linkwatch_schedule_work waits until linkwatch_nextevent, HZ after its last run, in any
+/// namespace), on a delayed work whose 1 s timer may be 32 ms late, then rtnl_lock. Until it
+/// has run (dev_deactivate, then NETDEV_CHANGE flushing the neighbours), a segment goes to the
+/// veth, which drops it (its peer is down): NET_XMIT_DROP, a local drop. ms.
+pub const LINKWATCH_MAX_MS: f64 = 1100.0;
+/// TCP_RESOURCE_PROBE_INTERVAL (HZ/2): how soon a probe that a local drop kept from leaving is
+/// tried again (tcp_send_probe0, tcp_keepalive_timer), ms.
+pub const RESOURCE_PROBE_MS: f64 = 500.0;
+/// A writer whose own link was pulled at the wire's end, from the moment S its first segment
+/// after the fault enters the neighbour queue (t = 0, the head of the retransmission queue):
+/// when it gives up, ms after S, and whether it reports the soft error (EHOSTUNREACH) rather
+/// than ETIMEDOUT. One run for one RTO, neighbour periods (`phi`: the first entry's, the
+/// later ones') and every timer early (a jiffy) or `late` (the wheel's granularity).
+///
+/// Not [`revert_chain`]'s [`Arrival::Neighbour`] (the router's queue): there every
+/// retransmission leaves this host and joins the queue, and each ICMP is rate limited. Here
+/// the queue is this host's own, so a retransmission timer expiry that finds the head's copy
+/// still in it returns -EBUSY (`skb_still_in_host_queue`
+/// in __tcp_retransmit_skb), sends nothing, and still counts and doubles the backoff; the
+/// first such attempt stamps retrans_stamp with the copy's own send time, S
+/// (tcp_retransmit_skb). The ICMPs do not answer a retransmission: they come when the
+/// gateway's entry FAILS, `phi` after the packet that created it, one host-unreachable to this
+/// host per queued packet (neigh_invalidate -> arp_error_report -> ipv4_link_failure ->
+/// icmp_send, not rate limited towards a local address), the head's first. tcp_v4_err undoes
+/// one backoff for it (tcp_ld_RTO_revert) before it records the soft error: re-armed for the
+/// rest of RTO << backoff since the copy left, or, if that has passed (it has: the copy left
+/// `phi` ago), tcp_retransmit_timer at once, which gives up if the limit has passed (with the
+/// soft error of an earlier failure, if any) or sends the head into a new entry.
+fn own_link_chain(rto: f64, phi: (f64, f64), limit: f64, clamp: bool, late: bool) -> (f64, bool) {
+    let wait = |d: f64| {
+        if late {
+            d + slack(d)
+        } else {
+            (d - JIFFY_MS).max(1.0)
+        }
+    };
+    let rto_at = |b: u32| (rto * 2f64.powi(b.min(20) as i32)).min(RTO_MAX_MS);
+    // The loss probe one RTO after S, the retransmission timer one RTO after it.
+    let mut expiry = wait(rto) + wait(rto);
+    let (mut backoff, mut retransmits) = (0u32, 0u32);
+    let mut stamp: Option<f64> = None;
+    // The head's copy: when it last left, and the failure of the entry it waits in.
+    let (mut left, mut fails) = (0.0, Some(phi.0));
+    let mut soft = false;
+    loop {
+        if let Some(fail) = fails.filter(|f| *f <= expiry) {
+            fails = None;
+            if retransmits > 0 && backoff > 0 {
+                backoff -= 1;
+                let rest = rto_at(backoff) - (fail - left);
+                if rest > 0.0 {
+                    expiry = fail + wait(rest);
+                } else {
+                    if stamp.is_some_and(|s| fail - s >= limit - 1e-6) {
+                        return (fail, soft);
+                    }
+                    retransmits += 1;
+                    backoff += 1;
+                    (left, fails) = (fail, Some(fail + phi.1));
+                    let s = *stamp.get_or_insert(fail);
+                    let d = rto_at(backoff);
+                    let d = if clamp { d.min(limit - (fail - s)) } else { d };
+                    expiry = fail + wait(d.max(JIFFY_MS));
+                }
+            }
+            soft = true;
+            continue;
+        }
+        let now = expiry;
+        if stamp.is_some_and(|s| now - s >= limit - 1e-6) {
+            return (now, soft);
+        }
+        retransmits += 1;
+        // -EBUSY while the copy waits; otherwise it leaves into a new entry.
+        let s = match fails {
+            Some(_) => *stamp.get_or_insert(left),
+            None => {
+                (left, fails) = (now, Some(now + phi.1));
+                *stamp.get_or_insert(now)
+            }
+        };
+        backoff += 1;
+        let d = rto_at(backoff);
+        let d = if clamp { d.min(limit - (now - s)) } else { d };
+        expiry = now + wait(d.max(JIFFY_MS));
+    }
+}
+
+/// A side whose own link was pulled at the wire's end (K9a): its device has no carrier, its
+/// routes stay. Until linkwatch acts ([`LINKWATCH_MAX_MS`]) every segment is dropped by the
+/// veth: the write stays unsent and the probe timer retries every
+/// [`RESOURCE_PROBE_MS`] (tcp_send_probe0), as does a keepalive probe, uncounted. After it,
+/// the next segment (a write, at most one interval later, or that probe) enters the queue of
+/// a fresh neighbour entry for the gateway, and the chain of [`own_link_chain`] runs from it:
+/// the user timeout or H(tcp_retries2) counts from that first copy's send, and the gateway's
+/// entry failing every ~3 s (the same rule as the router's, [`ROUTER_NEIGH_FAIL_MS`], on this host's own
+/// entry for its gateway) sends host-unreachables to this host. The
+/// error is EHOSTUNREACH once a failure came before the give-up, ETIMEDOUT if none did (a
+/// user timeout below the first failure), either where the two are too close to call.
+/// With a user timeout, the probe timer can give up first while linkwatch waits: ETIMEDOUT
+/// UT after the first probe (tcp_probe_timer). An idle or reading side's keepalive runs as on
+/// a drop, its probes during the wait retried uncounted.
+fn tcp_own_link_wire(me: &SideModel) -> Prediction {
+    if me.role != Role::Writer {
+        let mut p = keepalive_silence(
+            me,
+            "this side's link has no carrier; its probes wait in the neighbour queue for a \
+             gateway that never answers",
+        );
+        if let Some((lo, hi)) = p.window_ms {
+            let wait = LINKWATCH_MAX_MS + RESOURCE_PROBE_MS + slack(RESOURCE_PROBE_MS);
+            p.window_ms = Some((lo, hi + wait));
+        }
+        return p;
+    }
+    let interval = me.traffic_interval_ms as f64;
+    let (rto_lo, rto_hi) = rto_range_ms(me);
+    let ut = me.user_timeout_ms as f64;
+    let (limit, clamp) = if ut > 0.0 {
+        (ut, true)
+    } else {
+        (retransmission_budget_ms(me.tcp_retries2), false)
+    };
+    // S: the first segment after the fault that enters the neighbour queue.
+    let s_hi = LINKWATCH_MAX_MS + interval.min(RESOURCE_PROBE_MS) + slack(RESOURCE_PROBE_MS);
+    let (mut lo, mut hi) = (f64::INFINITY, 0f64);
+    let (mut timed_out, mut unreachable) = (false, false);
+    let mut rto = rto_lo;
+    loop {
+        for phi in [
+            (ROUTER_NEIGH_FAIL_MS.0, ROUTER_NEIGH_FAIL_MS.0),
+            (ROUTER_NEIGH_FAIL_MS.0, ROUTER_NEIGH_FAIL_MS.1),
+            (ROUTER_NEIGH_FAIL_MS.1, ROUTER_NEIGH_FAIL_MS.0),
+            (ROUTER_NEIGH_FAIL_MS.1, ROUTER_NEIGH_FAIL_MS.1),
+        ] {
+            for late in [false, true] {
+                let (t, soft) = own_link_chain(rto, phi, limit, clamp, late);
+                if late {
+                    hi = hi.max(s_hi + t);
+                } else {
+                    lo = lo.min(t);
+                }
+                timed_out |= !soft;
+                unreachable |= soft;
+            }
+        }
+        if rto >= rto_hi {
+            break;
+        }
+        rto = (rto + JIFFY_MS).min(rto_hi);
+    }
+    // The probe timer while linkwatch waits: UT after the first probe (one RTO after the first
+    // write), or after tcp_retries2 probes, RESOURCE_PROBE_MS apart (each a local drop).
+    let probe_path = if clamp {
+        rto_lo + ut
+    } else {
+        rto_lo + f64::from(me.tcp_retries2) * RESOURCE_PROBE_MS
+    };
+    if probe_path < LINKWATCH_MAX_MS + slack(RESOURCE_PROBE_MS) {
+        lo = lo.min(probe_path);
+        timed_out = true;
+    }
+    let (error, alt) = match (unreachable, timed_out) {
+        (true, true) => ("EHOSTUNREACH", Some("ETIMEDOUT".to_string())),
+        (true, false) => ("EHOSTUNREACH", None),
+        _ => ("ETIMEDOUT", None),
+    };
+    let (mechanism, why) = if clamp {
+        (
+            "user-timeout",
+            "this side's link has no carrier: its segments wait in the neighbour queue, \
+             retransmissions find the copy there and send nothing; TCP_USER_TIMEOUT from the \
+             first copy's send, the gateway's entry failing every ~3 s with host-unreachables",
+        )
+    } else {
+        (
+            "retransmission-timeout",
+            "this side's link has no carrier: its segments wait in the neighbour queue; every \
+             ~3 s the gateway's entry fails, its host-unreachables undo a backoff and the head \
+             leaves again, until H(tcp_retries2) after the first copy's send",
+        )
+    };
+    Prediction {
+        alt_error: alt,
+        ..Prediction::at(lo, hi, error, mechanism, why.into())
+    }
+}
+
+/// A side whose own link was pulled in its own namespace (K9a): its routes are gone, so every
+/// segment fails in ip_queue_xmit (-EHOSTUNREACH, no ICMP) and nothing is ever in flight. A
+/// writer's first write after the fault stays unsent and arms the probe timer (tcp_push ->
+/// tcp_check_probe_timer, one RTO); each probe fails, counts, and backs off
+/// (tcp_send_probe0: RTO << min(probes, tcp_retries2)); tcp_probe_timer gives up with
+/// ETIMEDOUT once UT has passed since the first probe (each wait clamped to it,
+/// tcp_clamp_probe0_to_user_timeout), or at the expiry after tcp_retries2 probes. An idle or
+/// reading side's keepalive probes fail the same way and count: as on a drop.
+fn tcp_own_link_local(me: &SideModel) -> Prediction {
+    if me.role != Role::Writer {
+        return keepalive_silence(me, "this side's routes are gone; nothing it sends leaves");
+    }
+    let interval = me.traffic_interval_ms as f64;
+    let (rto_lo, rto_hi) = rto_range_ms(me);
+    let n = i32::from(me.tcp_retries2);
+    // After tcp_retries2 probes, each wait RTO << k (k = 1..n).
+    let probes = |rto: f64, late: bool| -> f64 {
+        (1..=n.max(1))
+            .map(|k| {
+                let d = (rto * 2f64.powi(k.min(20))).min(RTO_MAX_MS);
+                if late {
+                    d + slack(d)
+                } else {
+                    d - JIFFY_MS
+                }
+            })
+            .sum()
+    };
+    let first = interval + rto_hi + slack(rto_hi);
+    let (mut lo, mut hi) = (rto_lo + probes(rto_lo, false), first + probes(rto_hi, true));
+    let ut = me.user_timeout_ms as f64;
+    let mut mechanism = "retransmission-timeout";
+    if ut > 0.0 && rto_lo + ut <= lo {
+        mechanism = "user-timeout";
+        lo = rto_lo + ut;
+    }
+    if ut > 0.0 {
+        hi = hi.min(first + ut + slack(ut.min(RTO_MAX_MS)));
+    }
+    Prediction::at(
+        lo,
+        hi,
+        "ETIMEDOUT",
+        mechanism,
+        "this side's routes are gone: the write never leaves, the probe timer retries it \
+         until TCP_USER_TIMEOUT after the first probe, or tcp_retries2 probes"
+            .into(),
+    )
 }
 
 /// Every packet is answered with RST: the next segment or keepalive probe draws it.
@@ -1679,7 +1929,6 @@ pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel 
             }
         }
         // The peer's cable pulled at the wire: the router's route to it goes with the link.
-        // (This side's own cable, at either end, leaves its segments nowhere to go: silence.)
         FaultSpec::CablePull(c) if c.target == other && c.end == LinkEnd::Wire => {
             FaultModel::NoRoute
         }
@@ -1687,6 +1936,12 @@ pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel 
         FaultSpec::CablePull(c) if c.target == other && c.end == LinkEnd::Peer => {
             FaultModel::PeerEnd
         }
+        // This side's own cable: at the wire's end its device loses the carrier; in its
+        // namespace its routes go (K9a).
+        FaultSpec::CablePull(c) if c.target == side && c.end == LinkEnd::Wire => {
+            FaultModel::OwnLinkWire
+        }
+        FaultSpec::CablePull(c) if c.target == side => FaultModel::OwnLinkLocal,
         FaultSpec::FirewallDrop(_) | FaultSpec::CablePull(_) => FaultModel::Silence,
         FaultSpec::Reject(r) => match r.with {
             RejectWith::TcpReset => {
@@ -2352,9 +2607,19 @@ mod tests {
         // The peer's link at the wire: the router has no route to it.
         assert_eq!(fault("server", "wire", Side::Client), FaultModel::NoRoute);
         assert_eq!(fault("client", "wire", Side::Server), FaultModel::NoRoute);
-        // This side's own link, or the peer's own end of its link: silence.
-        assert_eq!(fault("client", "wire", Side::Client), FaultModel::Silence);
-        assert_eq!(fault("client", "peer", Side::Client), FaultModel::Silence);
+        // This side's own link: no carrier at the wire's end, no routes in its namespace.
+        assert_eq!(
+            fault("client", "wire", Side::Client),
+            FaultModel::OwnLinkWire
+        );
+        assert_eq!(
+            fault("client", "peer", Side::Client),
+            FaultModel::OwnLinkLocal
+        );
+        assert_eq!(
+            fault("server", "peer", Side::Server),
+            FaultModel::OwnLinkLocal
+        );
         // The peer's own end: the router's neighbour entry for it fails.
         assert_eq!(fault("server", "peer", Side::Client), FaultModel::PeerEnd);
         assert_eq!(fault("client", "peer", Side::Server), FaultModel::PeerEnd);

@@ -214,7 +214,8 @@ tolerance = "500ms"
         // As parsed, the window is not known yet; the plan resolves it.
         assert_eq!(s.expectations[0].predicted, Some(Dur::from_millis(500)));
         let p = plan(&s);
-        // Server keepalive 3s/1s/10, idle, cable pull: [10 s, 13 s] plus slack, ETIMEDOUT.
+        // Server keepalive 3s/1s/10, idle, its own cable pulled at the wire: [10 s, 13 s] plus
+        // slack and a probe retried uncounted while linkwatch waits (K9a), ETIMEDOUT.
         let Check::Detects { window, error } = &p.scenario.expectations[0].check else {
             panic!()
         };
@@ -225,7 +226,7 @@ tolerance = "500ms"
         // 10 s, less the tolerance (500 ms) and the jiffy clock's 12 ms.
         assert_eq!(from.unwrap().as_millis(), 9488);
         assert!(
-            (13_500..15_500).contains(&to.unwrap().as_millis()),
+            (13_500..16_000).contains(&to.unwrap().as_millis()),
             "{window}"
         );
     }

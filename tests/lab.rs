@@ -146,6 +146,34 @@ fn a_busy_writer_whose_peers_own_end_is_pulled_sees_ehostunreach() {
 }
 
 #[test]
+fn a_busy_writer_whose_own_link_is_pulled_at_the_wire_sees_its_own_host_unreachable() {
+    let t = run_passing("busy-writer-own-link-wire.toml");
+    // K9a: the client's link has no carrier; its segments wait for a gateway that never
+    // answers, the entry fails ~3 s after the first, and the client's own IP layer reports
+    // host-unreachable to it: EHOSTUNREACH by its user timeout (5 s), counted from that first
+    // segment. Lower bound UT less a few jiffies: the user timeout fired, nothing earlier.
+    // Upper bound UT + linkwatch's wait (1.1 s) + one write interval + slack (the model's
+    // 6.32 s): no silence window (UT + 2 RTO .. 5.86 s) would hold it.
+    assert_detects(&t, "client", 4980.0..=6350.0, "EHOSTUNREACH");
+    assert_eq!(first_loss(&t, "client")["mechanism"], "user-timeout");
+    // The router lost its route to the client: the server's keepalive (1s/1s/3) probes draw
+    // net-unreachables, ignored; from the last record: [3.9 s, 4 s] plus slack.
+    assert_detects(&t, "server", 3880.0..=4300.0, "ETIMEDOUT");
+}
+
+#[test]
+fn a_busy_writer_whose_own_link_is_pulled_in_its_namespace_times_out_from_the_first_probe() {
+    let t = run_passing("busy-writer-own-link-local.toml");
+    // K9a: the client's routes are gone; its write never leaves and the probe timer gives up
+    // UT (3 s) after the first probe, one RTO after the write: ETIMEDOUT. Lower bound UT + RTO
+    // less a few jiffies; upper bound UT + RTO + one write interval + slack (the model's
+    // 3.63 s). The silence window of a drop in the wire starts at UT + 2 RTO = 3.40 s: a
+    // detection before it proves the probe timer, not the retransmission timer, fired.
+    assert_detects(&t, "client", 3180.0..=3650.0, "ETIMEDOUT");
+    assert_detects(&t, "server", 3880.0..=4300.0, "ETIMEDOUT");
+}
+
+#[test]
 fn a_pinging_clients_keepalive_waits_behind_its_ping() {
     let t = run_passing("heartbeat-holds-keepalive.toml");
     // K18: the client's PING is in flight within one 2 s interval of the fault, and keepalive
