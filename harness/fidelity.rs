@@ -49,6 +49,10 @@ impl Rng {
 /// ([`CellFault::PeerEnd`]).
 const PEER_END_STREAM: u64 = 0x7065_6572_2d65_6e64;
 
+/// Salt of the generator that turns a streaming cell's drop into the writer's own link pulled
+/// ([`CellFault::OwnLink`]).
+const OWN_LINK_STREAM: u64 = 0x6f77_6e2d_6c69_6e6b;
+
 /// tcp_rmem of a frozen server's namespace in a cell: autotuning stops at 128 KiB.
 pub const FROZEN_TCP_RMEM: &str = "4096 131072 131072";
 
@@ -78,6 +82,10 @@ pub enum CellFault {
     /// The server's own end of its link down (`end = "peer"`): the router keeps its route,
     /// and its neighbour entry for the server fails every ~3 s (docs/physics.md, K9a).
     PeerEnd,
+    /// The client's (the busy writer's) own link down: at the wire's end (no carrier; its
+    /// segments wait for a gateway that never answers), or in its namespace (`local`: its
+    /// routes go) (docs/physics.md, K9a).
+    OwnLink { local: bool },
     /// reject with tcp-reset.
     Reset,
     /// reject with ICMP host- or port-unreachable.
@@ -259,6 +267,14 @@ impl Cell {
         if fault == drop && Rng::new(seed ^ PEER_END_STREAM).chance(1.0 / 3.0) {
             fault = CellFault::PeerEnd;
         }
+        // Half the drops left become the writer's own link pulled, at the wire or in its
+        // namespace, on a stream of its own too.
+        let mut own = Rng::new(seed ^ OWN_LINK_STREAM);
+        if fault == drop && own.chance(0.5) {
+            fault = CellFault::OwnLink {
+                local: own.chance(0.5),
+            };
+        }
         let server = side(rng, 0.2);
         let interval_ms = rng.range(1, 6) as u32 * 50;
         Cell {
@@ -388,6 +404,10 @@ impl Cell {
             CellFault::PeerEnd => {
                 "kind = \"cable-pull\"\ntarget = \"server\"\nend = \"peer\"".into()
             }
+            CellFault::OwnLink { local } => format!(
+                "kind = \"cable-pull\"\ntarget = \"client\"\nend = \"{}\"",
+                if local { "peer" } else { "wire" }
+            ),
             CellFault::Reset => "kind = \"reject\"\nwith = \"tcp-reset\"".into(),
             CellFault::Icmp { port } => format!(
                 "kind = \"reject\"\nwith = \"icmp-{}-unreachable\"",
@@ -474,6 +494,26 @@ mod tests {
         for c in peer_end {
             assert!(matches!(c.traffic, CellTraffic::Stream { .. }), "{c:?}");
             assert!(c.to_toml().contains("end = \"peer\""), "{}", c.to_toml());
+        }
+    }
+
+    #[test]
+    fn the_writers_own_link_is_drawn_at_both_ends() {
+        // Half the drops that are not the server's own end; nothing else changes.
+        let cells: Vec<Cell> = (0..600).map(Cell::random).collect();
+        for local in [false, true] {
+            let own: Vec<&Cell> = cells
+                .iter()
+                .filter(|c| c.fault == CellFault::OwnLink { local })
+                .collect();
+            assert!(own.len() >= 5, "{local}: {}", own.len());
+            let end = if local { "peer" } else { "wire" };
+            for c in own {
+                assert!(matches!(c.traffic, CellTraffic::Stream { .. }), "{c:?}");
+                let toml = c.to_toml();
+                assert!(toml.contains("target = \"client\""), "{toml}");
+                assert!(toml.contains(&format!("end = \"{end}\"")), "{toml}");
+            }
         }
     }
 

@@ -30,6 +30,9 @@ pub struct Draw {
     pub rto_ms: f64,
     /// The frozen peer's receive window when it stopped reading, bytes.
     pub window_bytes: f64,
+    /// How long after the fault linkwatch acts on a link's lost carrier (at most once a
+    /// second across the machine, then a 1 s timer on the wheel), ms.
+    pub linkwatch_ms: f64,
 }
 
 /// What a side saw: (ms after the fault, error).
@@ -175,6 +178,9 @@ impl Path {
                 }
             }
             CellFault::CablePull => Verdict::Drop,
+            // The client's own link: the server's packets never reach it, and the client's
+            // own are simulated by [`own_link`].
+            CellFault::OwnLink { .. } => Verdict::Drop,
             // The server's own link is down: its packets go nowhere; the client's wait in
             // the router's neighbour entry for it.
             CellFault::PeerEnd if from == 0 => Verdict::Queue,
@@ -614,7 +620,181 @@ pub fn simulate(cell: &Cell, draw: &Draw) -> [Detection; 2] {
             .filter(|(t, _)| *t >= fault_at)
             .map(|(t, e)| (t - fault_at, e))
     };
+    if let (CellFault::OwnLink { local }, CellTraffic::Stream { .. }) = (cell.fault, cell.traffic) {
+        return [own_link(cell, draw, fault_at, local), seen(1)];
+    }
     [seen(0), seen(1)]
+}
+
+/// MSS of the lab's links (MTU 1500, timestamps): writes held back by Nagle leave as one
+/// segment once this much has gathered.
+const MSS: f64 = 1448.0;
+/// The reference peers frame each record with 5 bytes (type and length).
+const FRAME: f64 = 5.0;
+
+/// A client streaming when its own link is pulled (docs/physics.md, K9a), from the fault on:
+/// `local`, in its own namespace (no route: every transmit fails with -EHOSTUNREACH); else at
+/// the wire's end (no carrier: the veth drops every transmit, err > 0, until linkwatch acts
+/// `draw.linkwatch_ms` after the fault; from then on packets wait in this host's own
+/// neighbour entry for the gateway, which fails three 1 s rounds after it was created and
+/// answers each waiting packet with a host-unreachable to this host, unlimited).
+///
+/// TCP side, from the kernel: a write that fails stays unsent and arms the probe timer
+/// (tcp_check_probe_timer, the RTO); tcp_probe_timer stamps the first probe, gives up at
+/// UT since it or at tcp_retries2 probes, else tcp_send_probe0 counts the probe and waits
+/// RTO << backoff (err <= 0) or 500 ms (err > 0), clamped to UT. Writes retry the head too
+/// (tcp_push). Once a transmit succeeds (it enters the queue) the retransmission path runs:
+/// loss probe, RTO expiries that return -EBUSY while the head's copy waits (counted, backed
+/// off, retrans_stamp = the copy's send time), reverts at the entry's failure
+/// (tcp_ld_RTO_revert, before tcp_v4_err records the soft error), and tcp_write_timeout.
+fn own_link(cell: &Cell, draw: &Draw, fault_at: f64, local: bool) -> Detection {
+    let CellTraffic::Stream {
+        interval_ms,
+        record_bytes,
+    } = cell.traffic
+    else {
+        return None;
+    };
+    let off = draw.jiffy_offset_ms;
+    let arm = |t: f64, d: f64| arm_at(off, t, d);
+    let jiffies = |t: f64| ((t + off) / JIFFY).floor();
+    let rto = draw.rto_ms;
+    let ut = f64::from(cell.client.user_timeout_ms);
+    let n = u32::from(cell.tcp_retries2.unwrap_or(15));
+    let interval = f64::from(interval_ms);
+    let link_ok = if local {
+        f64::INFINITY
+    } else {
+        fault_at + draw.linkwatch_ms
+    };
+    let done = |t: f64, e: &'static str| Some((t - fault_at, e));
+    // Writes fall on multiples of the interval from the connect.
+    let mut write = ((fault_at / interval).floor() + 1.0) * interval;
+    // Phase 1: nothing leaves; the first failed write arms the probe timer.
+    let mut s = None;
+    if write >= link_ok {
+        s = Some(write);
+    } else {
+        let mut probe = arm(write, rto);
+        let (mut stamp, mut probes, mut backoff) = (None::<f64>, 0u32, 0u32);
+        while s.is_none() {
+            write += interval;
+            if write < probe {
+                if write >= link_ok {
+                    s = Some(write);
+                }
+                continue;
+            }
+            write -= interval;
+            let t = probe;
+            match stamp {
+                None => stamp = Some(t),
+                Some(st) if ut > 0.0 && jiffies(t) - jiffies(st) >= (ut / JIFFY).ceil() => {
+                    return done(t, "ETIMEDOUT")
+                }
+                _ => {}
+            }
+            if probes >= n {
+                return done(t, "ETIMEDOUT");
+            }
+            if t >= link_ok {
+                s = Some(t);
+                break;
+            }
+            probes += 1;
+            let mut wait = if local {
+                backoff = (backoff + 1).min(n);
+                (rto * 2f64.powi(backoff as i32)).min(RTO_MAX)
+            } else {
+                500.0
+            };
+            if ut > 0.0 {
+                let elapsed = (jiffies(t) - jiffies(stamp.unwrap_or(t))) * JIFFY;
+                wait = wait.min((ut - elapsed).max(2.0 * JIFFY));
+            }
+            probe = arm(t, wait);
+        }
+    }
+    let s = s.expect("the link carries again");
+    // Phase 2: the head waits in a new entry from S; the loss probe, then RTO expiries.
+    let fail_after = |t: f64| {
+        let mut at = t;
+        for _ in 0..3 {
+            at = arm(at, 1000.0);
+        }
+        at
+    };
+    let limit = if ut > 0.0 { ut } else { budget(n as u8) };
+    let mut fails = Some(fail_after(s));
+    let (mut head_queued, mut head_sent) = (true, s);
+    let mut expiry = arm(arm(s, rto), rto);
+    let (mut backoff, mut retransmits) = (0u32, 0u32);
+    let mut stamp: Option<f64> = None;
+    let mut soft = false;
+    // Writes after S gather behind the head (Nagle) and leave a segment each MSS.
+    let per_write = f64::from(record_bytes) + FRAME;
+    let mut gathered = 0.0;
+    write = ((s / interval).floor() + 1.0) * interval;
+    loop {
+        let fail = fails.unwrap_or(f64::INFINITY);
+        let next = expiry.min(fail).min(write);
+        if next - fault_at > HORIZON_MS {
+            return None;
+        }
+        if next == write {
+            gathered += per_write;
+            if gathered >= MSS {
+                gathered -= MSS;
+                fails.get_or_insert_with(|| fail_after(write));
+            }
+            write += interval;
+            continue;
+        }
+        let t = next;
+        if t == fail {
+            fails = None;
+            let head = std::mem::take(&mut head_queued);
+            let mut now = false;
+            if head && retransmits > 0 && backoff > 0 {
+                // tcp_ld_RTO_revert, before tcp_v4_err records this ICMP's soft error.
+                backoff -= 1;
+                let since = ((t - head_sent) / JIFFY).ceil() * JIFFY;
+                let rest = (rto * 2f64.powi(backoff as i32)).min(RTO_MAX) - since;
+                if rest > 0.0 {
+                    expiry = arm(t, rest);
+                } else {
+                    now = true;
+                }
+            }
+            if !now {
+                soft = true;
+                continue;
+            }
+        }
+        // tcp_retransmit_timer: tcp_write_timeout, then the head (-EBUSY while it waits).
+        if retransmits > 0 && stamp.is_some_and(|st| t - st >= limit - 1e-9) {
+            return done(t, if soft { "EHOSTUNREACH" } else { "ETIMEDOUT" });
+        }
+        retransmits += 1;
+        if head_queued {
+            stamp.get_or_insert(head_sent);
+        } else {
+            head_queued = true;
+            head_sent = t;
+            stamp.get_or_insert(t);
+            fails.get_or_insert_with(|| fail_after(t));
+        }
+        backoff += 1;
+        let mut wait = (rto * 2f64.powi(backoff as i32)).min(RTO_MAX);
+        if ut > 0.0 {
+            let left = ut - (t - stamp.unwrap_or(t));
+            wait = if left <= 0.0 { JIFFY } else { wait.min(left) };
+        }
+        expiry = arm(t, wait);
+        if t == fail {
+            soft = true;
+        }
+    }
 }
 
 #[test]
@@ -636,6 +816,7 @@ fn the_simulation_reproduces_the_measured_figures() {
         fault_shift_ms: 0.0,
         rto_ms: 208.0,
         window_bytes: 1e6,
+        linkwatch_ms: 0.0,
     };
     // Seed cable pull, 3s/1s/10 idle: measured 11.29 s after the fault.
     let text = std::fs::read_to_string(concat!(
@@ -740,6 +921,7 @@ fn the_simulation_reproduces_the_icmp_revert_under_the_rate_limit() {
         fault_shift_ms: 4.0,
         rto_ms: 204.0,
         window_bytes: 1e6,
+        linkwatch_ms: 0.0,
     };
     let [c, _] = simulate(&cell, &draw);
     let (t, e) = c.unwrap();
@@ -785,6 +967,7 @@ fn the_simulation_reproduces_the_routers_neighbour_failure() {
         fault_shift_ms: 3.0,
         rto_ms: 204.0,
         window_bytes: 1e6,
+        linkwatch_ms: 0.0,
     };
     let [c, s] = simulate(&cell(3000, None), &draw);
     let (t, e) = c.unwrap();
@@ -801,4 +984,75 @@ fn the_simulation_reproduces_the_routers_neighbour_failure() {
     let (t, e) = c.unwrap();
     assert_eq!(e, "EHOSTUNREACH");
     assert!((13_000.0..15_100.0).contains(&t), "{t}");
+}
+
+#[test]
+fn the_simulation_reproduces_the_writers_own_link_pulled() {
+    // docs/physics.md K9a, measured with 64 B every 100 ms. At the wire's end: tcp_retries2 5,
+    // EHOSTUNREACH 15.44-15.46 s with linkwatch at once and 16.45 s with it ~1 s late; UT 3 s,
+    // ETIMEDOUT 3.12 s and 4.10-4.13 s; UT 5 s, EHOSTUNREACH 5.23-6.02 s. In its namespace:
+    // UT 3 s, ETIMEDOUT 3.21-3.31 s; tcp_retries2 5, 13.19-13.31 s.
+    let ka = flatline::fidelity::SideCell {
+        keepalive: Some(flatline::fidelity::Ka {
+            idle_s: 1,
+            interval_s: 1,
+            count: 3,
+        }),
+        user_timeout_ms: 0,
+    };
+    let cell = |local: bool, ut: u32, retries2: Option<u8>| Cell {
+        seed: 0,
+        client: flatline::fidelity::SideCell {
+            keepalive: None,
+            user_timeout_ms: ut,
+        },
+        server: ka,
+        traffic: CellTraffic::Stream {
+            interval_ms: 100,
+            record_bytes: 64,
+        },
+        tcp_retries2: retries2,
+        fault: CellFault::OwnLink { local },
+        at_ms: 2000,
+        end_ms: 30_000,
+    };
+    let run = |c: &Cell, linkwatch_ms: f64| {
+        let draw = Draw {
+            jiffy_offset_ms: 1.0,
+            // The fault 2 ms after a write: the next one 98 ms later.
+            fault_shift_ms: 2.0,
+            rto_ms: 204.0,
+            window_bytes: 1e6,
+            linkwatch_ms,
+        };
+        let [c, s] = simulate(c, &draw);
+        assert_eq!(s.unwrap().1, "ETIMEDOUT");
+        c.unwrap()
+    };
+    let (t, e) = run(&cell(false, 0, Some(5)), 0.0);
+    assert!(
+        (15_300.0..15_600.0).contains(&t) && e == "EHOSTUNREACH",
+        "{t} {e}"
+    );
+    let (t, e) = run(&cell(false, 0, Some(5)), 1000.0);
+    assert!(
+        (16_300.0..16_600.0).contains(&t) && e == "EHOSTUNREACH",
+        "{t} {e}"
+    );
+    let (t, e) = run(&cell(false, 3000, None), 0.0);
+    assert!((3050.0..3200.0).contains(&t) && e == "ETIMEDOUT", "{t} {e}");
+    let (t, e) = run(&cell(false, 3000, None), 1000.0);
+    assert!((4000.0..4250.0).contains(&t) && e == "ETIMEDOUT", "{t} {e}");
+    let (t, e) = run(&cell(false, 5000, None), 500.0);
+    assert!(
+        (5100.0..6100.0).contains(&t) && e == "EHOSTUNREACH",
+        "{t} {e}"
+    );
+    let (t, e) = run(&cell(true, 3000, None), 0.0);
+    assert!((3200.0..3350.0).contains(&t) && e == "ETIMEDOUT", "{t} {e}");
+    let (t, e) = run(&cell(true, 0, Some(5)), 0.0);
+    assert!(
+        (13_000.0..13_400.0).contains(&t) && e == "ETIMEDOUT",
+        "{t} {e}"
+    );
 }
