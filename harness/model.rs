@@ -1558,13 +1558,28 @@ fn tcp_own_link_wire(me: &SideModel) -> Prediction {
     let (mut lo, mut hi) = (f64::INFINITY, 0f64);
     let (mut timed_out, mut unreachable) = (false, false);
     let mut rto = rto_lo;
+    // The neighbour periods to try: both ends of the range, and those that put the k-th
+    // failure (the first after k - 1 periods) exactly on the limit, where the give-up can come
+    // earliest and its error flips.
+    let (p_lo, p_hi) = ROUTER_NEIGH_FAIL_MS;
+    let within = |p: f64| (p_lo..=p_hi).contains(&p);
+    let mut phis = vec![(p_lo, p_lo), (p_lo, p_hi), (p_hi, p_lo), (p_hi, p_hi)];
+    for k in 1..=(limit / p_lo).ceil() as u32 {
+        let k = f64::from(k);
+        if within(limit / k) {
+            phis.push((limit / k, limit / k));
+        }
+        for end in [p_lo, p_hi] {
+            if k > 1.0 && within((limit - end) / (k - 1.0)) {
+                phis.push((end, (limit - end) / (k - 1.0)));
+            }
+            if within(limit - (k - 1.0) * end) {
+                phis.push((limit - (k - 1.0) * end, end));
+            }
+        }
+    }
     loop {
-        for phi in [
-            (ROUTER_NEIGH_FAIL_MS.0, ROUTER_NEIGH_FAIL_MS.0),
-            (ROUTER_NEIGH_FAIL_MS.0, ROUTER_NEIGH_FAIL_MS.1),
-            (ROUTER_NEIGH_FAIL_MS.1, ROUTER_NEIGH_FAIL_MS.0),
-            (ROUTER_NEIGH_FAIL_MS.1, ROUTER_NEIGH_FAIL_MS.1),
-        ] {
+        for &phi in &phis {
             for late in [false, true] {
                 let (t, soft) = own_link_chain(rto, phi, limit, clamp, late);
                 if late {
