@@ -574,7 +574,11 @@ pub fn cell_result(cell: &Cell, record: Option<(&Record, String)>) -> CellResult
             mechanism,
             predicted: p.window_text(),
             predicted_ms: p.window_ms,
-            predicted_error: p.error,
+            // Either error, where the model admits two (the verdict checks neither).
+            predicted_error: match (p.error, p.alt_error) {
+                (Some(e), Some(alt)) => Some(format!("{e} or {alt}")),
+                (e, _) => e,
+            },
             as_predicted,
             versus_control: None,
         }

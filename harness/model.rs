@@ -1327,12 +1327,27 @@ fn tcp_no_route(me: &SideModel) -> Prediction {
     if me.role == Role::Writer {
         writer_icmp_revert(me, "ENETUNREACH", NO_ROUTE_BUCKET)
     } else {
-        keepalive_silence(
+        let p = keepalive_silence(
             me,
             "the router has no route; ICMP net-unreachable about a probe is out of window and ignored",
-        )
+        );
+        if me.role == Role::Reader && p.error.as_deref() == Some("ETIMEDOUT") {
+            // Its (delayed) ACK of the peer's last data can meet the missing route: in window
+            // (docs/physics.md, K9a; [`answered_across_the_fault`]).
+            Prediction {
+                alt_error: Some("ENETUNREACH".into()),
+                why: format!("{}{DATA_ANSWERED}", p.why),
+                ..p
+            }
+        } else {
+            p
+        }
     }
 }
+
+/// Why a reader may report the ICMP its ACK of the peer's last data drew.
+const DATA_ANSWERED: &str = "; or the peer's data crossed the wire just before the fault and \
+     this side's ACK met it just after: an in-window ICMP, reported at the give-up";
 
 /// The peer's own end of its link pulled (K9a): the router keeps its route and, once the
 /// peer's device lost its carrier, has flushed its neighbour entry for the peer (urgent
@@ -2023,7 +2038,93 @@ pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Pred
                 )
             }
         }
-        _ => p,
+        _ => answered_across_the_fault(scenario, index, side, &me, fault, p),
+    }
+}
+
+/// How late a fault can be in effect after its `at`: the runner's timer, the script's start
+/// and the kernel's work on a loaded machine (docs/physics.md, "Where F comes from": the
+/// script's exit up to 23 ms after the event under five engineers' load), ms, with room.
+pub const INJECT_LATE_MS: f64 = 100.0;
+/// How long this side's answer to a segment of the peer's can take to reach the wire's
+/// router after the segment crossed it: the round trip through the lab's veths and two
+/// softirqs, deferred to ksoftirqd on a loaded machine, ms.
+pub const ANSWER_LATE_MS: f64 = 5.0;
+
+/// An idle or reading side whose packets draw ICMP unreachable from the fault (the peer's
+/// cable pulled at the wire: net-unreachable; a reject with ICMP) ignores the ICMPs about its
+/// keepalive probes, which are out of window (K9). Its answer to a segment of the peer's is
+/// not: an ACK carries seq = snd_nxt, inside [snd_una, snd_nxt], so tcp_v4_err records the
+/// ICMP as its soft error and its keepalive, giving up as on a drop, reports it
+/// (tcp_write_err): ENETUNREACH (EHOSTUNREACH, ECONNREFUSED) instead of ETIMEDOUT. That needs
+/// a segment of the peer's to cross the wire just before the fault and this side's answer
+/// just after it: a keepalive probe of the peer's due within [`ANSWER_LATE_MS`] before the
+/// moment the fault takes effect (between its `at` and [`INJECT_LATE_MS`] later), the peer's
+/// probes coming I after the connect, then every max(I, V) while answered (K2), each late by
+/// up to its timers' slack; or data from a writing peer, which a reader ACKs (delayed ACKs
+/// too). There the model admits both errors (`alt_error`).
+fn answered_across_the_fault(
+    scenario: &Scenario,
+    index: usize,
+    side: Side,
+    me: &SideModel,
+    fault: FaultModel,
+    p: Prediction,
+) -> Prediction {
+    let icmp = match fault {
+        FaultModel::NoRoute => "ENETUNREACH",
+        FaultModel::Icmp { port: false } => "EHOSTUNREACH",
+        FaultModel::Icmp { port: true } => "ECONNREFUSED",
+        _ => return p,
+    };
+    // Both ways only: behind a one-way reject of this side's packets the peer's probes keep
+    // coming after the fault and every answer draws an in-window ICMP (not modelled).
+    let both_ways = scenario.faults[index].what.direction().unwrap_or_default() == Direction::Both;
+    if me.role == Role::Writer
+        || p.error.as_deref() != Some("ETIMEDOUT")
+        || p.alt_error.is_some()
+        || !both_ways
+    {
+        return p;
+    }
+    let other = match side {
+        Side::Client => Side::Server,
+        Side::Server => Side::Client,
+    };
+    let peer = side_model(scenario, other);
+    let at = scenario.faults[index].at.as_millis() as f64;
+    let (f_lo, f_hi) = (at - ANSWER_LATE_MS, at + INJECT_LATE_MS);
+    let probe_due = peer.keepalive.is_some_and(|k| {
+        let (i, v) = (k.idle_ms as f64, k.interval_ms as f64);
+        let period = i.max(v);
+        let late_each = slack(period) + slack(v) + JIFFY_MS;
+        // The k-th probe: I + k * period after the connect, late by its timers' slack.
+        (0..)
+            .map(|n| {
+                let n = f64::from(n);
+                let due = i + n * period;
+                (
+                    due - JIFFIES_EARLY_MS,
+                    due + slack(i) + n * late_each + JIFFY_MS,
+                )
+            })
+            .take_while(|(lo, _)| *lo <= f_hi)
+            .any(|(_, hi)| hi >= f_lo)
+    });
+    let data = peer.role == Role::Writer;
+    if !(probe_due || data) {
+        return p;
+    }
+    let why = if data {
+        DATA_ANSWERED
+    } else {
+        "; or a keepalive probe of the peer's, due at the fault, crossed the wire just before it \
+         and this side's ACK met it just after: an in-window ICMP, reported at the give-up"
+    };
+    Prediction {
+        alt_error: Some(icmp.into()),
+        why: format!("{}{why}", p.why),
+        ..p
     }
 }
 
@@ -2589,6 +2690,38 @@ mod tests {
             predict_side(&idle_side, FaultModel::Silence),
         );
         assert_eq!((a.window_ms, a.error), (b.window_ms, b.error));
+    }
+
+    #[test]
+    fn an_answer_across_the_pull_may_carry_the_routers_unreachable() {
+        // scenarios/compare/bench-matrix.toml's cable pull, at 1 s: with idle 1 s the server's
+        // first probe is due at the pull, and the client's ACK to it can meet the missing
+        // route (measured ENETUNREACH once in five runs of 1s/1s/3 + UT 2 s). With idle 2 s no
+        // probe is due; the server's own packets go nowhere, so it never sees the ICMP.
+        let text = |idle: u32, at: &str| {
+            format!(
+                "name = \"c\"\nend = \"10s\"\nexpect = \"none\"\n\
+                 [client]\nkeepalive = {{ idle = \"{idle}s\", interval = \"1s\", count = 3 }}\n\
+                 user_timeout = \"2s\"\n\
+                 [server]\nkeepalive = {{ idle = \"{idle}s\", interval = \"1s\", count = 3 }}\n\
+                 user_timeout = \"2s\"\n\
+                 [[fault]]\nkind = \"cable-pull\"\ntarget = \"server\"\nat = \"{at}\"\n"
+            )
+        };
+        let predicted = |idle: u32, at: &str, side: Side| {
+            let s = crate::scenario::parse(std::path::Path::new("t.toml"), &text(idle, at))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let p = predict(&s, 0, side);
+            (p.error, p.alt_error)
+        };
+        let either = (Some("ETIMEDOUT".into()), Some("ENETUNREACH".into()));
+        let one = (Some("ETIMEDOUT".into()), None);
+        assert_eq!(predicted(1, "1s", Side::Client), either);
+        assert_eq!(predicted(1, "1s", Side::Server), one);
+        assert_eq!(predicted(2, "1s", Side::Client), one);
+        // The probes come every second while answered: at 3 s too, not at 3.5 s.
+        assert_eq!(predicted(1, "3s", Side::Client), either);
+        assert_eq!(predicted(1, "3500ms", Side::Client), one);
     }
 
     #[test]

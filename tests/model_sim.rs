@@ -16,9 +16,17 @@ fn draws() -> impl Strategy<Value = Draw> {
         0u32..=4,
         16.0..22.0f64,
         0.0..1040.0f64,
+        0.0..flatline::model::ANSWER_LATE_MS,
     )
         .prop_map(
-            |(jiffy_offset_ms, fault_shift_ms, rto_jiffies, log_window, linkwatch_ms)| Draw {
+            |(
+                jiffy_offset_ms,
+                fault_shift_ms,
+                rto_jiffies,
+                log_window,
+                linkwatch_ms,
+                answer_ms,
+            )| Draw {
                 jiffy_offset_ms,
                 fault_shift_ms,
                 // RTO_MIN + srtt, rounded up to jiffies: 204 ms, more on a loaded machine.
@@ -27,12 +35,25 @@ fn draws() -> impl Strategy<Value = Draw> {
                 window_bytes: log_window.exp2(),
                 // linkwatch acts at most once a second (HZ), on a 1 s timer of the wheel (32 ms).
                 linkwatch_ms,
+                answer_ms,
             },
         )
 }
 
 /// Checks one cell and draw; Err says what disagrees, in a form to paste into a bug.
 pub fn check(cell: &Cell, draw: &Draw) -> Result<(), String> {
+    // The model is told the fault's phase to the millisecond, as a scenario's `at` tells it
+    // (an answer crossing the fault depends on it); the simulation keeps the fraction.
+    let whole = draw.fault_shift_ms.floor();
+    let cell = &Cell {
+        at_ms: cell.at_ms + whole as u64,
+        end_ms: cell.end_ms + whole as u64,
+        ..cell.clone()
+    };
+    let draw = &Draw {
+        fault_shift_ms: draw.fault_shift_ms - whole,
+        ..*draw
+    };
     let scenario = flatline::scenario::parse(std::path::Path::new("cell.toml"), &cell.to_toml())
         .map_err(|e| e.to_string())?;
     // A frozen peer's window never exceeds its receive buffer's maximum (tcp_rmem's third

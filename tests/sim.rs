@@ -33,6 +33,10 @@ pub struct Draw {
     /// How long after the fault linkwatch acts on a link's lost carrier (at most once a
     /// second across the machine, then a 1 s timer on the wheel), ms.
     pub linkwatch_ms: f64,
+    /// How long after a keepalive probe crossed the wire the peer's answer reaches it, ms (a
+    /// round trip, longer when softirqs are deferred): an answer that meets the fault draws its
+    /// ICMP, in window (docs/physics.md, K9a).
+    pub answer_ms: f64,
 }
 
 /// What a side saw: (ms after the fault, error).
@@ -177,6 +181,9 @@ impl Path {
                     Verdict::Pass
                 }
             }
+            // The server's cable at the wire: the router has no route to it, so the client's
+            // packets draw net-unreachable; the server's go nowhere.
+            CellFault::CablePull if from == 0 => Verdict::Icmp,
             CellFault::CablePull => Verdict::Drop,
             // The client's own link: the server's packets never reach it, and the client's
             // own are simulated by [`own_link`].
@@ -278,7 +285,12 @@ impl Sim {
     fn probe(&mut self, i: usize, t: f64) {
         match self.path.packet(i, t) {
             Verdict::Pass => {
-                let reply = self.path.packet(1 - i, t);
+                // The answer crosses the wire a little later, perhaps after the fault: its
+                // ICMP is in window (seq = snd_nxt), the answering side's soft error.
+                let reply = self.path.packet(1 - i, t + self.draw.answer_ms);
+                if reply == Verdict::Icmp && self.eps[1 - i].dead.is_none() {
+                    self.eps[1 - i].soft = Some(self.soft_error);
+                }
                 let peer_gone = self.eps[1 - i].dead.is_some();
                 match (reply, peer_gone) {
                     (Verdict::Pass, false) => {
@@ -559,6 +571,7 @@ pub fn simulate(cell: &Cell, draw: &Draw) -> [Detection; 2] {
     }
     let soft_error = match cell.fault {
         CellFault::Icmp { port: true } => "ECONNREFUSED",
+        CellFault::CablePull => "ENETUNREACH",
         _ => "EHOSTUNREACH",
     };
     let mut sim = Sim {
@@ -817,6 +830,7 @@ fn the_simulation_reproduces_the_measured_figures() {
         rto_ms: 208.0,
         window_bytes: 1e6,
         linkwatch_ms: 0.0,
+        answer_ms: 0.1,
     };
     // Seed cable pull, 3s/1s/10 idle: measured 11.29 s after the fault.
     let text = std::fs::read_to_string(concat!(
@@ -922,6 +936,7 @@ fn the_simulation_reproduces_the_icmp_revert_under_the_rate_limit() {
         rto_ms: 204.0,
         window_bytes: 1e6,
         linkwatch_ms: 0.0,
+        answer_ms: 0.1,
     };
     let [c, _] = simulate(&cell, &draw);
     let (t, e) = c.unwrap();
@@ -968,6 +983,7 @@ fn the_simulation_reproduces_the_routers_neighbour_failure() {
         rto_ms: 204.0,
         window_bytes: 1e6,
         linkwatch_ms: 0.0,
+        answer_ms: 0.1,
     };
     let [c, s] = simulate(&cell(3000, None), &draw);
     let (t, e) = c.unwrap();
@@ -1024,6 +1040,7 @@ fn the_simulation_reproduces_the_writers_own_link_pulled() {
             rto_ms: 204.0,
             window_bytes: 1e6,
             linkwatch_ms,
+            answer_ms: 0.1,
         };
         let [c, s] = simulate(c, &draw);
         assert_eq!(s.unwrap().1, "ETIMEDOUT");
@@ -1055,4 +1072,49 @@ fn the_simulation_reproduces_the_writers_own_link_pulled() {
         (13_000.0..13_400.0).contains(&t) && e == "ETIMEDOUT",
         "{t} {e}"
     );
+}
+
+#[test]
+fn an_answer_that_meets_the_missing_route_is_the_clients_soft_error() {
+    // scenarios/compare/bench-matrix.toml, cable pull, 1s/1s/3 + UT 2 s on both sides, the
+    // server's cable pulled at the wire 1 s after the connect: the server's first probe is due
+    // then. If it crosses the router just before the route goes and the client's ACK just
+    // after, the ACK draws net-unreachable, in window: ENETUNREACH at the client's give-up
+    // (measured once in five runs); otherwise ETIMEDOUT.
+    let side = flatline::fidelity::SideCell {
+        keepalive: Some(flatline::fidelity::Ka {
+            idle_s: 1,
+            interval_s: 1,
+            count: 3,
+        }),
+        user_timeout_ms: 2000,
+    };
+    let cell = Cell {
+        seed: 0,
+        client: side,
+        server: side,
+        traffic: CellTraffic::Idle,
+        tcp_retries2: None,
+        fault: CellFault::CablePull,
+        at_ms: 1000,
+        end_ms: 10_000,
+    };
+    let draw = |fault_shift_ms: f64, answer_ms: f64| Draw {
+        jiffy_offset_ms: 0.0,
+        fault_shift_ms,
+        rto_ms: 204.0,
+        window_bytes: 1e6,
+        linkwatch_ms: 0.0,
+        answer_ms,
+    };
+    // The server's probe fires at 1000 ms on the wheel (jiffy 250 lands in level 1 and is
+    // rounded up to jiffy 256: 1024 ms); the fault 1 ms after it, the answer 2 ms after it.
+    let [c, s] = simulate(&cell, &draw(25.0, 2.0));
+    assert_eq!(c.unwrap().1, "ENETUNREACH", "{c:?}");
+    assert_eq!(s.unwrap().1, "ETIMEDOUT");
+    // The answer before the fault, or the fault before the probe: ETIMEDOUT.
+    for (shift, answer) in [(25.0, 0.5), (20.0, 2.0)] {
+        let [c, _] = simulate(&cell, &draw(shift, answer));
+        assert_eq!(c.unwrap().1, "ETIMEDOUT", "{shift} {answer}");
+    }
 }
