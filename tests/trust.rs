@@ -127,6 +127,7 @@ fn a_signal_at_any_early_moment_stops_the_run() {
 fn sigterm_exits_143_and_sighup_129_with_a_record_that_says_so() {
     for (sig, code) in [(Signal::SIGTERM, 143), (Signal::SIGHUP, 129)] {
         let dir = tempfile::tempdir().unwrap();
+        let tag = format!("sig-{}-{}", std::process::id(), sig.as_str());
         let mut cmd = flatline();
         with_signals(&mut cmd, &[]);
         let child = cmd
@@ -134,12 +135,13 @@ fn sigterm_exits_143_and_sighup_129_with_a_record_that_says_so() {
             .arg(scenario("seed-process-kill.toml"))
             .arg("--out")
             .arg(dir.path())
+            .env("FLATLINE_TEST_TAG", &tag)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Well after the lab is up: the client connects within ~50 ms.
-        std::thread::sleep(Duration::from_millis(1000));
+        // Once the lab is up (it has written a record ever since).
+        wait_for_client(&tag);
         kill(Pid::from_raw(child.id() as i32), sig).unwrap();
         let output = child.wait_with_output().unwrap();
         assert_eq!(output.status.code(), Some(code), "{}", describe(&output));
@@ -153,6 +155,7 @@ fn sigterm_exits_143_and_sighup_129_with_a_record_that_says_so() {
 fn a_signal_ignored_at_start_stays_ignored() {
     // nohup: a hangup must not stop the run; SIGTERM still does.
     let dir = tempfile::tempdir().unwrap();
+    let tag = format!("nohup-{}", std::process::id());
     let mut cmd = flatline();
     with_signals(&mut cmd, &[libc::SIGHUP]);
     let child = cmd
@@ -160,6 +163,7 @@ fn a_signal_ignored_at_start_stays_ignored() {
         .arg(scenario("seed-process-kill.toml"))
         .arg("--out")
         .arg(dir.path())
+        .env("FLATLINE_TEST_TAG", &tag)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -167,7 +171,8 @@ fn a_signal_ignored_at_start_stays_ignored() {
     let pid = Pid::from_raw(child.id() as i32);
     std::thread::sleep(Duration::from_millis(300));
     kill(pid, Signal::SIGHUP).unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // SIGTERM once the lab is up, so the run writes the record that names it.
+    wait_for_client(&tag);
     kill(pid, Signal::SIGTERM).unwrap();
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(143), "{}", describe(&output));
@@ -175,6 +180,20 @@ fn a_signal_ignored_at_start_stays_ignored() {
         record(dir.path(), "seed-process-kill")["status"]["signal"],
         "SIGTERM"
     );
+}
+
+/// Waits until the run tagged `tag` has started its client peer: its lab is up, so a run
+/// stopped from here on writes a record. (A fixed sleep bet the lab's setup on the machine's
+/// load.)
+fn wait_for_client(tag: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tagged(tag).iter().any(|p| is_peer(&p.cmdline, "client")) {
+        assert!(
+            Instant::now() < deadline,
+            "the run's client peer did not start within 20 s (or the run ended)"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The record `name` in `dir`, parsed.
@@ -905,6 +924,7 @@ fn a_fault_that_fails_mid_run_writes_a_failed_record_naming_it() {
 #[test]
 fn an_interrupted_compare_exits_143_and_keeps_every_cell_s_record() {
     let dir = tempfile::tempdir().unwrap();
+    let tag = format!("compare-{}", std::process::id());
     let mut cmd = flatline();
     with_signals(&mut cmd, &[]);
     let child = cmd
@@ -912,12 +932,16 @@ fn an_interrupted_compare_exits_143_and_keeps_every_cell_s_record() {
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/compare/compare-seed.toml"))
         .arg("--out")
         .arg(dir.path())
+        .env("FLATLINE_TEST_TAG", &tag)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Every cell's lab is up and connected well within 1.5 s; none ends before 2 s.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Once a cell's lab is up (its client peer started), so at least one record is written,
+    // and a second for the others to come up; none can end before its fault at 2 s plus a
+    // detection.
+    wait_for_client(&tag);
+    std::thread::sleep(Duration::from_secs(1));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(143), "{}", describe(&output));
