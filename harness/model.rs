@@ -175,7 +175,8 @@ pub enum FaultModel {
 
 impl FaultModel {
     /// Parses the command line's spelling: silence, no-route (the peer's cable pulled at the
-    /// wire), peer-end (the peer's own end of its link pulled), reset, icmp (host), icmp-port, frozen, exit, exit-unread,
+    /// wire), peer-end (the peer's own end of its link pulled), own-link-wire, own-link-local
+    /// (this side's own link pulled at the wire's end, in its namespace), reset, icmp (host), icmp-port, frozen, exit, exit-unread,
     /// reboot:MS, nat:MS[:reset], loss:PERCENT.
     pub fn parse(s: &str) -> Result<FaultModel, String> {
         let mut parts = s.split(':');
@@ -191,6 +192,8 @@ impl FaultModel {
             "silence" | "drop" => FaultModel::Silence,
             "cable-pull" | "no-route" => FaultModel::NoRoute,
             "peer-end" => FaultModel::PeerEnd,
+            "own-link-wire" => FaultModel::OwnLinkWire,
+            "own-link-local" => FaultModel::OwnLinkLocal,
             "reset" => FaultModel::Reset,
             "icmp" | "icmp-host" => FaultModel::Icmp { port: false },
             "icmp-port" => FaultModel::Icmp { port: true },
@@ -220,7 +223,7 @@ impl FaultModel {
             },
             _ => {
                 return Err(format!(
-                    "unknown fault `{s}`: use silence, no-route, peer-end, reset, icmp, icmp-port, frozen, exit, exit-unread, \
+                    "unknown fault `{s}`: use silence, no-route, peer-end, own-link-wire, own-link-local, reset, icmp, icmp-port, frozen, exit, exit-unread, \
                      reboot:MS, nat:MS[:reset] or loss:PERCENT"
                 ))
             }
@@ -2772,6 +2775,10 @@ mod tests {
         assert_eq!(fault("server", "peer", Side::Client), FaultModel::PeerEnd);
         assert_eq!(fault("client", "peer", Side::Server), FaultModel::PeerEnd);
         assert_eq!(FaultModel::parse("peer-end"), Ok(FaultModel::PeerEnd));
+        assert_eq!(
+            FaultModel::parse("own-link-wire"),
+            Ok(FaultModel::OwnLinkWire)
+        );
         assert_eq!(FaultModel::parse("cable-pull"), Ok(FaultModel::NoRoute));
     }
 

@@ -35,7 +35,7 @@ pub struct Flags {
     #[arg(long, default_value_t = crate::lab::DEFAULT_TCP_RETRIES2.into())]
     pub tcp_retries2: u64,
     /// Without a scenario: the fault, by its scenario name, as the other side's failure:
-    /// cable-pull, firewall-drop, reject[:tcp-reset|icmp-host-unreachable|icmp-port-unreachable],
+    /// cable-pull[:own-wire|own-local] (this side's own cable), firewall-drop, reject[:tcp-reset|icmp-host-unreachable|icmp-port-unreachable],
     /// process-kill[:unread], freeze, host-reboot:DOWNTIME, nat-timeout:TIMEOUT[:reset] or
     /// loss:PERCENT (durations as in a scenario: 5s, 350s).
     #[arg(long)]
@@ -161,9 +161,15 @@ pub fn fault_model(text: &str) -> Result<FaultModel, String> {
         }
         // The other side's cable, pulled at the wire (the default end): the router's route
         // to it goes with the link.
+        // `own-wire`, `own-local`: this side's own cable instead, at the wire's end or in
+        // its namespace (K9a).
         FaultKind::CablePull => {
-            f.only(&[])?;
-            FaultModel::NoRoute
+            f.only(&["own-wire", "own-local"])?;
+            match f.arg {
+                Some("own-wire") => FaultModel::OwnLinkWire,
+                Some("own-local") => FaultModel::OwnLinkLocal,
+                _ => FaultModel::NoRoute,
+            }
         }
         FaultKind::Freeze => {
             f.only(&[])?;
@@ -321,6 +327,15 @@ mod tests {
     #[test]
     fn scenario_fault_names_are_the_fault_names() {
         assert_eq!(fault_model("cable-pull"), Ok(FaultModel::NoRoute));
+        assert_eq!(
+            fault_model("cable-pull:own-wire"),
+            Ok(FaultModel::OwnLinkWire)
+        );
+        assert_eq!(
+            fault_model("cable-pull:own-local"),
+            Ok(FaultModel::OwnLinkLocal)
+        );
+        assert!(fault_model("cable-pull:own").is_err());
         assert_eq!(fault_model("firewall-drop"), Ok(FaultModel::Silence));
         assert_eq!(fault_model("reject"), Ok(FaultModel::Reset));
         assert_eq!(
