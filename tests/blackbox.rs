@@ -28,7 +28,22 @@ fn fault_at(t: &Value) -> f64 {
 fn run_passing(name: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let (output, record) = run(&scenario(name), dir.path());
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    // On failure, the programs' events too: the record goes with the temporary directory.
+    let observed = record.as_ref().map_or_else(String::new, |t| {
+        t["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["source"] != "runner")
+            .map(|e| format!("{e}\n"))
+            .collect()
+    });
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\nevents:\n{observed}",
+        describe(&output)
+    );
     record.expect("a record was written")
 }
 
