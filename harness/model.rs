@@ -1576,23 +1576,29 @@ fn tcp_own_link_wire(me: &SideModel) -> Prediction {
     let (mut lo, mut hi) = (f64::INFINITY, 0f64);
     let (mut timed_out, mut unreachable) = (false, false);
     let mut rto = rto_lo;
-    // The neighbour periods to try: both ends of the range, and those that put the k-th
-    // failure (the first after k - 1 periods) exactly on the limit, where the give-up can come
-    // earliest and its error flips.
+    // The neighbour periods to try: both ends of the range, those that put the k-th failure
+    // (the first after k - 1 periods) exactly on the limit, where the give-up can come
+    // earliest and its error flips, and those that put it just before the limit, where it
+    // comes a whole period later.
     let (p_lo, p_hi) = ROUTER_NEIGH_FAIL_MS;
     let within = |p: f64| (p_lo..=p_hi).contains(&p);
-    let mut phis = vec![(p_lo, p_lo), (p_lo, p_hi), (p_hi, p_lo), (p_hi, p_hi)];
+    let mut critical = Vec::new();
     for k in 1..=(limit / p_lo).ceil() as u32 {
         let k = f64::from(k);
-        if within(limit / k) {
-            phis.push((limit / k, limit / k));
-        }
+        critical.push((limit / k, limit / k));
         for end in [p_lo, p_hi] {
-            if k > 1.0 && within((limit - end) / (k - 1.0)) {
-                phis.push((end, (limit - end) / (k - 1.0)));
+            if k > 1.0 {
+                critical.push((end, (limit - end) / (k - 1.0)));
             }
-            if within(limit - (k - 1.0) * end) {
-                phis.push((limit - (k - 1.0) * end, end));
+            critical.push((limit - (k - 1.0) * end, end));
+        }
+    }
+    let mut phis = vec![(p_lo, p_lo), (p_lo, p_hi), (p_hi, p_lo), (p_hi, p_hi)];
+    for (first, then) in critical {
+        for nudge in [0.0, 0.5] {
+            let pair = (first - nudge, then - nudge);
+            if within(pair.0) && within(pair.1) {
+                phis.push(pair);
             }
         }
     }
