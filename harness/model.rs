@@ -1992,6 +1992,9 @@ pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel 
                     FaultModel::Silence
                 }
             }
+            // The ICMPs go to the sender of the rejected packets: a side whose own packets
+            // pass only misses the peer's answers (docs/physics.md, K7).
+            _ if !mine_stopped => FaultModel::Silence,
             RejectWith::IcmpHostUnreachable => FaultModel::Icmp { port: false },
             RejectWith::IcmpPortUnreachable => FaultModel::Icmp { port: true },
         },
@@ -2047,8 +2050,88 @@ pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Pred
                 )
             }
         }
-        _ => answered_across_the_fault(scenario, index, side, &me, fault, p),
+        _ => {
+            let p = fed_by_a_writer(scenario, index, side, &me, p);
+            answered_across_the_fault(scenario, index, side, &me, fault, p)
+        }
     }
+}
+
+/// K7: a one-way drop or reject with ICMP that stops only this side's packets, while the peer
+/// writes. The peer's segments (its retransmissions) keep arriving until it gives up, and
+/// keepalive counts idle from the last one (`keepalive_time_elapsed`: the later of lrcvtime and
+/// rcv_tstamp), so an idle or reading side with keepalive gives up I + N*V after the peer's
+/// last segment: at the earliest I + N*V after the fault, at the latest that after the peer's
+/// give-up (a retransmission or user timeout sends no RST). Behind a reject, every ACK of
+/// those segments (sequence snd_nxt, in window) draws an ICMP that `tcp_v4_err` records:
+/// the give-up reports its error. Measured: server 7.53 s (drop), EHOSTUNREACH 7.54 s
+/// (reject), against a client streaming with UT 3 s that gave up at 3.51 s.
+fn fed_by_a_writer(
+    scenario: &Scenario,
+    index: usize,
+    side: Side,
+    me: &SideModel,
+    p: Prediction,
+) -> Prediction {
+    let fault = &scenario.faults[index];
+    let direction = fault.what.direction().unwrap_or_default();
+    let mine_stopped = match direction {
+        Direction::Both => return p,
+        Direction::ToServer => side == Side::Client,
+        Direction::ToClient => side == Side::Server,
+    };
+    let error = match &fault.what {
+        FaultSpec::FirewallDrop(_) => "ETIMEDOUT",
+        FaultSpec::Reject(r) => match r.with {
+            RejectWith::IcmpHostUnreachable => "EHOSTUNREACH",
+            RejectWith::IcmpPortUnreachable => "ECONNREFUSED",
+            RejectWith::TcpReset => return p,
+        },
+        _ => return p,
+    };
+    let other = match side {
+        Side::Client => Side::Server,
+        Side::Server => Side::Client,
+    };
+    let them = side_model(scenario, other);
+    if !mine_stopped || me.role == Role::Writer || them.role != Role::Writer {
+        return p;
+    }
+    let Some(k) = me.keepalive else {
+        return p;
+    };
+    // The writer sees silence: its acknowledgements are the stopped packets.
+    let Some((_, peer_hi)) = predict_tcp(&them, FaultModel::Silence).window_ms else {
+        return p;
+    };
+    let (total, probes) = keepalive_give_up(k, me.user_timeout_ms, k.idle_ms as f64);
+    let hi = peer_hi
+        + total
+        + slack(k.idle_ms as f64)
+        + slack(0.0)
+        + probes * slack(k.interval_ms as f64);
+    let mut q = Prediction::at(
+        total,
+        hi,
+        error,
+        if me.user_timeout_ms > 0 {
+            "user-timeout"
+        } else {
+            "keepalive"
+        },
+        format!(
+            "only this side's packets are stopped and the peer writes: its segments arrive until \
+             it gives up (at most {}), and keepalive counts idle from the last one{}",
+            secs(peer_hi),
+            if error == "ETIMEDOUT" {
+                String::new()
+            } else {
+                format!("; each ACK of them draws an in-window ICMP: {error}")
+            }
+        ),
+    );
+    q.alt_error = None;
+    q
 }
 
 /// How late a fault can be in effect after its `at`: the runner's timer, the script's start
@@ -2086,14 +2169,8 @@ fn answered_across_the_fault(
         FaultModel::Icmp { port: true } => "ECONNREFUSED",
         _ => return p,
     };
-    // Both ways only: behind a one-way reject of this side's packets the peer's probes keep
-    // coming after the fault and every answer draws an in-window ICMP (not modelled).
     let both_ways = scenario.faults[index].what.direction().unwrap_or_default() == Direction::Both;
-    if me.role == Role::Writer
-        || p.error.as_deref() != Some("ETIMEDOUT")
-        || p.alt_error.is_some()
-        || !both_ways
-    {
+    if me.role == Role::Writer || p.error.as_deref() != Some("ETIMEDOUT") || p.alt_error.is_some() {
         return p;
     }
     let other = match side {
@@ -2101,6 +2178,24 @@ fn answered_across_the_fault(
         Side::Server => Side::Client,
     };
     let peer = side_model(scenario, other);
+    // Behind a one-way reject of this side's packets (the other side's are silence, see
+    // `fault_model`), the peer's probes keep coming after the fault, unanswered for it, and
+    // each answer of this side's draws an in-window ICMP; whether one comes before this
+    // side's own give-up depends on both schedules: either error (K7; measured client
+    // 1s/1s/3 against a server probing 2s/1s/3: EHOSTUNREACH 3.83 s).
+    if !both_ways {
+        if peer.keepalive.is_none() {
+            return p;
+        }
+        return Prediction {
+            alt_error: Some(icmp.into()),
+            why: format!(
+                "{}; or the peer's probes, answered into the reject, drew an in-window ICMP",
+                p.why
+            ),
+            ..p
+        };
+    }
     let at = scenario.faults[index].at.as_millis() as f64;
     let (f_lo, f_hi) = (at - ANSWER_LATE_MS, at + INJECT_LATE_MS);
     let probe_due = peer.keepalive.is_some_and(|k| {
@@ -2428,6 +2523,67 @@ mod tests {
         let client = predict(&s, 0, Side::Client);
         assert_eq!(client.error.as_deref(), Some("ETIMEDOUT"), "{client:?}");
         assert!(inside(&client, 5100.0), "{client:?}");
+    }
+
+    /// K7, measured: a one-way fault stopping the server's packets while the client streams
+    /// (UT 3 s): the client times out as on silence (behind a reject too: the ICMPs go to the
+    /// server), the server's keepalive starts only after the client's last segment, and behind
+    /// the reject its ACKs of them drew ICMPs. A one-way reject of the client's packets while
+    /// the server probes: either error for the client.
+    #[test]
+    fn a_one_way_fault_fed_by_a_writer_and_its_icmps_go_to_the_stopped_side() {
+        let text = "name = \"t\"\nend = \"20s\"\nexpect = \"none\"\n\
+            [server]\nkeepalive = { idle = \"1s\", interval = \"1s\", count = 3 }\n\
+            [client]\nuser_timeout = \"3s\"\n\
+            [traffic]\npattern = \"stream\"\ninterval = \"100ms\"\n\
+            [[fault]]\nkind = \"reject\"\nwith = \"icmp-host-unreachable\"\nat = \"2.3s\"\n\
+            direction = \"to-client\"\n";
+        let parse = |t: &str| crate::scenario::parse(std::path::Path::new("t.toml"), t).unwrap();
+        for (text, server_error) in [
+            (text.to_string(), "EHOSTUNREACH"),
+            (
+                text.replace(
+                    "kind = \"reject\"\nwith = \"icmp-host-unreachable\"",
+                    "kind = \"firewall-drop\"",
+                ),
+                "ETIMEDOUT",
+            ),
+        ] {
+            let s = parse(&text);
+            let client = predict(&s, 0, Side::Client);
+            assert_eq!(client.error.as_deref(), Some("ETIMEDOUT"), "{client:?}");
+            assert!(inside(&client, 3513.0), "{client:?}");
+            let server = predict(&s, 0, Side::Server);
+            assert_eq!(server.error.as_deref(), Some(server_error), "{server:?}");
+            assert!(
+                inside(&server, 7524.0) && inside(&server, 7529.0),
+                "{server:?}"
+            );
+            // The both-ways window (3.89-4.20 s) would not hold it.
+            assert!(server.window_ms.unwrap().1 > 7600.0);
+        }
+        let text = "name = \"t\"\nend = \"20s\"\nexpect = \"none\"\n\
+            [server]\nkeepalive = { idle = \"2s\", interval = \"1s\", count = 3 }\n\
+            [client]\nkeepalive = { idle = \"1s\", interval = \"1s\", count = 3 }\n\
+            [[fault]]\nkind = \"reject\"\nwith = \"icmp-host-unreachable\"\nat = \"2.3s\"\n\
+            direction = \"to-server\"\n";
+        let s = parse(text);
+        let client = predict(&s, 0, Side::Client);
+        assert_eq!(client.error.as_deref(), Some("ETIMEDOUT"));
+        assert_eq!(client.alt_error.as_deref(), Some("EHOSTUNREACH"));
+        assert!(
+            inside(&client, 3817.0) && inside(&client, 3826.0),
+            "{client:?}"
+        );
+        let server = predict(&s, 0, Side::Server);
+        assert_eq!(
+            (server.error.as_deref(), server.alt_error.as_deref()),
+            (Some("ETIMEDOUT"), None)
+        );
+        assert!(
+            inside(&server, 4786.0) && inside(&server, 4809.0),
+            "{server:?}"
+        );
     }
 
     #[test]

@@ -174,6 +174,20 @@ fn a_busy_writer_whose_own_link_is_pulled_in_its_namespace_times_out_from_the_fi
 }
 
 #[test]
+fn a_one_way_reject_sends_its_icmps_to_the_stopped_side_and_the_writer_feeds_its_keepalive() {
+    let t = run_passing("reject-one-way-writer.toml");
+    // K7: the client's packets pass; only the server's ACKs are rejected and the ICMPs go to
+    // the server. The client times out as on silence: UT + 2 RTO less a few jiffies .. UT +
+    // 2 RTO + slack (3.40-3.86 s); ETIMEDOUT proves no ICMP reached it.
+    assert_detects(&t, "client", 3380.0..=3900.0, "ETIMEDOUT");
+    // The server receives the client's retransmissions until the client gives up (<= 3.86 s),
+    // and its keepalive (1s/1s/3) counts from the last: I + N*V = 4 s after it, plus four
+    // timers' slack. EHOSTUNREACH proves its ACKs drew the ICMPs (an idle side behind a
+    // reject both ways sees ETIMEDOUT, K9).
+    assert_detects(&t, "server", 3980.0..=8100.0, "EHOSTUNREACH");
+}
+
+#[test]
 fn a_pinging_clients_keepalive_waits_behind_its_ping() {
     let t = run_passing("heartbeat-holds-keepalive.toml");
     // K18: the client's PING is in flight within one 2 s interval of the fault, and keepalive
