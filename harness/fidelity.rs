@@ -53,6 +53,9 @@ const PEER_END_STREAM: u64 = 0x7065_6572_2d65_6e64;
 /// ([`CellFault::OwnLink`]).
 const OWN_LINK_STREAM: u64 = 0x6f77_6e2d_6c69_6e6b;
 
+/// Salt of the generator that turns a streaming cell's drop one way ([`CellFault::Drop`]).
+const ONE_WAY_STREAM: u64 = 0x6f6e_652d_7761_7921;
+
 /// tcp_rmem of a frozen server's namespace in a cell: autotuning stops at 128 KiB.
 pub const FROZEN_TCP_RMEM: &str = "4096 131072 131072";
 
@@ -273,6 +276,17 @@ impl Cell {
         if fault == drop && own.chance(0.5) {
             fault = CellFault::OwnLink {
                 local: own.chance(0.5),
+            };
+        }
+        // One drop in three left becomes one way: the writer's segments still reach the
+        // server (its ACKs are dropped), or only the server's reach the client, on a stream of
+        // its own (docs/physics.md, K7).
+        let mut one_way = Rng::new(seed ^ ONE_WAY_STREAM);
+        if fault == drop && one_way.chance(1.0 / 3.0) {
+            let to_server = one_way.chance(0.5);
+            fault = CellFault::Drop {
+                to_server,
+                to_client: !to_server,
             };
         }
         let server = side(rng, 0.2);
@@ -514,6 +528,27 @@ mod tests {
                 assert!(toml.contains("target = \"client\""), "{toml}");
                 assert!(toml.contains(&format!("end = \"{end}\"")), "{toml}");
             }
+        }
+    }
+
+    #[test]
+    fn a_writers_drop_is_drawn_one_way_in_both_directions() {
+        let cells: Vec<Cell> = (0..600).map(Cell::random).collect();
+        for to_server in [false, true] {
+            let one_way: Vec<u64> = cells
+                .iter()
+                .filter(|c| {
+                    matches!(c.traffic, CellTraffic::Stream { .. })
+                        && c.fault
+                            == CellFault::Drop {
+                                to_server,
+                                to_client: !to_server,
+                            }
+                })
+                .map(|c| c.seed)
+                .collect();
+            println!("to_server {to_server}: {one_way:?}");
+            assert!(one_way.len() >= 5, "{to_server}: {one_way:?}");
         }
     }
 

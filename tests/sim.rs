@@ -345,15 +345,23 @@ impl Sim {
         }
         match self.path.packet(0, t) {
             Verdict::Pass => {
+                // The server answers: its ACK, or its RST once it has given up. Behind a
+                // one-way fault the answer may be the packet stopped (K7): the write is then
+                // as good as lost to the writer, though the server got it.
                 if self.eps[1].dead.is_some() {
-                    self.die(0, t, "ECONNRESET", false);
-                    return;
+                    if self.path.packet(1, t) == Verdict::Pass {
+                        self.die(0, t, "ECONNRESET", false);
+                        return;
+                    }
+                } else {
+                    self.eps[1].last_rcv = t;
+                    if self.path.packet(1, t) == Verdict::Pass {
+                        if !self.eps[0].unacked {
+                            self.eps[0].last_rcv = t;
+                        }
+                        return;
+                    }
                 }
-                self.eps[1].last_rcv = t;
-                if self.path.packet(1, t) == Verdict::Pass && !self.eps[0].unacked {
-                    self.eps[0].last_rcv = t;
-                }
-                return;
             }
             Verdict::Rst => {
                 self.die(0, t, "ECONNRESET", false);
@@ -443,7 +451,17 @@ impl Sim {
                 let what = if head { Queued::Head } else { Queued::Tail };
                 self.path.enqueue(t, what);
             }
-            Verdict::Pass | Verdict::Drop => {}
+            // Through to the server, whose answer the fault stops (K7: a one-way fault): its
+            // keepalive counts idle from this segment; its RST, once it gave up, goes back if
+            // that way is open.
+            Verdict::Pass => {
+                if self.eps[1].dead.is_none() {
+                    self.eps[1].last_rcv = t;
+                } else if self.path.packet(1, t) == Verdict::Pass {
+                    self.die(0, t, "ECONNRESET", false);
+                }
+            }
+            Verdict::Drop => {}
         }
         false
     }
@@ -1117,4 +1135,55 @@ fn an_answer_that_meets_the_missing_route_is_the_clients_soft_error() {
         let [c, _] = simulate(&cell, &draw(shift, answer));
         assert_eq!(c.unwrap().1, "ETIMEDOUT", "{shift} {answer}");
     }
+}
+
+/// K7 in the simulation: the server's packets dropped while the client streams
+/// (tcp_retries2 4): the client gives up by its retransmissions, the server's keepalive
+/// (5s/4s/1) counts from the client's last retransmission that reached it. Measured:
+/// client 6.82 s, server 12.71 s, both ETIMEDOUT.
+#[test]
+fn a_writer_behind_a_one_way_drop_feeds_the_servers_keepalive() {
+    let ka = |idle_s, interval_s, count| flatline::fidelity::SideCell {
+        keepalive: Some(flatline::fidelity::Ka {
+            idle_s,
+            interval_s,
+            count,
+        }),
+        user_timeout_ms: 0,
+    };
+    let cell = Cell {
+        seed: 0,
+        client: ka(3, 5, 3),
+        server: ka(5, 4, 1),
+        traffic: CellTraffic::Stream {
+            interval_ms: 100,
+            record_bytes: 64,
+        },
+        tcp_retries2: Some(4),
+        fault: CellFault::Drop {
+            to_server: false,
+            to_client: true,
+        },
+        at_ms: 2000,
+        end_ms: 30_000,
+    };
+    let draw = Draw {
+        jiffy_offset_ms: 0.0,
+        fault_shift_ms: 0.0,
+        rto_ms: 204.0,
+        window_bytes: 65536.0,
+        linkwatch_ms: 0.0,
+        answer_ms: 0.0,
+    };
+    let [c, s] = simulate(&cell, &draw);
+    let (c, s) = (c.unwrap(), s.unwrap());
+    assert!(
+        (6500.0..7000.0).contains(&c.0) && c.1 == "ETIMEDOUT",
+        "{c:?}"
+    );
+    // Not 9 s after the fault (a server fed nothing since) nor after the client's give-up.
+    assert!(
+        (12_300.0..12_900.0).contains(&s.0) && s.1 == "ETIMEDOUT",
+        "{s:?}"
+    );
 }
