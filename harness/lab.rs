@@ -478,37 +478,57 @@ fn sysctl_error(ns: Ns, key: &str, value: &str, source: std::io::Error) -> LabEr
 
 /// [`run_to_end`] on the blocking pool, awaited.
 async fn run_to_end_async(ns: Ns, cmd: Command, stdin: String) -> Result<String, LabError> {
-    tokio::task::spawn_blocking(move || run_to_end(ns, cmd, &stdin))
+    off_runtime(move || run_to_end(ns, cmd, &stdin)).await
+}
+
+/// Runs `f` (a stop that joins a thread, a lab's setup or teardown, a command run to its end)
+/// on the blocking pool and awaits it: the runner's one thread goes on serving the other labs
+/// of `run -j N` meanwhile. A panic in `f` goes on in the caller.
+pub async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// Tests that something leaves a single-threaded runtime free: runs `body` on one, beside a
+/// task that counts its turns, and hands it the count.
+#[cfg(test)]
+pub fn beside_a_ticker<F: std::future::Future>(
+    body: impl FnOnce(std::sync::Arc<std::sync::atomic::AtomicU32>) -> F,
+) -> F::Output {
+    use std::sync::atomic::Ordering;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = {
+            let ticks = std::sync::Arc::clone(&ticks);
+            tokio::spawn(async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let out = body(ticks).await;
+        ticker.abort();
+        out
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
     /// A fault's script runs and is reaped off the runner's runtime: a second task on the same
     /// single-threaded runtime keeps running while a 200 ms command runs (the blocking
     /// `Lab::run` leaves it at 0 ticks), and the command's output still comes back.
     #[test]
     fn a_command_run_to_its_end_leaves_the_runtime_free() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let ticks = Arc::new(AtomicU32::new(0));
-            let ticker = {
-                let ticks = Arc::clone(&ticks);
-                tokio::spawn(async move {
-                    loop {
-                        ticks.fetch_add(1, Ordering::Relaxed);
-                        tokio::task::yield_now().await;
-                    }
-                })
-            };
+        beside_a_ticker(|ticks| async move {
             let mut cmd = Command::new("sh");
             cmd.args(["-c", "sleep 0.2; echo done"]);
             let out = run_to_end_async(Ns::Wire, cmd, String::new()).await;
@@ -520,7 +540,6 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(err.to_string().contains("sh"), "{err}");
-            ticker.abort();
         });
     }
 }

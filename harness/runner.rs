@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::clock;
 use crate::fault::{self, Action, Mechanism};
-use crate::lab::{self, Lab, LabError, Ns};
+use crate::lab::{self, off_runtime, Lab, LabError, Ns};
 use crate::observer::TraceRecord;
 use crate::plan::Plan;
 use crate::program::{self, Addresses, Output, SideView};
@@ -1395,18 +1395,9 @@ async fn spawn(cmd: std::process::Command) -> std::io::Result<tokio::process::Ch
     .await
 }
 
-/// Runs `f` (a stop that joins a thread, a lab's setup or teardown) on the blocking pool and
-/// awaits it: the runner's one thread goes on serving the other labs of `run -j N` meanwhile.
-async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU32;
 
     /// What the runner runs off its runtime (watchers' and listeners' stops, which join their
     /// threads, the delay's stop, the lab's setup and teardown) leaves its one thread free: a
@@ -1414,21 +1405,7 @@ mod tests {
     /// would see no tick), and the call's result comes back.
     #[test]
     fn a_blocking_call_off_the_runtime_leaves_other_labs_running() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let ticks = Arc::new(AtomicU32::new(0));
-            let ticker = {
-                let ticks = Arc::clone(&ticks);
-                tokio::spawn(async move {
-                    loop {
-                        ticks.fetch_add(1, Ordering::Relaxed);
-                        tokio::task::yield_now().await;
-                    }
-                })
-            };
+        crate::lab::beside_a_ticker(|ticks| async move {
             let got = off_runtime(|| {
                 std::thread::sleep(Duration::from_millis(200));
                 7
@@ -1436,7 +1413,6 @@ mod tests {
             .await;
             assert_eq!(got, 7);
             assert!(ticks.load(Ordering::Relaxed) > 0);
-            ticker.abort();
         });
     }
 
