@@ -291,6 +291,14 @@ impl Cell {
         }
         let server = side(rng, 0.2);
         let interval_ms = rng.range(1, 6) as u32 * 50;
+        // The writer's own link pulled in its namespace: half an interval clear of a write, so
+        // that no segment is unacknowledged when it goes (that one would take the
+        // retransmission path and ENETUNREACH, not modelled: docs/physics.md, K9a).
+        let at_ms = if fault == (CellFault::OwnLink { local: true }) {
+            2000 + u64::from(interval_ms) / 2
+        } else {
+            2000
+        };
         Cell {
             seed,
             client,
@@ -301,7 +309,7 @@ impl Cell {
             },
             tcp_retries2: retries,
             fault,
-            at_ms: 2000,
+            at_ms,
             end_ms: 0,
         }
     }
