@@ -373,6 +373,18 @@ mod tests {
         })
     }
 
+    /// A black-box program's connection as the observer first saw it.
+    fn observed() -> Kind {
+        Kind::ConnectionObserved(crate::record::ConnectionObserved {
+            ends: ends(),
+            pid: 3,
+            keepalive_armed: true,
+            keepalive_in_ms: None,
+            options: None,
+            via: "trace".into(),
+        })
+    }
+
     fn lost(error: &str) -> Kind {
         Kind::PeerLost(PeerLost {
             ends: ends(),
@@ -483,21 +495,7 @@ mod tests {
         let mut ev = pool();
         // The server's end of connection 9 (opened during the fault, then lost) and of a new
         // connection 10 that the client's program held until the run ended.
-        let observed = |conn| {
-            at(
-                7000.0,
-                Source::Client,
-                conn,
-                Kind::ConnectionObserved(crate::record::ConnectionObserved {
-                    ends: ends(),
-                    pid: 3,
-                    keepalive_armed: true,
-                    keepalive_in_ms: None,
-                    options: None,
-                    via: "trace".into(),
-                }),
-            )
-        };
+        let observed = |conn| at(7000.0, Source::Client, conn, observed());
         ev.push(at(4950.0, Source::Server, 9, lost("ECONNRESET")));
         ev.push(observed(9));
         ev.push(observed(10));
@@ -533,21 +531,7 @@ mod tests {
 
     #[test]
     fn a_program_holding_several_connections_at_a_fault_is_a_pool() {
-        let observed = |t: f64, conn: u64| {
-            at(
-                t,
-                Source::Client,
-                conn,
-                Kind::ConnectionObserved(crate::record::ConnectionObserved {
-                    ends: ends(),
-                    pid: 3,
-                    keepalive_armed: true,
-                    keepalive_in_ms: None,
-                    options: None,
-                    via: "trace".into(),
-                }),
-            )
-        };
+        let observed = |t: f64, conn: u64| at(t, Source::Client, conn, observed());
         let program = |conns: u64| {
             let mut ev = Vec::new();
             for c in 1..=conns {

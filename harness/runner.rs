@@ -349,6 +349,13 @@ impl Run<'_> {
                 move |pid, status| Msg::Exited { side, pid, status },
             )
             .await?;
+        self.started(side, pid);
+        Ok(pid)
+    }
+
+    /// Notes a side's process as started: its PID for the signals and the reaping, and the
+    /// record's `process-started`.
+    fn started(&mut self, side: Side, pid: Pid) {
         self.pids.insert(side, pid);
         let t = self.now_ms();
         self.record(Event::new(
@@ -359,7 +366,6 @@ impl Run<'_> {
                 pid: pid.as_raw(),
             },
         ));
-        Ok(pid)
     }
 
     /// Spawns a reference peer (`cmd`, stdout piped) with a task that forwards each line of
@@ -533,16 +539,7 @@ impl Run<'_> {
             .await;
             let _ = tx.send(Msg::Exited { side, pid, status });
         });
-        self.pids.insert(side, pid);
-        let t = self.now_ms();
-        self.record(Event::new(
-            t,
-            Source::Runner,
-            Kind::ProcessStarted {
-                side,
-                pid: pid.as_raw(),
-            },
-        ));
+        self.started(side, pid);
         Ok(pid)
     }
 
