@@ -16,8 +16,8 @@ fn secs(ms: f64) -> String {
 
 fn side_line(side: Side, s: &SideSummary, healed: Option<&str>) -> String {
     let detect = match (&s.detection_ms, &s.error) {
-        (Some(ms), Some(err)) => format!("detected after {:>10}  {err:<12}", secs(*ms)),
-        _ => format!("{:<39}", "did not detect"),
+        (Some(ms), Some(err)) => format!("detected after {:>10}  {err:<13}", secs(*ms)),
+        _ => format!("{:<40}", "did not detect"),
     };
     let back = match (healed, s.reconnect_ms) {
         (None, _) => String::new(),
@@ -278,7 +278,7 @@ pub fn render_predictions(s: &crate::scenario::Scenario, os: crate::model::Os) -
 /// One prediction: who, window, error, mechanism, why.
 pub fn prediction_line(who: &str, p: &crate::model::Prediction) -> String {
     format!(
-        "  {who:<7} {:<20} {:<11} {:<23} {}\n",
+        "  {who:<7} {:<20} {:<12} {:<23} {}\n",
         p.window_text(),
         p.error.as_deref().unwrap_or("-"),
         p.mechanism,
