@@ -1274,17 +1274,22 @@ fn tcp_peer_frozen(me: &SideModel) -> Prediction {
 /// peer gives up first (`peer_rst_ms`), whichever comes first.
 fn tcp_one_way_drop(me: &SideModel, peer_rst_ms: Option<(f64, f64)>) -> Prediction {
     let own = silence(me, "nothing comes back");
-    let Some((plo, phi)) = peer_rst_ms else {
-        return own;
-    };
-    // The peer's keepalive gives up and sends an RST, which this direction lets
-    // through: ECONNRESET at that moment, unless this side gave up first.
+    match peer_rst_ms {
+        Some(rst) => reset_unless_first(own, rst),
+        None => own,
+    }
+}
+
+/// K7: the peer's keepalive gives up at `peer_rst_ms` and sends an RST, which the open
+/// direction lets through: ECONNRESET at that moment, unless this side's own detection `own`
+/// came first. Where either can come first: the earlier window, the likelier error first.
+fn reset_unless_first(own: Prediction, (plo, phi): (f64, f64)) -> Prediction {
     let rst = Prediction::at(
         plo,
         phi,
         "ECONNRESET",
         "reset",
-        "the peer gave up first; its RST gets through the one-way drop".into(),
+        "the peer gave up first; its RST gets through the one-way fault".into(),
     );
     match own.window_ms {
         None => rst,
@@ -2052,6 +2057,7 @@ pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Pred
         }
         _ => {
             let p = fed_by_a_writer(scenario, index, side, &me, p);
+            let p = rejected_one_way(scenario, index, side, &me, fault, p);
             answered_across_the_fault(scenario, index, side, &me, fault, p)
         }
     }
@@ -2178,40 +2184,14 @@ fn answered_across_the_fault(
         Side::Server => Side::Client,
     };
     let peer = side_model(scenario, other);
-    // Behind a one-way reject of this side's packets (the other side's are silence, see
-    // `fault_model`), the peer's probes keep coming after the fault, unanswered for it, and
-    // each answer of this side's draws an in-window ICMP; whether one comes before this
-    // side's own give-up depends on both schedules: either error (K7; measured client
-    // 1s/1s/3 against a server probing 2s/1s/3: EHOSTUNREACH 3.83 s).
+    // A one-way reject of this side's packets: [`rejected_one_way`].
     if !both_ways {
-        if peer.keepalive.is_none() {
-            return p;
-        }
-        return Prediction {
-            alt_error: Some(icmp.into()),
-            why: format!(
-                "{}; or the peer's probes, answered into the reject, drew an in-window ICMP",
-                p.why
-            ),
-            ..p
-        };
+        return p;
     }
     let at = scenario.faults[index].at.as_millis() as f64;
     let (f_lo, f_hi) = (at - ANSWER_LATE_MS, at + INJECT_LATE_MS);
     let probe_due = peer.keepalive.is_some_and(|k| {
-        let (i, v) = (k.idle_ms as f64, k.interval_ms as f64);
-        let period = i.max(v);
-        let late_each = slack(period) + slack(v) + JIFFY_MS;
-        // The k-th probe: I + k * period after the connect, late by its timers' slack.
-        (0..)
-            .map(|n| {
-                let n = f64::from(n);
-                let due = i + n * period;
-                (
-                    due - JIFFIES_EARLY_MS,
-                    due + slack(i) + n * late_each + JIFFY_MS,
-                )
-            })
+        answered_probes(k)
             .take_while(|(lo, _)| *lo <= f_hi)
             .any(|(_, hi)| hi >= f_lo)
     });
@@ -2229,6 +2209,133 @@ fn answered_across_the_fault(
         alt_error: Some(icmp.into()),
         why: format!("{}{why}", p.why),
         ..p
+    }
+}
+
+/// When the peer's keepalive probes cross the wire while they are answered (K2): I after the
+/// connect, then every max(I, V), the n-th late by up to its timers' slack; ms after the
+/// connect, earliest and latest.
+fn answered_probes(k: KeepaliveMs) -> impl Iterator<Item = (f64, f64)> {
+    let (i, v) = (k.idle_ms as f64, k.interval_ms as f64);
+    let period = i.max(v);
+    let late_each = slack(period) + slack(v) + JIFFY_MS;
+    (0u32..).map(move |n| {
+        let n = f64::from(n);
+        let due = i + n * period;
+        (
+            due - JIFFIES_EARLY_MS,
+            due + slack(i) + n * late_each + JIFFY_MS,
+        )
+    })
+}
+
+/// K7: a one-way reject with ICMP that stops only this side's packets (`fault_model` gives
+/// this side [`FaultModel::Icmp`]; the peer's packets pass and it hears silence). Two things
+/// the peer does reach this side:
+/// - Its keepalive probes. Each is answered, and the answer (seq = snd_nxt, in window) draws
+///   an ICMP that tcp_v4_err records as this side's soft error, which this side's own give-up
+///   reports (tcp_write_err). The first probe whose answer meets the reject comes on the
+///   peer's answered schedule ([`answered_probes`]) after the fault is in effect; if it comes
+///   before this side's give-up, the error is the ICMP's; if after, ETIMEDOUT; either where
+///   the ranges overlap, or where this side's own probes (each drawing an ICMP about it, out
+///   of window) may have emptied the wire's bucket ([`ICMP_BURST`]) first.
+/// - Its RST when its keepalive gives up: ECONNRESET at that moment, if it comes before this
+///   side's own give-up ([`reset_unless_first`]), as on a one-way drop; also for a side
+///   without keepalive, which otherwise never notices.
+///
+/// Measured (server probing, the client's packets rejected at 2.3 s): client without
+/// keepalive against server 1s/1s/3: both 3.84 s, client ECONNRESET (the model said never);
+/// client 1s/1s/9 against server 1s/1s/2: both 2.80 s, client ECONNRESET (it said 8.99-10.41 s);
+/// client 1s/1s/2 against server 10s/1s/3: client ETIMEDOUT 2.80 s (the server's first probe
+/// came after it); client 1s/1s/5 against server 1s/1s/9: client EHOSTUNREACH 5.88 s.
+fn rejected_one_way(
+    scenario: &Scenario,
+    index: usize,
+    side: Side,
+    me: &SideModel,
+    fault: FaultModel,
+    p: Prediction,
+) -> Prediction {
+    let icmp = match fault {
+        FaultModel::Icmp { port: false } => "EHOSTUNREACH",
+        FaultModel::Icmp { port: true } => "ECONNREFUSED",
+        _ => return p,
+    };
+    let f = &scenario.faults[index];
+    if f.what.direction().unwrap_or_default() == Direction::Both {
+        return p;
+    }
+    let other = match side {
+        Side::Client => Side::Server,
+        Side::Server => Side::Client,
+    };
+    let them = side_model(scenario, other);
+    let Some(k) = them.keepalive else {
+        return p;
+    };
+    let mut p = p;
+    let silent =
+        me.role != Role::Writer && p.error.as_deref() == Some("ETIMEDOUT") && p.alt_error.is_none();
+    if silent && (me.heartbeat.is_some() || them.heartbeat.is_some()) {
+        // Heartbeat data crosses too: no sharper rule than either error.
+        return Prediction {
+            alt_error: Some(icmp.into()),
+            why: format!(
+                "{}; or the peer's packets, answered into the reject, drew an in-window ICMP",
+                p.why
+            ),
+            ..p
+        };
+    }
+    // The first probe of the peer's that the reject answers, ms after the fault is in effect
+    // (at `at`, or up to INJECT_LATE_MS later, when the record's fault-injected stamp is).
+    let at = f.at.as_millis() as f64;
+    let first_lo = answered_probes(k)
+        .find(|&(_, hi)| hi + ANSWER_LATE_MS >= at)
+        .map_or(0.0, |(lo, _)| (lo - at - INJECT_LATE_MS).max(0.0));
+    let first_hi = answered_probes(k)
+        .find(|&(lo, _)| lo >= at + INJECT_LATE_MS)
+        .map_or(f64::INFINITY, |(_, hi)| hi - at)
+        + ANSWER_LATE_MS;
+    if let (true, Some((olo, ohi))) = (silent, p.window_ms) {
+        // This side's own probes before it, each an ICMP from the same bucket.
+        let own_icmps = me.keepalive.map_or(0.0, |mk| {
+            (first_hi / mk.interval_ms.max(1) as f64).floor() + 1.0
+        });
+        let why = if first_hi < olo && own_icmps < ICMP_BURST {
+            p.error = Some(icmp.into());
+            format!(
+                "; the peer's probes pass, the first by {} after the fault, and its answer draws \
+                 an in-window ICMP: {icmp}",
+                secs(first_hi)
+            )
+        } else if first_lo > ohi {
+            format!(
+                "; the peer's first probe after the fault comes after this give-up (at {} the \
+                 earliest)",
+                secs(first_lo)
+            )
+        } else {
+            p.alt_error = Some(icmp.into());
+            format!(
+                "; or a probe of the peer's, answered into the reject, drew an in-window ICMP \
+                 first ({}..{} after the fault)",
+                secs(first_lo),
+                secs(first_hi)
+            )
+        };
+        p.why.push_str(&why);
+    }
+    // The peer gives up no sooner than its first unanswered probe and the interval after each
+    // probe it waits for: N of them, or at least one with a user timeout.
+    let peer = predict_tcp(&them, FaultModel::Silence);
+    let waits = if them.user_timeout_ms > 0 { 1 } else { k.count };
+    let earliest = first_lo + f64::from(waits) * k.interval_ms as f64 - JIFFIES_EARLY_MS;
+    match peer.window_ms {
+        Some((lo, hi)) if sends_rst(&them, &peer) => {
+            reset_unless_first(p, (lo.max(earliest).min(hi), hi))
+        }
+        _ => p,
     }
 }
 
@@ -2569,8 +2676,11 @@ mod tests {
             direction = \"to-server\"\n";
         let s = parse(text);
         let client = predict(&s, 0, Side::Client);
-        assert_eq!(client.error.as_deref(), Some("ETIMEDOUT"));
-        assert_eq!(client.alt_error.as_deref(), Some("EHOSTUNREACH"));
+        // The server's probe at 4 s, 1.7 s after the fault, comes before the client's give-up.
+        assert_eq!(
+            (client.error.as_deref(), client.alt_error.as_deref()),
+            (Some("EHOSTUNREACH"), None)
+        );
         assert!(
             inside(&client, 3817.0) && inside(&client, 3826.0),
             "{client:?}"
@@ -2584,6 +2694,55 @@ mod tests {
             inside(&server, 4786.0) && inside(&server, 4809.0),
             "{server:?}"
         );
+    }
+
+    /// K7 behind a one-way reject with ICMP of the client's packets, the server probing
+    /// (measured, `rejected_one_way`): the server's RST when it gives up first, the ICMP error
+    /// when its first probe after the fault comes before the client's give-up, ETIMEDOUT when
+    /// it comes after.
+    #[test]
+    fn a_one_way_reject_resets_or_reports_by_the_peers_probes() {
+        let scenario = |client: &str, server: &str| {
+            let text = format!(
+                "name = \"t\"\nend = \"16s\"\nexpect = \"none\"\n\
+                 [server]\n{server}\n[client]\n{client}\n\
+                 [[fault]]\nkind = \"reject\"\nwith = \"icmp-host-unreachable\"\nat = \"2.3s\"\n\
+                 direction = \"to-server\"\n"
+            );
+            crate::scenario::parse(std::path::Path::new("t.toml"), &text).unwrap()
+        };
+        let ka =
+            |count| format!("keepalive = {{ idle = \"1s\", interval = \"1s\", count = {count} }}");
+        // (client, server, client's error, measured client and server, ms)
+        let cases = [
+            // Without keepalive the client hears only the server's RST.
+            (String::new(), ka(3), "ECONNRESET", 3839.0, 3838.0),
+            // The server gives up first.
+            (ka(9), ka(2), "ECONNRESET", 2802.0, 2802.0),
+            // The server's first probe after the fault (at 10 s) comes after the client's give-up.
+            (
+                ka(2),
+                "keepalive = { idle = \"10s\", interval = \"1s\", count = 3 }".into(),
+                "ETIMEDOUT",
+                2804.0,
+                10772.0,
+            ),
+            // Its probe at 3 s, 0.7 s after the fault, comes before it.
+            (ka(5), ka(9), "EHOSTUNREACH", 5876.0, 9972.0),
+        ];
+        for (client, server, error, c_ms, s_ms) in cases {
+            let s = scenario(&client, &server);
+            let c = predict(&s, 0, Side::Client);
+            assert_eq!(
+                (c.error.as_deref(), c.alt_error.as_deref()),
+                (Some(error), None),
+                "{client} / {server}: {c:?}"
+            );
+            assert!(inside(&c, c_ms), "{client} / {server}: {c:?}");
+            let sv = predict(&s, 0, Side::Server);
+            assert_eq!(sv.error.as_deref(), Some("ETIMEDOUT"), "{sv:?}");
+            assert!(inside(&sv, s_ms), "{client} / {server}: {sv:?}");
+        }
     }
 
     #[test]

@@ -188,6 +188,30 @@ fn a_one_way_reject_sends_its_icmps_to_the_stopped_side_and_the_writer_feeds_its
 }
 
 #[test]
+fn a_one_way_reject_resets_a_client_without_keepalive_when_the_server_gives_up() {
+    let t = run_passing("reject-one-way-peer-resets.toml");
+    // K7: the server's probes pass, the client's answers are rejected: the server's keepalive
+    // (1s/1s/3) gives up 3 s after its first unanswered probe, the one at 3 s after the
+    // connect (0.7 s after the fault): 3.7 s less the injection's lag and a few jiffies ..
+    // plus four timers' slack. Its RST passes: the client, with no timer of its own, gets
+    // ECONNRESET then; any detection at all proves the RST reached it.
+    assert_detects(&t, "server", 3550.0..=4300.0, "ETIMEDOUT");
+    assert_detects(&t, "client", 3550.0..=4300.0, "ECONNRESET");
+}
+
+#[test]
+fn a_one_way_reject_gives_the_icmps_error_when_the_peer_probes_first() {
+    let t = run_passing("reject-one-way-peer-probes.toml");
+    // K7: the client's keepalive (1s/1s/5) gives up I + N*V = 6 s after its last activity,
+    // 5-6 s after the fault plus slack. The server's probe 0.7 s after the fault was answered
+    // into the reject: EHOSTUNREACH proves the in-window ICMP was recorded (its own probes'
+    // ICMPs are out of window: ETIMEDOUT without it).
+    assert_detects(&t, "client", 4980.0..=6300.0, "EHOSTUNREACH");
+    // The server (1s/1s/9) gives up 9 s after its first unanswered probe: 9.7 s less the lag.
+    assert_detects(&t, "server", 9550.0..=10_450.0, "ETIMEDOUT");
+}
+
+#[test]
 fn a_pinging_clients_keepalive_waits_behind_its_ping() {
     let t = run_passing("heartbeat-holds-keepalive.toml");
     // K18: the client's PING is in flight within one 2 s interval of the fault, and keepalive
