@@ -56,6 +56,10 @@ const OWN_LINK_STREAM: u64 = 0x6f77_6e2d_6c69_6e6b;
 /// Salt of the generator that turns a streaming cell's drop one way ([`CellFault::Drop`]).
 const ONE_WAY_STREAM: u64 = 0x6f6e_652d_7761_7921;
 
+/// Salt of the generator that turns an idle cell's cable pull into the client's own link
+/// pulled at the wire ([`CellFault::OwnLink`]).
+const IDLE_OWN_LINK_STREAM: u64 = 0x6964_6c65_2d6f_776e;
+
 /// tcp_rmem of a frozen server's namespace in a cell: autotuning stops at 128 KiB.
 pub const FROZEN_TCP_RMEM: &str = "4096 131072 131072";
 
@@ -85,9 +89,9 @@ pub enum CellFault {
     /// The server's own end of its link down (`end = "peer"`): the router keeps its route,
     /// and its neighbour entry for the server fails every ~3 s (docs/physics.md, K9a).
     PeerEnd,
-    /// The client's (the busy writer's) own link down: at the wire's end (no carrier; its
-    /// segments wait for a gateway that never answers), or in its namespace (`local`: its
-    /// routes go) (docs/physics.md, K9a).
+    /// The client's own link down: at the wire's end (no carrier; its segments wait for a
+    /// gateway that never answers), or in its namespace (`local`: its routes go)
+    /// (docs/physics.md, K9a). The client is a busy writer, or idle (at the wire's end only).
     OwnLink { local: bool },
     /// reject with tcp-reset.
     Reset,
@@ -216,12 +220,19 @@ impl Cell {
     /// Idle, both sides keepalive, a cable pull, a reset or an ICMP unreachable.
     fn draw_abrupt(seed: u64, rng: &mut Rng) -> Cell {
         let (c, s) = (side(rng, 0.3), side(rng, 0.3));
-        let fault = rng.pick(&[
+        let mut fault = rng.pick(&[
             CellFault::CablePull,
             CellFault::Reset,
             CellFault::Icmp { port: false },
             CellFault::Icmp { port: true },
         ]);
+        // Half the cable pulls (the server's link, at the wire's end: its own device loses the
+        // carrier and linkwatch acts at once) become the client's, whose carrier change
+        // linkwatch may hold back a second (docs/physics.md, K9a), on a stream of their own so
+        // that every other cell of a seed stays what it was.
+        if fault == CellFault::CablePull && Rng::new(seed ^ IDLE_OWN_LINK_STREAM).chance(0.5) {
+            fault = CellFault::OwnLink { local: false };
+        }
         Cell::idle(seed, c, s, fault)
     }
 
@@ -526,16 +537,47 @@ mod tests {
         for local in [false, true] {
             let own: Vec<&Cell> = cells
                 .iter()
-                .filter(|c| c.fault == CellFault::OwnLink { local })
+                .filter(|c| {
+                    c.fault == CellFault::OwnLink { local }
+                        && matches!(c.traffic, CellTraffic::Stream { .. })
+                })
                 .collect();
             assert!(own.len() >= 5, "{local}: {}", own.len());
             let end = if local { "peer" } else { "wire" };
             for c in own {
-                assert!(matches!(c.traffic, CellTraffic::Stream { .. }), "{c:?}");
                 let toml = c.to_toml();
                 assert!(toml.contains("target = \"client\""), "{toml}");
                 assert!(toml.contains(&format!("end = \"{end}\"")), "{toml}");
             }
+        }
+    }
+
+    #[test]
+    fn an_idle_clients_own_link_is_drawn_at_the_wire() {
+        // Half the idle cable pulls; nothing else changes.
+        let cells: Vec<Cell> = (0..1000).map(Cell::random).collect();
+        let idle_own = |c: &&Cell| {
+            c.traffic == CellTraffic::Idle && matches!(c.fault, CellFault::OwnLink { .. })
+        };
+        let own: Vec<&Cell> = cells.iter().filter(idle_own).collect();
+        let pulls = cells
+            .iter()
+            .filter(|c| c.fault == CellFault::CablePull)
+            .count();
+        let seeds: Vec<u64> = own.iter().map(|c| c.seed).collect();
+        println!("idle own link at the wire: {seeds:?}");
+        assert!(
+            own.len() >= 5 && pulls >= 5,
+            "{} own, {pulls} pulls",
+            own.len()
+        );
+        for c in own {
+            assert_eq!(c.fault, CellFault::OwnLink { local: false }, "{c:?}");
+            assert_eq!(c.at_ms, 2000, "{c:?}");
+            let toml = c.to_toml();
+            assert!(toml.contains("target = \"client\""), "{toml}");
+            assert!(toml.contains("end = \"wire\""), "{toml}");
+            assert!(!toml.contains("[traffic]"), "{toml}");
         }
     }
 

@@ -18,6 +18,8 @@ pub const HORIZON_MS: f64 = 120_000.0;
 /// per message, up to XRLIM_BURST_FACTOR (6) messages saved up (inet_peer_xrlim_allow).
 const ICMP_COST_JIFFIES: u64 = 250;
 const ICMP_BURST: u64 = 6;
+/// TCP_RESOURCE_PROBE_INTERVAL (HZ / 2): how long a probe dropped by its own device waits.
+const RESOURCE_PROBE: f64 = 500.0;
 
 /// The unknowns of one run.
 #[derive(Clone, Copy, Debug)]
@@ -95,6 +97,10 @@ fn arm_at(offset: f64, t: f64, delay: f64) -> f64 {
 struct Path {
     fault: CellFault,
     at: f64,
+    /// The client's own link pulled at the wire: until linkwatch acts on the lost carrier, its
+    /// device drops what it sends (a local drop), after it what it sends waits for the
+    /// gateway; ms.
+    link_ok: f64,
     /// A NAT's expiry of the flow: unlimited until the first packet after the fault.
     nat_expiry: f64,
     /// Where jiffy 0 falls, ms.
@@ -113,6 +119,7 @@ impl Path {
         Path {
             fault,
             at,
+            link_ok: at + draw.linkwatch_ms,
             nat_expiry: f64::INFINITY,
             jiffy_offset_ms: draw.jiffy_offset_ms,
             icmp_bucket: [None; 2],
@@ -133,6 +140,14 @@ impl Path {
             self.neigh_fails = Some(at);
         }
         self.neigh_queue.push(what);
+    }
+
+    /// Whether a packet `from` at `t` is dropped by its own device: the client's link pulled
+    /// at the wire's end, before linkwatch acted (the veth's peer is down; err > 0).
+    fn local_drop(&self, from: usize, t: f64) -> bool {
+        self.fault == (CellFault::OwnLink { local: false })
+            && from == 0
+            && (self.at..self.link_ok).contains(&t)
     }
 
     /// Whether the wire's bucket towards `to` lets an ICMP out at `t` (inet_peer_xrlim_allow).
@@ -185,8 +200,11 @@ impl Path {
             // packets draw net-unreachable; the server's go nowhere.
             CellFault::CablePull if from == 0 => Verdict::Icmp,
             CellFault::CablePull => Verdict::Drop,
+            // The client's own link at the wire's end: the router's route to it goes with the
+            // link, so the server's packets draw net-unreachable (K9a).
+            CellFault::OwnLink { local: false } if from == 1 => Verdict::Icmp,
             // The client's own link: the server's packets never reach it, and the client's
-            // own are simulated by [`own_link`].
+            // own go nowhere (a writer's are simulated by [`own_link`]).
             CellFault::OwnLink { .. } => Verdict::Drop,
             // The server's own link is down: its packets go nowhere; the client's wait in
             // the router's neighbour entry for it.
@@ -325,6 +343,12 @@ impl Sim {
             {
                 let error = ep.soft.unwrap_or("ETIMEDOUT");
                 self.die(i, t, error, true);
+                return;
+            }
+            if self.path.local_drop(i, t) {
+                // tcp_write_wakeup failed locally: not counted, tried again 500 ms later
+                // (TCP_RESOURCE_PROBE_INTERVAL).
+                self.eps[i].ka_at = self.arm(t, RESOURCE_PROBE);
                 return;
             }
             self.eps[i].probes_out += 1;
@@ -589,7 +613,7 @@ pub fn simulate(cell: &Cell, draw: &Draw) -> [Detection; 2] {
     }
     let soft_error = match cell.fault {
         CellFault::Icmp { port: true } => "ECONNREFUSED",
-        CellFault::CablePull => "ENETUNREACH",
+        CellFault::CablePull | CellFault::OwnLink { local: false } => "ENETUNREACH",
         _ => "EHOSTUNREACH",
     };
     let mut sim = Sim {
@@ -1135,6 +1159,61 @@ fn an_answer_that_meets_the_missing_route_is_the_clients_soft_error() {
         let [c, _] = simulate(&cell, &draw(shift, answer));
         assert_eq!(c.unwrap().1, "ETIMEDOUT", "{shift} {answer}");
     }
+}
+
+#[test]
+fn an_idle_clients_own_link_pulled_at_the_wire_holds_a_probe_back_until_linkwatch_acts() {
+    // docs/physics.md K9a, measured: idle, 1s/1s/3 on both sides, the client's own link pulled
+    // at the wire: the server ETIMEDOUT 3.10-3.13 s, the client half a second later (a probe
+    // dropped by its own device while linkwatch waited, retried 500 ms later, uncounted).
+    let side = flatline::fidelity::SideCell {
+        keepalive: Some(flatline::fidelity::Ka {
+            idle_s: 1,
+            interval_s: 1,
+            count: 3,
+        }),
+        user_timeout_ms: 0,
+    };
+    let cell = Cell {
+        seed: 0,
+        client: side,
+        server: side,
+        traffic: CellTraffic::Idle,
+        tcp_retries2: None,
+        fault: CellFault::OwnLink { local: false },
+        at_ms: 2000,
+        end_ms: 10_000,
+    };
+    let draw = |linkwatch_ms: f64| Draw {
+        jiffy_offset_ms: 0.0,
+        fault_shift_ms: 250.0,
+        rto_ms: 204.0,
+        window_bytes: 1e6,
+        linkwatch_ms,
+        answer_ms: 0.0,
+    };
+    // Linkwatch acts before the client's next probe: both give up together.
+    let [c, s] = simulate(&cell, &draw(100.0));
+    let (c, s) = (c.unwrap(), s.unwrap());
+    assert_eq!((c.1, s.1), ("ETIMEDOUT", "ETIMEDOUT"));
+    assert!((c.0 - s.0).abs() <= 8.0, "{c:?} {s:?}");
+    // After it: the client's first probe goes 500 ms later, and so does its give-up.
+    let [c, s] = simulate(&cell, &draw(1000.0));
+    let (c, s) = (c.unwrap(), s.unwrap());
+    assert_eq!((c.1, s.1), ("ETIMEDOUT", "ETIMEDOUT"));
+    assert!((492.0..=540.0).contains(&(c.0 - s.0)), "{c:?} {s:?}");
+    // The client's last probe before the pull (jiffy 256 + 250 on the wheel's level 1: 2048 ms)
+    // crosses the router, the server's ACK meets the missing route: net-unreachable, in
+    // window, the server's soft error.
+    let [_, s] = simulate(
+        &cell,
+        &Draw {
+            fault_shift_ms: 49.0,
+            answer_ms: 2.0,
+            ..draw(100.0)
+        },
+    );
+    assert_eq!(s.unwrap().1, "ENETUNREACH", "{s:?}");
 }
 
 /// K7 in the simulation: the server's packets dropped while the client streams
