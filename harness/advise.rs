@@ -243,6 +243,7 @@ impl Target {
             tcp_retries2: crate::lab::DEFAULT_TCP_RETRIES2,
             peer_rcvbuf_max_bytes: crate::model::RCVBUF_MAX_DEFAULT_BYTES,
             added_rtt_ms: (0.0, 0.0),
+            icmp_tokens_ms: None,
         }
     }
 

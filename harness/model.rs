@@ -122,6 +122,11 @@ pub struct SideModel {
     /// The round trip a `[wire] delay` adds, shortest and longest (2 * (delay -+ jitter)),
     /// ms; (0, 0) without one. It raises the RTO (srtt + RTO_MIN) and delays FIN and RST.
     pub added_rtt_ms: (f64, f64),
+    /// Not a setting: the tokens (ms, least and most) in the wire's ICMP bucket towards this
+    /// side's host when the fault starts, if an earlier fault of the scenario drew ICMPs to it
+    /// ([`icmp_tokens_at`]); None: full, as for a new peer (docs/physics.md, K9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp_tokens_ms: Option<(f64, f64)>,
 }
 
 /// A fault as this side experiences it.
@@ -726,10 +731,13 @@ enum Arrival {
     /// [`ROUTER_NEIGH_FAIL_MS`] after the segment that started it; then every queued segment
     /// draws a host-unreachable as the bucket lets it out (the peer's own end pulled, K9a).
     /// `first_fails`: when the first entry FAILS, ms after the first retransmission;
-    /// `queued`: the segments already waiting in it then (the lost write, the loss probe).
+    /// `queued`: the segments already waiting in it then (the lost write, the loss probe);
+    /// `fault`: when the fault came (the bucket held `tokens` then), ms after the first
+    /// retransmission.
     Neighbour {
         first_fails: (f64, f64),
         queued: u32,
+        fault: (f64, f64),
     },
 }
 
@@ -787,6 +795,39 @@ fn unsent((lo, hi): (f64, f64), b: IcmpBucket) -> (f64, f64) {
     }
 }
 
+/// The tokens (ms) in `bucket` towards this side's host at the fault: full ([`IcmpBucket`]'s
+/// cap) unless an earlier fault drew ICMPs to it (`icmp_tokens_ms`), clamped to [0, cap].
+fn initial_tokens(me: &SideModel, bucket: IcmpBucket) -> (f64, f64) {
+    let cap = bucket.cap_ms;
+    let (lo, hi) = me.icmp_tokens_ms.unwrap_or((cap, cap));
+    (lo.clamp(0.0, cap), hi.clamp(0.0, cap))
+}
+
+/// Why the bucket may be short at the fault, for [`Prediction::why`]; empty when full.
+fn short_bucket(me: &SideModel) -> String {
+    me.icmp_tokens_ms.map_or(String::new(), |(lo, _)| {
+        format!(
+            "; an earlier fault drew on the wire's ICMP bucket towards this host: {} of \
+             tokens at the fault at least, not full",
+            secs(lo)
+        )
+    })
+}
+
+/// The bucket after one packet that asks for an ICMP, from its range before: the message's
+/// cost taken where the bucket holds it, [`unsent`] where it may not (both where the range
+/// cannot tell).
+fn draw(tokens: (f64, f64), b: IcmpBucket) -> (f64, f64) {
+    let need = b.pre_ms + b.cost_ms;
+    let sent = (tokens.1 >= need).then(|| (tokens.0.max(need) - need, tokens.1 - need));
+    let kept = (tokens.0 < need).then(|| unsent(tokens, b));
+    match (sent, kept) {
+        (Some(s), Some(k)) => (s.0.min(k.0), s.1.max(k.1)),
+        (Some(r), None) | (None, Some(r)) => r,
+        (None, None) => tokens,
+    }
+}
+
 /// The retransmissions of a writer whose segments draw ICMP host-unreachable, from the first
 /// retransmission on (t = 0), for a base RTO `rto`: when the connection is aborted, earliest
 /// and latest, ms after the first retransmission, and whether an ICMP came before it; None if
@@ -841,9 +882,11 @@ fn revert_chain(
         Arrival::Neighbour {
             first_fails,
             queued,
+            fault,
         } => vec![Expiry {
             fails: Some(first_fails),
             queued,
+            last_icmp: fault,
             ..start
         }],
     };
@@ -1117,18 +1160,25 @@ fn writer_icmp_revert(me: &SideModel, error: &str, bucket: IcmpBucket) -> Predic
     } else {
         (retransmission_budget_ms(me.tcp_retries2), false)
     };
-    let (cost, cap) = (bucket.pre_ms + bucket.cost_ms, bucket.cap_ms);
+    let cost = bucket.pre_ms + bucket.cost_ms;
     let icmp_delay = me.added_rtt_ms.1 / 2.0;
+    let at_fault = initial_tokens(me, bucket);
     let (mut lo, mut hi) = (f64::INFINITY, 0f64);
     let mut rto = rto_lo;
     loop {
         let span = timer_span(rto);
-        // After the lost write's ICMP and the probe's, one RTO apart.
-        let full = cap - 2.0 * cost;
+        // After the lost write's ICMP and the probe's, one RTO apart (the write itself within
+        // one interval of the fault: the bucket gains nothing certain before it).
+        let probe = draw(at_fault, bucket);
+        let probe = (
+            (probe.0 + span.0).min(bucket.cap_ms),
+            (probe.1 + span.1).min(bucket.cap_ms),
+        );
+        let tokens = draw(probe, bucket);
         let tokens = if me.record_bytes >= MSS_BYTES {
-            (0.0, full + span.1)
+            (0.0, tokens.1)
         } else {
-            (full + span.0, full + span.1)
+            tokens
         };
         let chain = revert_chain(
             rto,
@@ -1167,7 +1217,8 @@ fn writer_icmp_revert(me: &SideModel, error: &str, bucket: IcmpBucket) -> Predic
              rate limit lets out revert the backoff",
         )
     };
-    Prediction::at(lo, interval + hi, error, mechanism, why.into())
+    let why = format!("{why}{}", short_bucket(me));
+    Prediction::at(lo, interval + hi, error, mechanism, why)
 }
 
 /// A writer whose peer is frozen: the peer's kernel ACKs until its receive buffer is full,
@@ -1386,7 +1437,7 @@ fn tcp_peer_end(me: &SideModel) -> Prediction {
         (retransmission_budget_ms(me.tcp_retries2), false)
     };
     let bucket = REJECT_BUCKET;
-    let full = (bucket.cap_ms, bucket.cap_ms);
+    let tokens = initial_tokens(me, bucket);
     let (mut lo, mut hi) = (f64::INFINITY, 0f64);
     let (mut icmp, mut silent) = (false, false);
     let mut rto = rto_lo;
@@ -1399,11 +1450,15 @@ fn tcp_peer_end(me: &SideModel) -> Prediction {
                 ROUTER_NEIGH_FAIL_MS.0 - back.1,
                 ROUTER_NEIGH_FAIL_MS.1 - back.0,
             );
+            // The fault came at most one interval before the lost write, two spans before the
+            // first retransmission.
+            let fault = (-2.0 * span.1 - interval, -2.0 * span.0);
             let arrival = Arrival::Neighbour {
                 first_fails,
                 queued,
+                fault,
             };
-            let c = revert_chain(rto, limit, clamp, full, arrival, bucket).unwrap_or_else(|| {
+            let c = revert_chain(rto, limit, clamp, tokens, arrival, bucket).unwrap_or_else(|| {
                 // Too many branches: the coarse bound, a revert carrying the expiry at most
                 // the widest interval before the limit past it, and either error.
                 let mut widest = rto;
@@ -1448,7 +1503,13 @@ fn tcp_peer_end(me: &SideModel) -> Prediction {
     };
     Prediction {
         alt_error: alt.map(String::from),
-        ..Prediction::at(lo, interval + hi, error, mechanism, why.into())
+        ..Prediction::at(
+            lo,
+            interval + hi,
+            error,
+            mechanism,
+            format!("{why}{}", short_bucket(me)),
+        )
     }
 }
 
@@ -1915,6 +1976,7 @@ pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
                 .sysctl,
         ),
         added_rtt_ms: scenario.wire.added_rtt_range_ms(),
+        icmp_tokens_ms: None,
     }
 }
 
@@ -2023,6 +2085,49 @@ pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel 
     }
 }
 
+/// How long after an earlier fault's `heal` it can still draw an ICMP to this side's host,
+/// ms: the heal in effect up to [`INJECT_LATE_MS`] late; and for the peer's own end pulled,
+/// the router's neighbour entry for the peer FAILS up to one solicit round (retrans_time,
+/// 1 s, on the wheel) after it, its last solicit having left while the link was down.
+fn icmp_after_heal_ms(fault: FaultModel) -> f64 {
+    match fault {
+        FaultModel::PeerEnd => INJECT_LATE_MS + ROUTER_NEIGH_FAIL_MS.1 / 3.0,
+        _ => INJECT_LATE_MS,
+    }
+}
+
+/// The tokens (ms, least and most) in the wire's ICMP bucket towards `side`'s host when fault
+/// `index` starts, or None for full. One inet_peer per destination holds them (rate_tokens,
+/// rate_last), shared by every connection of the host and every fault: a reject with ICMP
+/// and a router without a route (ip_error, then icmpv4_xrlim_allow) or failing its neighbour
+/// entry (icmp_send) all draw on it, for writes, retransmissions, keepalive probes (whose
+/// ICMPs the socket ignores) and a reconnect's SYNs alike. After an earlier fault that drew
+/// ICMPs to this host, the bucket holds at least what it regained since that fault's last
+/// possible ICMP ([`icmp_after_heal_ms`] past its heal; nothing while it lasts), one token a
+/// ms, and at most its cap (docs/physics.md, K9).
+pub fn icmp_tokens_at(scenario: &Scenario, index: usize, side: Side) -> Option<(f64, f64)> {
+    let at = scenario.faults[index].at.as_millis() as f64;
+    let cap = ICMP_BURST * ICMP_RATELIMIT_MS;
+    let regained = scenario
+        .faults
+        .iter()
+        .enumerate()
+        .filter(|&(j, f)| j != index && f.at.as_millis() as f64 <= at)
+        .filter_map(|(j, f)| {
+            let model = fault_model(scenario, j, side);
+            let draws = matches!(
+                model,
+                FaultModel::Icmp { .. } | FaultModel::NoRoute | FaultModel::PeerEnd
+            );
+            let last = f.heal.map_or(f64::INFINITY, |h| {
+                h.as_millis() as f64 + icmp_after_heal_ms(model)
+            });
+            draws.then(|| (at - last).max(0.0))
+        })
+        .fold(f64::INFINITY, f64::min);
+    (regained < cap).then_some((regained, cap))
+}
+
 /// Predicts how `side` detects fault number `index` of `scenario` (Linux, as run here).
 pub fn predict(scenario: &Scenario, index: usize, side: Side) -> Prediction {
     predict_on(scenario, index, side, Os::Linux)
@@ -2032,6 +2137,7 @@ pub fn predict(scenario: &Scenario, index: usize, side: Side) -> Prediction {
 /// given, the probe count as that stack really uses it.
 pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Prediction {
     let mut me = side_model(scenario, side);
+    me.icmp_tokens_ms = icmp_tokens_at(scenario, index, side);
     if let Some(k) = me.keepalive.as_mut() {
         k.count = os.probes(Some(k.count));
     }
@@ -2436,6 +2542,7 @@ mod tests {
             tcp_retries2: 15,
             peer_rcvbuf_max_bytes: RCVBUF_MAX_DEFAULT_BYTES,
             added_rtt_ms: (0.0, 0.0),
+            icmp_tokens_ms: None,
         }
     }
 
@@ -2995,6 +3102,7 @@ mod tests {
         let arrival = Arrival::Neighbour {
             first_fails: (2580.0, 2708.0),
             queued: 2,
+            fault: (-560.0, -408.0),
         };
         let c = revert_chain(
             204.0,
@@ -3046,6 +3154,82 @@ mod tests {
         // The probes come every second while answered: at 3 s too, not at 3.5 s.
         assert_eq!(predicted(1, "3s", Side::Client), either);
         assert_eq!(predicted(1, "3500ms", Side::Client), one);
+    }
+
+    /// K9: two ICMP-drawing faults within 6 s. Measured (client streaming 64 B every 100 ms
+    /// with UT 3 s, reconnecting every 200 ms; the wire rejecting with ICMP host-unreachable
+    /// from 2 s to 6 s, the reconnect's rejected SYNs draining its bucket towards the client,
+    /// and again from 7 s): the second fault's client EHOSTUNREACH 4.19 s, where the same
+    /// fault with a full bucket gave 3.62 s.
+    #[test]
+    fn an_earlier_faults_icmps_leave_the_bucket_short() {
+        let text = "name = \"t\"\nend = \"20s\"\nexpect = \"none\"\n\
+            [server]\nkeepalive = { idle = \"1s\", interval = \"1s\", count = 3 }\n\
+            [client]\nuser_timeout = \"3s\"\nreconnect_interval = \"200ms\"\n\
+            [traffic]\npattern = \"stream\"\ninterval = \"100ms\"\n\
+            [[fault]]\nid = \"first\"\nkind = \"reject\"\nwith = \"icmp-host-unreachable\"\n\
+            at = \"2s\"\nheal = \"6s\"\n\
+            [[fault]]\nid = \"second\"\nkind = \"reject\"\nwith = \"icmp-host-unreachable\"\n\
+            at = \"7s\"\nheal = \"12s\"\n";
+        let parse = |t: &str| crate::scenario::parse(std::path::Path::new("t.toml"), t).unwrap();
+        let s = parse(text);
+        // The first starts full; the second has regained at least the second since the heal,
+        // less the heal's lateness; both sides' packets were rejected, both buckets drawn on.
+        assert_eq!(icmp_tokens_at(&s, 0, Side::Client), None);
+        for side in Side::BOTH {
+            assert_eq!(icmp_tokens_at(&s, 1, side), Some((900.0, 6000.0)));
+        }
+        let client = predict(&s, 1, Side::Client);
+        assert_eq!(client.error.as_deref(), Some("EHOSTUNREACH"), "{client:?}");
+        assert!(
+            inside(&client, 4190.0) && inside(&client, 3620.0),
+            "{client:?}"
+        );
+        assert!(client.why.contains("earlier fault"), "{client:?}");
+        // Six seconds after the heal the bucket is full again; a drop in between draws
+        // nothing; a one-way reject of the server's packets only draws on the server's.
+        let later = parse(&text.replace(
+            "at = \"7s\"\nheal = \"12s\"",
+            "at = \"12.1s\"\nheal = \"13s\"",
+        ));
+        assert_eq!(icmp_tokens_at(&later, 1, Side::Client), None);
+        let drop = parse(&text.replacen(
+            "kind = \"reject\"\nwith = \"icmp-host-unreachable\"",
+            "kind = \"firewall-drop\"",
+            1,
+        ));
+        assert_eq!(icmp_tokens_at(&drop, 1, Side::Client), None);
+        let one_way = parse(&text.replacen(
+            "heal = \"6s\"",
+            "heal = \"6s\"\ndirection = \"to-client\"",
+            1,
+        ));
+        assert_eq!(icmp_tokens_at(&one_way, 1, Side::Client), None);
+        assert_eq!(
+            icmp_tokens_at(&one_way, 1, Side::Server),
+            Some((900.0, 6000.0))
+        );
+        // A first fault never healed leaves nothing certain; the peer's own end pulled may
+        // still fail its neighbour entry a solicit round after its heal.
+        let open = parse(&text.replace("heal = \"6s\"\n", ""));
+        assert_eq!(icmp_tokens_at(&open, 1, Side::Client), Some((0.0, 6000.0)));
+        let peer_end = parse(&text.replacen(
+            "kind = \"reject\"\nwith = \"icmp-host-unreachable\"",
+            "kind = \"cable-pull\"\ntarget = \"server\"\nend = \"peer\"",
+            1,
+        ));
+        assert_eq!(
+            icmp_tokens_at(&peer_end, 1, Side::Client),
+            Some((0.0, 6000.0))
+        );
+        // Fewer host-unreachables at the peer end's first neighbour failure revert fewer
+        // backoffs: the give-up can come later than with a full bucket.
+        let mut w = idle(None, 3000);
+        w.role = Role::Writer;
+        let full = predict_side(&w, FaultModel::PeerEnd).window_ms.unwrap();
+        w.icmp_tokens_ms = Some((0.0, 6000.0));
+        let short = predict_side(&w, FaultModel::PeerEnd).window_ms.unwrap();
+        assert!(short.0 == full.0 && short.1 > full.1, "{full:?} {short:?}");
     }
 
     #[test]
@@ -3130,7 +3314,7 @@ mod tests {
         fn side()(i in 1u64..100, v in 1u64..100, n in 1u32..20, ut in prop_oneof![Just(0u64), 1u64..200_000],
                   role in prop_oneof![Just(Role::Idle), Just(Role::Writer), Just(Role::Reader)],
                   interval in 1u64..5000, retries in 1u8..20, hb in proptest::option::of((1u64..5000, 1u32..10)),
-                  pings in any::<bool>())
+                  pings in any::<bool>(), tokens in proptest::option::of((0.0..6000.0f64, 0.0..6000.0f64).prop_map(|(a, b)| (a.min(b), a.max(b)))))
                 -> SideModel {
             SideModel {
                 keepalive: Some(KeepaliveMs { idle_ms: i * 1000, interval_ms: v * 1000, count: n }),
@@ -3143,6 +3327,7 @@ mod tests {
                 tcp_retries2: retries,
                 peer_rcvbuf_max_bytes: RCVBUF_MAX_DEFAULT_BYTES,
                 added_rtt_ms: (0.0, 0.0),
+                icmp_tokens_ms: tokens,
             }
         }
     }

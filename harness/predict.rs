@@ -96,6 +96,7 @@ impl Flags {
             tcp_retries2,
             peer_rcvbuf_max_bytes: crate::model::RCVBUF_MAX_DEFAULT_BYTES,
             added_rtt_ms: (0.0, 0.0),
+            icmp_tokens_ms: None,
         };
         Ok((side, fault))
     }
