@@ -53,6 +53,10 @@ const PEER_END_STREAM: u64 = 0x7065_6572_2d65_6e64;
 /// ([`CellFault::OwnLink`]).
 const OWN_LINK_STREAM: u64 = 0x6f77_6e2d_6c69_6e6b;
 
+/// Salt of the generator that puts the pull of a writer's own link in its namespace at a
+/// write's moment ([`CellFault::OwnLink`] `local`).
+const AT_WRITE_STREAM: u64 = 0x6174_2d77_7269_7465;
+
 /// Salt of the generator that turns a streaming cell's drop one way ([`CellFault::Drop`]).
 const ONE_WAY_STREAM: u64 = 0x6f6e_652d_7761_7921;
 
@@ -302,11 +306,17 @@ impl Cell {
         }
         let server = side(rng, 0.2);
         let interval_ms = rng.range(1, 6) as u32 * 50;
-        // The writer's own link pulled in its namespace: half an interval clear of a write, so
-        // that no segment is unacknowledged when it goes (that one would take the
-        // retransmission path and ENETUNREACH, not modelled: docs/physics.md, K9a).
+        // The writer's own link pulled in its namespace: at a write's moment one cell in two
+        // (a stream of its own), where that write may still be unacknowledged when the link
+        // goes and take the retransmission path (ENETUNREACH, docs/physics.md, K9a); else half
+        // an interval clear of a write.
         let at_ms = if fault == (CellFault::OwnLink { local: true }) {
-            2000 + u64::from(interval_ms) / 2
+            let i = u64::from(interval_ms);
+            if Rng::new(seed ^ AT_WRITE_STREAM).chance(0.5) {
+                2000u64.div_ceil(i) * i
+            } else {
+                2000 + i / 2
+            }
         } else {
             2000
         };
@@ -579,6 +589,35 @@ mod tests {
             assert!(toml.contains("end = \"wire\""), "{toml}");
             assert!(!toml.contains("[traffic]"), "{toml}");
         }
+    }
+
+    #[test]
+    fn the_writers_own_link_in_its_namespace_is_pulled_at_a_write_or_clear_of_one() {
+        // docs/physics.md K9a: at a write the write may be in flight (the retransmission
+        // path); half an interval clear of one it is not.
+        let (mut at_write, mut clear) = (Vec::new(), Vec::new());
+        for c in (0..2000).map(Cell::random) {
+            let CellTraffic::Stream { interval_ms, .. } = c.traffic else {
+                continue;
+            };
+            if c.fault != (CellFault::OwnLink { local: true }) {
+                assert_eq!(c.at_ms, 2000, "{c:?}");
+                continue;
+            }
+            let i = u64::from(interval_ms);
+            if c.at_ms % i == 0 {
+                assert!((2000..2000 + i).contains(&c.at_ms), "{c:?}");
+                at_write.push(c.seed);
+            } else {
+                assert_eq!(c.at_ms, 2000 + i / 2, "{c:?}");
+                clear.push(c.seed);
+            }
+        }
+        println!("at a write: {at_write:?}\nclear of one: {clear:?}");
+        assert!(
+            at_write.len() >= 5 && clear.len() >= 5,
+            "{at_write:?} {clear:?}"
+        );
     }
 
     #[test]

@@ -164,7 +164,8 @@ pub enum FaultModel {
     OwnLinkWire,
     /// This side's own link pulled in its own namespace: its routes (the default one too) are
     /// gone and nothing it sends leaves the host (docs/physics.md, K9a; [`tcp_own_link_local`]).
-    OwnLinkLocal,
+    /// `in_flight`: whether a segment of this side's can still be unacknowledged then.
+    OwnLinkLocal { in_flight: InFlight },
     /// The peer's host is down for `down_ms`, then answers with resets.
     HostReboot { down_ms: u64 },
     /// A NAT forgets flows idle for `timeout_ms`; `reset` answers them with RST.
@@ -176,6 +177,22 @@ pub enum FaultModel {
     },
     /// Random loss.
     Loss { percent: u8 },
+}
+
+/// Whether a busy writer's segment can still be unacknowledged when its own link goes down in
+/// its namespace (docs/physics.md, K9a): decided by where its writes fall against the fault's
+/// moment ([`in_flight_at_the_pull`]). A segment that is takes the retransmission path
+/// ([`own_link_local_unacked`]); otherwise the probe timer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InFlight {
+    /// No write falls close enough before the fault: nothing is in flight.
+    No,
+    /// A write may: either path.
+    Maybe,
+    /// The round trip outlasts the write interval: every write waits for the last one's ACK
+    /// (Nagle) and leaves when it comes, so a segment is always in flight.
+    Always,
 }
 
 impl FaultModel {
@@ -198,7 +215,9 @@ impl FaultModel {
             "cable-pull" | "no-route" => FaultModel::NoRoute,
             "peer-end" => FaultModel::PeerEnd,
             "own-link-wire" => FaultModel::OwnLinkWire,
-            "own-link-local" => FaultModel::OwnLinkLocal,
+            "own-link-local" => FaultModel::OwnLinkLocal {
+                in_flight: InFlight::Maybe,
+            },
             "reset" => FaultModel::Reset,
             "icmp" | "icmp-host" => FaultModel::Icmp { port: false },
             "icmp-port" => FaultModel::Icmp { port: true },
@@ -533,7 +552,7 @@ fn heartbeat(me: &SideModel, fault: FaultModel) -> Option<Prediction> {
             | FaultModel::NoRoute
             | FaultModel::PeerEnd
             | FaultModel::OwnLinkWire
-            | FaultModel::OwnLinkLocal
+            | FaultModel::OwnLinkLocal { .. }
             | FaultModel::HostReboot { .. }
     );
     if !silenced {
@@ -1269,7 +1288,7 @@ fn predict_tcp(me: &SideModel, fault: FaultModel) -> Prediction {
         FaultModel::NoRoute => tcp_no_route(me),
         FaultModel::PeerEnd => tcp_peer_end(me),
         FaultModel::OwnLinkWire => tcp_own_link_wire(me),
-        FaultModel::OwnLinkLocal => tcp_own_link_local(me),
+        FaultModel::OwnLinkLocal { in_flight } => tcp_own_link_local(me, in_flight),
         FaultModel::Reset => tcp_reset(me),
         FaultModel::HostReboot { down_ms } => tcp_host_reboot(me, down_ms),
         FaultModel::NatTimeout {
@@ -1723,18 +1742,102 @@ fn tcp_own_link_wire(me: &SideModel) -> Prediction {
     }
 }
 
+/// How long before the fault's moment a writer's segment can have left and still be
+/// unacknowledged when its own link goes down in its namespace, on top of the added round
+/// trip, ms. `__dev_close_many` clears __LINK_STATE_START first, and from then on the veth
+/// delivers nothing to it (enqueue_to_backlog drops for a device that is not running), while
+/// `dev_deactivate_many`'s synchronize_net and ndo_stop run before the RTM_NEWLINK that stamps
+/// the fault (measured: a segment sent 1.8 ms before the stamp never got its ACK); and the
+/// peer's ACK can wait for its delayed-ACK timer (TCP_DELACK_MIN, 40 ms, the cap while the
+/// round trip is shorter) when its reader runs late (measured, the reader on time: median
+/// 0.07 ms, at most 0.94 ms). An estimate with room.
+pub const UNACKED_BEFORE_MS: f64 = 50.0;
+/// How long after the fault's stamp a write can still leave into the dying device: the routes
+/// go in NETDEV_DOWN right after the RTM_NEWLINK that stamps it (fib_disable_ip), ms.
+pub const SENT_AFTER_MS: f64 = JIFFY_MS;
+/// How late a writer's write can come after its tick (the peer's timer, waking it), ms.
+pub const WRITE_LATE_MS: f64 = 10.0;
+
+/// Whether a segment of `me`'s can be unacknowledged when its own link goes down in its
+/// namespace at fault number `index` (K9a). Its writes come every interval from the connect
+/// (the reference peers' writer; each late by up to [`WRITE_LATE_MS`]); the fault is in effect
+/// between its `at` and [`INJECT_LATE_MS`] later. A write that left up to
+/// [`UNACKED_BEFORE_MS`] (plus the added round trip) before that moment or [`SENT_AFTER_MS`]
+/// after it can be in flight; a round trip longer than the interval keeps one in flight
+/// always. After an earlier fault (a reconnect moved the writes) anything may.
+fn in_flight_at_the_pull(scenario: &Scenario, index: usize, me: &SideModel) -> InFlight {
+    let mut schedules = Vec::new();
+    if me.role == Role::Writer {
+        schedules.push(me.traffic_interval_ms as f64);
+    }
+    if let (true, Some((h, _))) = (me.pings, me.heartbeat) {
+        schedules.push(h as f64);
+    }
+    if schedules.is_empty() {
+        return InFlight::No;
+    }
+    let (rtt_lo, rtt_hi) = me.added_rtt_ms;
+    if schedules
+        .iter()
+        .any(|&i| i > 0.0 && rtt_lo >= i + WRITE_LATE_MS)
+    {
+        return InFlight::Always;
+    }
+    if index > 0 || schedules.iter().any(|&i| i <= 0.0) {
+        return InFlight::Maybe;
+    }
+    let at = scenario.faults[index].at.as_millis() as f64;
+    let (lo, hi) = (
+        at - UNACKED_BEFORE_MS - rtt_hi - WRITE_LATE_MS,
+        at + INJECT_LATE_MS + SENT_AFTER_MS,
+    );
+    // The first write at or after `lo`, counted from the first at one interval.
+    let near = |i: f64| ((lo / i).ceil().max(1.0) * i) <= hi;
+    if schedules.into_iter().any(near) {
+        InFlight::Maybe
+    } else {
+        InFlight::No
+    }
+}
+
 /// A side whose own link was pulled in its own namespace (K9a): its routes are gone, so every
-/// segment fails in ip_queue_xmit (-EHOSTUNREACH, no ICMP) and nothing is ever in flight. A
+/// segment fails in ip_queue_xmit (-EHOSTUNREACH, no ICMP). With nothing in flight, a
 /// writer's first write after the fault stays unsent and arms the probe timer (tcp_push ->
 /// tcp_check_probe_timer, one RTO); each probe fails, counts, and backs off
 /// (tcp_send_probe0: RTO << min(probes, tcp_retries2)); tcp_probe_timer gives up with
 /// ETIMEDOUT once UT has passed since the first probe (each wait clamped to it,
-/// tcp_clamp_probe0_to_user_timeout), or at the expiry after tcp_retries2 probes. An idle or
-/// reading side's keepalive probes fail the same way and count: as on a drop.
-fn tcp_own_link_local(me: &SideModel) -> Prediction {
+/// tcp_clamp_probe0_to_user_timeout), or at the expiry after tcp_retries2 probes. A segment
+/// still in flight takes the retransmission path instead ([`own_link_local_unacked`]):
+/// ENETUNREACH, as the only outcome or the other one by `in_flight`. An idle or reading
+/// side's keepalive probes fail the same way and count: as on a drop.
+fn tcp_own_link_local(me: &SideModel, in_flight: InFlight) -> Prediction {
     if me.role != Role::Writer {
         return keepalive_silence(me, "this side's routes are gone; nothing it sends leaves");
     }
+    let unacked = own_link_local_unacked(me);
+    let probed = match in_flight {
+        InFlight::Always => return unacked,
+        _ => own_link_local_probed(me),
+    };
+    if in_flight == InFlight::No {
+        return probed;
+    }
+    let (Some((plo, phi)), Some((ulo, uhi))) = (probed.window_ms, unacked.window_ms) else {
+        return probed;
+    };
+    Prediction {
+        window_ms: Some((plo.min(ulo), phi.max(uhi))),
+        alt_error: unacked.error.clone(),
+        why: format!(
+            "{}; or, with a write in flight at the pull: {}",
+            probed.why, unacked.why
+        ),
+        ..probed
+    }
+}
+
+/// [`tcp_own_link_local`] with nothing in flight: the probe timer.
+fn own_link_local_probed(me: &SideModel) -> Prediction {
     let interval = me.traffic_interval_ms as f64;
     let (rto_lo, rto_hi) = rto_range_ms(me);
     let n = i32::from(me.tcp_retries2);
@@ -1770,6 +1873,83 @@ fn tcp_own_link_local(me: &SideModel) -> Prediction {
         "this side's routes are gone: the write never leaves, the probe timer retries it \
          until TCP_USER_TIMEOUT after the first probe, or tcp_retries2 probes"
             .into(),
+    )
+}
+
+/// A writer whose own link went down in its namespace while a segment of its was in flight
+/// (K9a), the head sent between [`UNACKED_BEFORE_MS`] (plus the added round trip) before the
+/// fault and [`SENT_AFTER_MS`] after it. No ACK comes back, so the retransmission timer runs,
+/// not the probe timer: the loss probe fails and re-arms for the rest of the RTO, and every
+/// expiry's retransmission fails in inet_sk_rebuild_header (no route: the soft error
+/// ENETUNREACH) before anything leaves. The expiry still backs off (the error is negative:
+/// tcp_retransmit_timer doubles the RTO, clamped to what is left of UT), and retrans_stamp
+/// takes the head's own send time (tcp_retransmit_skb: the attempt never sent it). So the
+/// writer gives up at the first expiry after the first that is UT, or H(tcp_retries2), past
+/// the head's send, with ENETUNREACH (tcp_write_err reports the soft error): RTO
+/// (2^(n+1) - 1) for tcp_retries2 = n, about a round trip's worth earlier than the probe
+/// timer's RTO + UT with a user timeout.
+fn own_link_local_unacked(me: &SideModel) -> Prediction {
+    let (rto_lo, rto_hi) = rto_range_ms(me);
+    let ut = me.user_timeout_ms as f64;
+    let limit = if ut > 0.0 {
+        ut
+    } else {
+        retransmission_budget_ms(me.tcp_retries2)
+    };
+    // ms from the head's send to the give-up, every timer early (a jiffy) or late (the
+    // wheel; the first expiry, the loss probe's re-arm, two jiffies more).
+    let chain = |rto: f64, late: bool| -> f64 {
+        let wait = |d: f64| {
+            if late {
+                d + slack(d)
+            } else {
+                (d - JIFFY_MS).max(1.0)
+            }
+        };
+        let mut t = wait(rto) + if late { 2.0 * JIFFY_MS } else { 0.0 };
+        for backoff in 1..64 {
+            let mut d = (rto * 2f64.powi(backoff.min(20))).min(RTO_MAX_MS);
+            if ut > 0.0 {
+                let left = limit - t;
+                d = if left <= 0.0 { JIFFY_MS } else { d.min(left) };
+            }
+            t += wait(d);
+            if t >= limit - 1e-6 {
+                break;
+            }
+        }
+        t
+    };
+    let (mut lo, mut hi) = (f64::INFINITY, 0f64);
+    let mut rto = rto_lo;
+    loop {
+        lo = lo.min(chain(rto, false));
+        hi = hi.max(chain(rto, true));
+        if rto >= rto_hi {
+            break;
+        }
+        rto = (rto + JIFFY_MS).min(rto_hi);
+    }
+    let before = UNACKED_BEFORE_MS + me.added_rtt_ms.1;
+    let (mechanism, why) = if ut > 0.0 {
+        (
+            "user-timeout",
+            "a segment in flight when the routes went: every retransmission fails for want of \
+             a route (soft error ENETUNREACH), TCP_USER_TIMEOUT from that segment's send",
+        )
+    } else {
+        (
+            "retransmission-timeout",
+            "a segment in flight when the routes went: every retransmission fails for want of \
+             a route (soft error ENETUNREACH), until H(tcp_retries2) after that segment's send",
+        )
+    };
+    Prediction::at(
+        lo - before,
+        hi + SENT_AFTER_MS,
+        "ENETUNREACH",
+        mechanism,
+        why.into(),
     )
 }
 
@@ -2047,7 +2227,9 @@ pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel 
         FaultSpec::CablePull(c) if c.target == side && c.end == LinkEnd::Wire => {
             FaultModel::OwnLinkWire
         }
-        FaultSpec::CablePull(c) if c.target == side => FaultModel::OwnLinkLocal,
+        FaultSpec::CablePull(c) if c.target == side => FaultModel::OwnLinkLocal {
+            in_flight: in_flight_at_the_pull(scenario, index, &me),
+        },
         FaultSpec::FirewallDrop(_) | FaultSpec::CablePull(_) => FaultModel::Silence,
         FaultSpec::Reject(r) => match r.with {
             RejectWith::TcpReset => {
@@ -2164,7 +2346,8 @@ pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Pred
         _ => {
             let p = fed_by_a_writer(scenario, index, side, &me, p);
             let p = rejected_one_way(scenario, index, side, &me, fault, p);
-            answered_across_the_fault(scenario, index, side, &me, fault, p)
+            let p = answered_across_the_fault(scenario, index, side, &me, fault, p);
+            acked_into_the_pull(scenario, side, &me, fault, p)
         }
     }
 }
@@ -2442,6 +2625,47 @@ fn rejected_one_way(
             reset_unless_first(p, (lo.max(earliest).min(hi), hi))
         }
         _ => p,
+    }
+}
+
+/// A reader whose writing peer's own link went down in the peer's namespace (`end = "peer"`;
+/// [`FaultModel::PeerEnd`] from here, K9a): a segment of the peer's still on its way at the
+/// pull (a wire delay holds it) is ACKed after the router flushed its neighbour entry for the
+/// peer (linkwatch: neigh_carrier_down). The ACK waits in a new entry, which FAILS ~3 s later,
+/// and the router's host-unreachable about it is in window (seq = snd_nxt): tcp_v4_err
+/// records EHOSTUNREACH as the soft error and the keepalive, giving up as on a drop, reports
+/// it. Measured with 60 ms each way (busy-writer-own-link-local-at-write): EHOSTUNREACH
+/// 4.05-4.06 s. Without a delay the ACK leaves at once and the veth drops it before linkwatch
+/// acts (ETIMEDOUT), unless this side's ACK is delayed: either error.
+fn acked_into_the_pull(
+    scenario: &Scenario,
+    side: Side,
+    me: &SideModel,
+    fault: FaultModel,
+    p: Prediction,
+) -> Prediction {
+    if fault != FaultModel::PeerEnd
+        || me.role == Role::Writer
+        || p.error.as_deref() != Some("ETIMEDOUT")
+        || p.alt_error.is_some()
+    {
+        return p;
+    }
+    let other = match side {
+        Side::Client => Side::Server,
+        Side::Server => Side::Client,
+    };
+    if side_model(scenario, other).role != Role::Writer {
+        return p;
+    }
+    Prediction {
+        alt_error: Some("EHOSTUNREACH".into()),
+        why: format!(
+            "{}; or the peer's data still crossing at the pull drew an ACK that waited in the \
+             router's new neighbour entry and met its host-unreachable",
+            p.why
+        ),
+        ..p
     }
 }
 
@@ -3248,6 +3472,86 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_in_flight_at_the_pull_takes_the_retransmission_path() {
+        // docs/physics.md K9a: the client streams 64 B, its own link pulled in its namespace.
+        let text = |interval: u32, delay: u32, at: u32, ut: &str| {
+            format!(
+                "name = \"c\"\nend = \"20s\"\nexpect = \"none\"\n[lab]\ntcp_retries2 = 3\n\
+                 [wire]\ndelay = \"{delay}ms\"\n[client]\n{ut}\n[traffic]\npattern = \"stream\"\n\
+                 interval = \"{interval}ms\"\n[[fault]]\nkind = \"cable-pull\"\ntarget = \"client\"\n\
+                 end = \"peer\"\nat = \"{at}ms\"\n"
+            )
+        };
+        let run = |interval: u32, delay: u32, at: u32, ut: &str| {
+            let s = crate::scenario::parse(
+                std::path::Path::new("t.toml"),
+                &text(interval, delay, at, ut),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            (
+                fault_model(&s, 0, Side::Client),
+                predict(&s, 0, Side::Client),
+            )
+        };
+        let ut3 = "user_timeout = \"3s\"";
+        // On a write's moment: either path. Measured ENETUNREACH 2.996-3.022 s (traced, the
+        // write 0.1-1.8 ms before the stamp, never ACKed; 3.03 s in CI) and ETIMEDOUT
+        // 3.21-3.31 s (the write ACKed: the probe timer).
+        let (fault, p) = run(100, 0, 2000, ut3);
+        assert_eq!(
+            fault,
+            FaultModel::OwnLinkLocal {
+                in_flight: InFlight::Maybe
+            }
+        );
+        let (lo, hi) = p.window_ms.unwrap();
+        for t in [2996.0, 3017.0, 3022.0, 3030.0, 3210.0, 3310.0] {
+            assert!(lo <= t && t <= hi, "{t}: {p:?}");
+        }
+        assert_eq!(
+            (p.error.as_deref(), p.alt_error.as_deref()),
+            (Some("ETIMEDOUT"), Some("ENETUNREACH"))
+        );
+        // tcp_retries2 3: ENETUNREACH 3.134 s (write 1.8 ms before), ETIMEDOUT ~3.2 s.
+        let (_, p) = run(100, 0, 2000, "");
+        let (lo, hi) = p.window_ms.unwrap();
+        assert!(lo <= 3134.0 && 3134.0 <= hi, "{p:?}");
+        // No write within reach of the pull, however late it comes: the probe timer only.
+        let (fault, p) = run(300, 0, 2200, ut3);
+        assert_eq!(
+            fault,
+            FaultModel::OwnLinkLocal {
+                in_flight: InFlight::No
+            }
+        );
+        assert_eq!(
+            (p.error.as_deref(), p.alt_error.as_deref()),
+            (Some("ETIMEDOUT"), None)
+        );
+        assert!(p.window_ms.unwrap().0 > 3030.0, "{p:?}");
+        // A round trip longer than the interval: always in flight, ENETUNREACH only.
+        // Measured with 60 ms each way: 2.934-2.938 s.
+        let (fault, p) = run(100, 60, 2000, ut3);
+        assert_eq!(
+            fault,
+            FaultModel::OwnLinkLocal {
+                in_flight: InFlight::Always
+            }
+        );
+        assert_eq!(
+            (p.error.as_deref(), p.alt_error.as_deref()),
+            (Some("ENETUNREACH"), None)
+        );
+        let (lo, hi) = p.window_ms.unwrap();
+        assert!(lo <= 2934.0 && (2938.0..3200.0).contains(&hi), "{p:?}");
+        // 20 ms each way, tcp_retries2 3 and 5: ENETUNREACH 3.711-3.723 s and 15.78 s.
+        let (_, p) = run(100, 20, 2000, "");
+        let (lo, hi) = p.window_ms.unwrap();
+        assert!(lo <= 3711.0 && 3723.0 <= hi, "{p:?}");
+        assert_eq!(p.alt_error.as_deref(), Some("ENETUNREACH"));
+    }
+
+    #[test]
     fn which_cable_is_pulled_decides_the_route() {
         let text = |target: &str, end: &str| {
             format!(
@@ -3268,13 +3572,18 @@ mod tests {
             fault("client", "wire", Side::Client),
             FaultModel::OwnLinkWire
         );
+        // The client streams: its writes every second from the connect, one at the pull.
         assert_eq!(
             fault("client", "peer", Side::Client),
-            FaultModel::OwnLinkLocal
+            FaultModel::OwnLinkLocal {
+                in_flight: InFlight::Maybe
+            }
         );
         assert_eq!(
             fault("server", "peer", Side::Server),
-            FaultModel::OwnLinkLocal
+            FaultModel::OwnLinkLocal {
+                in_flight: InFlight::No
+            }
         );
         // The peer's own end: the router's neighbour entry for it fails.
         assert_eq!(fault("server", "peer", Side::Client), FaultModel::PeerEnd);

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::duration::Dur;
 use crate::keepalive::{keep_secs, MAX_KEEP_COUNT};
-use crate::model::{FaultModel, KeepaliveMs, Os, Role, SideModel};
+use crate::model::{FaultModel, InFlight, KeepaliveMs, Os, Role, SideModel};
 use crate::scenario::FaultKind;
 
 /// The flags of `flatline predict` that describe one case.
@@ -168,7 +168,10 @@ pub fn fault_model(text: &str) -> Result<FaultModel, String> {
             f.only(&["own-wire", "own-local"])?;
             match f.arg {
                 Some("own-wire") => FaultModel::OwnLinkWire,
-                Some("own-local") => FaultModel::OwnLinkLocal,
+                // The phase of its writes against the pull is unknown here: either path.
+                Some("own-local") => FaultModel::OwnLinkLocal {
+                    in_flight: InFlight::Maybe,
+                },
                 _ => FaultModel::NoRoute,
             }
         }
@@ -334,7 +337,9 @@ mod tests {
         );
         assert_eq!(
             fault_model("cable-pull:own-local"),
-            Ok(FaultModel::OwnLinkLocal)
+            Ok(FaultModel::OwnLinkLocal {
+                in_flight: InFlight::Maybe
+            })
         );
         assert!(fault_model("cable-pull:own").is_err());
         assert_eq!(fault_model("firewall-drop"), Ok(FaultModel::Silence));

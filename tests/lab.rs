@@ -174,6 +174,35 @@ fn a_busy_writer_whose_own_link_is_pulled_in_its_namespace_times_out_from_the_fi
 }
 
 #[test]
+fn a_busy_writer_with_a_segment_in_flight_when_its_own_link_goes_gives_up_by_retransmission() {
+    let t = run_passing("busy-writer-own-link-local-at-write.toml");
+    // K9a: the pull at a write, and a 120 ms round trip longer than the 100 ms writes keeps a
+    // segment in flight whenever the client's own link goes down in its namespace. No ACK
+    // comes back: the retransmission timer runs, each retransmission fails for want of a
+    // route (soft error ENETUNREACH), and UT (3 s) counts from that segment's send, at most a
+    // round trip and the device's close (50 ms) before the fault. Lower bound UT - 170 ms
+    // less a few jiffies: the fault took effect (nothing gives up earlier than UT after a
+    // send). Upper bound UT + the last clamped timer's slack + waking the client (the model's
+    // 3.09 s), below the probe timer's earliest give-up (RTO + UT = 3.32 s on this round
+    // trip): the bound and ENETUNREACH prove the retransmission path.
+    assert_detects(&t, "client", 2800.0..=3100.0, "ENETUNREACH");
+    assert_eq!(first_loss(&t, "client")["mechanism"], "user-timeout");
+    // The server reads: keepalive (1s/1s/3) from its last record, at most an interval before
+    // the fault plus the wire's 60 ms: [3.9 s, 4.06 s] plus slack. Its ACKs of the records
+    // still crossing can wait in the router's new neighbour entry for the client, which fails
+    // ~3.07 s later with host-unreachables in window (traced): EHOSTUNREACH, else ETIMEDOUT.
+    let (ms, error) = detection(&t, "server");
+    assert!(
+        (3880.0..=4300.0).contains(&ms),
+        "server detected after {ms} ms"
+    );
+    assert!(
+        ["ETIMEDOUT", "EHOSTUNREACH"].contains(&error.as_str()),
+        "server: {error}"
+    );
+}
+
+#[test]
 fn a_one_way_reject_sends_its_icmps_to_the_stopped_side_and_the_writer_feeds_its_keepalive() {
     let t = run_passing("reject-one-way-writer.toml");
     // K7: the client's packets pass; only the server's ACKs are rejected and the ICMPs go to

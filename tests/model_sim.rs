@@ -17,6 +17,7 @@ fn draws() -> impl Strategy<Value = Draw> {
         16.0..22.0f64,
         0.0..1040.0f64,
         0.0..flatline::model::ANSWER_LATE_MS,
+        0.0..flatline::model::UNACKED_BEFORE_MS,
     )
         .prop_map(
             |(
@@ -26,6 +27,7 @@ fn draws() -> impl Strategy<Value = Draw> {
                 log_window,
                 linkwatch_ms,
                 answer_ms,
+                unacked_ms,
             )| Draw {
                 jiffy_offset_ms,
                 fault_shift_ms,
@@ -36,6 +38,7 @@ fn draws() -> impl Strategy<Value = Draw> {
                 // linkwatch acts at most once a second (HZ), on a 1 s timer of the wheel (32 ms).
                 linkwatch_ms,
                 answer_ms,
+                unacked_ms,
             },
         )
 }

@@ -39,6 +39,11 @@ pub struct Draw {
     /// round trip, longer when softirqs are deferred): an answer that meets the fault draws its
     /// ICMP, in window (docs/physics.md, K9a).
     pub answer_ms: f64,
+    /// How long before the fault the writer's last segment can have left and still be
+    /// unacknowledged when its own link goes down in its namespace: the peer's ACK (a round
+    /// trip, or its delayed ACK when the reader runs late) has not come in before the device
+    /// stopped receiving (docs/physics.md, K9a), ms.
+    pub unacked_ms: f64,
 }
 
 /// What a side saw: (ms after the fault, error).
@@ -687,6 +692,43 @@ const MSS: f64 = 1448.0;
 /// The reference peers frame each record with 5 bytes (type and length).
 const FRAME: f64 = 5.0;
 
+/// A client whose segment sent at `sent` was still in flight when its own link went down in
+/// its namespace (docs/physics.md, K9a): nothing is ACKed, so the retransmission timer runs.
+/// The loss probe at the RTO's deadline fails (__tcp_retransmit_skb: inet_sk_rebuild_header
+/// finds no route and records ENETUNREACH as the soft error) and tcp_rearm_rto re-arms for
+/// what is left of the RTO, at least a jiffy. Each expiry: tcp_write_timeout (from the second
+/// on, icsk_retransmits > 0) gives up once `limit` has passed since retrans_stamp, which the
+/// first failed attempt set to the head's own send; else the retransmission fails the same
+/// way (a negative error: backed off as usual) and the timer is re-armed for RTO << backoff,
+/// clamped to what is left of UT.
+fn unacked(
+    sent: f64,
+    fault_at: f64,
+    rto: f64,
+    ut: f64,
+    n: u32,
+    arm: &dyn Fn(f64, f64) -> f64,
+) -> Detection {
+    let limit = if ut > 0.0 { ut } else { budget(n as u8) };
+    let mut t = arm(arm(sent, rto), JIFFY);
+    let mut backoff = 0u32;
+    loop {
+        if backoff > 0 && t - sent >= limit - 1e-9 {
+            return Some((t - fault_at, "ENETUNREACH"));
+        }
+        backoff += 1;
+        let mut wait = (rto * 2f64.powi(backoff.min(30) as i32)).min(RTO_MAX);
+        if ut > 0.0 {
+            let left = ut - (t - sent);
+            wait = if left <= 0.0 { JIFFY } else { wait.min(left) };
+        }
+        t = arm(t, wait);
+        if t - fault_at > HORIZON_MS {
+            return None;
+        }
+    }
+}
+
 /// A client streaming when its own link is pulled (docs/physics.md, K9a), from the fault on:
 /// `local`, in its own namespace (no route: every transmit fails with -EHOSTUNREACH); else at
 /// the wire's end (no carrier: the veth drops every transmit, err > 0, until linkwatch acts
@@ -725,6 +767,12 @@ fn own_link(cell: &Cell, draw: &Draw, fault_at: f64, local: bool) -> Detection {
     let done = |t: f64, e: &'static str| Some((t - fault_at, e));
     // Writes fall on multiples of the interval from the connect.
     let mut write = ((fault_at / interval).floor() + 1.0) * interval;
+    // In its namespace, the last write before the fault may still be unacknowledged: the
+    // retransmission path, from that segment's send.
+    let last = write - interval;
+    if local && last >= interval && fault_at - last < draw.unacked_ms {
+        return unacked(last, fault_at, rto, ut, n, &arm);
+    }
     // Phase 1: nothing leaves; the first failed write arms the probe timer.
     let mut s = None;
     if write >= link_ok {
@@ -873,6 +921,7 @@ fn the_simulation_reproduces_the_measured_figures() {
         window_bytes: 1e6,
         linkwatch_ms: 0.0,
         answer_ms: 0.1,
+        unacked_ms: 0.0,
     };
     // Seed cable pull, 3s/1s/10 idle: measured 11.29 s after the fault.
     let text = std::fs::read_to_string(concat!(
@@ -979,6 +1028,7 @@ fn the_simulation_reproduces_the_icmp_revert_under_the_rate_limit() {
         window_bytes: 1e6,
         linkwatch_ms: 0.0,
         answer_ms: 0.1,
+        unacked_ms: 0.0,
     };
     let [c, _] = simulate(&cell, &draw);
     let (t, e) = c.unwrap();
@@ -1026,6 +1076,7 @@ fn the_simulation_reproduces_the_routers_neighbour_failure() {
         window_bytes: 1e6,
         linkwatch_ms: 0.0,
         answer_ms: 0.1,
+        unacked_ms: 0.0,
     };
     let [c, s] = simulate(&cell(3000, None), &draw);
     let (t, e) = c.unwrap();
@@ -1083,6 +1134,7 @@ fn the_simulation_reproduces_the_writers_own_link_pulled() {
             window_bytes: 1e6,
             linkwatch_ms,
             answer_ms: 0.1,
+            unacked_ms: 0.0,
         };
         let [c, s] = simulate(c, &draw);
         assert_eq!(s.unwrap().1, "ETIMEDOUT");
@@ -1117,6 +1169,58 @@ fn the_simulation_reproduces_the_writers_own_link_pulled() {
 }
 
 #[test]
+fn the_simulation_reproduces_a_segment_in_flight_at_the_pull() {
+    // docs/physics.md K9a, traced (64 B every 100 ms, the client's own link down in its
+    // namespace): a write 0.12 ms before the pull, never ACKed: retransmissions at 217, 649,
+    // 1481 ms, all failing, ENETUNREACH 3.017 s with UT 3 s; a write 1.8 ms before it with
+    // tcp_retries2 3: ENETUNREACH 3.134 s. The same cells with the write ACKed: ETIMEDOUT.
+    let cell = |ut: u32, retries2: Option<u8>| Cell {
+        seed: 0,
+        client: flatline::fidelity::SideCell {
+            keepalive: None,
+            user_timeout_ms: ut,
+        },
+        server: flatline::fidelity::SideCell {
+            keepalive: None,
+            user_timeout_ms: 0,
+        },
+        traffic: CellTraffic::Stream {
+            interval_ms: 100,
+            record_bytes: 64,
+        },
+        tcp_retries2: retries2,
+        fault: CellFault::OwnLink { local: true },
+        at_ms: 2000,
+        end_ms: 30_000,
+    };
+    let run = |c: &Cell, fault_shift_ms: f64, unacked_ms: f64| {
+        let draw = Draw {
+            jiffy_offset_ms: 1.0,
+            fault_shift_ms,
+            rto_ms: 208.0,
+            window_bytes: 1e6,
+            linkwatch_ms: 0.0,
+            answer_ms: 0.1,
+            unacked_ms,
+        };
+        simulate(c, &draw)[0].unwrap()
+    };
+    let (t, e) = run(&cell(3000, None), 0.12, 1.0);
+    assert!(
+        (2990.0..3040.0).contains(&t) && e == "ENETUNREACH",
+        "{t} {e}"
+    );
+    let (t, e) = run(&cell(0, Some(3)), 1.8, 2.0);
+    assert!(
+        (3100.0..3250.0).contains(&t) && e == "ENETUNREACH",
+        "{t} {e}"
+    );
+    // ACKed in time: the probe timer, one RTO later.
+    let (t, e) = run(&cell(3000, None), 0.12, 0.1);
+    assert!((3200.0..3350.0).contains(&t) && e == "ETIMEDOUT", "{t} {e}");
+}
+
+#[test]
 fn an_answer_that_meets_the_missing_route_is_the_clients_soft_error() {
     // scenarios/compare/bench-matrix.toml, cable pull, 1s/1s/3 + UT 2 s on both sides, the
     // server's cable pulled at the wire 1 s after the connect: the server's first probe is due
@@ -1148,6 +1252,7 @@ fn an_answer_that_meets_the_missing_route_is_the_clients_soft_error() {
         window_bytes: 1e6,
         linkwatch_ms: 0.0,
         answer_ms,
+        unacked_ms: 0.0,
     };
     // The server's probe fires at 1000 ms on the wheel (jiffy 250 lands in level 1 and is
     // rounded up to jiffy 256: 1024 ms); the fault 1 ms after it, the answer 2 ms after it.
@@ -1191,6 +1296,7 @@ fn an_idle_clients_own_link_pulled_at_the_wire_holds_a_probe_back_until_linkwatc
         window_bytes: 1e6,
         linkwatch_ms,
         answer_ms: 0.0,
+        unacked_ms: 0.0,
     };
     // Linkwatch acts before the client's next probe: both give up together.
     let [c, s] = simulate(&cell, &draw(100.0));
@@ -1253,6 +1359,7 @@ fn a_writer_behind_a_one_way_drop_feeds_the_servers_keepalive() {
         window_bytes: 65536.0,
         linkwatch_ms: 0.0,
         answer_ms: 0.0,
+        unacked_ms: 0.0,
     };
     let [c, s] = simulate(&cell, &draw);
     let (c, s) = (c.unwrap(), s.unwrap());
