@@ -35,7 +35,8 @@ pub struct Flags {
     #[arg(long, default_value_t = crate::lab::DEFAULT_TCP_RETRIES2.into())]
     pub tcp_retries2: u64,
     /// Without a scenario: the fault, by its scenario name, as the other side's failure:
-    /// cable-pull[:own-wire|own-local] (this side's own cable), firewall-drop, reject[:tcp-reset|icmp-host-unreachable|icmp-port-unreachable],
+    /// cable-pull[:wire|peer|own-wire|own-local] (the other side's cable at the wire's end or at
+    /// its own; this side's own cable), firewall-drop, reject[:tcp-reset|icmp-host-unreachable|icmp-port-unreachable],
     /// process-kill[:unread], freeze, host-reboot:DOWNTIME, nat-timeout:TIMEOUT[:reset] or
     /// loss:PERCENT (durations as in a scenario: 5s, 350s).
     #[arg(long)]
@@ -164,9 +165,12 @@ pub fn fault_model(text: &str) -> Result<FaultModel, String> {
         // to it goes with the link.
         // `own-wire`, `own-local`: this side's own cable instead, at the wire's end or in
         // its namespace (K9a).
+        // `peer`: the other side's own end of its link instead (`end = "peer"`): the router
+        // keeps its route and its neighbour entry for the peer fails (K9a).
         FaultKind::CablePull => {
-            f.only(&["own-wire", "own-local"])?;
+            f.only(&["wire", "peer", "own-wire", "own-local"])?;
             match f.arg {
+                Some("peer") => FaultModel::PeerEnd,
                 Some("own-wire") => FaultModel::OwnLinkWire,
                 // The phase of its writes against the pull is unknown here: either path.
                 Some("own-local") => FaultModel::OwnLinkLocal {
@@ -331,6 +335,8 @@ mod tests {
     #[test]
     fn scenario_fault_names_are_the_fault_names() {
         assert_eq!(fault_model("cable-pull"), Ok(FaultModel::NoRoute));
+        assert_eq!(fault_model("cable-pull:wire"), Ok(FaultModel::NoRoute));
+        assert_eq!(fault_model("cable-pull:peer"), Ok(FaultModel::PeerEnd));
         assert_eq!(
             fault_model("cable-pull:own-wire"),
             Ok(FaultModel::OwnLinkWire)
