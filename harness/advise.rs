@@ -767,10 +767,13 @@ fn fault_line(t: &Target, f: FaultKind, p: &Prediction) -> String {
     format!(
         "{name:<18} {:<16} {:<19} {}",
         p.window_text(),
-        match (&p.error, &p.alt_error) {
-            (Some(e), Some(alt)) => format!("{e}|{alt}"),
-            (Some(e), None) => e.clone(),
-            _ => "-".into(),
+        match &p.error {
+            Some(e) => std::iter::once(e)
+                .chain(&p.alt_errors)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("|"),
+            None => "-".into(),
         },
         p.mechanism
     )
@@ -905,18 +908,19 @@ pub fn scenario_text(a: &Advice, fault: FaultKind) -> String {
         ms(lo),
         ms(hi)
     );
-    match (&p.error, &p.alt_error) {
-        (Some(e), None) => {
+    match &p.error {
+        Some(e) if p.alt_errors.is_empty() => {
             let _ = writeln!(out, "error = \"{e}\"");
         }
-        (Some(e), Some(alt)) => {
+        Some(e) => {
             let _ = writeln!(
                 out,
-                "# error: {e} or {alt}, whichever mechanism fires first ({})",
+                "# error: {e} or {}, whichever mechanism fires first ({})",
+                p.alt_errors.join(" or "),
                 p.mechanism
             );
         }
-        _ => {}
+        None => {}
     }
     out
 }
@@ -1160,7 +1164,7 @@ mod tests {
                         format!("{}..{}", ms(lo.floor() as u64), ms(hi.ceil() as u64)),
                         "{}", text
                     );
-                    let either = p.alt_error.is_some();
+                    let either = !p.alt_errors.is_empty();
                     prop_assert_eq!(error.as_deref(), p.error.as_deref().filter(|_| !either));
                     // `flatline run`'s own prediction for the written scenario is the advice's:
                     // advise corrects nothing of the model's (heartbeat traffic, cable pulls).

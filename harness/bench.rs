@@ -628,8 +628,9 @@ pub struct FidelitySide {
     pub error: Option<String>,
     pub predicted: String,
     pub predicted_error: Option<String>,
-    /// Another error the model allows (two mechanisms racing inside the window).
-    pub predicted_alt_error: Option<String>,
+    /// Other errors the model allows (mechanisms racing inside the window).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predicted_alt_errors: Vec<String>,
     pub inside: bool,
 }
 
@@ -668,8 +669,7 @@ pub fn as_predicted(
         (None, Some((lo, _))) => lo > watched_ms,
         (Some(_), None) => false,
         (Some((ms, error)), Some((lo, hi))) => {
-            (lo..=hi).contains(&crate::verdict::at_fault(ms))
-                && [p.error.as_deref(), p.alt_error.as_deref()].contains(&Some(error))
+            (lo..=hi).contains(&crate::verdict::at_fault(ms)) && p.admits(error)
         }
     }
 }
@@ -730,7 +730,7 @@ pub async fn fidelity(
                     inside: as_predicted(&p, measured, last - injected),
                     predicted: p.window_text(),
                     predicted_error: p.error,
-                    predicted_alt_error: p.alt_error,
+                    predicted_alt_errors: p.alt_errors,
                 }
             };
             Ok::<_, RunError>(FidelityCell {
@@ -775,7 +775,7 @@ pub fn render_fidelity(f: &Fidelity) -> String {
             side.predicted,
             side.predicted_error.as_deref().unwrap_or("")
         );
-        if let Some(alt) = &side.predicted_alt_error {
+        for alt in &side.predicted_alt_errors {
             predicted += &format!(" or {alt}");
         }
         let mark = if side.inside { "" } else { "  << OUTSIDE" };

@@ -575,10 +575,12 @@ pub fn cell_result(cell: &Cell, record: Option<(&Record, String)>) -> CellResult
             predicted: p.window_text(),
             predicted_ms: p.window_ms,
             // Either error, where the model admits two (the verdict checks neither).
-            predicted_error: match (p.error, p.alt_error) {
-                (Some(e), Some(alt)) => Some(format!("{e} or {alt}")),
-                (e, _) => e,
-            },
+            predicted_error: p.error.map(|e| {
+                std::iter::once(e)
+                    .chain(p.alt_errors)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            }),
             as_predicted,
             versus_control: None,
         }

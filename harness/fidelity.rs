@@ -64,6 +64,10 @@ const ONE_WAY_STREAM: u64 = 0x6f6e_652d_7761_7921;
 /// pulled at the wire ([`CellFault::OwnLink`]).
 const IDLE_OWN_LINK_STREAM: u64 = 0x6964_6c65_2d6f_776e;
 
+/// Salt of the generator that turns an idle cell's reject with ICMP one way
+/// ([`CellFault::IcmpOneWay`]), and may take the rejected side's keepalive away.
+const ONE_WAY_REJECT_STREAM: u64 = 0x7265_6a65_6374_2d31;
+
 /// tcp_rmem of a frozen server's namespace in a cell: autotuning stops at 128 KiB.
 pub const FROZEN_TCP_RMEM: &str = "4096 131072 131072";
 
@@ -101,6 +105,9 @@ pub enum CellFault {
     Reset,
     /// reject with ICMP host- or port-unreachable.
     Icmp { port: bool },
+    /// reject with ICMP of one side's packets only: the client's (`to_server`) or the
+    /// server's; the ICMPs go to that side, the other's packets pass (docs/physics.md, K7).
+    IcmpOneWay { port: bool, to_server: bool },
     /// A NAT forgetting idle flows.
     Nat { timeout_s: u32, reset: bool },
     /// SIGKILL the server.
@@ -221,9 +228,12 @@ impl Cell {
         Cell::idle(seed, c, s, fault)
     }
 
-    /// Idle, both sides keepalive, a cable pull, a reset or an ICMP unreachable.
+    /// Idle, both sides keepalive, a cable pull, a reset or an ICMP unreachable. Half the
+    /// ICMP rejects stop one side's packets only, and then one time in three the rejected
+    /// side has no keepalive (it hears of the fault only from the peer's RST), decided on a
+    /// stream of its own.
     fn draw_abrupt(seed: u64, rng: &mut Rng) -> Cell {
-        let (c, s) = (side(rng, 0.3), side(rng, 0.3));
+        let (mut c, mut s) = (side(rng, 0.3), side(rng, 0.3));
         let mut fault = rng.pick(&[
             CellFault::CablePull,
             CellFault::Reset,
@@ -236,6 +246,17 @@ impl Cell {
         // that every other cell of a seed stays what it was.
         if fault == CellFault::CablePull && Rng::new(seed ^ IDLE_OWN_LINK_STREAM).chance(0.5) {
             fault = CellFault::OwnLink { local: false };
+        }
+        let mut one_way = Rng::new(seed ^ ONE_WAY_REJECT_STREAM);
+        if let CellFault::Icmp { port } = fault {
+            if one_way.chance(0.5) {
+                let to_server = one_way.chance(0.5);
+                fault = CellFault::IcmpOneWay { port, to_server };
+                if one_way.chance(1.0 / 3.0) {
+                    let rejected = if to_server { &mut c } else { &mut s };
+                    rejected.keepalive = None;
+                }
+            }
         }
         Cell::idle(seed, c, s, fault)
     }
@@ -456,6 +477,11 @@ impl Cell {
                 "kind = \"reject\"\nwith = \"icmp-{}-unreachable\"",
                 if port { "port" } else { "host" }
             ),
+            CellFault::IcmpOneWay { port, to_server } => format!(
+                "kind = \"reject\"\nwith = \"icmp-{}-unreachable\"\ndirection = \"{}\"",
+                if port { "port" } else { "host" },
+                if to_server { "to-server" } else { "to-client" }
+            ),
             CellFault::Nat { timeout_s, reset } => {
                 format!("kind = \"nat-timeout\"\ntimeout = \"{timeout_s}s\"\nreset = {reset}")
             }
@@ -639,6 +665,32 @@ mod tests {
             println!("to_server {to_server}: {one_way:?}");
             assert!(one_way.len() >= 5, "{to_server}: {one_way:?}");
         }
+    }
+
+    #[test]
+    fn an_idle_reject_with_icmp_is_drawn_one_way_in_both_directions() {
+        // Half the idle cells' ICMP rejects; some rejected sides without keepalive.
+        let cells: Vec<Cell> = (0..600).map(Cell::random).collect();
+        let mut without = 0;
+        for to_server in [false, true] {
+            let one_way: Vec<&Cell> = cells
+                .iter()
+                .filter(|c| matches!(c.fault, CellFault::IcmpOneWay { to_server: t, .. } if t == to_server))
+                .collect();
+            assert!(one_way.len() >= 5, "{to_server}: {}", one_way.len());
+            for c in one_way {
+                assert_eq!(c.traffic, CellTraffic::Idle, "{c:?}");
+                let direction = if to_server { "to-server" } else { "to-client" };
+                assert!(c.to_toml().contains(direction), "{}", c.to_toml());
+                let rejected = if to_server { c.client } else { c.server };
+                without += usize::from(rejected.keepalive.is_none());
+            }
+        }
+        assert!(without >= 2, "{without}");
+        // Both-ways ICMP rejects are still drawn.
+        assert!(cells
+            .iter()
+            .any(|c| c.fault == CellFault::Icmp { port: false } && c.traffic == CellTraffic::Idle));
     }
 
     #[test]

@@ -129,7 +129,11 @@ pub fn resolve(scenario: &Scenario) -> Scenario {
         let window = predicted_window(p.window_ms, tolerance);
         // When two mechanisms race inside the window (a one-way drop with a tie), either
         // error is as predicted: only the window is checked.
-        let model_error = if p.alt_error.is_some() { None } else { p.error };
+        let model_error = if p.alt_errors.is_empty() {
+            p.error
+        } else {
+            None
+        };
         let error = error.clone().or(model_error);
         e.check = Check::Detects { window, error };
     }

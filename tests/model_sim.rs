@@ -87,8 +87,7 @@ pub fn check(cell: &Cell, draw: &Draw) -> Result<(), String> {
                 if t < lo || t > hi {
                     return fail(format!("simulation: {t:.0} ms {e}"));
                 }
-                let errors = [p.error.as_deref(), p.alt_error.as_deref()];
-                if !errors.contains(&Some(e)) {
+                if !p.admits(e) {
                     return fail(format!("simulation: {t:.0} ms {e}"));
                 }
             }

@@ -160,7 +160,10 @@ impl Path {
         let now = ((t + self.jiffy_offset_ms) / JIFFY).floor() as u64;
         let cap = ICMP_BURST * ICMP_COST_JIFFIES;
         let (tokens, last) = self.icmp_bucket[to].unwrap_or((cap, now));
-        let tokens = (tokens + (now - last)).min(cap);
+        // An answer's packet is asked for a few ms ahead of the events between (`probe`): a
+        // packet asked for earlier than the last gains nothing.
+        let tokens = (tokens + now.saturating_sub(last)).min(cap);
+        let now = now.max(last);
         if tokens >= ICMP_COST_JIFFIES {
             self.icmp_bucket[to] = Some((tokens - ICMP_COST_JIFFIES, now));
             true
@@ -217,6 +220,14 @@ impl Path {
             CellFault::PeerEnd => Verdict::Drop,
             CellFault::Reset => Verdict::Rst,
             CellFault::Icmp { .. } => Verdict::Icmp,
+            // One side's packets draw the ICMPs; the other's pass.
+            CellFault::IcmpOneWay { to_server, .. } => {
+                if (from == 0) == to_server {
+                    Verdict::Icmp
+                } else {
+                    Verdict::Pass
+                }
+            }
             CellFault::Nat { timeout_s, reset } => {
                 // nat.sh: the shorter timeout applies from the flow's next packet on.
                 if t > self.nat_expiry {
@@ -321,7 +332,10 @@ impl Sim {
                         self.eps[i].probes_out = 0;
                     }
                     (Verdict::Pass, true) => self.die(i, t, "ECONNRESET", false),
-                    (Verdict::Rst, _) => self.die(1 - i, t, "ECONNRESET", false),
+                    // The answer draws the RST as it crosses, after the probe.
+                    (Verdict::Rst, _) => {
+                        self.die(1 - i, t + self.draw.answer_ms, "ECONNRESET", false)
+                    }
                     _ => {}
                 }
             }
@@ -364,6 +378,22 @@ impl Sim {
         }
     }
 
+    /// A segment of the client's reaches the live server at `t`, and the server ACKs it;
+    /// returns what the wire does with that ACK. The segment's ACK field is acceptable, so
+    /// tcp_ack clears the server's soft error and its unanswered probes and stamps
+    /// rcv_tstamp; the ACK (seq = snd_nxt, in window) records its ICMP, if it draws one.
+    fn data_arrives(&mut self, t: f64) -> Verdict {
+        let server = &mut self.eps[1];
+        server.last_rcv = t;
+        server.probes_out = 0;
+        server.soft = None;
+        let answer = self.path.packet(1, t);
+        if answer == Verdict::Icmp {
+            self.eps[1].soft = Some(self.soft_error);
+        }
+        answer
+    }
+
     /// A data segment from the client (writer) at `t`.
     fn send_data(&mut self, t: f64) {
         if self.eps[0].unacked {
@@ -382,14 +412,11 @@ impl Sim {
                         self.die(0, t, "ECONNRESET", false);
                         return;
                     }
-                } else {
-                    self.eps[1].last_rcv = t;
-                    if self.path.packet(1, t) == Verdict::Pass {
-                        if !self.eps[0].unacked {
-                            self.eps[0].last_rcv = t;
-                        }
-                        return;
+                } else if self.data_arrives(t) == Verdict::Pass {
+                    if !self.eps[0].unacked {
+                        self.eps[0].last_rcv = t;
                     }
+                    return;
                 }
             }
             Verdict::Rst => {
@@ -485,7 +512,7 @@ impl Sim {
             // that way is open.
             Verdict::Pass => {
                 if self.eps[1].dead.is_none() {
-                    self.eps[1].last_rcv = t;
+                    self.data_arrives(t);
                 } else if self.path.packet(1, t) == Verdict::Pass {
                     self.die(0, t, "ECONNRESET", false);
                 }
@@ -617,7 +644,7 @@ pub fn simulate(cell: &Cell, draw: &Draw) -> [Detection; 2] {
         _ => {}
     }
     let soft_error = match cell.fault {
-        CellFault::Icmp { port: true } => "ECONNREFUSED",
+        CellFault::Icmp { port: true } | CellFault::IcmpOneWay { port: true, .. } => "ECONNREFUSED",
         CellFault::CablePull | CellFault::OwnLink { local: false } => "ENETUNREACH",
         _ => "EHOSTUNREACH",
     };
