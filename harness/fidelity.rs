@@ -57,6 +57,10 @@ const OWN_LINK_STREAM: u64 = 0x6f77_6e2d_6c69_6e6b;
 /// write's moment ([`CellFault::OwnLink`] `local`).
 const AT_WRITE_STREAM: u64 = 0x6174_2d77_7269_7465;
 
+/// How long after its `at` a cable pull typically takes effect (the runner's step, `ip link
+/// set down`; measured 2.5-12 ms, the RTM_NEWLINK stamp), ms.
+const PULL_LAG_MS: u64 = 5;
+
 /// Salt of the generator that turns a streaming cell's drop one way ([`CellFault::Drop`]).
 const ONE_WAY_STREAM: u64 = 0x6f6e_652d_7761_7921;
 
@@ -330,11 +334,12 @@ impl Cell {
         // The writer's own link pulled in its namespace: at a write's moment one cell in two
         // (a stream of its own), where that write may still be unacknowledged when the link
         // goes and take the retransmission path (ENETUNREACH, docs/physics.md, K9a); else half
-        // an interval clear of a write.
+        // an interval clear of a write. `at` comes [`PULL_LAG_MS`] early: the link goes that
+        // much after it.
         let at_ms = if fault == (CellFault::OwnLink { local: true }) {
             let i = u64::from(interval_ms);
             if Rng::new(seed ^ AT_WRITE_STREAM).chance(0.5) {
-                2000u64.div_ceil(i) * i
+                2000u64.div_ceil(i) * i - PULL_LAG_MS
             } else {
                 2000 + i / 2
             }
@@ -631,8 +636,8 @@ mod tests {
                 continue;
             }
             let i = u64::from(interval_ms);
-            if c.at_ms % i == 0 {
-                assert!((2000..2000 + i).contains(&c.at_ms), "{c:?}");
+            if (c.at_ms + PULL_LAG_MS).is_multiple_of(i) {
+                assert!((2000..2000 + i).contains(&(c.at_ms + PULL_LAG_MS)), "{c:?}");
                 at_write.push(c.seed);
             } else {
                 assert_eq!(c.at_ms, 2000 + i / 2, "{c:?}");
