@@ -1807,13 +1807,13 @@ fn tcp_own_link_wire(me: &SideModel) -> Prediction {
 
 /// How long before the fault's moment a writer's segment can have left and still be
 /// unacknowledged when its own link goes down in its namespace, on top of the added round
-/// trip, ms. `__dev_close_many` clears __LINK_STATE_START first, and from then on the veth
-/// delivers nothing to it (enqueue_to_backlog drops for a device that is not running), while
-/// `dev_deactivate_many`'s synchronize_net and ndo_stop run before the RTM_NEWLINK that stamps
-/// the fault (measured: a segment sent 1.8 ms before the stamp never got its ACK); and the
-/// peer's ACK can wait for its delayed-ACK timer (TCP_DELACK_MIN, 40 ms, the cap while the
-/// round trip is shorter) when its reader runs late (measured, the reader on time: median
-/// 0.07 ms, at most 0.94 ms). An estimate with room.
+/// trip, ms. The peer's ACK must reach the device before `__dev_close_many` clears
+/// __LINK_STATE_START (from then on the veth drops what it forwards to it); the close itself
+/// takes ~40 us up to the RTM_NEWLINK that stamps the fault (traced, K9a). The ACK leaves when
+/// the peer's reader takes the data (tcp_cleanup_rbuf: median 0.07 ms, at most 0.94 ms over
+/// 309 writes; traced once 1.9 ms, the write 1.8 ms before the stamp never ACKed), or at its
+/// delayed-ACK timer (TCP_DELACK_MIN, 40 ms, the cap while the round trip is shorter) when
+/// the reader runs late. An estimate with room.
 pub const UNACKED_BEFORE_MS: f64 = 50.0;
 /// How long after the fault's stamp a write can still leave into the dying device: the routes
 /// go in NETDEV_DOWN right after the RTM_NEWLINK that stamps it (fib_disable_ip), ms.
