@@ -1253,7 +1253,7 @@ fn an_answer_that_meets_the_missing_route_is_the_clients_soft_error() {
     // server's cable pulled at the wire 1 s after the connect: the server's first probe is due
     // then. If it crosses the router just before the route goes and the client's ACK just
     // after, the ACK draws net-unreachable, in window: ENETUNREACH at the client's give-up
-    // (measured once in five runs); otherwise ETIMEDOUT.
+    // (a window of tens of microseconds, docs/physics.md K9a); otherwise ETIMEDOUT.
     let side = flatline::fidelity::SideCell {
         keepalive: Some(flatline::fidelity::Ka {
             idle_s: 1,
