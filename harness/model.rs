@@ -2415,6 +2415,7 @@ pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Pred
             let p = fed_by_a_writer(scenario, index, side, &me, p);
             let p = rejected_one_way(scenario, index, side, &me, fault, p);
             let p = reset_across_the_fault(scenario, index, &me, fault, p);
+            let p = heartbeat_one_way(scenario, index, side, &me, p);
             let p = answered_across_the_fault(scenario, index, side, &me, fault, p);
             acked_into_the_pull(scenario, side, &me, fault, p)
         }
@@ -2817,6 +2818,81 @@ fn reset_across_the_fault(
         ),
         ..p
     }
+}
+
+/// K18 under a one-way drop or reject with ICMP that stops only this side's packets, on a
+/// connection with an application heartbeat (the client PINGs, the server answers):
+/// - The answering side still receives the first PING sent after the fault (the pinging
+///   side's next PING waits behind it, unacknowledged: Nagle, and after the retransmission
+///   timer fires a congestion window of one). Its heartbeat and its keepalive count from that
+///   PING, up to one interval after the fault instead of before it: the window ends one
+///   interval later. Measured (500 ms x 3): server HEARTBEAT 1.70 s after the fault (the model
+///   said 0.99-1.59 s).
+/// - The pinging side hears the answering side's FIN when the answering side's own heartbeat
+///   closes the connection (no PINGs reach it; it has nothing unacknowledged to hold the FIN
+///   back): EOF, racing its own heartbeat over the same window. Measured: client EOF 1.20 s,
+///   server HEARTBEAT 1.20 s.
+///
+/// The other way round nothing crosses: the pinging side's FIN waits behind its
+/// unacknowledged PING, and the answering side's is stopped.
+fn heartbeat_one_way(
+    scenario: &Scenario,
+    index: usize,
+    side: Side,
+    me: &SideModel,
+    p: Prediction,
+) -> Prediction {
+    let f = &scenario.faults[index];
+    let direction = f.what.direction().unwrap_or_default();
+    let stops = matches!(
+        &f.what,
+        FaultSpec::FirewallDrop(_)
+            | FaultSpec::Reject(crate::scenario::Reject {
+                with: RejectWith::IcmpHostUnreachable | RejectWith::IcmpPortUnreachable,
+                ..
+            })
+    );
+    let mine_stopped = match direction {
+        Direction::Both => return p,
+        Direction::ToServer => side == Side::Client,
+        Direction::ToClient => side == Side::Server,
+    };
+    let (Some((interval, _)), Some((lo, hi))) = (me.heartbeat, p.window_ms) else {
+        return p;
+    };
+    if !stops || !mine_stopped {
+        return p;
+    }
+    let other = match side {
+        Side::Client => Side::Server,
+        Side::Server => Side::Client,
+    };
+    let them = side_model(scenario, other);
+    let n = interval as f64;
+    if !me.pings && them.pings {
+        return Prediction {
+            window_ms: Some((lo, hi + n)),
+            why: format!(
+                "{}; the peer's first PING after the fault still arrives: up to one interval later",
+                p.why
+            ),
+            ..p
+        };
+    }
+    if me.pings && !them.pings {
+        if let Some((their_interval, their_misses)) = them.heartbeat {
+            let (tn, tm) = (their_interval as f64, f64::from(their_misses));
+            let eof = Prediction::at(
+                (tm - 1.0) * tn,
+                tm * tn + slack(tn) + me.added_rtt_ms.1,
+                "EOF",
+                "eof",
+                "the peer's heartbeat, hearing no PING, closed: its FIN gets through".into(),
+            );
+            return race(p, eof);
+        }
+    }
+    p
 }
 
 /// How many packets one CPU's backlog takes before it drops (net.core.netdev_max_backlog, the
@@ -3253,6 +3329,43 @@ mod tests {
         let two = "keepalive = { idle = \"1s\", interval = \"2s\", count = 2 }";
         let p = predict(&scenario(two, "3s"), 0, Side::Server);
         assert!(p.alt_errors.is_empty(), "{p:?}");
+    }
+
+    /// K18 one way (`heartbeat_one_way`): the answering side whose packets are stopped hears
+    /// the first PING after the fault, one interval later at most; the pinging side whose
+    /// packets are stopped may hear the answering side's FIN first.
+    #[test]
+    fn a_one_way_fault_under_a_heartbeat() {
+        let scenario = |direction: &str| {
+            let text = format!(
+                "name = \"t\"\nend = \"6s\"\nexpect = \"none\"\n\
+                 [heartbeat]\ninterval = \"500ms\"\nmisses = 3\n\
+                 [[fault]]\nkind = \"firewall-drop\"\ndirection = \"{direction}\"\nat = \"2.3s\"\n"
+            );
+            crate::scenario::parse(std::path::Path::new("t.toml"), &text).unwrap()
+        };
+        let s = scenario("to-client");
+        let server = predict(&s, 0, Side::Server);
+        // Measured 1.697 s and 1.694 s (drop, reject); the both-ways window ends at 1.59 s.
+        assert!(inside(&server, 1697.0), "{server:?}");
+        assert_eq!(server.error.as_deref(), Some("HEARTBEAT"));
+        let client = predict(&s, 0, Side::Client);
+        assert!(
+            inside(&client, 1195.0) && !inside(&client, 1697.0),
+            "{client:?}"
+        );
+        let s = scenario("to-server");
+        let client = predict(&s, 0, Side::Client);
+        assert!(
+            client.admits("EOF") && client.admits("HEARTBEAT"),
+            "{client:?}"
+        );
+        assert!(inside(&client, 1199.0), "{client:?}");
+        let server = predict(&s, 0, Side::Server);
+        assert!(
+            !inside(&server, 1697.0) && server.alt_errors.is_empty(),
+            "{server:?}"
+        );
     }
 
     #[test]

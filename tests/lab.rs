@@ -241,6 +241,22 @@ fn a_one_way_reject_gives_the_icmps_error_when_the_peer_probes_first() {
 }
 
 #[test]
+fn a_one_way_drop_under_a_heartbeat_lets_the_first_ping_after_it_through() {
+    let t = run_passing("heartbeat-one-way.toml");
+    // K18, one way: the client hears no PONG after the fault; its heartbeat (500 ms x 3)
+    // fires 2-3 intervals after it, plus slack.
+    assert_detects(&t, "client", 950.0..=1650.0, "HEARTBEAT");
+    // The server's packets are dropped, but the client's first PING after the fault still
+    // arrives, and the server's heartbeat counts from it. The PINGs leave every 500 ms from
+    // the connect, so the last before the fault (2.3 s) left at 2.0 s and the first after it
+    // at 2.5 s: 3 intervals from that one is 1.7 s after the fault. The lower bound, 1.55 s
+    // (the fault's stamp up to 100 ms late, and slack), is past the 1.2 s that counting from
+    // the PING before the fault gives: it proves the PING after the fault arrived. The upper
+    // bound: 3 intervals after a PING one interval after the fault, plus slack.
+    assert_detects(&t, "server", 1550.0..=2150.0, "HEARTBEAT");
+}
+
+#[test]
 fn a_pinging_clients_keepalive_waits_behind_its_ping() {
     let t = run_passing("heartbeat-holds-keepalive.toml");
     // K18: the client's PING is in flight within one 2 s interval of the fault, and keepalive
