@@ -453,15 +453,17 @@ fn a_programs_pool_gets_per_connection_events_and_the_pool_summary() {
         let window = 3000.0 - 50.0..=4000.0 + 4.0 * SLACK_PER_TIMER_MS + 10.0;
         assert!(window.contains(&after), "{k}: {after} ms after the drop");
         assert_eq!(k["error"], "ETIMEDOUT", "{k}");
-        // The program waits in select(): it reads the error and closes at once (50 ms covers
-        // a loaded machine); the notice names the same connection.
+        // The program waits in select(): it reads the error and closes at once; the notice
+        // names the same connection. All 50 abort in the same tick and one Python loop handles
+        // them in turn: the last notice came 53-59 ms after its abort on the loaded 2-core
+        // machine (twice in session 6), so 250 ms.
         let noticed = lost
             .iter()
             .find(|l| l["conn"] == k["conn"])
             .unwrap_or_else(|| panic!("{k}: never noticed"));
         assert_eq!(noticed["error"], "ETIMEDOUT", "{noticed}");
         let delay = noticed["t_ms"].as_f64().unwrap() - k["t_ms"].as_f64().unwrap();
-        assert!((0.0..50.0).contains(&delay), "{noticed}: {delay} ms");
+        assert!((0.0..250.0).contains(&delay), "{noticed}: {delay} ms");
     }
     let back = events(&t, "client", "reconnected");
     assert_eq!(back.len(), 50, "{back:?}");
