@@ -571,18 +571,22 @@ pub fn race(a: Prediction, b: Prediction) -> Prediction {
 /// The application heartbeat, for faults that silence the peer's application.
 fn heartbeat(me: &SideModel, fault: FaultModel) -> Option<Prediction> {
     let (interval, misses) = me.heartbeat?;
-    let silenced = matches!(
-        fault,
-        FaultModel::PeerFrozen
-            | FaultModel::Silence
-            | FaultModel::OneWayDrop { .. }
-            | FaultModel::Icmp { .. }
-            | FaultModel::NoRoute
-            | FaultModel::PeerEnd
-            | FaultModel::OwnLinkWire
-            | FaultModel::OwnLinkLocal { .. }
-            | FaultModel::HostReboot { .. }
-    );
+    // Behind a reset the answering side sends nothing that would draw it until its keepalive
+    // probes; no PING reaches it (the pinging side's next PING draws the reset, `predict_on`).
+    let reset_unpinged = fault == FaultModel::Reset && !me.pings;
+    let silenced = reset_unpinged
+        || matches!(
+            fault,
+            FaultModel::PeerFrozen
+                | FaultModel::Silence
+                | FaultModel::OneWayDrop { .. }
+                | FaultModel::Icmp { .. }
+                | FaultModel::NoRoute
+                | FaultModel::PeerEnd
+                | FaultModel::OwnLinkWire
+                | FaultModel::OwnLinkLocal { .. }
+                | FaultModel::HostReboot { .. }
+        );
     if !silenced {
         return None;
     }
@@ -2498,7 +2502,35 @@ fn fed_by_a_writer(
         ),
     );
     q.alt_errors.clear();
-    q
+    // A heartbeat races it: the writer's PINGs reach this side until its first unacknowledged
+    // write holds the rest back (Nagle), except what its loss probe carries as new data, about
+    // an RTO after that write: the last PING arrives at most max(H, one write interval and two
+    // RTOs) after the fault (K18, one way).
+    match (heartbeat(me, FaultModel::Silence), me.heartbeat) {
+        (Some(hb), Some((h, _))) => {
+            let late =
+                (h as f64).max(them.traffic_interval_ms as f64 + 2.0 * rto_range_ms(&them).1);
+            race(q, heartbeat_later(hb, late))
+        }
+        _ => q,
+    }
+}
+
+/// A heartbeat window `late` ms later at the latest: the last frame came up to that long
+/// after the fault instead of before it.
+fn heartbeat_later(hb: Prediction, late: f64) -> Prediction {
+    let Some((lo, hi)) = hb.window_ms else {
+        return hb;
+    };
+    Prediction {
+        window_ms: Some((lo, hi + late)),
+        why: format!(
+            "{}, counted from a frame up to {} after the fault",
+            hb.why,
+            secs(late)
+        ),
+        ..hb
+    }
 }
 
 /// How late a fault can be in effect after its `at`, ms: the runner's timer, then the fault
@@ -2869,7 +2901,7 @@ fn heartbeat_one_way(
     };
     let them = side_model(scenario, other);
     let n = interval as f64;
-    if !me.pings && them.pings {
+    if !me.pings && them.pings && them.role != Role::Writer {
         return Prediction {
             window_ms: Some((lo, hi + n)),
             why: format!(
@@ -3366,6 +3398,41 @@ mod tests {
             !inside(&server, 1697.0) && server.alt_errors.is_empty(),
             "{server:?}"
         );
+    }
+
+    /// K18 with a streaming client (200 ms, UT 3 s) pinging every 700 ms (x 3), server
+    /// keepalive 2s/1s/3: the server's heartbeat races a writer-fed keepalive behind a one-way
+    /// fault, and its keepalive probe's reset behind a reset both ways. Measured: server
+    /// HEARTBEAT 2.46 s (drop and reject to the client; the model said ETIMEDOUT 4.99-9.86 s),
+    /// HEARTBEAT 1.75 s (reset both ways; it said ECONNRESET alone).
+    #[test]
+    fn the_answering_sides_heartbeat_races_a_writer_fed_keepalive_and_a_reset() {
+        let scenario = |fault: &str| {
+            let text = format!(
+                "name = \"t\"\nend = \"14s\"\nexpect = \"none\"\n\
+                 [server]\nkeepalive = {{ idle = \"2s\", interval = \"1s\", count = 3 }}\n\
+                 [client]\nkeepalive = {{ idle = \"1s\", interval = \"1s\", count = 4 }}\n\
+                 user_timeout = \"3s\"\n\
+                 [traffic]\npattern = \"stream\"\ninterval = \"200ms\"\n\
+                 [heartbeat]\ninterval = \"700ms\"\nmisses = 3\n\
+                 [[fault]]\n{fault}\nat = \"2.45s\"\n"
+            );
+            crate::scenario::parse(std::path::Path::new("t.toml"), &text).unwrap()
+        };
+        for (fault, ms) in [
+            (
+                "kind = \"firewall-drop\"\ndirection = \"to-client\"",
+                2462.0,
+            ),
+            (
+                "kind = \"reject\"\nwith = \"icmp-port-unreachable\"\ndirection = \"to-client\"",
+                2465.0,
+            ),
+            ("kind = \"reject\"\nwith = \"tcp-reset\"", 1746.0),
+        ] {
+            let p = predict(&scenario(fault), 0, Side::Server);
+            assert!(inside(&p, ms) && p.admits("HEARTBEAT"), "{fault}: {p:?}");
+        }
     }
 
     #[test]
