@@ -120,14 +120,21 @@ struct Path {
 }
 
 impl Path {
-    fn new(fault: CellFault, at: f64, draw: &Draw) -> Path {
+    /// `client_tokens_ms`: what the wire's bucket towards the client holds at the fault, if
+    /// an earlier fault drew on it (None: full, a new peer).
+    fn new(fault: CellFault, at: f64, draw: &Draw, client_tokens_ms: Option<f64>) -> Path {
+        let at_jiffy = ((at + draw.jiffy_offset_ms) / JIFFY).floor() as u64;
+        let client = client_tokens_ms.map(|ms| {
+            let cap = ICMP_BURST * ICMP_COST_JIFFIES;
+            (((ms / JIFFY).ceil() as u64).min(cap), at_jiffy)
+        });
         Path {
             fault,
             at,
             link_ok: at + draw.linkwatch_ms,
             nat_expiry: f64::INFINITY,
             jiffy_offset_ms: draw.jiffy_offset_ms,
-            icmp_bucket: [None; 2],
+            icmp_bucket: [client, None],
             neigh_fails: None,
             neigh_queue: Vec::new(),
         }
@@ -580,7 +587,7 @@ fn persist(cell: &Cell, draw: &Draw, fault_at: f64) -> Detection {
     }
     let sim = Sim {
         draw: *draw,
-        path: Path::new(cell.fault, fault_at, draw),
+        path: Path::new(cell.fault, fault_at, draw, None),
         eps: [endpoint(cell.client, draw), endpoint(cell.server, draw)],
         retries2: 15,
         soft_error: "",
@@ -633,6 +640,13 @@ fn endpoint(side: flatline::fidelity::SideCell, draw: &Draw) -> Endpoint {
 
 /// Runs `cell` once with the unknowns in `draw`: what the client and the server see.
 pub fn simulate(cell: &Cell, draw: &Draw) -> [Detection; 2] {
+    simulate_after(cell, draw, None)
+}
+
+/// As [`simulate`], with the wire's ICMP bucket towards the client holding `client_tokens_ms`
+/// at the fault, what an earlier fault's ICMPs left of it (inet_peer's rate_tokens; None:
+/// full).
+pub fn simulate_after(cell: &Cell, draw: &Draw, client_tokens_ms: Option<f64>) -> [Detection; 2] {
     let fault_at = cell.at_ms as f64 + draw.fault_shift_ms;
     match (cell.fault, cell.traffic) {
         // The peer's kernel closes the socket: FIN, EOF at once; the killed side sees nothing.
@@ -650,7 +664,7 @@ pub fn simulate(cell: &Cell, draw: &Draw) -> [Detection; 2] {
     };
     let mut sim = Sim {
         draw: *draw,
-        path: Path::new(cell.fault, fault_at, draw),
+        path: Path::new(cell.fault, fault_at, draw, client_tokens_ms),
         eps: [endpoint(cell.client, draw), endpoint(cell.server, draw)],
         retries2: cell.tcp_retries2.unwrap_or(15),
         soft_error,
@@ -1399,4 +1413,52 @@ fn a_writer_behind_a_one_way_drop_feeds_the_servers_keepalive() {
         (12_300.0..12_900.0).contains(&s.0) && s.1 == "ETIMEDOUT",
         "{s:?}"
     );
+}
+
+#[test]
+fn the_simulation_reproduces_a_second_fault_that_finds_the_bucket_short() {
+    // scenarios/busy-writer-reject-twice.toml (docs/physics.md, K9): UT 6 s, 64 B every
+    // 100 ms, rejected with ICMP host-unreachable 1.3 s after an earlier reject whose ICMPs
+    // (the last at F1+1.33 s) spent the wire's bucket towards the client: it holds ~2.2 s of
+    // tokens at the fault. Measured 7.97-7.99 s, traced with the intervals at 1.6 s before the
+    // limit; the same fault with a full bucket gives up at the clamp.
+    let ka = flatline::fidelity::SideCell {
+        keepalive: Some(flatline::fidelity::Ka {
+            idle_s: 1,
+            interval_s: 1,
+            count: 3,
+        }),
+        user_timeout_ms: 0,
+    };
+    let cell = Cell {
+        seed: 0,
+        client: flatline::fidelity::SideCell {
+            user_timeout_ms: 6000,
+            ..ka
+        },
+        server: ka,
+        traffic: CellTraffic::Stream {
+            interval_ms: 100,
+            record_bytes: 64,
+        },
+        tcp_retries2: None,
+        fault: CellFault::Icmp { port: false },
+        at_ms: 2000,
+        end_ms: 30_000,
+    };
+    let draw = Draw {
+        jiffy_offset_ms: 1.0,
+        // Writes fall every 100 ms from the connect; the fault 96 ms before the next one.
+        fault_shift_ms: 4.0,
+        rto_ms: 204.0,
+        window_bytes: 1e6,
+        linkwatch_ms: 0.0,
+        answer_ms: 0.1,
+        unacked_ms: 0.0,
+    };
+    let (t, e) = simulate_after(&cell, &draw, Some(2250.0))[0].unwrap();
+    assert_eq!(e, "EHOSTUNREACH");
+    assert!((7900.0..8050.0).contains(&t), "{t}");
+    let (full, _) = simulate(&cell, &draw)[0].unwrap();
+    assert!(full < 7000.0, "{full}");
 }
