@@ -938,8 +938,8 @@ fn draw(tokens: (f64, f64), b: IcmpBucket) -> (f64, f64) {
 ///
 /// With [`Arrival::Neighbour`] the segments draw nothing as they pass: they wait in the
 /// router's entry, and its failure answers them all at once, each an ICMP if the bucket
-/// (`tokens` at the fault, full) still holds one, each about snd_una and so a revert
-/// ([`neighbour_burst`]). Between failures the chain doubles as on a drop. Which of an expiry
+/// (`tokens` at the fault, plus what it regained since) still holds one, each about snd_una
+/// and so a revert but a loss probe that carried new data ([`neighbour_burst`]). Between failures the chain doubles as on a drop. Which of an expiry
 /// and a failure comes first, where their ranges overlap, is followed both ways too.
 fn revert_chain(
     rto: f64,
@@ -1123,9 +1123,9 @@ fn push_merged(stack: &mut Vec<Expiry>, e: Expiry) {
 /// The router's neighbour entry FAILS at `at` (K9a): neigh_invalidate hands each queued
 /// segment to arp_error_report -> ipv4_link_failure -> icmp_send(ICMP_HOST_UNREACH), which
 /// the router's bucket for this host lets out while it holds a message (icmpv4_xrlim_allow).
-/// Each ICMP that gets out is about snd_una (the lost write and every retransmission carry the
-/// head), so tcp_v4_err records EHOSTUNREACH and tcp_ld_RTO_revert undoes one backoff while
-/// there is one: the timer is re-armed for RTO << backoff less the time since the head last
+/// tcp_v4_err records EHOSTUNREACH for each ICMP that gets out; those about snd_una (the lost
+/// write and every retransmission carry the head; a loss probe with new data does not, the
+/// Expiry's `tail`) make tcp_ld_RTO_revert undo one backoff while there is one: the timer is re-armed for RTO << backoff less the time since the head last
 /// left, unclamped, or, if that has passed, tcp_retransmit_timer runs at once (it gives up if
 /// the limit has passed, else sends the head, which starts a new entry, and re-arms clamped).
 /// Pushes the states after the burst (one per number of ICMPs the bucket's range allows, and
