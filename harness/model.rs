@@ -3909,6 +3909,31 @@ mod tests {
                 "{short:?} {full:?}"
             );
         }
+        // A reject's ICMPs spend the tokens ip_error draws on too (one inet_peer): UT 7 s, the
+        // server's cable pulled at the wire 1.6 s after a 2 s reject healed: ENETUNREACH
+        // 10.06-10.23 s (4 runs), 7.51-7.62 s alone; a full bucket's window ends at 9.19 s.
+        let pull = parse(
+            &text
+                .replace("user_timeout = \"3s\"", "user_timeout = \"7s\"")
+                .replace("heal = \"6s\"", "heal = \"4s\"")
+                .replace(
+                    "kind = \"reject\"\nwith = \"icmp-host-unreachable\"\nat = \"7s\"\nheal = \"12s\"",
+                    "kind = \"cable-pull\"\ntarget = \"server\"\nat = \"5.6s\"\nheal = \"18s\"",
+                ),
+        );
+        let short = predict(&pull, 1, Side::Client);
+        assert_eq!(short.error.as_deref(), Some("ENETUNREACH"), "{short:?}");
+        let full = predict_side(&side_model(&pull, Side::Client), FaultModel::NoRoute);
+        for ms in [10_058.0, 10_226.0] {
+            assert!(
+                inside(&short, ms) && !inside(&full, ms),
+                "{short:?} {full:?}"
+            );
+        }
+        assert!(
+            inside(&short, 7513.0) && inside(&full, 7513.0),
+            "{short:?} {full:?}"
+        );
         // Fewer host-unreachables at the peer end's first neighbour failure revert fewer
         // backoffs: the give-up can come later than with a full bucket.
         let mut w = idle(None, 3000);
