@@ -660,7 +660,17 @@ fn keepalive_give_up_range(
 /// the timer probes I later when L was data or the handshake, max(I, V) later when L was an
 /// answered probe; L is at most that long before the fault, or one traffic interval for a
 /// reader. D = L + first + N*V, or with a user timeout L + first + V*max(1, ceil((UT-first)/V)).
+///
+/// The first unanswered probe P1 comes after the fault, so D - F >= D - P1: N*V, or with a user
+/// timeout V * max(1, ceil((UT - (P1 - L)) / V)), which is shorter the later P1 comes after L:
+/// by its timers' slack (the interval, then the rest of I), and by `late_ms` more where probes
+/// can be held back uncounted (an own link waiting for linkwatch, K9a).
 fn keepalive_silence(me: &SideModel, why: &str) -> Prediction {
+    keepalive_silence_late(me, why, 0.0)
+}
+
+/// [`keepalive_silence`] with the first counted probe up to `late_ms` later than its timers.
+fn keepalive_silence_late(me: &SideModel, why: &str, late_ms: f64) -> Prediction {
     let Some(k) = me.keepalive else {
         return Prediction::never(format!(
             "{why}; keepalive off and nothing to send: nothing fires"
@@ -678,6 +688,11 @@ fn keepalive_silence(me: &SideModel, why: &str) -> Prediction {
     for (first, back) in cases {
         let (total, probes) = keepalive_give_up(k, me.user_timeout_ms, first);
         lo = lo.min(total - back);
+        if me.user_timeout_ms > 0 {
+            let late = slack(first) + slack(v) + late_ms;
+            let ut = me.user_timeout_ms as f64;
+            lo = lo.min(v * ((ut - first - late) / v).ceil().max(1.0));
+        }
         // Each expiry may be late by the timer wheel's slack; V < I splits the first wait in
         // two expiries (V, then the rest of I).
         hi = hi.max(total + slack(first) + slack(0.0) + probes * slack(v));
@@ -1773,13 +1788,14 @@ fn own_link_chain(rto: f64, phi: (f64, f64), limit: f64, clamp: bool, late: bool
 /// a drop, its probes during the wait retried uncounted.
 fn tcp_own_link_wire(me: &SideModel) -> Prediction {
     if me.role != Role::Writer {
-        let mut p = keepalive_silence(
+        let wait = LINKWATCH_MAX_MS + RESOURCE_PROBE_MS + slack(RESOURCE_PROBE_MS);
+        let mut p = keepalive_silence_late(
             me,
             "this side's link has no carrier; its probes wait in the neighbour queue for a \
              gateway that never answers",
+            wait,
         );
         if let Some((lo, hi)) = p.window_ms {
-            let wait = LINKWATCH_MAX_MS + RESOURCE_PROBE_MS + slack(RESOURCE_PROBE_MS);
             p.window_ms = Some((lo, hi + wait));
         }
         return p;
