@@ -2505,6 +2505,7 @@ pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Pred
             let p = rejected_one_way(scenario, index, side, &me, fault, p);
             let p = reset_across_the_fault(scenario, index, &me, fault, p);
             let p = heartbeat_one_way(scenario, index, side, &me, p);
+            let p = pong_across_the_fault(scenario, index, &me, fault, p);
             let p = answered_across_the_fault(scenario, index, side, &me, fault, p);
             acked_into_the_pull(scenario, side, &me, fault, p)
         }
@@ -3010,6 +3011,61 @@ fn heartbeat_one_way(
         }
     }
     p
+}
+
+/// K18: the answering side sends nothing after the fault, so its keepalive runs, unless a
+/// PING crossed just before the fault and its PONG just after: then the PONG is data in
+/// flight, tcp_keepalive_timer only re-arms behind it, and the heartbeat notices, M intervals
+/// after that PING. The PINGs leave every H from the connect; where one can be due between
+/// [`ANSWER_LATE_MS`] before the fault's `at` and [`INJECT_LATE_MS`] after it, the model admits
+/// HEARTBEAT too. Measured (keepalive 1s/1s/3, heartbeat 2 s x 5, drop both ways at 2 s, on a
+/// PING's moment, under load): server HEARTBEAT 10.00 s where its keepalive gives up 3-4 s.
+fn pong_across_the_fault(
+    scenario: &Scenario,
+    index: usize,
+    me: &SideModel,
+    fault: FaultModel,
+    p: Prediction,
+) -> Prediction {
+    let (Some((h, m)), Some((lo, hi))) = (me.heartbeat, p.window_ms) else {
+        return p;
+    };
+    let silenced = matches!(
+        fault,
+        FaultModel::Silence
+            | FaultModel::OneWayDrop { .. }
+            | FaultModel::Icmp { .. }
+            | FaultModel::NoRoute
+            | FaultModel::PeerEnd
+    );
+    if me.pings || !silenced || p.admits("HEARTBEAT") {
+        return p;
+    }
+    let at = scenario.faults[index].at.as_millis() as f64;
+    let n = h as f64;
+    // PING k leaves k * H after the connect, up to a few timer slacks late.
+    let (f_lo, f_hi) = (at - ANSWER_LATE_MS, at + INJECT_LATE_MS);
+    let due = (1u32..)
+        .map(|k| f64::from(k) * n)
+        .map(|t| (t, t + slack(n) + JIFFY_MS))
+        .take_while(|(t, _)| *t <= f_hi)
+        .any(|(_, late)| late >= f_lo);
+    if !due {
+        return p;
+    }
+    let mut alt_errors = p.alt_errors.clone();
+    alt_errors.push("HEARTBEAT".into());
+    let hb_hi = f64::from(m) * n + slack(n) + INJECT_LATE_MS + SCHEDULING_MS;
+    Prediction {
+        window_ms: Some((lo, hi.max(hb_hi))),
+        alt_errors,
+        why: format!(
+            "{}; or a PING crossed just before the fault and the PONG after it: in flight, it \
+             holds keepalive back and the heartbeat notices",
+            p.why
+        ),
+        ..p
+    }
 }
 
 /// How many packets one CPU's backlog takes before it drops (net.core.netdev_max_backlog, the
@@ -3518,6 +3574,27 @@ mod tests {
             let p = predict(&scenario(fault), 0, Side::Server);
             assert!(inside(&p, ms) && p.admits("HEARTBEAT"), "{fault}: {p:?}");
         }
+    }
+
+    /// K18: a drop on a PING's moment may leave the PONG in flight (`pong_across_the_fault`).
+    #[test]
+    fn a_pong_in_flight_at_the_fault_holds_the_answering_sides_keepalive() {
+        let scenario = |at: &str| {
+            let text = format!(
+                "name = \"t\"\nend = \"14s\"\nexpect = \"none\"\n\
+                 [server]\nkeepalive = {{ idle = \"1s\", interval = \"1s\", count = 3 }}\n\
+                 [heartbeat]\ninterval = \"2s\"\nmisses = 5\n\
+                 [[fault]]\nkind = \"firewall-drop\"\nat = \"{at}\"\n"
+            );
+            crate::scenario::parse(std::path::Path::new("t.toml"), &text).unwrap()
+        };
+        // Measured at 2 s: HEARTBEAT 10.00 s once, ETIMEDOUT 3.08-4.08 s otherwise.
+        let p = predict(&scenario("2s"), 0, Side::Server);
+        assert!(p.admits("HEARTBEAT") && p.admits("ETIMEDOUT"), "{p:?}");
+        assert!(inside(&p, 10_001.0) && inside(&p, 3080.0), "{p:?}");
+        // Half an interval after a PING: keepalive alone (measured 3.57-3.59 s).
+        let p = predict(&scenario("2.5s"), 0, Side::Server);
+        assert!(!p.admits("HEARTBEAT") && inside(&p, 3594.0), "{p:?}");
     }
 
     #[test]

@@ -298,7 +298,8 @@ fn a_pinging_clients_keepalive_waits_behind_its_ping() {
     // (1s/1s/3: 3-4 s when idle) never fires behind it. Lower bound 4 silent intervals: not
     // keepalive. Upper bound 5 intervals plus slack.
     assert_detects(&t, "client", 7950.0..=10_400.0, "HEARTBEAT");
-    // The answering server sends nothing after the fault: its keepalive runs (K1).
+    // The answering server sends nothing after the fault (half an interval after a PING, its
+    // PONG has crossed): its keepalive runs (K1).
     assert_detects(&t, "server", 2900.0..=4300.0, "ETIMEDOUT");
 }
 
