@@ -2304,14 +2304,7 @@ pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
             .lab
             .tcp_retries2
             .unwrap_or(crate::lab::DEFAULT_TCP_RETRIES2),
-        peer_rcvbuf_max_bytes: rcvbuf_max(
-            &scenario
-                .settings(match side {
-                    Side::Client => Side::Server,
-                    Side::Server => Side::Client,
-                })
-                .sysctl,
-        ),
+        peer_rcvbuf_max_bytes: rcvbuf_max(&scenario.settings(side.other()).sysctl),
         added_rtt_ms: scenario.wire.added_rtt_range_ms(),
         icmp_tokens_ms: None,
     }
@@ -2329,10 +2322,7 @@ pub fn rcvbuf_max(sysctl: &std::collections::BTreeMap<String, String>) -> u64 {
 pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel {
     let fault = &scenario.faults[index];
     let me = side_model(scenario, side);
-    let other = match side {
-        Side::Client => Side::Server,
-        Side::Server => Side::Client,
-    };
+    let other = side.other();
     // Whether this side's own packets are the ones a one-way fault stops.
     let mine_stopped = match (fault.what.direction().unwrap_or_default(), side) {
         (Direction::Both, _) => true,
@@ -2544,10 +2534,7 @@ fn fed_by_a_writer(
         },
         _ => return p,
     };
-    let other = match side {
-        Side::Client => Side::Server,
-        Side::Server => Side::Client,
-    };
+    let other = side.other();
     let them = side_model(scenario, other);
     if !mine_stopped || me.role == Role::Writer || them.role != Role::Writer {
         return p;
@@ -2657,11 +2644,8 @@ fn answered_across_the_fault(
     fault: FaultModel,
     p: Prediction,
 ) -> Prediction {
-    let icmp = match fault {
-        FaultModel::NoRoute => "ENETUNREACH",
-        FaultModel::Icmp { port: false } => "EHOSTUNREACH",
-        FaultModel::Icmp { port: true } => "ECONNREFUSED",
-        _ => return p,
+    let Some(icmp) = icmp_errno(fault) else {
+        return p;
     };
     let both_ways = scenario.faults[index].what.direction().unwrap_or_default() == Direction::Both;
     if me.role == Role::Writer
@@ -2670,10 +2654,7 @@ fn answered_across_the_fault(
     {
         return p;
     }
-    let other = match side {
-        Side::Client => Side::Server,
-        Side::Server => Side::Client,
-    };
+    let other = side.other();
     let peer = side_model(scenario, other);
     // A one-way reject of this side's packets: [`rejected_one_way`].
     if !both_ways {
@@ -2753,19 +2734,14 @@ fn rejected_one_way(
     fault: FaultModel,
     p: Prediction,
 ) -> Prediction {
-    let icmp = match fault {
-        FaultModel::Icmp { port: false } => "EHOSTUNREACH",
-        FaultModel::Icmp { port: true } => "ECONNREFUSED",
-        _ => return p,
+    let Some(icmp) = icmp_errno(fault).filter(|_| matches!(fault, FaultModel::Icmp { .. })) else {
+        return p;
     };
     let f = &scenario.faults[index];
     if f.what.direction().unwrap_or_default() == Direction::Both {
         return p;
     }
-    let other = match side {
-        Side::Client => Side::Server,
-        Side::Server => Side::Client,
-    };
+    let other = side.other();
     let them = side_model(scenario, other);
     let Some(k) = them.keepalive else {
         return p;
@@ -2860,10 +2836,7 @@ fn acked_into_the_pull(
     {
         return p;
     }
-    let other = match side {
-        Side::Client => Side::Server,
-        Side::Server => Side::Client,
-    };
+    let other = side.other();
     if side_model(scenario, other).role != Role::Writer {
         return p;
     }
@@ -2981,10 +2954,7 @@ fn heartbeat_one_way(
     if !stops || !mine_stopped {
         return p;
     }
-    let other = match side {
-        Side::Client => Side::Server,
-        Side::Server => Side::Client,
-    };
+    let other = side.other();
     let them = side_model(scenario, other);
     let n = interval as f64;
     if !me.pings && them.pings && them.role != Role::Writer {
@@ -3065,6 +3035,17 @@ fn pong_across_the_fault(
             p.why
         ),
         ..p
+    }
+}
+
+/// The error an in-window ICMP of `fault` records (tcp_v4_err): net-unreachable for a missing
+/// route, host- or port-unreachable for a reject with ICMP; None for other faults.
+fn icmp_errno(fault: FaultModel) -> Option<&'static str> {
+    match fault {
+        FaultModel::NoRoute => Some("ENETUNREACH"),
+        FaultModel::Icmp { port: false } => Some("EHOSTUNREACH"),
+        FaultModel::Icmp { port: true } => Some("ECONNREFUSED"),
+        _ => None,
     }
 }
 

@@ -115,11 +115,7 @@ pub fn losses(events: &[Event], side: Side, fault: &str) -> Option<Losses> {
 /// observer saw its end, and neither its kernel nor the program lost it. It closed it of its
 /// own accord, or was stopped when the run ended (its end then goes unobserved).
 fn closed_by_other_side(events: &[Event], side: Side) -> BTreeSet<u64> {
-    let other: Source = match side {
-        Side::Client => Side::Server,
-        Side::Server => Side::Client,
-    }
-    .into();
+    let other: Source = side.other().into();
     let of = |kind: fn(&Kind) -> bool| -> BTreeSet<u64> {
         events
             .iter()

@@ -18,6 +18,14 @@ pub enum Side {
 impl Side {
     pub const BOTH: [Side; 2] = [Side::Client, Side::Server];
 
+    /// The other peer.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Side::Client => "client",
