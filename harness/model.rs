@@ -2318,17 +2318,23 @@ pub fn rcvbuf_max(sysctl: &std::collections::BTreeMap<String, String>) -> u64 {
         .unwrap_or(RCVBUF_MAX_DEFAULT_BYTES)
 }
 
+/// For a one-way fault, whether it stops `side`'s own packets (the other side's pass); None
+/// for a fault both ways.
+fn one_way_stops(fault: &crate::scenario::Fault, side: Side) -> Option<bool> {
+    match fault.what.direction().unwrap_or_default() {
+        Direction::Both => None,
+        Direction::ToServer => Some(side == Side::Client),
+        Direction::ToClient => Some(side == Side::Server),
+    }
+}
+
 /// Fault number `index` of `scenario` as `side` experiences it.
 pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel {
     let fault = &scenario.faults[index];
     let me = side_model(scenario, side);
     let other = side.other();
     // Whether this side's own packets are the ones a one-way fault stops.
-    let mine_stopped = match (fault.what.direction().unwrap_or_default(), side) {
-        (Direction::Both, _) => true,
-        (Direction::ToServer, s) => s == Side::Client,
-        (Direction::ToClient, s) => s == Side::Server,
-    };
+    let mine_stopped = one_way_stops(fault, side).unwrap_or(true);
     if fault.what.target() == Some(side) && fault.kind() != FaultKind::CablePull {
         return FaultModel::OwnProcess;
     }
@@ -2519,11 +2525,8 @@ fn fed_by_a_writer(
     p: Prediction,
 ) -> Prediction {
     let fault = &scenario.faults[index];
-    let direction = fault.what.direction().unwrap_or_default();
-    let mine_stopped = match direction {
-        Direction::Both => return p,
-        Direction::ToServer => side == Side::Client,
-        Direction::ToClient => side == Side::Server,
+    let Some(mine_stopped) = one_way_stops(fault, side) else {
+        return p;
     };
     let error = match &fault.what {
         FaultSpec::FirewallDrop(_) => "ETIMEDOUT",
@@ -2934,7 +2937,6 @@ fn heartbeat_one_way(
     p: Prediction,
 ) -> Prediction {
     let f = &scenario.faults[index];
-    let direction = f.what.direction().unwrap_or_default();
     let stops = matches!(
         &f.what,
         FaultSpec::FirewallDrop(_)
@@ -2943,10 +2945,8 @@ fn heartbeat_one_way(
                 ..
             })
     );
-    let mine_stopped = match direction {
-        Direction::Both => return p,
-        Direction::ToServer => side == Side::Client,
-        Direction::ToClient => side == Side::Server,
+    let Some(mine_stopped) = one_way_stops(f, side) else {
+        return p;
     };
     let (Some((interval, _)), Some((lo, hi))) = (me.heartbeat, p.window_ms) else {
         return p;
