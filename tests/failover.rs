@@ -18,6 +18,43 @@ fn run_passing(file: &Path) -> Value {
     run_as(file, false)
 }
 
+/// For a failed run: each server-side connection's events (kind, t_ms, error), one line per
+/// connection, from the record in `out`, so that a connection that never detected can be told
+/// apart (a fleet failover once left 4 and 12 of 100 "never" in clean CI runs).
+fn server_events(out: &Path) -> String {
+    let Some(record) = std::fs::read_dir(out).ok().and_then(|d| {
+        d.flatten()
+            .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .and_then(|e| std::fs::read_to_string(e.path()).ok())
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    }) else {
+        return "no record".into();
+    };
+    let mut lines = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for e in record["events"].as_array().into_iter().flatten() {
+        if e["source"] != "server" && e["source"] != "observer" {
+            continue;
+        }
+        let conn = e
+            .get("conn")
+            .or_else(|| e.get("peer"))
+            .map_or("-".into(), |c| c.to_string());
+        lines.entry(conn).or_default().push(format!(
+            "{}@{}{}",
+            e["kind"].as_str().unwrap_or("?"),
+            e["t_ms"].as_f64().unwrap_or(f64::NAN).round(),
+            e["error"]
+                .as_str()
+                .map_or(String::new(), |x| format!(" {x}"))
+        ));
+    }
+    lines
+        .iter()
+        .map(|(c, v)| format!("{c}: {}", v.join(", ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// As [`run_passing`]; `nobody`: as root, drop to nobody first, so the run goes through a
 /// user namespace (the hosts file a child inherits must work there too).
 fn run_as(file: &Path, nobody: bool) -> Value {
@@ -51,7 +88,13 @@ fn run_as(file: &Path, nobody: bool) -> Value {
         .env("TMPDIR", tmp.path())
         .output()
         .expect("flatline starts");
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n--- server events per connection\n{}",
+        describe(&output),
+        server_events(out.path())
+    );
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
     assert!(left.is_empty(), "the run left {left:?} behind");
     // The record is named after the scenario's `name`.
