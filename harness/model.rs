@@ -3107,6 +3107,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A scenario from TOML text (named t.toml); panics with the parse error.
+    fn parse_scenario(text: &str) -> Scenario {
+        crate::scenario::parse(std::path::Path::new("t.toml"), text)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// K19: a pool that overflows the backlog in one tick widens only the upper bound, by
     /// 500 ms (and its slack) per retry per probe waited for; a small pool is untouched.
     #[test]
@@ -3326,7 +3332,7 @@ mod tests {
             [server]\nkeepalive = { idle = \"1s\", interval = \"1s\", count = 2 }\n\
             [client]\nkeepalive = { idle = \"1s\", interval = \"1s\", count = 5 }\n\
             [[fault]]\nkind = \"firewall-drop\"\nat = \"2s\"\ndirection = \"to-server\"\n";
-        let s = crate::scenario::parse(std::path::Path::new("t.toml"), text).unwrap();
+        let s = parse_scenario(text);
         let client = predict(&s, 0, Side::Client);
         assert_eq!(client.error.as_deref(), Some("ECONNRESET"), "{client:?}");
         assert!(inside(&client, 2070.0), "{client:?}");
@@ -3356,7 +3362,6 @@ mod tests {
             [traffic]\npattern = \"stream\"\ninterval = \"100ms\"\n\
             [[fault]]\nkind = \"reject\"\nwith = \"icmp-host-unreachable\"\nat = \"2.3s\"\n\
             direction = \"to-client\"\n";
-        let parse = |t: &str| crate::scenario::parse(std::path::Path::new("t.toml"), t).unwrap();
         for (text, server_error) in [
             (text.to_string(), "EHOSTUNREACH"),
             (
@@ -3367,7 +3372,7 @@ mod tests {
                 "ETIMEDOUT",
             ),
         ] {
-            let s = parse(&text);
+            let s = parse_scenario(&text);
             let client = predict(&s, 0, Side::Client);
             assert_eq!(client.error.as_deref(), Some("ETIMEDOUT"), "{client:?}");
             assert!(inside(&client, 3513.0), "{client:?}");
@@ -3385,7 +3390,7 @@ mod tests {
             [client]\nkeepalive = { idle = \"1s\", interval = \"1s\", count = 3 }\n\
             [[fault]]\nkind = \"reject\"\nwith = \"icmp-host-unreachable\"\nat = \"2.3s\"\n\
             direction = \"to-server\"\n";
-        let s = parse(text);
+        let s = parse_scenario(text);
         let client = predict(&s, 0, Side::Client);
         // The server's probe at 4 s, 1.7 s after the fault, comes before the client's give-up.
         assert_eq!(
@@ -3420,7 +3425,7 @@ mod tests {
                  [[fault]]\nkind = \"reject\"\nwith = \"icmp-host-unreachable\"\nat = \"2.3s\"\n\
                  direction = \"to-server\"\n"
             );
-            crate::scenario::parse(std::path::Path::new("t.toml"), &text).unwrap()
+            parse_scenario(&text)
         };
         let ka =
             |count| format!("keepalive = {{ idle = \"1s\", interval = \"1s\", count = {count} }}");
@@ -3467,7 +3472,7 @@ mod tests {
                  [client]\nkeepalive = {{ idle = \"2s\", interval = \"2s\", count = 2 }}\n\
                  [[fault]]\nkind = \"reject\"\nwith = \"tcp-reset\"\nat = \"{at}\"\n"
             );
-            crate::scenario::parse(std::path::Path::new("t.toml"), &text).unwrap()
+            parse_scenario(&text)
         };
         let ut =
             "keepalive = { idle = \"1s\", interval = \"2s\", count = 1 }\nuser_timeout = \"4s\"";
@@ -3496,7 +3501,7 @@ mod tests {
                  [heartbeat]\ninterval = \"500ms\"\nmisses = 3\n\
                  [[fault]]\nkind = \"firewall-drop\"\ndirection = \"{direction}\"\nat = \"2.3s\"\n"
             );
-            crate::scenario::parse(std::path::Path::new("t.toml"), &text).unwrap()
+            parse_scenario(&text)
         };
         let s = scenario("to-client");
         let server = predict(&s, 0, Side::Server);
@@ -3539,7 +3544,7 @@ mod tests {
                  [heartbeat]\ninterval = \"700ms\"\nmisses = 3\n\
                  [[fault]]\n{fault}\nat = \"2.45s\"\n"
             );
-            crate::scenario::parse(std::path::Path::new("t.toml"), &text).unwrap()
+            parse_scenario(&text)
         };
         for (fault, ms) in [
             (
@@ -3567,7 +3572,7 @@ mod tests {
                  [heartbeat]\ninterval = \"2s\"\nmisses = 5\n\
                  [[fault]]\nkind = \"firewall-drop\"\nat = \"{at}\"\n"
             );
-            crate::scenario::parse(std::path::Path::new("t.toml"), &text).unwrap()
+            parse_scenario(&text)
         };
         // Measured at 2 s: HEARTBEAT 10.00 s once, ETIMEDOUT 3.08-4.08 s otherwise.
         let p = predict(&scenario("2s"), 0, Side::Server);
@@ -3869,8 +3874,7 @@ mod tests {
             )
         };
         let predicted = |idle: u32, at: &str, side: Side| {
-            let s = crate::scenario::parse(std::path::Path::new("t.toml"), &text(idle, at))
-                .unwrap_or_else(|e| panic!("{e}"));
+            let s = parse_scenario(&text(idle, at));
             let p = predict(&s, 0, side);
             (p.error.clone(), p.alt_error().map(String::from))
         };
@@ -3900,8 +3904,7 @@ mod tests {
             at = \"2s\"\nheal = \"6s\"\n\
             [[fault]]\nid = \"second\"\nkind = \"reject\"\nwith = \"icmp-host-unreachable\"\n\
             at = \"7s\"\nheal = \"12s\"\n";
-        let parse = |t: &str| crate::scenario::parse(std::path::Path::new("t.toml"), t).unwrap();
-        let s = parse(text);
+        let s = parse_scenario(text);
         // The first starts full; the second has regained at least the second since the heal,
         // less the heal's lateness; both sides' packets were rejected, both buckets drawn on.
         assert_eq!(icmp_tokens_at(&s, 0, Side::Client), None);
@@ -3921,18 +3924,18 @@ mod tests {
         // Six seconds after the heal (and its lateness) the bucket is full again; a drop in
         // between draws nothing; a one-way reject of the server's packets only draws on the
         // server's.
-        let later = parse(&text.replace(
+        let later = parse_scenario(&text.replace(
             "at = \"7s\"\nheal = \"12s\"",
             "at = \"12.3s\"\nheal = \"13s\"",
         ));
         assert_eq!(icmp_tokens_at(&later, 1, Side::Client), None);
-        let drop = parse(&text.replacen(
+        let drop = parse_scenario(&text.replacen(
             "kind = \"reject\"\nwith = \"icmp-host-unreachable\"",
             "kind = \"firewall-drop\"",
             1,
         ));
         assert_eq!(icmp_tokens_at(&drop, 1, Side::Client), None);
-        let one_way = parse(&text.replacen(
+        let one_way = parse_scenario(&text.replacen(
             "heal = \"6s\"",
             "heal = \"6s\"\ndirection = \"to-client\"",
             1,
@@ -3944,9 +3947,9 @@ mod tests {
         );
         // A first fault never healed leaves nothing certain; the peer's own end pulled may
         // still fail its neighbour entry a solicit round after its heal.
-        let open = parse(&text.replace("heal = \"6s\"\n", ""));
+        let open = parse_scenario(&text.replace("heal = \"6s\"\n", ""));
         assert_eq!(icmp_tokens_at(&open, 1, Side::Client), Some((0.0, 6000.0)));
-        let peer_end = parse(&text.replacen(
+        let peer_end = parse_scenario(&text.replacen(
             "kind = \"reject\"\nwith = \"icmp-host-unreachable\"",
             "kind = \"cable-pull\"\ntarget = \"server\"\nend = \"peer\"",
             1,
@@ -3986,7 +3989,7 @@ mod tests {
         // A reject's ICMPs spend the tokens ip_error draws on too (one inet_peer): UT 7 s, the
         // server's cable pulled at the wire 1.6 s after a 2 s reject healed: ENETUNREACH
         // 10.06-10.23 s (4 runs), 7.51-7.62 s alone; a full bucket's window ends at 9.19 s.
-        let pull = parse(
+        let pull = parse_scenario(
             &text
                 .replace("user_timeout = \"3s\"", "user_timeout = \"7s\"")
                 .replace("heal = \"6s\"", "heal = \"4s\"")
@@ -4039,8 +4042,7 @@ mod tests {
                  [server]\nkeepalive = {{ idle = \"1s\", interval = \"1s\", count = 3 }}\n\
                  [[fault]]\nkind = \"cable-pull\"\ntarget = \"server\"\nat = \"{at}ms\"\n"
             );
-            let s = crate::scenario::parse(std::path::Path::new("t.toml"), &text)
-                .unwrap_or_else(|e| panic!("{e}"));
+            let s = parse_scenario(&text);
             predict(&s, 0, Side::Client).alt_errors
         };
         let either = vec!["ENETUNREACH".to_string()];
@@ -4154,8 +4156,7 @@ mod tests {
             )
         };
         let fault = |target: &str, end: &str, side: Side| {
-            let s = crate::scenario::parse(std::path::Path::new("t.toml"), &text(target, end))
-                .unwrap_or_else(|e| panic!("{e}"));
+            let s = parse_scenario(&text(target, end));
             fault_model(&s, 0, side)
         };
         // The peer's link at the wire: the router has no route to it.
