@@ -10,7 +10,8 @@ use crate::keepalive::{
     Keepalive, LINUX_DEFAULT_COUNT, LINUX_DEFAULT_IDLE_S, LINUX_DEFAULT_INTERVAL_S,
 };
 use crate::scenario::{
-    Direction, FaultKind, FaultSpec, KillSignal, LinkEnd, Pattern, RejectWith, Scenario, Side,
+    Direction, Fault, FaultKind, FaultSpec, KillSignal, LinkEnd, Pattern, RejectWith, Scenario,
+    Side,
 };
 
 /// Whose TCP stack the prediction is for. Only Linux is measured here; the others are
@@ -2320,7 +2321,7 @@ pub fn rcvbuf_max(sysctl: &std::collections::BTreeMap<String, String>) -> u64 {
 
 /// For a one-way fault, whether it stops `side`'s own packets (the other side's pass); None
 /// for a fault both ways.
-fn one_way_stops(fault: &crate::scenario::Fault, side: Side) -> Option<bool> {
+fn one_way_stops(fault: &Fault, side: Side) -> Option<bool> {
     match fault.what.direction().unwrap_or_default() {
         Direction::Both => None,
         Direction::ToServer => Some(side == Side::Client),
@@ -2470,41 +2471,110 @@ pub fn predict(scenario: &Scenario, index: usize, side: Side) -> Prediction {
 
 /// As [`predict`], for the same settings on another stack: keepalive idle and interval as
 /// given, the probe count as that stack really uses it.
+///
+/// The prediction from this side's settings and the fault as it experiences it
+/// ([`predict_side`]) is then corrected, in order, by the rules that need what the scenario
+/// knows beyond this side: the peer's settings, which way a fault stops packets, what was due
+/// at the fault's moment. Each rule is a [`Correction`] of the same [`FaultContext`], worked out
+/// once here.
 pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Prediction {
-    let mut me = side_model(scenario, side);
-    me.icmp_tokens_ms = icmp_tokens_at(scenario, index, side);
-    if let Some(k) = me.keepalive.as_mut() {
-        k.count = os.probes(Some(k.count));
+    let cx = FaultContext::new(scenario, index, side, os);
+    let p = crowded(predict_side(&cx.me, cx.model), &cx.me, cx.crowd);
+    CORRECTIONS.iter().fold(p, |p, correct| correct(&cx, p))
+}
+
+/// Fault number `index` of a scenario as the rules that correct one side's prediction need it,
+/// worked out once ([`predict_on`]).
+struct FaultContext<'a> {
+    /// The fault as the scenario writes it.
+    spec: &'a Fault,
+    /// The side whose detection is predicted.
+    side: Side,
+    /// The fault as this side experiences it ([`fault_model`]).
+    model: FaultModel,
+    /// This side's settings, with what earlier faults left ([`icmp_tokens_at`]) and the
+    /// stack's probe count.
+    me: SideModel,
+    /// The peer's settings.
+    them: SideModel,
+    /// For a one-way fault, whether it stops this side's own packets; None both ways.
+    mine_stopped: Option<bool>,
+    /// The fault's `at`, ms after the start.
+    at: f64,
+    /// Keepalive probes that can leave in one tick ([`crowd`]).
+    crowd: u32,
+}
+
+impl<'a> FaultContext<'a> {
+    fn new(scenario: &'a Scenario, index: usize, side: Side, os: Os) -> Self {
+        let spec = &scenario.faults[index];
+        let mut me = side_model(scenario, side);
+        me.icmp_tokens_ms = icmp_tokens_at(scenario, index, side);
+        if let Some(k) = me.keepalive.as_mut() {
+            k.count = os.probes(Some(k.count));
+        }
+        FaultContext {
+            spec,
+            side,
+            model: fault_model(scenario, index, side),
+            me,
+            them: side_model(scenario, side.other()),
+            mine_stopped: one_way_stops(spec, side),
+            at: spec.at.as_millis() as f64,
+            crowd: crowd(scenario),
+        }
     }
-    let fault = fault_model(scenario, index, side);
-    let p = crowded(predict_side(&me, fault), &me, crowd(scenario));
-    match (fault, side, me.heartbeat) {
-        // The client sends the heartbeat's PINGs (the server only answers): an idle client's
-        // next PING draws the reset if it goes out before a keepalive probe.
-        (FaultModel::Reset, Side::Client, Some((interval, _))) if me.role != Role::Writer => {
-            let h = interval as f64;
-            let hi = h + slack(h) + me.added_rtt_ms.1;
-            if p.window_ms.is_some_and(|w| w.1 <= hi) {
-                p
-            } else {
-                Prediction::at(
-                    0.0,
-                    hi,
-                    "ECONNRESET",
-                    "reset",
-                    "the next heartbeat PING is answered with RST".into(),
-                )
-            }
-        }
-        _ => {
-            let p = fed_by_a_writer(scenario, index, side, &me, p);
-            let p = rejected_one_way(scenario, index, side, &me, fault, p);
-            let p = reset_across_the_fault(scenario, index, &me, fault, p);
-            let p = heartbeat_one_way(scenario, index, side, &me, p);
-            let p = pong_across_the_fault(scenario, index, &me, fault, p);
-            let p = answered_across_the_fault(scenario, index, side, &me, fault, p);
-            acked_into_the_pull(scenario, side, &me, fault, p)
-        }
+
+    fn both_ways(&self) -> bool {
+        self.mine_stopped.is_none()
+    }
+
+    /// When a packet that crosses the wire `before` ms ahead of the fault's `at` at the
+    /// latest, or as late as the fault can take effect ([`INJECT_LATE_MS`]), races it: ms
+    /// after the start, earliest and latest.
+    fn crossing(&self, before: f64) -> (f64, f64) {
+        (self.at - before, self.at + INJECT_LATE_MS)
+    }
+}
+
+/// A rule that corrects a side's prediction with what the scenario knows beyond that side's
+/// settings; it returns the prediction unchanged where it does not apply.
+type Correction = fn(&FaultContext, Prediction) -> Prediction;
+
+/// The corrections, in the order [`predict_on`] applies them.
+const CORRECTIONS: [Correction; 8] = [
+    heartbeat_reset,
+    fed_by_a_writer,
+    rejected_one_way,
+    reset_across_the_fault,
+    heartbeat_one_way,
+    pong_across_the_fault,
+    answered_across_the_fault,
+    acked_into_the_pull,
+];
+
+/// K18 behind a reset: the client sends the heartbeat's PINGs (the server only answers), so an
+/// idle client's next PING draws the reset if it goes out before a keepalive probe.
+fn heartbeat_reset(cx: &FaultContext, p: Prediction) -> Prediction {
+    let me = &cx.me;
+    let Some((interval, _)) = me.heartbeat else {
+        return p;
+    };
+    if cx.model != FaultModel::Reset || cx.side != Side::Client || me.role == Role::Writer {
+        return p;
+    }
+    let h = interval as f64;
+    let hi = h + slack(h) + me.added_rtt_ms.1;
+    if p.window_ms.is_some_and(|w| w.1 <= hi) {
+        p
+    } else {
+        Prediction::at(
+            0.0,
+            hi,
+            "ECONNRESET",
+            "reset",
+            "the next heartbeat PING is answered with RST".into(),
+        )
     }
 }
 
@@ -2517,18 +2587,11 @@ pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Pred
 /// those segments (sequence snd_nxt, in window) draws an ICMP that `tcp_v4_err` records:
 /// the give-up reports its error. Measured: server 7.53 s (drop), EHOSTUNREACH 7.54 s
 /// (reject), against a client streaming with UT 3 s that gave up at 3.51 s.
-fn fed_by_a_writer(
-    scenario: &Scenario,
-    index: usize,
-    side: Side,
-    me: &SideModel,
-    p: Prediction,
-) -> Prediction {
-    let fault = &scenario.faults[index];
-    let Some(mine_stopped) = one_way_stops(fault, side) else {
+fn fed_by_a_writer(cx: &FaultContext, p: Prediction) -> Prediction {
+    let Some(mine_stopped) = cx.mine_stopped else {
         return p;
     };
-    let error = match &fault.what {
+    let error = match &cx.spec.what {
         FaultSpec::FirewallDrop(_) => "ETIMEDOUT",
         FaultSpec::Reject(r) => match r.with {
             RejectWith::IcmpHostUnreachable => "EHOSTUNREACH",
@@ -2537,8 +2600,7 @@ fn fed_by_a_writer(
         },
         _ => return p,
     };
-    let other = side.other();
-    let them = side_model(scenario, other);
+    let (me, them) = (&cx.me, &cx.them);
     if !mine_stopped || me.role == Role::Writer || them.role != Role::Writer {
         return p;
     }
@@ -2546,7 +2608,7 @@ fn fed_by_a_writer(
         return p;
     };
     // The writer sees silence: its acknowledgements are the stopped packets.
-    let Some((_, peer_hi)) = predict_tcp(&them, FaultModel::Silence).window_ms else {
+    let Some((_, peer_hi)) = predict_tcp(them, FaultModel::Silence).window_ms else {
         return p;
     };
     // The peer's segments arrive at any phase of this side's keepalive timer: the first probe
@@ -2584,8 +2646,7 @@ fn fed_by_a_writer(
     // RTOs) after the fault (K18, one way).
     match (heartbeat(me, FaultModel::Silence), me.heartbeat) {
         (Some(hb), Some((h, _))) => {
-            let late =
-                (h as f64).max(them.traffic_interval_ms as f64 + 2.0 * rto_range_ms(&them).1);
+            let late = (h as f64).max(them.traffic_interval_ms as f64 + 2.0 * rto_range_ms(them).1);
             race(q, heartbeat_later(hb, late))
         }
         _ => q,
@@ -2639,44 +2700,32 @@ pub const ANSWER_PER_PROBE_MS: f64 = 0.01;
 /// probes coming I after the connect, then every max(I, V) while answered (K2), each late by
 /// up to its timers' slack; or data from a writing peer, which a reader ACKs (delayed ACKs
 /// too). There the model admits both errors (`alt_errors`).
-fn answered_across_the_fault(
-    scenario: &Scenario,
-    index: usize,
-    side: Side,
-    me: &SideModel,
-    fault: FaultModel,
-    p: Prediction,
-) -> Prediction {
-    let Some(icmp) = icmp_errno(fault) else {
+fn answered_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
+    let Some(icmp) = icmp_errno(cx.model) else {
         return p;
     };
-    let both_ways = scenario.faults[index].what.direction().unwrap_or_default() == Direction::Both;
+    let me = &cx.me;
     if me.role == Role::Writer
         || p.error.as_deref() != Some("ETIMEDOUT")
         || !p.alt_errors.is_empty()
     {
         return p;
     }
-    let other = side.other();
-    let peer = side_model(scenario, other);
     // A one-way reject of this side's packets: [`rejected_one_way`].
-    if !both_ways {
+    if !cx.both_ways() {
         return p;
     }
-    let at = scenario.faults[index].at.as_millis() as f64;
     // A `[wire] delay` holds the probe after the router's lookup (the forward hook's queue),
     // and one still held when the link goes down is flushed with it (nfqnl_rcv_dev_event):
     // only a probe released before the pull is answered, so the race takes probes due up to
     // one delay earlier (docs/physics.md, K9a).
     let held = me.added_rtt_ms.1 / 2.0;
-    let answer = ANSWER_LATE_MS + f64::from(crowd(scenario)) * ANSWER_PER_PROBE_MS;
-    let (f_lo, f_hi) = (at - answer - held, at + INJECT_LATE_MS);
-    let probe_due = peer.keepalive.is_some_and(|k| {
-        answered_probes(k)
-            .take_while(|(lo, _)| *lo <= f_hi)
-            .any(|(_, hi)| hi >= f_lo)
-    });
-    let data = peer.role == Role::Writer;
+    let answer = ANSWER_LATE_MS + f64::from(cx.crowd) * ANSWER_PER_PROBE_MS;
+    let probe_due = cx
+        .them
+        .keepalive
+        .is_some_and(|k| probes_due(k, cx.crossing(answer + held)).next().is_some());
+    let data = cx.them.role == Role::Writer;
     if !(probe_due || data) {
         return p;
     }
@@ -2710,6 +2759,16 @@ fn answered_probes(k: KeepaliveMs) -> impl Iterator<Item = (f64, f64)> {
     })
 }
 
+/// Which of the probes of a keepalive `k` while answered ([`answered_probes`]) can cross the
+/// wire between `from` and `to` (ms after the connect): their numbers, from 0 for the first.
+fn probes_due(k: KeepaliveMs, (from, to): (f64, f64)) -> impl Iterator<Item = usize> {
+    answered_probes(k)
+        .enumerate()
+        .take_while(move |(_, (lo, _))| *lo <= to)
+        .filter(move |(_, (_, hi))| *hi >= from)
+        .map(|(n, _)| n)
+}
+
 /// K7: a one-way reject with ICMP that stops only this side's packets (`fault_model` gives
 /// this side [`FaultModel::Icmp`]; the peer's packets pass and it hears silence). Two things
 /// the peer does reach this side:
@@ -2729,23 +2788,15 @@ fn answered_probes(k: KeepaliveMs) -> impl Iterator<Item = (f64, f64)> {
 /// client 1s/1s/9 against server 1s/1s/2: both 2.80 s, client ECONNRESET (it said 8.99-10.41 s);
 /// client 1s/1s/2 against server 10s/1s/3: client ETIMEDOUT 2.80 s (the server's first probe
 /// came after it); client 1s/1s/5 against server 1s/1s/9: client EHOSTUNREACH 5.88 s.
-fn rejected_one_way(
-    scenario: &Scenario,
-    index: usize,
-    side: Side,
-    me: &SideModel,
-    fault: FaultModel,
-    p: Prediction,
-) -> Prediction {
+fn rejected_one_way(cx: &FaultContext, p: Prediction) -> Prediction {
+    let fault = cx.model;
     let Some(icmp) = icmp_errno(fault).filter(|_| matches!(fault, FaultModel::Icmp { .. })) else {
         return p;
     };
-    let f = &scenario.faults[index];
-    if f.what.direction().unwrap_or_default() == Direction::Both {
+    if cx.both_ways() {
         return p;
     }
-    let other = side.other();
-    let them = side_model(scenario, other);
+    let (me, them, at) = (&cx.me, &cx.them, cx.at);
     let Some(k) = them.keepalive else {
         return p;
     };
@@ -2766,7 +2817,6 @@ fn rejected_one_way(
     }
     // The first probe of the peer's that the reject answers, ms after the fault is in effect
     // (at `at`, or up to INJECT_LATE_MS later, when the record's fault-injected stamp is).
-    let at = f.at.as_millis() as f64;
     let first_lo = answered_probes(k)
         .find(|&(_, hi)| hi + ANSWER_LATE_MS >= at)
         .map_or(0.0, |(lo, _)| (lo - at - INJECT_LATE_MS).max(0.0));
@@ -2805,11 +2855,11 @@ fn rejected_one_way(
     }
     // The peer gives up no sooner than its first unanswered probe and the interval after each
     // probe it waits for: N of them, or at least one with a user timeout.
-    let peer = predict_tcp(&them, FaultModel::Silence);
+    let peer = predict_tcp(them, FaultModel::Silence);
     let waits = if them.user_timeout_ms > 0 { 1 } else { k.count };
     let earliest = first_lo + f64::from(waits) * k.interval_ms as f64 - JIFFIES_EARLY_MS;
     match peer.window_ms {
-        Some((lo, hi)) if sends_rst(&them, &peer) => {
+        Some((lo, hi)) if sends_rst(them, &peer) => {
             reset_unless_first(p, (lo.max(earliest).min(hi), hi))
         }
         _ => p,
@@ -2825,22 +2875,13 @@ fn rejected_one_way(
 /// it. Measured with 60 ms each way (busy-writer-own-link-local-at-write): EHOSTUNREACH
 /// 4.05-4.06 s. Without a delay the ACK leaves at once and the veth drops it before linkwatch
 /// acts (ETIMEDOUT), unless this side's ACK is delayed: either error.
-fn acked_into_the_pull(
-    scenario: &Scenario,
-    side: Side,
-    me: &SideModel,
-    fault: FaultModel,
-    p: Prediction,
-) -> Prediction {
-    if fault != FaultModel::PeerEnd
-        || me.role == Role::Writer
+fn acked_into_the_pull(cx: &FaultContext, p: Prediction) -> Prediction {
+    if cx.model != FaultModel::PeerEnd
+        || cx.me.role == Role::Writer
+        || cx.them.role != Role::Writer
         || p.error.as_deref() != Some("ETIMEDOUT")
         || !p.alt_errors.is_empty()
     {
-        return p;
-    }
-    let other = side.other();
-    if side_model(scenario, other).role != Role::Writer {
         return p;
     }
     Prediction {
@@ -2863,40 +2904,28 @@ fn acked_into_the_pull(
 /// at the fault (as in [`answered_across_the_fault`]), the model admits ETIMEDOUT too. Found by
 /// the reference simulation (server 1s/2s/1 + UT 4 s against client 2s/2s/2: ETIMEDOUT 2.02 s
 /// after a probe 0.4 ms before the fault).
-fn reset_across_the_fault(
-    scenario: &Scenario,
-    index: usize,
-    me: &SideModel,
-    fault: FaultModel,
-    p: Prediction,
-) -> Prediction {
-    let f = &scenario.faults[index];
+fn reset_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
+    let me = &cx.me;
     let (Some(k), Some((lo, hi))) = (me.keepalive, p.window_ms) else {
         return p;
     };
-    if fault != FaultModel::Reset
+    if cx.model != FaultModel::Reset
         || me.role == Role::Writer
         || me.heartbeat.is_some()
-        || f.what.direction().unwrap_or_default() != Direction::Both
+        || !cx.both_ways()
     {
         return p;
     }
-    let at = f.at.as_millis() as f64;
-    let (f_lo, f_hi) = (at - ANSWER_LATE_MS, at + INJECT_LATE_MS);
     let (i, v) = (k.idle_ms as f64, k.interval_ms as f64);
     let ut = me.user_timeout_ms as f64;
-    let gives_up = answered_probes(k)
-        .enumerate()
-        .take_while(|(_, (lo, _))| *lo <= f_hi)
-        .filter(|(_, (_, hi))| *hi >= f_lo)
-        .any(|(n, _)| {
-            let since_answer = if n == 0 { i } else { i.max(v) };
-            if ut > 0.0 {
-                since_answer + v + slack(v) >= ut
-            } else {
-                k.count <= 1
-            }
-        });
+    let gives_up = probes_due(k, cx.crossing(ANSWER_LATE_MS)).any(|n| {
+        let since_answer = if n == 0 { i } else { i.max(v) };
+        if ut > 0.0 {
+            since_answer + v + slack(v) >= ut
+        } else {
+            k.count <= 1
+        }
+    });
     if !gives_up || p.admits("ETIMEDOUT") {
         return p;
     }
@@ -2929,33 +2958,25 @@ fn reset_across_the_fault(
 ///
 /// The other way round nothing crosses: the pinging side's FIN waits behind its
 /// unacknowledged PING, and the answering side's is stopped.
-fn heartbeat_one_way(
-    scenario: &Scenario,
-    index: usize,
-    side: Side,
-    me: &SideModel,
-    p: Prediction,
-) -> Prediction {
-    let f = &scenario.faults[index];
+fn heartbeat_one_way(cx: &FaultContext, p: Prediction) -> Prediction {
     let stops = matches!(
-        &f.what,
+        &cx.spec.what,
         FaultSpec::FirewallDrop(_)
             | FaultSpec::Reject(crate::scenario::Reject {
                 with: RejectWith::IcmpHostUnreachable | RejectWith::IcmpPortUnreachable,
                 ..
             })
     );
-    let Some(mine_stopped) = one_way_stops(f, side) else {
+    let Some(mine_stopped) = cx.mine_stopped else {
         return p;
     };
+    let (me, them) = (&cx.me, &cx.them);
     let (Some((interval, _)), Some((lo, hi))) = (me.heartbeat, p.window_ms) else {
         return p;
     };
     if !stops || !mine_stopped {
         return p;
     }
-    let other = side.other();
-    let them = side_model(scenario, other);
     let n = interval as f64;
     if !me.pings && them.pings && them.role != Role::Writer {
         return Prediction {
@@ -2990,18 +3011,13 @@ fn heartbeat_one_way(
 /// [`ANSWER_LATE_MS`] before the fault's `at` and [`INJECT_LATE_MS`] after it, the model admits
 /// HEARTBEAT too. Measured (keepalive 1s/1s/3, heartbeat 2 s x 5, drop both ways at 2 s, on a
 /// PING's moment, under load): server HEARTBEAT 10.00 s where its keepalive gives up 3-4 s.
-fn pong_across_the_fault(
-    scenario: &Scenario,
-    index: usize,
-    me: &SideModel,
-    fault: FaultModel,
-    p: Prediction,
-) -> Prediction {
+fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
+    let me = &cx.me;
     let (Some((h, m)), Some((lo, hi))) = (me.heartbeat, p.window_ms) else {
         return p;
     };
     let silenced = matches!(
-        fault,
+        cx.model,
         FaultModel::Silence
             | FaultModel::OneWayDrop { .. }
             | FaultModel::Icmp { .. }
@@ -3011,10 +3027,9 @@ fn pong_across_the_fault(
     if me.pings || !silenced || p.admits("HEARTBEAT") {
         return p;
     }
-    let at = scenario.faults[index].at.as_millis() as f64;
     let n = h as f64;
     // PING k leaves k * H after the connect, up to a few timer slacks late.
-    let (f_lo, f_hi) = (at - ANSWER_LATE_MS, at + INJECT_LATE_MS);
+    let (f_lo, f_hi) = cx.crossing(ANSWER_LATE_MS);
     let due = (1u32..)
         .map(|k| f64::from(k) * n)
         .map(|t| (t, t + slack(n) + JIFFY_MS))
