@@ -496,39 +496,93 @@ pub struct PeerReport {
 }
 
 /// Numbers connections as their events arrive: both ends of one TCP connection get the same
-/// number, found by the client's port (in the client's `local`, the server's `peer`).
+/// number, found by the client's port (in the client's `local`, the server's `peer`) and the
+/// host that accepted it.
+///
+/// The port alone is not enough once a failover moves the server's address to the standby:
+/// a client connection to the standby that is given the port of one of the old server's
+/// connections has the same four-tuple as that connection, which the cut-off old server still
+/// holds until its keepalive gives up. The old server's loss must stay with its own connection,
+/// not the standby's. (Ephemeral ports come from one counter per destination shared by every
+/// network namespace, `__inet_hash_connect`'s `table_perturb`: other labs connecting to the
+/// same address move it round the range, and a reconnect can land on a port used a second
+/// earlier. A CI run left 4 and 12 of a pool's 100 old-server connections "never" that way.)
 #[derive(Clone, Debug, Default)]
 pub struct Connections {
-    /// Client port -> (number, which sides have reported it established).
-    by_addr: BTreeMap<String, (u64, [bool; 2])>,
+    /// Client port -> the connections seen at it, oldest first.
+    by_port: BTreeMap<String, Vec<Numbered>>,
     last: u64,
 }
 
+/// One connection at a client port: its number, whether the client reported it established,
+/// and which host (the server or the standby) did.
+#[derive(Clone, Debug)]
+struct Numbered {
+    number: u64,
+    client: bool,
+    host: Option<Source>,
+}
+
 impl Connections {
-    /// The connection `kind`, reported by `side`, is about. A side that reports a connection
-    /// established twice at one address has a new connection (the port was reused).
-    pub fn number(&mut self, side: Side, kind: &Kind) -> Option<u64> {
-        let addr = kind.ends()?.client_port(side);
-        if addr.is_empty() {
+    /// The connection `kind`, reported by `source` (the client, the server or the standby),
+    /// is about. A connection is established once by the client and once by a host: an end
+    /// that reports a connection established at a port where it already has one has a new
+    /// connection (the port was used again). A host's other events go to its own latest
+    /// connection at that port, the client's to the client's latest.
+    pub fn number(&mut self, source: Source, kind: &Kind) -> Option<u64> {
+        let side = match source {
+            Source::Client => Side::Client,
+            Source::Server | Source::Standby => Side::Server,
+            _ => return None,
+        };
+        let port = kind.ends()?.client_port(side);
+        if port.is_empty() {
             return None;
         }
-        let i = side as usize;
-        let fresh = |last: &mut u64| {
-            *last += 1;
-            (*last, [false; 2])
-        };
-        let entry = match self.by_addr.get_mut(addr) {
-            Some(e) if !(kind.is_connect() && e.1[i]) => e,
-            _ => {
-                let e = fresh(&mut self.last);
-                self.by_addr.insert(addr.to_owned(), e);
-                self.by_addr.get_mut(addr).expect("just inserted")
+        let seen = self.by_port.entry(port.to_owned()).or_default();
+        let client = source == Source::Client;
+        let own = |n: &Numbered| {
+            if client {
+                n.client
+            } else {
+                n.host == Some(source)
             }
         };
         if kind.is_connect() {
-            entry.1[i] = true;
+            // The other end may have reported this connection first.
+            let waiting = seen.last_mut().filter(|n| {
+                if client {
+                    !n.client && n.host.is_some()
+                } else {
+                    n.host.is_none()
+                }
+            });
+            if let Some(n) = waiting {
+                if client {
+                    n.client = true;
+                } else {
+                    n.host = Some(source);
+                }
+                return Some(n.number);
+            }
+            self.last += 1;
+            seen.push(Numbered {
+                number: self.last,
+                client,
+                host: (!client).then_some(source),
+            });
+            return Some(self.last);
         }
-        Some(entry.0)
+        if let Some(n) = seen.iter().rev().find(|n| own(n)).or(seen.last()) {
+            return Some(n.number);
+        }
+        self.last += 1;
+        seen.push(Numbered {
+            number: self.last,
+            client: false,
+            host: None,
+        });
+        Some(self.last)
     }
 }
 
@@ -897,30 +951,17 @@ pub(crate) mod tests {
         let srv = "198.18.2.2:7000";
         let natted = "198.18.2.1:40001";
         // The server may report its accept before the client reports its connect.
-        assert_eq!(c.number(Side::Server, &connected(srv, a)), Some(1));
-        assert_eq!(c.number(Side::Client, &connected(a, srv)), Some(1));
-        assert_eq!(c.number(Side::Client, &connected(b, srv)), Some(2));
-        assert_eq!(c.number(Side::Server, &connected(srv, natted)), Some(2));
-        let lost = Kind::PeerLost(PeerLost {
-            ends: Ends {
-                local: srv.into(),
-                peer: a.into(),
-            },
-            error: "EOF".into(),
-            mechanism: LossMechanism::Eof,
-            tcp_info: None,
-            records_sent: 0,
-            records_received: 0,
-            heartbeats_sent: 0,
-            heartbeats_received: 0,
-        });
-        assert_eq!(c.number(Side::Server, &lost), Some(1));
+        assert_eq!(c.number(Source::Server, &connected(srv, a)), Some(1));
+        assert_eq!(c.number(Source::Client, &connected(a, srv)), Some(1));
+        assert_eq!(c.number(Source::Client, &connected(b, srv)), Some(2));
+        assert_eq!(c.number(Source::Server, &connected(srv, natted)), Some(2));
+        assert_eq!(c.number(Source::Server, &lost(srv, a)), Some(1));
         // A port used again later is a new connection.
-        assert_eq!(c.number(Side::Client, &connected(a, srv)), Some(3));
-        assert_eq!(c.number(Side::Server, &connected(srv, a)), Some(3));
+        assert_eq!(c.number(Source::Client, &connected(a, srv)), Some(3));
+        assert_eq!(c.number(Source::Server, &connected(srv, a)), Some(3));
         assert_eq!(
             c.number(
-                Side::Client,
+                Source::Client,
                 &Kind::ReconnectAttempt {
                     attempt: 1,
                     slot: None
@@ -928,6 +969,58 @@ pub(crate) mod tests {
             ),
             None
         );
+    }
+
+    fn lost(local: &str, peer: &str) -> Kind {
+        Kind::PeerLost(PeerLost {
+            ends: Ends {
+                local: local.into(),
+                peer: peer.into(),
+            },
+            error: "ETIMEDOUT".into(),
+            mechanism: LossMechanism::Keepalive,
+            tcp_info: None,
+            records_sent: 0,
+            records_received: 0,
+            heartbeats_sent: 0,
+            heartbeats_received: 0,
+        })
+    }
+
+    /// After a failover the client's new connection to the standby may get the port of one of
+    /// the old server's connections (the same four-tuple: the standby has the old address).
+    /// The old server's loss, reported after it, stays with the old connection; the standby's
+    /// end pairs with the client's new one, in either order of arrival.
+    #[test]
+    fn a_port_used_again_on_the_standby_is_not_the_old_servers_connection() {
+        let a = "198.18.1.2:40000";
+        let srv = "198.18.2.2:7000";
+        for standby_first in [false, true] {
+            let mut c = Connections::default();
+            assert_eq!(c.number(Source::Client, &connected(a, srv)), Some(1));
+            assert_eq!(c.number(Source::Server, &connected(srv, a)), Some(1));
+            // The standby's RST: the client loses it.
+            assert_eq!(c.number(Source::Client, &lost(a, srv)), Some(1));
+            let (first, second) = if standby_first {
+                (
+                    c.number(Source::Standby, &connected(srv, a)),
+                    c.number(Source::Client, &connected(a, srv)),
+                )
+            } else {
+                (
+                    c.number(Source::Client, &connected(a, srv)),
+                    c.number(Source::Standby, &connected(srv, a)),
+                )
+            };
+            assert_eq!((first, second), (Some(2), Some(2)), "{standby_first}");
+            // The cut-off old server's keepalive gives up seconds later.
+            assert_eq!(c.number(Source::Server, &lost(srv, a)), Some(1));
+            assert_eq!(c.number(Source::Standby, &lost(srv, a)), Some(2));
+            assert_eq!(c.number(Source::Client, &lost(a, srv)), Some(2));
+        }
+        // The runner, the wire and the observer number nothing.
+        let mut c = Connections::default();
+        assert_eq!(c.number(Source::Runner, &connected(a, srv)), None);
     }
 
     // Round trips of whole records, with every kind of event.

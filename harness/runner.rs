@@ -632,7 +632,7 @@ impl Run<'_> {
     }
 
     fn program_event(&mut self, side: Side, t_ns: u64, kind: Kind) {
-        let conn = self.conns.number(side, &kind);
+        let conn = self.conns.number(side.into(), &kind);
         let mut e = Event::new(clock::ms_since(self.origin_ns, t_ns), side.into(), kind);
         e.conn = conn;
         self.record(e);
@@ -741,7 +741,7 @@ impl Run<'_> {
                     Ok(report) => Event {
                         t_ms: clock::ms_since(self.origin_ns, report.mono_ns),
                         source: side.into(),
-                        conn: self.conns.number(side, &report.kind),
+                        conn: self.conns.number(side.into(), &report.kind),
                         kind: report.kind,
                     },
                     Err(_) => Event::new(self.now_ms(), side.into(), Kind::PeerOutput { line }),
@@ -753,8 +753,9 @@ impl Run<'_> {
                     Ok(report) => Event {
                         t_ms: clock::ms_since(self.origin_ns, report.mono_ns),
                         source: Source::Standby,
-                        // Numbered as the server numbers its end: the client's port.
-                        conn: self.conns.number(Side::Server, &report.kind),
+                        // Numbered by the client's port, apart from the old server's
+                        // connections at the same port.
+                        conn: self.conns.number(Source::Standby, &report.kind),
                         kind: report.kind,
                     },
                     Err(_) => Event::new(self.now_ms(), Source::Standby, Kind::PeerOutput { line }),
