@@ -45,6 +45,25 @@ pub fn fault_times(events: &[Event], fault: &str) -> Option<FaultTimes> {
     })
 }
 
+/// How late each step of `fault` took effect after its moment in the scenario, ms: (inject,
+/// heal). The runner schedules from the client's first connection (of a pool of
+/// `connections`, the last first connection: the `connections`-th `connected`), and a step
+/// is in effect at its stamp. The model allows [`crate::model::INJECT_LATE_MS`]; more, and a
+/// window that depends on the fault's phase against the peers' timers may not hold.
+pub fn lateness(events: &[Event], fault: &Fault, connections: u32) -> Option<(f64, Option<f64>)> {
+    let start = events
+        .iter()
+        .filter(|e| e.source == Source::Client && matches!(e.kind, Kind::Connected(_)))
+        .nth(connections.max(1) as usize - 1)?
+        .t_ms;
+    let t = fault_times(events, &fault.id)?;
+    let at = |d: crate::duration::Dur| start + d.as_millis() as f64;
+    Some((
+        t.injected_ms - at(fault.at),
+        t.healed_ms.zip(fault.heal).map(|(h, d)| h - at(d)),
+    ))
+}
+
 /// A side's first `peer-lost` since `fault` started to be injected and before the next fault
 /// did: (latency, error). A loss belongs to the latest fault injected before it.
 pub fn detection(events: &[Event], side: Side, fault: &str) -> Option<(f64, String)> {

@@ -182,8 +182,8 @@ pub enum Command {
 /// Which scenarios `flatline run` runs, and how many at a time.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct Select {
-    /// Labs at once (default: as many as half the available memory holds at 64 MiB a lab,
-    /// at most 64; a run waits on kernel timers, so cores do not bound it).
+    /// Labs at once (default: as many as half the available memory holds at 64 MiB a lab, at
+    /// most 16 a core and 64 in all: past that, faults take effect later than the model allows)
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// Only the scenarios whose name or file path contains PATTERN.
@@ -454,7 +454,7 @@ fn bench_suite(files: Vec<PathBuf>, runs: usize, out: &Path) -> Outcome {
         );
         done.push(r);
     }
-    let jobs = crate::suite::default_jobs(crate::suite::mem_available());
+    let jobs = crate::suite::default_jobs(crate::suite::mem_available(), crate::suite::cores());
     let report = crate::bench::SuiteReport::new(names.len(), jobs, done);
     let path = out.join("bench-suite.json");
     output::write_json(&path, &report).map_err(|e| Failure::error(error_chain(&e)))?;
@@ -522,6 +522,9 @@ fn bench_fidelity(n: usize, seed: Option<u64>, jobs: usize, out: &Path) -> Outco
             .map_or(0, |d| d.as_secs())
     });
     eprintln!("fidelity: {n} random cells from seed {seed} (again: --seed {seed})");
+    if let Some(warning) = crate::suite::jobs_warning(jobs.min(n), crate::suite::cores()) {
+        eprintln!("flatline: {warning}");
+    }
     let (rt, opts) = enter_lab(out)?;
     let f = rt
         .block_on(crate::bench::fidelity(seed, n, jobs, &opts, out))
@@ -774,10 +777,14 @@ fn run_scenarios(files: &[PathBuf], out: &Path, reports: CiReports, select: &Sel
         runner::check_tools(s).map_err(|e| Failure::error(format!("{}: {e}", s.file.display())))?;
     }
     reports.check()?;
+    let cores = crate::suite::cores();
     let jobs = select.jobs.map_or_else(
-        || crate::suite::default_jobs(crate::suite::mem_available()),
+        || crate::suite::default_jobs(crate::suite::mem_available(), cores),
         usize::from,
     );
+    if let Some(warning) = crate::suite::jobs_warning(jobs.min(loaded.len()), cores) {
+        eprintln!("flatline: {warning}");
+    }
     let (rt, mut opts) = enter_lab(out)?;
     let display = crate::progress::Display::start(Some(loaded.len()));
     opts.progress = display.as_ref().map(crate::progress::Display::feed);

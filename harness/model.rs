@@ -2674,7 +2674,11 @@ fn heartbeat_later(hb: Prediction, late: f64) -> Prediction {
 /// script (`sh` and `ip` or `nft`, forked and run on a loaded CPU: most of it), then the
 /// kernel's own work (tens of microseconds). Measured on the 2-core VM (docs/physics.md, K9a,
 /// "the race's margins"): at most 21 ms with one lab, 39 ms with ten, 120 ms with forty and
-/// two busy loops; with a quarter more for the tail.
+/// two busy loops; with a quarter more for the tail. More labs per core exceed it
+/// (`unshare -m --propagation private scripts/inject-late.py OUT --jobs N`: 46 ms at 32 labs,
+/// 64 ms at 48, 227 ms at 64, 1.1 s at 64 beside two busy loops), so the runner's default job
+/// count is at most [`crate::suite::JOBS_PER_CORE`] a core, and a summary says when a step
+/// took effect later than this ([`crate::analysis::lateness`]).
 pub const INJECT_LATE_MS: f64 = 150.0;
 /// How long this side's answer to a segment of the peer's can take to reach the wire's
 /// router after the segment crossed it, ms: the router forwards it, the answering side's

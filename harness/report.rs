@@ -139,6 +139,25 @@ pub fn passed(t: &Record) -> bool {
     t.verdict.passed && t.status.is_completed()
 }
 
+/// Says when a fault's step took effect later after its moment than the model allows
+/// ([`crate::model::INJECT_LATE_MS`]: measured up to 120 ms with forty labs on two cores, more
+/// with more labs per core; docs/physics.md, K9a), where a window that depends on the fault's
+/// phase against the peers' timers may not hold; nothing otherwise.
+fn late_note((inject, heal): (f64, Option<f64>)) -> String {
+    let limit = crate::model::INJECT_LATE_MS;
+    let step = match heal {
+        Some(h) if h > limit && h > inject => ("healed", h),
+        _ if inject > limit => ("injected", inject),
+        _ => return String::new(),
+    };
+    format!(
+        "\n    {} {:.0} ms after its moment, more than the model allows for ({limit:.0} ms): a \
+         window that depends on the fault's phase may not hold (a loaded machine; fewer labs \
+         at once, -j)",
+        step.0, step.1
+    )
+}
+
 /// Renders the summary of one run; `path` is where its record was written.
 pub fn render(t: &Record, path: &str) -> String {
     let mut out = String::new();
@@ -166,6 +185,15 @@ pub fn render(t: &Record, path: &str) -> String {
         let healed = f
             .healed_at_ms
             .map_or(String::new(), |h| format!(", healed at {}", secs(h)));
+        let late = t
+            .scenario
+            .faults
+            .iter()
+            .find(|g| g.id == f.id)
+            .and_then(|g| {
+                crate::analysis::lateness(&t.events, g, t.scenario.client.connections.unwrap_or(1))
+            })
+            .map_or(String::new(), late_note);
         // A NAT names its timeout, and a preset's scaled twin says it is scaled.
         let nat = t
             .scenario
@@ -179,7 +207,7 @@ pub fn render(t: &Record, path: &str) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  fault {} [{}]{nat}: {injected}{healed}",
+            "  fault {} [{}]{nat}: {injected}{healed}{late}",
             f.id,
             f.kind.as_str()
         );
@@ -323,6 +351,26 @@ pub(crate) mod tests {
             out += &render(&record(status), "results/t.json");
         }
         insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn a_fault_later_than_the_model_allows_is_said() {
+        // The fixture's client connects at 5 ms, the drop is due at 2 s: 2005 ms is on time.
+        let on_time = render(&record(RunStatus::Completed), "results/t.json");
+        assert!(!on_time.contains("more than the model allows"), "{on_time}");
+        let mut late = record(RunStatus::Completed);
+        for e in &mut late.events {
+            if matches!(e.kind, crate::record::Kind::FaultInjected(_)) {
+                e.t_ms = 2005.0 + crate::model::INJECT_LATE_MS + 77.0;
+            }
+        }
+        let text = render(&late, "results/t.json");
+        let limit = crate::model::INJECT_LATE_MS;
+        let said = format!(
+            "injected {:.0} ms after its moment, more than the model allows for ({limit:.0} ms)",
+            limit + 77.0
+        );
+        assert!(text.contains(&said), "{text}");
     }
 
     #[test]
