@@ -1,6 +1,9 @@
 //! The model against the reference simulation: for random cells within the kernel's limits
 //! and random draws of what the model cannot know (the fault's phase, the RTO, the frozen
 //! peer's window), the model's window and error must contain what the simulation gives.
+//!
+//! Each property test runs a few thousand cases; `FLATLINE_SIM_CASES=100000 cargo test
+//! --release --test tests model_sim` runs that many each instead.
 
 use proptest::prelude::*;
 
@@ -8,6 +11,18 @@ use flatline::fidelity::Cell;
 use flatline::scenario::Side;
 
 use crate::sim::{simulate_after, Draw, HORIZON_MS};
+
+/// The cases each property test runs: `default`, or FLATLINE_SIM_CASES.
+fn cases(default: u32) -> ProptestConfig {
+    let cases = std::env::var("FLATLINE_SIM_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default);
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
+}
 
 fn draws() -> impl Strategy<Value = Draw> {
     (
@@ -120,7 +135,7 @@ pub fn check_after(cell: &Cell, draw: &Draw, bucket: Option<(f64, f64)>) -> Resu
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(cases(3000))]
 
     #[test]
     fn the_model_window_contains_the_simulation(seed in any::<u64>(), draw in draws()) {
@@ -172,7 +187,7 @@ fn own_link_cells() -> impl Strategy<Value = Cell> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+    #![proptest_config(cases(1500))]
 
     #[test]
     fn the_model_window_contains_the_simulation_of_a_writers_own_link(cell in own_link_cells(), draw in draws()) {
@@ -183,15 +198,15 @@ proptest! {
 }
 
 /// A busy writer behind a fault whose segments draw ICMPs (a reject with ICMP, the server's
-/// own end pulled), with the settings the random cells draw. Not the server's cable pulled at
-/// the wire: the simulation passes its net-unreachables through a reject's bucket and reverts
-/// nothing for them, so it bounds nothing about ip_error's share of the bucket.
+/// own end pulled, the server's cable pulled at the wire: ip_error's net-unreachable), with
+/// the settings the random cells draw.
 fn icmp_writer_cells() -> impl Strategy<Value = Cell> {
     (
         prop_oneof![
             Just(flatline::fidelity::CellFault::Icmp { port: false }),
             Just(flatline::fidelity::CellFault::Icmp { port: true }),
             Just(flatline::fidelity::CellFault::PeerEnd),
+            Just(flatline::fidelity::CellFault::CablePull),
         ],
         prop_oneof![Just(0u32), (1u32..=16).prop_map(|k| k * 500)],
         3u8..=6,
@@ -226,7 +241,7 @@ fn icmp_writer_cells() -> impl Strategy<Value = Cell> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+    #![proptest_config(cases(1500))]
 
     /// docs/physics.md, K9: a fault that finds the wire's ICMP bucket short (an earlier fault
     /// drew on it): the model, told the least the bucket holds, contains the simulation

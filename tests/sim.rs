@@ -18,6 +18,11 @@ pub const HORIZON_MS: f64 = 120_000.0;
 /// per message, up to XRLIM_BURST_FACTOR (6) messages saved up (inet_peer_xrlim_allow).
 const ICMP_COST_JIFFIES: u64 = 250;
 const ICMP_BURST: u64 = 6;
+/// A router without a route answers from the same bucket, but ip_error first takes
+/// ip_rt_error_cost (HZ) itself, refilling up to ip_rt_error_burst (5 * HZ), and only then
+/// asks icmp_send, whose icmpv4_xrlim_allow takes its own ratelimit (net/ipv4/route.c).
+const ROUTE_ERROR_COST_JIFFIES: u64 = 250;
+const ROUTE_ERROR_BURST_JIFFIES: u64 = 1250;
 /// TCP_RESOURCE_PROBE_INTERVAL (HZ / 2): how long a probe dropped by its own device waits.
 const RESOURCE_PROBE: f64 = 500.0;
 
@@ -180,12 +185,45 @@ impl Path {
         }
     }
 
+    /// ip_error for a packet forwarded into no route, from `to`'s host at `t`: the
+    /// inet_peer's tokens are refilled by the jiffies since rate_last, capped at
+    /// ip_rt_error_burst, and ip_rt_error_cost is taken if they hold it (else nothing is
+    /// sent, and nothing more is taken); then icmp_send's own check takes a ratelimit from
+    /// what is left ([`Path::icmp_allowed`], in the same jiffy: it gains nothing).
+    fn no_route_allowed(&mut self, to: usize, t: f64) -> bool {
+        let now = ((t + self.jiffy_offset_ms) / JIFFY).floor() as u64;
+        // A new peer: rate_last 60 s back, so the first refill fills it to the burst.
+        let (tokens, last) = self.icmp_bucket[to].unwrap_or((ROUTE_ERROR_BURST_JIFFIES, now));
+        let tokens = (tokens + now.saturating_sub(last)).min(ROUTE_ERROR_BURST_JIFFIES);
+        let now_or_last = now.max(last);
+        if tokens < ROUTE_ERROR_COST_JIFFIES {
+            self.icmp_bucket[to] = Some((tokens, now_or_last));
+            return false;
+        }
+        self.icmp_bucket[to] = Some((tokens - ROUTE_ERROR_COST_JIFFIES, now_or_last));
+        self.icmp_allowed(to, t)
+    }
+
+    /// Whether the fault answers with the router's missing route (ip_error): the server's
+    /// cable pulled at the wire, or the client's own link at the wire's end.
+    fn no_route(&self) -> bool {
+        matches!(
+            self.fault,
+            CellFault::CablePull | CellFault::OwnLink { local: false }
+        )
+    }
+
     /// What the wire does with a packet `from` (0 client, 1 server) at `t`: an ICMP only if
     /// the rate limit towards the sender lets it out, otherwise the packet just vanishes.
     fn packet(&mut self, from: usize, t: f64) -> Verdict {
         match self.rule(from, t) {
             Verdict::Icmp => {
-                if self.icmp_allowed(from, t) {
+                let allowed = if self.no_route() {
+                    self.no_route_allowed(from, t)
+                } else {
+                    self.icmp_allowed(from, t)
+                };
+                if allowed {
                     Verdict::Icmp
                 } else {
                     Verdict::Drop
@@ -488,7 +526,9 @@ impl Sim {
                 next.min(remaining)
             };
         }
-        if icmp && self.soft_error == "EHOSTUNREACH" {
+        // Host- and net-unreachable revert (tcp_v4_err: ICMP_NET_UNREACH or
+        // ICMP_HOST_UNREACH calls tcp_ld_RTO_revert); port-unreachable does not.
+        if icmp && matches!(self.soft_error, "EHOSTUNREACH" | "ENETUNREACH") {
             // The ICMP about the retransmitted snd_una arrives within the jiffy:
             // tcp_ld_RTO_revert takes one backoff back and re-arms the timer for the RTO
             // less the time since the segment left (a jiffy, rounded up), unclamped.
@@ -1461,4 +1501,77 @@ fn the_simulation_reproduces_a_second_fault_that_finds_the_bucket_short() {
     assert!((7900.0..8050.0).contains(&t), "{t}");
     let (full, _) = simulate(&cell, &draw)[0].unwrap();
     assert!(full < 7000.0, "{full}");
+}
+
+#[test]
+fn the_simulation_reproduces_a_writer_behind_the_missing_route() {
+    // docs/physics.md K9a, measured (`flatline run` of scenarios like
+    // scenarios/busy-writer-cable-pull.toml: 64 B every `interval`, the server's cable pulled
+    // at the wire): ENETUNREACH at (UT or tcp_retries2, interval ms, seconds after the pull).
+    // Every packet draws on ip_error's bucket (two ratelimits a message, 5 s held), each
+    // net-unreachable about a retransmitted head reverts a backoff. The simulation, over the
+    // fault's phase against the writes and the lab's RTOs, must bracket each figure.
+    let ka = flatline::fidelity::SideCell {
+        keepalive: Some(flatline::fidelity::Ka {
+            idle_s: 1,
+            interval_s: 1,
+            count: 3,
+        }),
+        user_timeout_ms: 0,
+    };
+    let measured: [(u32, Option<u8>, u32, &[f64]); 8] = [
+        (2000, None, 100, &[2.52]),
+        (3000, None, 100, &[5.05, 5.06, 5.07, 5.08]),
+        (3000, None, 250, &[5.20]),
+        (4000, None, 200, &[5.16]),
+        (6000, None, 50, &[6.47]),
+        (8000, None, 300, &[8.56]),
+        (0, Some(5), 100, &[15.23]),
+        // A full bucket at the fault: the same UT 7 s cell alone (K9, two faults).
+        (7000, None, 100, &[7.51, 7.62]),
+    ];
+    for (ut, retries2, interval_ms, figures) in measured {
+        let cell = Cell {
+            seed: 0,
+            client: flatline::fidelity::SideCell {
+                user_timeout_ms: ut,
+                ..ka
+            },
+            server: ka,
+            traffic: CellTraffic::Stream {
+                interval_ms,
+                record_bytes: 64,
+            },
+            tcp_retries2: retries2,
+            fault: CellFault::CablePull,
+            at_ms: 2000,
+            end_ms: 30_000,
+        };
+        let (mut lo, mut hi) = (f64::INFINITY, 0f64);
+        for rto_ms in [204.0, 208.0, 212.0, 216.0, 220.0] {
+            for k in 0..interval_ms / 10 {
+                let draw = Draw {
+                    jiffy_offset_ms: 1.0,
+                    fault_shift_ms: f64::from(k) * 10.0,
+                    rto_ms,
+                    window_bytes: 1e6,
+                    linkwatch_ms: 0.0,
+                    answer_ms: 0.1,
+                    unacked_ms: 0.0,
+                };
+                let (t, e) = simulate(&cell, &draw)[0].unwrap();
+                assert_eq!(e, "ENETUNREACH", "UT {ut} {interval_ms} ms: {t}");
+                (lo, hi) = (lo.min(t), hi.max(t));
+            }
+        }
+        for f in figures {
+            let t = f * 1000.0;
+            // The lab's stamp and the peer's read add a few ms; the simulation's phases are
+            // 10 ms apart.
+            assert!(
+                (lo - 40.0..=hi + 40.0).contains(&t),
+                "UT {ut} tcp_retries2 {retries2:?} {interval_ms} ms: measured {t}, simulated {lo}-{hi}"
+            );
+        }
+    }
 }
