@@ -1896,15 +1896,40 @@ fn tcp_own_link_wire(me: &SideModel) -> Prediction {
 }
 
 /// How long before the fault's moment a writer's segment can have left and still be
-/// unacknowledged when its own link goes down in its namespace, on top of the added round
-/// trip, ms. The peer's ACK must reach the device before `__dev_close_many` clears
+/// unacknowledged when its own link goes down in its namespace, without an added round trip,
+/// ms. The peer's ACK must reach the device before `__dev_close_many` clears
 /// __LINK_STATE_START (from then on the veth drops what it forwards to it); the close itself
-/// takes ~40 us up to the RTM_NEWLINK that stamps the fault (traced, K9a). The ACK leaves when
-/// the peer's reader takes the data (tcp_cleanup_rbuf: median 0.07 ms, at most 0.94 ms over
-/// 309 writes; traced once 1.9 ms, the write 1.8 ms before the stamp never ACKed), or at its
-/// delayed-ACK timer (TCP_DELACK_MIN, 40 ms, the cap while the round trip is shorter) when
-/// the reader runs late. An estimate with room.
+/// takes ~40 us up to the RTM_NEWLINK that stamps the fault (traced, K9a). The ACK of a small
+/// pushed segment leaves at once in quick-ack mode (the first 16 segments, and after a gap
+/// longer than the RTO: writes every 300 ms or more), else when the peer's reader takes the
+/// data (tcp_cleanup_rbuf: ICSK_ACK_PUSHED outside ping-pong mode; a PONG carries the PING's),
+/// else at the delayed-ACK timer, ato capped at max(srtt, TCP_DELACK_MIN) by
+/// tcp_send_delayed_ack: 40 ms here, a jiffy of wheel slack and the softirq on top.
+/// Measured (`unshare -m --propagation private scripts/ack-delay.py OUT --jobs 30 --busy 2
+/// stream:30 stream:100 heartbeat:100 heartbeat:500`: every data segment to its ACK's arrival
+/// at the sender, 30 labs and two busy loops on 2 cores): 16,041 ACKs, median 0.03 ms, at
+/// most 12.9 ms, none by the timer (18 ms with one lab beside other engineers' tests). So the
+/// timer's 40 ms, a jiffy and 6 ms for the softirq. With an added round trip the timer's cap
+/// grows to the srtt: [`unacked_before_ms`].
 pub const UNACKED_BEFORE_MS: f64 = 50.0;
+/// The delayed-ACK timer's floor and cap, ms (TCP_DELACK_MIN, TCP_DELACK_MAX: HZ/25, HZ/5).
+pub const DELACK_MIN_MS: f64 = 40.0;
+pub const DELACK_MAX_MS: f64 = 200.0;
+
+/// How long before the fault's moment a segment of `me`'s can have left and still be
+/// unacknowledged, ms: the round trip there and back, and the peer's ACK delayed by up to its
+/// delayed-ACK timer, whose cap tcp_send_delayed_ack raises from TCP_DELACK_MIN to the srtt
+/// (at most TCP_DELACK_MAX) once the srtt is longer, with [`UNACKED_BEFORE_MS`]'s slack.
+/// Measured with 30 ms each way (`scripts/ack-delay.py OUT --jobs 20 --busy 2 --delay 30
+/// stream:30 stream:100 heartbeat:100`): a writer's records were ACKed on read, at most 36.2 ms
+/// after they arrived, the 30 ms way back included; the server's PONGs, which the pinging
+/// client holds in ping-pong mode, waited 39-46 ms for its ACK (on its next PING, 40 ms on):
+/// past TCP_DELACK_MIN, which a 60 ms srtt lets the timer pass. No delayed-ACK timer was seen
+/// to fire for a reader that read: the srtt cap is the kernel's bound, not a measured one.
+pub fn unacked_before_ms(me: &SideModel) -> f64 {
+    let rtt = me.added_rtt_ms.1;
+    rtt.clamp(DELACK_MIN_MS, DELACK_MAX_MS) + (UNACKED_BEFORE_MS - DELACK_MIN_MS) + rtt
+}
 /// How long after the fault's stamp a write can still leave into the dying device: the routes
 /// go in NETDEV_DOWN right after the RTM_NEWLINK that stamps it (fib_disable_ip), ms.
 pub const SENT_AFTER_MS: f64 = JIFFY_MS;
@@ -1915,7 +1940,7 @@ pub const WRITE_LATE_MS: f64 = 10.0;
 /// namespace at fault number `index` (K9a). Its writes come every interval from the connect
 /// (the reference peers' writer; each late by up to [`WRITE_LATE_MS`]); the fault is in effect
 /// between its `at` and [`INJECT_LATE_MS`] later. A write that left up to
-/// [`UNACKED_BEFORE_MS`] (plus the added round trip) before that moment or [`SENT_AFTER_MS`]
+/// [`unacked_before_ms`] before that moment or [`SENT_AFTER_MS`]
 /// after it can be in flight; a round trip longer than the interval keeps one in flight
 /// always. After an earlier fault (a reconnect moved the writes) anything may.
 fn in_flight_at_the_pull(scenario: &Scenario, index: usize, me: &SideModel) -> InFlight {
@@ -1929,7 +1954,7 @@ fn in_flight_at_the_pull(scenario: &Scenario, index: usize, me: &SideModel) -> I
     if schedules.is_empty() {
         return InFlight::No;
     }
-    let (rtt_lo, rtt_hi) = me.added_rtt_ms;
+    let (rtt_lo, _) = me.added_rtt_ms;
     if schedules
         .iter()
         .any(|&i| i > 0.0 && rtt_lo >= i + WRITE_LATE_MS)
@@ -1941,7 +1966,7 @@ fn in_flight_at_the_pull(scenario: &Scenario, index: usize, me: &SideModel) -> I
     }
     let at = scenario.faults[index].at.as_millis() as f64;
     let (lo, hi) = (
-        at - UNACKED_BEFORE_MS - rtt_hi - WRITE_LATE_MS,
+        at - unacked_before_ms(me) - WRITE_LATE_MS,
         at + INJECT_LATE_MS + SENT_AFTER_MS,
     );
     // The first write at or after `lo`, counted from the first at one interval.
@@ -2035,8 +2060,7 @@ fn own_link_local_probed(me: &SideModel) -> Prediction {
 }
 
 /// A writer whose own link went down in its namespace while a segment of its was in flight
-/// (K9a), the head sent between [`UNACKED_BEFORE_MS`] (plus the added round trip) before the
-/// fault and [`SENT_AFTER_MS`] after it. No ACK comes back, so the retransmission timer runs,
+/// (K9a), the head sent between [`unacked_before_ms`] before the fault and [`SENT_AFTER_MS`] after it. No ACK comes back, so the retransmission timer runs,
 /// not the probe timer: the loss probe fails and re-arms for the rest of the RTO, and every
 /// expiry's retransmission fails in inet_sk_rebuild_header (no route: the soft error
 /// ENETUNREACH) before anything leaves. The expiry still backs off (the error is negative:
@@ -2088,7 +2112,7 @@ fn own_link_local_unacked(me: &SideModel) -> Prediction {
         }
         rto = (rto + JIFFY_MS).min(rto_hi);
     }
-    let before = UNACKED_BEFORE_MS + me.added_rtt_ms.1;
+    let before = unacked_before_ms(me);
     let (mechanism, why) = if ut > 0.0 {
         (
             "user-timeout",
@@ -2676,7 +2700,8 @@ fn heartbeat_later(hb: Prediction, late: f64) -> Prediction {
 /// "the race's margins"): at most 21 ms with one lab, 39 ms with ten, 120 ms with forty and
 /// two busy loops; with a quarter more for the tail. More labs per core exceed it
 /// (`unshare -m --propagation private scripts/inject-late.py OUT --jobs N`: 46 ms at 32 labs,
-/// 64 ms at 48, 227 ms at 64, 1.1 s at 64 beside two busy loops), so the runner's default job
+/// 64 ms at 48, 94-107 ms at 64 on a quiet machine, 227 ms beside other work, 1.1 s beside
+/// two busy loops and a 1000-connection lab), so the runner's default job
 /// count is at most [`crate::suite::JOBS_PER_CORE`] a core, and a summary says when a step
 /// took effect later than this ([`crate::analysis::lateness`]).
 pub const INJECT_LATE_MS: f64 = 150.0;
@@ -3215,6 +3240,31 @@ mod tests {
             added_rtt_ms: (0.0, 0.0),
             icmp_tokens_ms: None,
         }
+    }
+
+    /// K9a: how long a segment can stay unacknowledged, from scripts/ack-delay.py. Without a
+    /// delay the ACK came within 12.9 ms (16,041 ACKs, 30 labs and two busy loops), well
+    /// inside the delayed-ACK timer's 40 ms that bounds it. With 30 ms each way a PONG waited
+    /// 76.4 ms for its ACK's arrival, 46 ms held by the pinging client (past TCP_DELACK_MIN:
+    /// the srtt raises the timer's cap); the bound takes the srtt for the timer.
+    #[test]
+    fn an_ack_can_wait_up_to_the_delayed_ack_timer_capped_by_the_srtt() {
+        let mut me = idle(None, 0);
+        assert_eq!(unacked_before_ms(&me), UNACKED_BEFORE_MS);
+        assert!(
+            unacked_before_ms(&me) >= 12.9 && unacked_before_ms(&me) >= DELACK_MIN_MS + JIFFY_MS
+        );
+        // 30 ms each way: the measured 76.4 ms, and the kernel's cap (srtt 60 ms + 60 ms).
+        me.added_rtt_ms = (60.0, 60.0);
+        assert!(unacked_before_ms(&me) >= 76.4);
+        assert!(unacked_before_ms(&me) >= 60.0 + 60.0 + JIFFY_MS);
+        // 60 ms each way (busy-writer-own-link-local-at-write): the ACK of a record the reader
+        // left unread could come a 120 ms timer after it arrived, 240 ms after its send.
+        me.added_rtt_ms = (120.0, 120.0);
+        assert!(unacked_before_ms(&me) >= 240.0 + JIFFY_MS);
+        // The timer's cap stops at TCP_DELACK_MAX.
+        me.added_rtt_ms = (400.0, 400.0);
+        assert_eq!(unacked_before_ms(&me), 400.0 + DELACK_MAX_MS + 10.0);
     }
 
     #[test]

@@ -17,8 +17,9 @@ pub const MAX_JOBS: usize = 64;
 /// kernel timers, but each fault is a script (`sh` and `ip` or `nft`, forked on the loaded
 /// CPU) that must take effect within [`crate::model::INJECT_LATE_MS`] of its `at` for the
 /// model's phase-dependent windows to hold. Measured on 2 cores (scripts/inject-late.py,
-/// docs/physics.md K9a): 32 labs at once, faults at most 46 ms late; 64 labs, up to 227 ms,
-/// and 1.1 s beside two busy loops.
+/// docs/physics.md K9a): 32 labs at once, faults at most 46 ms late, busy loops or not; 64
+/// labs, 94-107 ms on a quiet machine, 227 ms beside other work, 1.1 s beside two busy loops
+/// and a 1000-connection lab.
 pub const JOBS_PER_CORE: usize = 16;
 
 /// How many scenarios run at once when `-j` is not given: half the available memory, a lab's
@@ -37,7 +38,7 @@ pub fn jobs_warning(jobs: usize, cores: usize) -> Option<String> {
         format!(
             "{jobs} labs at once on {cores} cores (more than {JOBS_PER_CORE} a core): a fault can \
              take effect more than {:.0} ms after its `at` (measured: 227 ms with 64 labs on 2 \
-             cores), and windows that depend on its phase may not hold; each summary says where \
+             cores beside other work), and windows that depend on its phase may not hold; each summary says where \
              one did",
             crate::model::INJECT_LATE_MS
         )
