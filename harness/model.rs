@@ -2947,7 +2947,18 @@ fn acked_into_the_pull(cx: &FaultContext, p: Prediction) -> Prediction {
 /// max(I, V) otherwise, K2); else it probes and draws the reset. Where such a probe can be due
 /// at the fault (as in [`answered_across_the_fault`]), the model admits ETIMEDOUT too. Found by
 /// the reference simulation (server 1s/2s/1 + UT 4 s against client 2s/2s/2: ETIMEDOUT 2.02 s
-/// after a probe 0.4 ms before the fault).
+/// after a probe 0.4 ms before the fault). Under a `[wire] delay` the rule meets each packet
+/// when the wire's queue releases it (the forward hook goes on after the verdict), so a probe
+/// released before the fault is answered into it if its answer is released after: the race
+/// is a delay wide, and a probe sent up to the added round trip before the fault can lose its
+/// answer. Caught in the lab that way (`unshare -m --propagation private
+/// scripts/reset-race.py OUT 40 43 .. 85 --pool 1 --delay 10`): 6 of 16 runs, the probe
+/// reaching the client 4.3-8.6 ms before the reject's stamp, the RST to its answer 10.1 ms
+/// after it, the server's ETIMEDOUT 2005.7-2006.1 ms after the probe reached the client
+/// (1997-2002 ms after the stamp); a probe 16.5 ms or more before the stamp was answered.
+/// Without a delay (`--pool 300`, 39 runs, 11,700 connections) once: the rule took effect while
+/// a batch of 185 probes was being answered, and its last 39 servers gave up ETIMEDOUT 2019.2-
+/// 2019.4 ms after the stamp (2019.4-2019.7 ms after their probe reached the client).
 fn reset_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
     let me = &cx.me;
     let (Some(k), Some((lo, hi))) = (me.keepalive, p.window_ms) else {
@@ -2962,7 +2973,8 @@ fn reset_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
     }
     let (i, v) = (k.idle_ms as f64, k.interval_ms as f64);
     let ut = me.user_timeout_ms as f64;
-    let gives_up = probes_due(k, cx.crossing(ANSWER_LATE_MS)).any(|n| {
+    let race = ANSWER_LATE_MS + me.added_rtt_ms.1;
+    let gives_up = probes_due(k, cx.crossing(race)).any(|n| {
         let since_answer = if n == 0 { i } else { i.max(v) };
         if ut > 0.0 {
             since_answer + v + slack(v) >= ut
@@ -3240,6 +3252,42 @@ mod tests {
             added_rtt_ms: (0.0, 0.0),
             icmp_tokens_ms: None,
         }
+    }
+
+    /// K9: behind a reject with reset both ways, a probe whose answer the reject resets ends
+    /// the server's keepalive with ETIMEDOUT at its next expiry. Under a wire delay the race
+    /// is the added round trip wide (caught in the lab: scripts/reset-race.py --delay 10, the
+    /// probe 4.3-8.6 ms before the stamp, ETIMEDOUT ~2.006 s after it), so a probe due up to
+    /// that long before `at` counts; without a delay it must be within ANSWER_LATE_MS.
+    #[test]
+    fn a_probe_answered_into_a_delayed_reset_can_end_in_etimedout() {
+        let k = KeepaliveMs {
+            idle_ms: 1000,
+            interval_ms: 2000,
+            count: 1,
+        };
+        // `at` 10 ms after the server's second probe at the latest: beyond the answer's 1 ms,
+        // within a 20 ms round trip.
+        let (_, hi) = answered_probes(k).nth(1).unwrap();
+        let at = (hi + ANSWER_LATE_MS + 9.0).ceil() as u64;
+        let text = |delay: u32| {
+            format!(
+                "name = \"r\"\nend = \"9s\"\nexpect = \"none\"\n[wire]\ndelay = \"{delay}ms\"\n\
+                 [server]\nkeepalive = {{ idle = \"1s\", interval = \"2s\", count = 1 }}\n\
+                 user_timeout = \"4s\"\n[client]\nkeepalive = {{ idle = \"2s\", interval = \"2s\", \
+                 count = 2 }}\n[[fault]]\nkind = \"reject\"\nwith = \"tcp-reset\"\nat = \"{at}ms\"\n"
+            )
+        };
+        let server = |delay: u32| predict(&parse_scenario(&text(delay)), 0, Side::Server);
+        let near = server(10);
+        assert!(
+            near.admits("ETIMEDOUT") && near.admits("ECONNRESET"),
+            "{near:?}"
+        );
+        // The lab's give-up, ~2.006 s after the probe, inside the window.
+        assert!(near.window_ms.unwrap().1 >= 2006.0 + 10.0, "{near:?}");
+        let far = server(0);
+        assert!(!far.admits("ETIMEDOUT"), "{far:?}");
     }
 
     /// K9a: how long a segment can stay unacknowledged, from scripts/ack-delay.py. Without a
