@@ -244,6 +244,7 @@ impl Target {
             peer_rcvbuf_max_bytes: crate::model::RCVBUF_MAX_DEFAULT_BYTES,
             added_rtt_ms: (0.0, 0.0),
             icmp_tokens_ms: None,
+            rto_after_reconnect_ms: None,
         }
     }
 

@@ -128,6 +128,12 @@ pub struct SideModel {
     /// ([`icmp_tokens_at`]); None: full, as for a new peer (docs/physics.md, K9).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp_tokens_ms: Option<(f64, f64)>,
+    /// Not a setting: the longest RTO (ms) this side's connection may still have at the fault
+    /// because an earlier fault's reconnect handshake waited in a neighbour queue and gave the
+    /// new connection a first RTT sample of that wait ([`rto_after_reconnect`]); None: the
+    /// lab's RTO (docs/physics.md, K9a).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rto_after_reconnect_ms: Option<f64>,
 }
 
 /// A fault as this side experiences it.
@@ -397,11 +403,17 @@ pub const RCVBUF_MAX_DEFAULT_BYTES: u64 = 6 * 1024 * 1024;
 /// The RTOs a side's connection gets: RTO = srtt + max(RTO_MIN, 4 * mdev), rounded up to
 /// a jiffy (tcp_rtt_estimator, __tcp_set_rto). The lab's own round trip is ~0.1 ms (RTO
 /// 204-220 ms); a `[wire] delay` adds its round trip to srtt, and jitter can raise mdev: the
-/// RTT spreads over at most `hi - lo`, so 4 * mdev stays under 4 * (hi - lo).
+/// RTT spreads over at most `hi - lo`, so 4 * mdev stays under 4 * (hi - lo). After a
+/// reconnect whose handshake waited in a neighbour queue, up to the RTO that wait left
+/// (`rto_after_reconnect_ms`).
 pub fn rto_range_ms(me: &SideModel) -> (f64, f64) {
     let (lo, hi) = me.added_rtt_ms;
     let variance = (4.0 * (hi - lo)).max(RTO_MIN_MS) - RTO_MIN_MS;
-    (RTO_LAB_MIN_MS + lo, RTO_LAB_MAX_MS + hi + variance)
+    let hi = RTO_LAB_MAX_MS + hi + variance;
+    (
+        RTO_LAB_MIN_MS + lo,
+        me.rto_after_reconnect_ms.map_or(hi, |r| r.max(hi)),
+    )
 }
 
 /// H(n): the time retransmissions of a segment may take before the connection is aborted,
@@ -910,15 +922,24 @@ fn initial_tokens(me: &SideModel, bucket: IcmpBucket) -> (f64, f64) {
     (lo.clamp(0.0, cap), hi.clamp(0.0, cap))
 }
 
-/// Why the bucket may be short at the fault, for [`Prediction::why`]; empty when full.
-fn short_bucket(me: &SideModel) -> String {
-    me.icmp_tokens_ms.map_or(String::new(), |(lo, _)| {
+/// What earlier faults of the scenario left this side's chain, for [`Prediction::why`]: the
+/// wire's ICMP bucket short, or a reconnect's long RTO; empty when neither.
+fn earlier_faults(me: &SideModel) -> String {
+    let bucket = me.icmp_tokens_ms.map_or(String::new(), |(lo, _)| {
         format!(
             "; an earlier fault drew on the wire's ICMP bucket towards this host: {} of \
              tokens at the fault at least, not full",
             secs(lo)
         )
-    })
+    });
+    let rto = me.rto_after_reconnect_ms.map_or(String::new(), |r| {
+        format!(
+            "; a reconnect during an earlier fault may have waited in a neighbour queue: its \
+             RTT sample leaves an RTO of up to {}",
+            secs(r)
+        )
+    });
+    bucket + &rto
 }
 
 /// The bucket after one packet that asks for an ICMP, from its range before: the message's
@@ -1344,7 +1365,7 @@ fn writer_icmp_revert(me: &SideModel, error: &str, bucket: IcmpBucket) -> Predic
              rate limit lets out revert the backoff",
         )
     };
-    let why = format!("{why}{}", short_bucket(me));
+    let why = format!("{why}{}", earlier_faults(me));
     let (error, alt) = match (icmp, silent) {
         (true, false) => (error, None),
         (false, _) => ("ETIMEDOUT", None),
@@ -1526,7 +1547,7 @@ fn tcp_icmp(me: &SideModel, port: bool) -> Prediction {
         }
         Prediction {
             alt_errors,
-            why: format!("{}{}", p.why, short_bucket(me)),
+            why: format!("{}{}", p.why, earlier_faults(me)),
             ..p
         }
     } else {
@@ -1679,7 +1700,7 @@ fn tcp_peer_end(me: &SideModel) -> Prediction {
             interval + hi,
             error,
             mechanism,
-            format!("{why}{}", short_bucket(me)),
+            format!("{why}{}", earlier_faults(me)),
         )
     }
 }
@@ -2332,6 +2353,7 @@ pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
         peer_rcvbuf_max_bytes: rcvbuf_max(&scenario.settings(side.other()).sysctl),
         added_rtt_ms: scenario.wire.added_rtt_range_ms(),
         icmp_tokens_ms: None,
+        rto_after_reconnect_ms: None,
     }
 }
 
@@ -2488,6 +2510,131 @@ pub fn icmp_tokens_at(scenario: &Scenario, index: usize, side: Side) -> Option<(
     (regained < cap).then_some((regained, cap))
 }
 
+/// The RTO (ms, rounded up to a jiffy) after a first RTT sample of `first_ms` and `samples`
+/// more of `later_ms` each, by Linux's estimator (tcp_rtt_estimator, __tcp_set_rto), in its own
+/// fixed point (µs; srtt kept 8 times, mdev 4 times over). The first sample sets srtt to it,
+/// mdev to half of it and rttvar to max(2 * sample, RTO_MIN): RTO = 3 * sample. Each later
+/// sample moves srtt 1/8 of the way to it; mdev follows the error, but a sample below srtt
+/// raises it only by 1/8 of its excess; rttvar takes the window's largest mdev (at least
+/// RTO_MIN) if that is more, and else loses 1/4 of its excess over it at the window's end.
+/// A writer's every write is ACKed before the next leaves (Nagle: one small segment in
+/// flight), so every sample ends an RTT window (snd_una passes rtt_seq). RTO = srtt + rttvar.
+pub fn rto_after_samples_ms(first_ms: f64, samples: u32, later_ms: f64) -> f64 {
+    let us = |ms: f64| (ms * 1000.0).round().max(1.0) as i64;
+    let rto_min = us(RTO_MIN_MS);
+    let first = us(first_ms);
+    let (mut srtt, mut mdev) = (first << 3, first << 1);
+    let mut rttvar = mdev.max(rto_min);
+    // mdev_max_us: the first sample's window starts it at rttvar, every later one at RTO_MIN.
+    let mut window_start = rttvar;
+    let later = us(later_ms);
+    for _ in 0..samples {
+        let mut m = later - (srtt >> 3);
+        srtt += m;
+        if m < 0 {
+            m = -m - (mdev >> 2);
+            if m > 0 {
+                m >>= 3;
+            }
+        } else {
+            m -= mdev >> 2;
+        }
+        mdev += m;
+        // The window's largest mdev (one sample a window).
+        let mdev_max = mdev.max(window_start);
+        if mdev_max > rttvar {
+            rttvar = mdev_max;
+        } else {
+            rttvar -= (rttvar - mdev_max) >> 2;
+        }
+        window_start = rto_min;
+    }
+    let rto = ((srtt >> 3) + rttvar) as f64 / 1000.0;
+    ((rto / JIFFY_MS).ceil() * JIFFY_MS).min(RTO_MAX_MS)
+}
+
+/// The longest RTO `side`'s connection may have when fault `index` starts because an earlier
+/// fault's reconnect handshake waited in a neighbour queue; None where no such reconnect can
+/// come before it, or the RTO it leaves is within the lab's own range (docs/physics.md, K9a).
+///
+/// Under the peer's own end pulled (the router's entry for the peer) or this side's own link
+/// pulled at the wire (its own entry for the gateway), a reconnect's SYN (the server's
+/// SYN-ACK) joins an INCOMPLETE entry and waits in its queue (neigh_resolve_output ->
+/// __neigh_event_send) until the entry resolves after the heal: at the next solicit (one
+/// retrans_time, 1 s, on the wheel; for the own link once linkwatch gave the carrier back), or
+/// sooner if the peer's host sends the router anything (its ARP request updates the entry,
+/// neigh_update). The handshake's RTT sample is that wait (the SYN's own send, or with
+/// timestamps its TSecr even for a retransmitted SYN: tcp_ack_update_rtt), and the first
+/// sample sets RTO = 3 * sample ([`rto_after_samples_ms`]). The wait is bounded by the
+/// reference client's connect timeout (it abandons the attempt: traced, the SYN-ACK never
+/// came after it) or the entry's life ([`ROUTER_NEIGH_FAIL_MS`]: it FAILS and the SYN draws a
+/// host-unreachable instead), and by the latest the entry can resolve less the earliest the
+/// client can have lost the connection (its detection window's start). The RTO then decays
+/// with the ACKs of the writes between that latest resolution (or the heal of any fault in
+/// between) and this fault; a side that does not write keeps what the handshake left, which no
+/// detection of its reads on.
+pub fn rto_after_reconnect(scenario: &Scenario, index: usize, side: Side) -> Option<f64> {
+    let me = side_model(scenario, side);
+    if me.role != Role::Writer {
+        return None;
+    }
+    let at = scenario.faults[index].at.as_millis() as f64;
+    let client = scenario.settings(Side::Client);
+    let round = ROUTER_NEIGH_FAIL_MS.1 / 3.0;
+    let wait_cap = match (&client.program, client.connect_timeout_ms) {
+        (None, Some(ct)) => (ct as f64 + SCHEDULING_MS).min(ROUTER_NEIGH_FAIL_MS.1),
+        _ => ROUTER_NEIGH_FAIL_MS.1,
+    };
+    let interval = me.traffic_interval_ms.max(1) as f64;
+    let base = rto_range_ms(&me).1;
+    // A later sample is the lab's round trip: at most what its RTO range allows (srtt up to
+    // 16 ms, rounded up to a jiffy), plus the wire's.
+    let later_hi = RTO_LAB_MAX_MS - RTO_MIN_MS - JIFFY_MS + me.added_rtt_ms.1;
+    let faults = &scenario.faults;
+    let worst = (0..faults.len())
+        .filter(|&j| faults[j].at.as_millis() < faults[index].at.as_millis())
+        .filter_map(|j| {
+            let f = &faults[j];
+            let heal = f.heal?.as_millis() as f64;
+            let resolves = match fault_model(scenario, j, side) {
+                FaultModel::PeerEnd => round,
+                FaultModel::OwnLinkWire => LINKWATCH_MAX_MS + round,
+                _ => return None,
+            };
+            // The client reconnects once it has lost the connection.
+            let (lost, _) = predict(scenario, j, Side::Client).window_ms?;
+            let syn = f.at.as_millis() as f64 + lost;
+            let resolved = (heal + INJECT_LATE_MS + resolves).min(at);
+            let first = wait_cap.min(resolved - syn + me.added_rtt_ms.1 + JIFFY_MS);
+            if first <= 0.0 {
+                return None;
+            }
+            // The writes ACKed since, counted from the latest resolution or the heal of a fault
+            // between the two, whichever is later; none if one of those never heals.
+            let since = faults
+                .iter()
+                .filter(|g| {
+                    g.at.as_millis() > f.at.as_millis()
+                        && g.at.as_millis() < faults[index].at.as_millis()
+                })
+                .map(|g| {
+                    g.heal
+                        .map_or(f64::INFINITY, |h| h.as_millis() as f64 + INJECT_LATE_MS)
+                })
+                .fold(resolved, f64::max);
+            let acked = at - since - WRITE_LATE_MS - unacked_before_ms(&me);
+            let samples = (acked / interval).floor().clamp(0.0, 10_000.0) as u32;
+            // The most it can be with at least that many samples: the estimator can rise again
+            // towards a slow sample's own RTO, so a few more are looked at too.
+            let rto = (samples..=samples + 64)
+                .flat_map(|n| [0.0, later_hi].map(|s| rto_after_samples_ms(first, n, s)))
+                .fold(0.0, f64::max);
+            Some(rto)
+        })
+        .fold(f64::NEG_INFINITY, f64::max);
+    (worst > base).then_some(worst)
+}
+
 /// Predicts how `side` detects fault number `index` of `scenario` (Linux, as run here).
 pub fn predict(scenario: &Scenario, index: usize, side: Side) -> Prediction {
     predict_on(scenario, index, side, Os::Linux)
@@ -2516,8 +2663,8 @@ struct FaultContext<'a> {
     side: Side,
     /// The fault as this side experiences it ([`fault_model`]).
     model: FaultModel,
-    /// This side's settings, with what earlier faults left ([`icmp_tokens_at`]) and the
-    /// stack's probe count.
+    /// This side's settings, with what earlier faults left ([`icmp_tokens_at`],
+    /// [`rto_after_reconnect`]) and the stack's probe count.
     me: SideModel,
     /// The peer's settings.
     them: SideModel,
@@ -2534,6 +2681,7 @@ impl<'a> FaultContext<'a> {
         let spec = &scenario.faults[index];
         let mut me = side_model(scenario, side);
         me.icmp_tokens_ms = icmp_tokens_at(scenario, index, side);
+        me.rto_after_reconnect_ms = rto_after_reconnect(scenario, index, side);
         if let Some(k) = me.keepalive.as_mut() {
             k.count = os.probes(Some(k.count));
         }
@@ -3251,6 +3399,7 @@ mod tests {
             peer_rcvbuf_max_bytes: RCVBUF_MAX_DEFAULT_BYTES,
             added_rtt_ms: (0.0, 0.0),
             icmp_tokens_ms: None,
+            rto_after_reconnect_ms: None,
         }
     }
 
@@ -4180,6 +4329,94 @@ mod tests {
         assert!(short.0 == full.0 && short.1 > full.1, "{full:?} {short:?}");
     }
 
+    /// K9a: the RTO Linux's estimator leaves after a slow handshake, against tcp_info's
+    /// rto_us (halved: one backoff) at the give-up of connections traced with tcp:tcp_probe.
+    #[test]
+    fn the_rtt_estimator_decays_a_slow_first_sample_as_traced() {
+        // A first sample alone: RTO = 3 * sample (rttvar = 2 * sample), at least srtt + RTO_MIN.
+        assert_eq!(rto_after_samples_ms(500.0, 0, 0.1), 1500.0);
+        assert_eq!(rto_after_samples_ms(0.05, 0, 0.1), 204.0);
+        // srtt 153.870 ms from the SYN's 154 ms in the router's queue, then 4 ACKed writes
+        // (srtt 134.6, 117.8, 103.1, 90.2 ms traced): rto_us 848000 after one backoff.
+        assert_eq!(rto_after_samples_ms(153.870, 4, 0.06), 424.0);
+        // srtt 363.254 ms, 3 writes (317.9, 278.1, 243.4 ms): rto_us 2040000.
+        assert_eq!(rto_after_samples_ms(363.254, 3, 0.06), 1020.0);
+        // srtt 362.516 ms, 2 writes (317.2, 277.6 ms): rto_us 2088000.
+        assert_eq!(rto_after_samples_ms(362.516, 2, 0.06), 1044.0);
+        // Many samples bring it back to the lab's own.
+        assert!(rto_after_samples_ms(1000.0, 400, 0.06) <= RTO_LAB_MIN_MS);
+        // Never lower for a longer first sample, nor for fewer later ones.
+        for n in [0, 1, 3, 10, 40] {
+            assert!(rto_after_samples_ms(300.0, n, 0.1) <= rto_after_samples_ms(301.0, n, 0.1));
+            assert!(rto_after_samples_ms(300.0, n + 1, 0.1) <= rto_after_samples_ms(300.0, n, 0.1));
+        }
+    }
+
+    /// K9a: a reconnect whose SYN waited in the router's neighbour queue (the server's own end
+    /// pulled, healed while it waited) leaves the new connection an RTO of several hundred ms,
+    /// and a second pull soon after gives up later than the lab's RTO allows.
+    #[test]
+    fn a_reconnect_that_waited_in_a_neighbour_queue_leaves_a_long_rto() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/busy-writer-peer-end-twice.toml");
+        let twice = crate::scenario::load(&path).unwrap();
+        assert_eq!(rto_after_reconnect(&twice, 0, Side::Client), None);
+        let rto = rto_after_reconnect(&twice, 1, Side::Client).expect("a slow handshake");
+        // The SYN waits at most the connect timeout (500 ms) and its wake-up; the handshake
+        // may complete as late as the fault itself, so no ACKed write is certain: 3 * 550 ms.
+        assert_eq!(rto, 1652.0);
+        // The reader's RTO decides nothing it detects.
+        assert_eq!(rto_after_reconnect(&twice, 1, Side::Server), None);
+        let mut me = side_model(&twice, Side::Client);
+        me.icmp_tokens_ms = icmp_tokens_at(&twice, 1, Side::Client);
+        let old = predict_side(&me, FaultModel::PeerEnd);
+        me.rto_after_reconnect_ms = Some(rto);
+        let new = predict_side(&me, FaultModel::PeerEnd);
+        assert_eq!(predict(&twice, 1, Side::Client).window_ms, new.window_ms);
+        assert_eq!(new.error.as_deref(), Some("EHOSTUNREACH"), "{new:?}");
+        // Traced: the SYN waited 362.5 ms (sent F1+3.72 s, the entry resolved by the server's
+        // keepalive RST at F1+4.08 s), 2 ACKed writes, RTO 1044 ms, the first retransmission at
+        // F+1.93 s: EHOSTUNREACH 4.93 s. The variant with a 1 s connect timeout, the second pull
+        // at 6.4 s (363 ms, 3 writes, RTO 1020 ms): 4.87 s.
+        for ms in [4931.0, 4869.0] {
+            assert!(inside(&new, ms) && !inside(&old, ms), "{old:?} {new:?}");
+        }
+        // The lower bound stays: the lab's RTO when the handshake did not wait.
+        assert_eq!(new.window_ms.unwrap().0, old.window_ms.unwrap().0);
+        // With the default reconnect (500 ms) the SYN waited 154 ms, 4 writes, RTO 424 ms:
+        // 3.92 s, inside both.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let slow = parse_scenario(
+            &text
+                .replace("reconnect_interval = \"200ms\"\n", "")
+                .replace("connect_timeout = \"500ms\"\n", "")
+                .replace("heal = \"5.8s\"", "heal = \"6.1s\"")
+                .replace("at = \"6.3s\"", "at = \"6.6s\""),
+        );
+        let p = predict(&slow, 1, Side::Client);
+        assert!(inside(&p, 3924.0), "{p:?}");
+        // No widening where no such reconnect can come: the first pull never healed, or healed
+        // before the client could have lost the connection (its detection starts 3.4 s in), or
+        // a reject (its SYNs draw a host-unreachable at once), or the writes since have brought
+        // the RTO back.
+        let no_heal = parse_scenario(&text.replace("heal = \"5.8s\"\n", ""));
+        assert_eq!(rto_after_reconnect(&no_heal, 1, Side::Client), None);
+        let short = parse_scenario(&text.replace("heal = \"5.8s\"", "heal = \"2.5s\""));
+        assert_eq!(rto_after_reconnect(&short, 1, Side::Client), None);
+        let reject = parse_scenario(&text.replacen(
+            "kind = \"cable-pull\"\ntarget = \"server\"\nend = \"peer\"",
+            "kind = \"reject\"\nwith = \"icmp-host-unreachable\"",
+            1,
+        ));
+        assert_eq!(rto_after_reconnect(&reject, 1, Side::Client), None);
+        let later = parse_scenario(
+            &text
+                .replace("at = \"6.3s\"", "at = \"60s\"")
+                .replace("end = \"16s\"", "end = \"70s\""),
+        );
+        assert_eq!(rto_after_reconnect(&later, 1, Side::Client), None);
+    }
+
     #[test]
     fn a_wire_delay_or_a_crowd_of_probes_widens_the_answers_reach() {
         // The server's first probe (idle 1 s) crosses the router by `hi` at the latest; a pull
@@ -4391,6 +4628,7 @@ mod tests {
                 peer_rcvbuf_max_bytes: RCVBUF_MAX_DEFAULT_BYTES,
                 added_rtt_ms: (0.0, 0.0),
                 icmp_tokens_ms: tokens,
+                rto_after_reconnect_ms: None,
             }
         }
     }

@@ -248,6 +248,45 @@ fn a_second_icmp_fault_finds_the_wires_bucket_short() {
 }
 
 #[test]
+fn a_reconnect_that_waited_in_the_routers_neighbour_queue_leaves_a_long_rto() {
+    let t = run_passing("busy-writer-peer-end-twice.toml");
+    let fault = |i: usize, s: &str| t["summary"]["faults"][i][s].clone();
+    // The first pull ends the connection as a single one does (K9a): UT + 2 RTO less a few
+    // jiffies .. the model's 3.97 s plus a loaded machine's wake-up.
+    let first = fault(0, "client");
+    let ms = first["detection_ms"]
+        .as_f64()
+        .expect("client detected the first pull");
+    assert!((3380.0..=4050.0).contains(&ms), "client after {ms} ms");
+    assert_eq!(first["error"], "EHOSTUNREACH");
+    // The reconnect's SYN waited in the router's entry until it resolved, at most a solicit
+    // round (1 s on the wheel) after the heal took effect (150 ms late at most): the
+    // handshake that completes then is the one the second pull meets.
+    let back = first["reconnect_ms"].as_f64().expect("client reconnected");
+    assert!(
+        back <= 150.0 + 1036.0,
+        "reconnected {back} ms after the heal"
+    );
+    // K9a: that handshake's RTT sample is the wait, RTO = 3 * sample, decayed by the writes
+    // ACKed before the second pull. Lower bound UT + 2 RTO (the lab's RTO) less a few jiffies:
+    // the user timeout fired, nothing earlier. Upper bound the model's 6.83 s (a 500 ms
+    // connect timeout bounds the wait) plus a loaded machine's wake-up. Measured 4.79-4.98 s
+    // (traced: RTO 1044 ms), where the lab's RTO allows at most 4.41 s.
+    let second = fault(1, "client");
+    let ms = second["detection_ms"]
+        .as_f64()
+        .expect("client detected the second pull");
+    assert!((3380.0..=6930.0).contains(&ms), "client after {ms} ms");
+    assert_eq!(second["error"], "EHOSTUNREACH");
+    // The server reads: its keepalive (1s/1s/3) as on a drop, from the last record: [3.9 s,
+    // 4 s] plus slack (K1).
+    let server = fault(1, "server");
+    let ms = server["detection_ms"].as_f64().expect("server detected");
+    assert!((3850.0..=4300.0).contains(&ms), "server after {ms} ms");
+    assert_eq!(server["error"], "ETIMEDOUT");
+}
+
+#[test]
 fn a_one_way_reject_sends_its_icmps_to_the_stopped_side_and_the_writer_feeds_its_keepalive() {
     let t = run_passing("reject-one-way-writer.toml");
     // K7: the client's packets pass; only the server's ACKs are rejected and the ICMPs go to
