@@ -448,6 +448,49 @@ pub fn render_suite(r: &SuiteReport) -> String {
 mod tests {
     use super::*;
 
+    /// A fidelity cell whose fault came later than INJECT_LATE_MS says so (its race windows
+    /// assume less), and the total line gives the latest fault.
+    #[test]
+    fn a_late_fault_is_named_in_the_fidelity_report() {
+        let side = FidelitySide {
+            measured_ms: Some(1000.0),
+            error: Some("ETIMEDOUT".into()),
+            predicted: "0.9s..1.1s".into(),
+            predicted_error: Some("ETIMEDOUT".into()),
+            predicted_alt_errors: Vec::new(),
+            inside: true,
+        };
+        let cell = |seed: u64, late: f64| FidelityCell {
+            seed,
+            cell: "c".into(),
+            client: side.clone(),
+            server: side.clone(),
+            record: String::new(),
+            fault_late_ms: Some(late),
+        };
+        let f = Fidelity {
+            seed: 1,
+            cells: vec![cell(1, 12.5), cell(2, crate::model::INJECT_LATE_MS + 77.0)],
+            inside: 4,
+            sides: 4,
+            wall_ms: 5000.0,
+        };
+        let text = render_fidelity(&f);
+        assert_eq!(
+            text.matches("more than the model allows").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("seed 2: c"), "{text}");
+        assert!(
+            text.ends_with(&format!(
+                "; faults at most {:.1} ms after their `at`)\n",
+                crate::model::INJECT_LATE_MS + 77.0
+            )),
+            "{text}"
+        );
+    }
+
     #[test]
     fn the_fleet_scenario_is_a_valid_pool() {
         for n in [1, 100, 10_000] {
@@ -642,6 +685,9 @@ pub struct FidelityCell {
     pub client: FidelitySide,
     pub server: FidelitySide,
     pub record: String,
+    /// How late the fault took effect after its `at`, ms (the model allows
+    /// [`crate::model::INJECT_LATE_MS`]; more labs per core make it later).
+    pub fault_late_ms: Option<f64>,
 }
 
 /// What `flatline bench --fidelity N` found.
@@ -733,9 +779,18 @@ pub async fn fidelity(
                     predicted_alt_errors: p.alt_errors,
                 }
             };
+            let fault_late_ms = scenario.faults.first().and_then(|f| {
+                crate::analysis::lateness(
+                    &record.events,
+                    f,
+                    scenario.client.connections.unwrap_or(1),
+                )
+                .map(|(inject, _)| (inject * 1000.0).round() / 1000.0)
+            });
             Ok::<_, RunError>(FidelityCell {
                 seed: cell.seed,
                 cell: cell.describe(),
+                fault_late_ms,
                 client: side(Side::Client),
                 server: side(Side::Server),
                 record: path.display().to_string(),
@@ -781,14 +836,30 @@ pub fn render_fidelity(f: &Fidelity) -> String {
         let mark = if side.inside { "" } else { "  << OUTSIDE" };
         format!("{measured} (predicted {}){mark}", predicted.trim_end())
     };
+    let limit = crate::model::INJECT_LATE_MS;
     for c in &f.cells {
         let _ = writeln!(s, "seed {}: {}", c.seed, c.cell);
         let _ = writeln!(s, "  client {}", show(&c.client));
         let _ = writeln!(s, "  server {}", show(&c.server));
+        if let Some(late) = c.fault_late_ms.filter(|&l| l > limit) {
+            let _ = writeln!(
+                s,
+                "  the fault took effect {late:.0} ms after its `at`, more than the model allows \
+                 for ({limit:.0} ms)"
+            );
+        }
     }
+    let latest = f
+        .cells
+        .iter()
+        .filter_map(|c| c.fault_late_ms)
+        .fold(None, |m: Option<f64>, l| Some(m.map_or(l, |m| m.max(l))));
+    let late = latest.map_or(String::new(), |l| {
+        format!("; faults at most {l:.1} ms after their `at`")
+    });
     let _ = writeln!(
         s,
-        "{} of {} sides inside the predicted window ({} cells from seed {}, {:.0} s)",
+        "{} of {} sides inside the predicted window ({} cells from seed {}, {:.0} s{late})",
         f.inside,
         f.sides,
         f.cells.len(),
