@@ -1020,9 +1020,10 @@ pub fn serve(listen: SocketAddr, opts: ServerOpts, report: &'static Reporter) ->
     // Keepalive and the user timeout on the listener too: a connection inherits them at the
     // handshake (tcp_create_openreq_child arms its keepalive timer then), so its keepalive runs
     // even while it waits in the accept queue. Set only after accept(2), a connection that a
-    // loaded server accepted late had no keepalive until then: the likely cause of a CI run
-    // where 4 of a pool's 100 never detected the failover within 9 s (the other 96 at 4.08 s;
-    // not reproduced in 6 runs alone).
+    // loaded server accepted late had no keepalive until then. (It was taken for the cause of
+    // a pool's old-server connections never detecting a failover in CI; that was the record
+    // filing their losses under the standby's connections at the same port: docs/physics.md,
+    // K16.)
     opts.socket.apply(&SockRef::from(&sock))?;
     // Stamped before listen(2): every connection it accepts comes after this moment, so a
     // restart's heal, stamped here, precedes the client's reconnection.
