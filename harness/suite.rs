@@ -17,9 +17,9 @@ pub const MAX_JOBS: usize = 64;
 /// kernel timers, but each fault is a script (`sh` and `ip` or `nft`, forked on the loaded
 /// CPU) that must take effect within [`crate::model::INJECT_LATE_MS`] of its `at` for the
 /// model's phase-dependent windows to hold. Measured on 2 cores (scripts/inject-late.py,
-/// docs/physics.md K9a): 32 labs at once, faults at most 46 ms late, busy loops or not; 64
-/// labs, 94-107 ms on a quiet machine, 227 ms beside other work, 1.1 s beside two busy loops
-/// and a 1000-connection lab.
+/// docs/physics.md K9a): 32 labs at once, faults at most 46 ms late (heals 55 ms), busy loops
+/// or not; 64 labs, 94-107 ms on a quiet machine (heals 144 ms), 227 ms beside other work,
+/// 1.1 s beside two busy loops and a 1000-connection lab.
 pub const JOBS_PER_CORE: usize = 16;
 
 /// How many scenarios run at once when `-j` is not given: half the available memory, a lab's

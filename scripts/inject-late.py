@@ -5,12 +5,13 @@ run from the repository after `cargo build --release`.
 
     unshare -m --propagation private scripts/inject-late.py OUT --jobs N [--rounds R] [--busy B]
 
-Each round writes N scenarios (idle keepalive 1s/1s/3 both sides, the fault at 1 s, end 3 s)
+Each round writes N scenarios (idle keepalive 1s/1s/3 both sides, the fault at 1 s, healed at
+2 s, end 3 s)
 and runs them with `flatline run -j N`, beside B busy loops (ended with the script): one pulls
 the server's cable at the wire (w1), one the client's (w0), the rest are firewall drops and
 rejects with TCP reset in turn. From every record: late_record = fault-injected - (the client's
 `connected` + at): the runner's own schedule, which counts from the client peer's stamp of its
-connect. The peers' timers count from the kernel's connect, which the stamp can follow late on
+connect; heal_late_record likewise for the heal (`fault-healed`). The peers' timers count from the kernel's connect, which the stamp can follow late on
 a loaded CPU, so the two pulls of each round are also traced, in a tracefs instance of its own
 (`injectlate-<pid>`, removed at the end, also on TERM or INT) on the monotonic clock: the
 `ip` task's qdisc:qdisc_reset of w1 (w0) is the only one in the round, its next
@@ -31,6 +32,7 @@ import subprocess
 import sys
 
 TRACEFS = "/sys/kernel/tracing"
+HEAL = 2000
 
 FAULTS = {
     "pull-server": 'kind = "cable-pull"\ntarget = "server"',
@@ -53,6 +55,7 @@ keepalive = {{ idle = "1s", interval = "1s", count = 3 }}
 [[fault]]
 {fault}
 at = "{at}ms"
+heal = "{heal}ms"
 """
 
 LINE = re.compile(
@@ -126,6 +129,9 @@ def analyse(record, kind, trace, at):
     conn = next(e for e in ev if e["source"] == "client" and e["kind"] == "connected")
     inj = next(e for e in ev if e["kind"] == "fault-injected")
     row = dict(late_record=round(inj["t_ms"] - conn["t_ms"] - at, 3), took_ms=inj.get("took_ms"))
+    healed = next((e for e in ev if e["kind"] == "fault-healed"), None)
+    if healed:
+        row["heal_late_record"] = round(healed["t_ms"] - conn["t_ms"] - HEAL, 3)
     dev = {"pull-server": "w1", "pull-client": "w0"}.get(kind)
     if not dev:
         return row
@@ -193,7 +199,7 @@ def main():
                     kind = kinds[j]
                     write(
                         f"{d}/late-{j}.toml",
-                        SCENARIO.format(tag=f"{r}-{j}", kind=kind, jobs=jobs, fault=FAULTS[kind], at=at),
+                        SCENARIO.format(tag=f"{r}-{j}", kind=kind, jobs=jobs, fault=FAULTS[kind], at=at, heal=HEAL),
                     )
                 write(inst + "/trace", "")
                 subprocess.run(
@@ -230,6 +236,10 @@ def main():
     if rec:
         print(f"  all: late_record {quant([x['late_record'] for x in rec])}")
         print(f"  script took: {quant([x['took_ms'] for x in rec if x.get('took_ms') is not None])}")
+        for kind in ["pull-server", "pull-client", "firewall-drop", "reject-tcp-reset"]:
+            v = [x["heal_late_record"] for x in rec if x["kind"] == kind and "heal_late_record" in x]
+            if v:
+                print(f"  {kind}: heal_late_record {quant(v)}")
     ex = [x for x in rows if "late" in x]
     if ex:
         print(f"  traced pulls: late {quant([x['late'] for x in ex])}")
