@@ -851,12 +851,15 @@ enum Arrival {
     /// `first_fails`: when the first entry FAILS, ms after the first retransmission;
     /// `queued`: the segments already waiting in it then (the lost write, the loss probe);
     /// `fault`: when the fault came (the bucket held `tokens` then), ms after the first
-    /// retransmission; `tail`: the loss probe's place in the queue if it carried new data.
+    /// retransmission; `tail`: the loss probe's place in the queue if it carried new data;
+    /// `answered`: whether an entry that failed before the first retransmission already gave
+    /// the writer a host-unreachable (its soft error).
     Neighbour {
         first_fails: (f64, f64),
         queued: u32,
         fault: (f64, f64),
         tail: Option<u32>,
+        answered: bool,
     },
 }
 
@@ -1013,11 +1016,13 @@ fn revert_chain(
             queued,
             fault,
             tail,
+            answered,
         } => vec![Expiry {
             fails: Some(first_fails),
             queued,
             last_icmp: fault,
             tail,
+            icmp: answered,
             ..start
         }],
     };
@@ -1637,37 +1642,32 @@ fn tcp_peer_end(me: &SideModel) -> Prediction {
             .into_iter()
             .flat_map(|b| tails.iter().map(move |t| (b, t)))
         {
-            let first_fails = (
-                ROUTER_NEIGH_FAIL_MS.0 - back.1,
-                ROUTER_NEIGH_FAIL_MS.1 - back.0,
-            );
             // The fault came at most one interval before the lost write, two spans before the
             // first retransmission.
             let fault = (-2.0 * span.1 - interval, -2.0 * span.0);
-            let arrival = Arrival::Neighbour {
-                first_fails,
-                queued,
-                fault,
-                tail: tail.then_some(queued - 1),
-            };
-            let c = revert_chain(rto, limit, clamp, tokens, arrival, bucket).unwrap_or_else(|| {
-                // Too many branches: the coarse bound, a revert carrying the expiry at most
-                // the widest interval before the limit past it, and either error.
-                let mut widest = rto;
-                while 2.0 * widest < limit + rto && widest < RTO_MAX_MS {
-                    widest = (widest * 2.0).min(RTO_MAX_MS);
-                }
-                ChainEnd {
-                    lo: limit,
-                    hi: limit + widest + slack(widest) + JIFFY_MS,
-                    icmp: true,
-                    silent: true,
-                }
-            });
-            lo = lo.min(2.0 * rto + c.lo.max(limit));
-            hi = hi.max(2.0 * (rto + slack(rto)) + c.hi);
-            icmp |= c.icmp;
-            silent |= c.silent;
+            for (arrival, tokens) in
+                before_the_first_retransmission(span, back, queued, tail, fault, tokens, bucket)
+            {
+                let c =
+                    revert_chain(rto, limit, clamp, tokens, arrival, bucket).unwrap_or_else(|| {
+                        // Too many branches: the coarse bound, a revert carrying the expiry at most
+                        // the widest interval before the limit past it, and either error.
+                        let mut widest = rto;
+                        while 2.0 * widest < limit + rto && widest < RTO_MAX_MS {
+                            widest = (widest * 2.0).min(RTO_MAX_MS);
+                        }
+                        ChainEnd {
+                            lo: limit,
+                            hi: limit + widest + slack(widest) + JIFFY_MS,
+                            icmp: true,
+                            silent: true,
+                        }
+                    });
+                lo = lo.min(2.0 * rto + c.lo.max(limit));
+                hi = hi.max(2.0 * (rto + slack(rto)) + c.hi);
+                icmp |= c.icmp;
+                silent |= c.silent;
+            }
         }
         if rto >= rto_hi {
             break;
@@ -1703,6 +1703,91 @@ fn tcp_peer_end(me: &SideModel) -> Prediction {
             format!("{why}{}", earlier_faults(me)),
         )
     }
+}
+
+/// Where [`tcp_peer_end`]'s chain starts, for a first entry started `back` ms before the first
+/// retransmission (by the lost write, `queued` = 2 with the loss probe one `span` later, or by
+/// the probe, `queued` = 1), and the tokens then: one [`Arrival::Neighbour`] per case the
+/// ranges cannot settle. Usually the entry FAILS after the first retransmission. With an RTO
+/// of more than half the entry's life (a connection whose handshake waited in a neighbour
+/// queue, K9a) it FAILS before it: its host-unreachables give the writer its soft error but
+/// revert nothing (nothing has been retransmitted, icsk_backoff is 0), and the next segment (the
+/// probe, if it came after the failure, else the first retransmission) starts the next entry.
+fn before_the_first_retransmission(
+    span: (f64, f64),
+    back: (f64, f64),
+    queued: u32,
+    tail: bool,
+    fault: (f64, f64),
+    tokens: (f64, f64),
+    bucket: IcmpBucket,
+) -> Vec<(Arrival, (f64, f64))> {
+    let nf = ROUTER_NEIGH_FAIL_MS;
+    let entry = |start: (f64, f64)| (start.0 + nf.0, start.1 + nf.1);
+    let arrival =
+        |first_fails: (f64, f64), queued: u32, fault, tail: bool, answered| Arrival::Neighbour {
+            first_fails: (first_fails.0.max(0.0), first_fails.1),
+            queued,
+            fault,
+            tail: (tail && queued > 0).then(|| queued - 1),
+            answered,
+        };
+    let mut out = Vec::new();
+    // The first entry, started `back` before the first retransmission.
+    let fails = entry((-back.1, -back.0));
+    if fails.1 > 0.0 {
+        out.push((arrival(fails, queued, fault, tail, false), tokens));
+    }
+    if fails.0 >= 0.0 {
+        return out;
+    }
+    // It fails before the first retransmission, answering what waits in it: the probe too if
+    // it came before the failure.
+    let at = (fails.0, fails.1.min(0.0));
+    let probe = (-span.1, -span.0);
+    let burst = |tokens: (f64, f64), since: (f64, f64), at: (f64, f64), n: u32| {
+        let cap = bucket.cap_ms;
+        let mut t = (
+            (tokens.0 + (at.0 - since.1).max(0.0)).min(cap),
+            (tokens.1 + (at.1 - since.0).max(0.0)).min(cap),
+        );
+        let cost = bucket.pre_ms + bucket.cost_ms;
+        let (surely, maybe) = (t.0 >= cost, t.1 >= cost);
+        for _ in 0..n {
+            t = draw(t, bucket);
+        }
+        // Whether the writer had a host-unreachable from it: both where the bucket cannot tell.
+        let answered: &[bool] = match (surely, maybe) {
+            (true, _) => &[true],
+            (false, true) => &[true, false],
+            (false, false) => &[false],
+        };
+        answered.iter().map(move |&a| (t, a)).collect::<Vec<_>>()
+    };
+    let probe_in = queued == 1 || probe.0 < at.1;
+    let probe_out = queued == 2 && probe.1 > at.0;
+    if probe_in {
+        // Everything answered: the first retransmission starts a fresh entry.
+        for (t, a) in burst(tokens, fault, at, queued) {
+            out.push((arrival(entry((0.0, 0.0)), 0, at, false, a), t));
+        }
+    }
+    if probe_out {
+        // The write alone answered; the probe starts the next entry.
+        for (t, a) in burst(tokens, fault, at, 1) {
+            let next = entry(probe);
+            if next.1 > 0.0 {
+                out.push((arrival(next, 1, at, tail, a), t));
+            }
+            if next.0 < 0.0 {
+                let at2 = (next.0, next.1.min(0.0));
+                for (t2, a2) in burst(t, at, at2, 1) {
+                    out.push((arrival(entry((0.0, 0.0)), 0, at2, false, a || a2), t2));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// How late the kernel acts on a link's lost carrier: linkwatch runs at most once a second
@@ -4143,6 +4228,7 @@ mod tests {
             queued: 2,
             fault: (-560.0, -408.0),
             tail: Some(1),
+            answered: false,
         };
         let c = revert_chain(
             204.0,
@@ -4409,6 +4495,19 @@ mod tests {
             1,
         ));
         assert_eq!(rto_after_reconnect(&reject, 1, Side::Client), None);
+        // An RTO of more than half the neighbour entry's life: the first entry FAILS before
+        // the first retransmission, its host-unreachables revert nothing, and the
+        // retransmission starts the next entry (`tests/sim.rs`, tcp_retries2 4, writes every
+        // 50 ms, an empty bucket, RTO 1684 ms: 12.62 s, past the window that let the first
+        // failure come after it).
+        let mut w = idle(None, 0);
+        w.role = Role::Writer;
+        w.traffic_interval_ms = 50;
+        w.tcp_retries2 = 4;
+        w.icmp_tokens_ms = Some((0.0, 6000.0));
+        w.rto_after_reconnect_ms = Some(1689.0);
+        let p = predict_side(&w, FaultModel::PeerEnd);
+        assert!(inside(&p, 12_624.0), "{p:?}");
         let later = parse_scenario(
             &text
                 .replace("at = \"6.3s\"", "at = \"60s\"")

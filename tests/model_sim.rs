@@ -68,6 +68,18 @@ pub fn check(cell: &Cell, draw: &Draw) -> Result<(), String> {
 /// told), ms. The client must be a writer: the model takes the bucket through
 /// `SideModel::icmp_tokens_ms` and [`flatline::model::predict_side`].
 pub fn check_after(cell: &Cell, draw: &Draw, bucket: Option<(f64, f64)>) -> Result<(), String> {
+    check_reconnected(cell, draw, bucket, None)
+}
+
+/// As [`check_after`], the client's connection also a reconnect whose handshake waited in a
+/// neighbour queue (docs/physics.md, K9a): its RTO (the draw's) may be as long as `rto_told`
+/// ms, which the model is told through `SideModel::rto_after_reconnect_ms`.
+pub fn check_reconnected(
+    cell: &Cell,
+    draw: &Draw,
+    bucket: Option<(f64, f64)>,
+    rto_told: Option<f64>,
+) -> Result<(), String> {
     // The model is told the fault's phase to the millisecond, as a scenario's `at` tells it
     // (an answer crossing the fault depends on it); the simulation keeps the fraction.
     let whole = draw.fault_shift_ms.floor();
@@ -91,8 +103,10 @@ pub fn check_after(cell: &Cell, draw: &Draw, bucket: Option<(f64, f64)>) -> Resu
     };
     let sim = simulate_after(cell, draw, bucket.map(|b| b.0));
     for (i, side) in Side::BOTH.iter().enumerate() {
-        let p = match bucket {
-            Some((_, least)) if *side == Side::Client => {
+        let p = match (bucket, rto_told) {
+            (None, None) => flatline::model::predict(&scenario, 0, *side),
+            _ if *side == Side::Server => flatline::model::predict(&scenario, 0, *side),
+            _ => {
                 let mut me = flatline::model::side_model(&scenario, *side);
                 assert_eq!(
                     me.role,
@@ -100,11 +114,11 @@ pub fn check_after(cell: &Cell, draw: &Draw, bucket: Option<(f64, f64)>) -> Resu
                     "{}",
                     cell.describe()
                 );
-                me.icmp_tokens_ms = Some((least, 6000.0));
+                me.icmp_tokens_ms = bucket.map(|(_, least)| (least, 6000.0));
+                me.rto_after_reconnect_ms = rto_told;
                 let fault = flatline::model::fault_model(&scenario, 0, *side);
                 flatline::model::predict_side(&me, fault)
             }
-            _ => flatline::model::predict(&scenario, 0, *side),
         };
         let fail = |what: String| {
             Err(format!(
@@ -251,6 +265,27 @@ proptest! {
         cell in icmp_writer_cells(), draw in draws(), tokens in 0.0..6000.0f64, told in 0.0..=1.0f64,
     ) {
         if let Err(e) = check_after(&cell, &draw, Some((tokens, tokens * told))) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(1500))]
+
+    /// docs/physics.md, K9a: a writer's connection that a reconnect left with a long RTO (its
+    /// handshake waited in a neighbour queue), behind the faults whose segments draw ICMPs,
+    /// from a drawn bucket: the model, told the longest RTO the reconnect can have left,
+    /// contains the simulation run with any RTO up to it (its loss probe one RTO after the
+    /// lost write, the latest Linux sends it: min(2 srtt + RTO_MIN, RTO)).
+    #[test]
+    fn the_model_window_contains_the_simulation_after_a_slow_handshake(
+        cell in icmp_writer_cells(), draw in draws(), tokens in 0.0..6000.0f64,
+        told in 220.0..3200.0f64, at in 0.0..=1.0f64,
+    ) {
+        let jiffies = ((told - 204.0) * at / 4.0).floor();
+        let draw = Draw { rto_ms: 204.0 + 4.0 * jiffies, ..draw };
+        if let Err(e) = check_reconnected(&cell, &draw, Some((tokens, tokens)), Some(told)) {
             prop_assert!(false, "{}", e);
         }
     }
