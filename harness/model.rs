@@ -2409,6 +2409,12 @@ pub fn soak(scenario: &Scenario) -> String {
 
 /// The model of `side` in `scenario`, on Linux.
 pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
+    side_model_on(scenario, side, Os::Linux)
+}
+
+/// As [`side_model`], on another stack: the keepalive probe count as that stack really uses
+/// it ([`Os::probes`]).
+fn side_model_on(scenario: &Scenario, side: Side, os: Os) -> SideModel {
     let settings = scenario.settings(side);
     let role = match (scenario.traffic.pattern, side) {
         (Pattern::Idle, _) => Role::Idle,
@@ -2424,7 +2430,10 @@ pub fn side_model(scenario: &Scenario, side: Side) -> SideModel {
         (Pattern::Push, Side::Client) => Role::Reader,
     };
     SideModel {
-        keepalive: KeepaliveMs::from_linux(settings.keepalive),
+        keepalive: KeepaliveMs::from_linux(settings.keepalive).map(|k| KeepaliveMs {
+            count: os.probes(Some(k.count)),
+            ..k
+        }),
         user_timeout_ms: u64::from(settings.user_timeout_ms),
         heartbeat: scenario.heartbeat.map(|h| (h.interval_ms, h.misses)),
         pings: side == Side::Client,
@@ -2462,8 +2471,13 @@ fn one_way_stops(fault: &Fault, side: Side) -> Option<bool> {
 
 /// Fault number `index` of `scenario` as `side` experiences it.
 pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel {
+    fault_model_on(scenario, index, side, Os::Linux)
+}
+
+/// As [`fault_model`], with both sides on another stack ([`side_model_on`]).
+fn fault_model_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> FaultModel {
     let fault = &scenario.faults[index];
-    let me = side_model(scenario, side);
+    let me = side_model_on(scenario, side, os);
     let other = side.other();
     // Whether this side's own packets are the ones a one-way fault stops.
     let mine_stopped = one_way_stops(fault, side).unwrap_or(true);
@@ -2489,7 +2503,7 @@ pub fn fault_model(scenario: &Scenario, index: usize, side: Side) -> FaultModel 
         FaultSpec::FirewallDrop(d) if d.direction != Direction::Both => {
             // Both sides hear nothing back; the peer's RST at its give-up only reaches this
             // side if this side's packets are the ones dropped (the other direction is open).
-            let them = side_model(scenario, other);
+            let them = side_model_on(scenario, other, os);
             let peer = predict_tcp(&them, FaultModel::Silence);
             FaultModel::OneWayDrop {
                 peer_rst_ms: if mine_stopped && sends_rst(&them, &peer) {
@@ -2725,8 +2739,8 @@ pub fn predict(scenario: &Scenario, index: usize, side: Side) -> Prediction {
     predict_on(scenario, index, side, Os::Linux)
 }
 
-/// As [`predict`], for the same settings on another stack: keepalive idle and interval as
-/// given, the probe count as that stack really uses it.
+/// As [`predict`], for the same settings on another stack, both sides: keepalive idle and
+/// interval as given, the probe count as that stack really uses it.
 ///
 /// The prediction from this side's settings and the fault as it experiences it
 /// ([`predict_side`]) is then corrected, in order, by the rules that need what the scenario
@@ -2749,9 +2763,9 @@ struct FaultContext<'a> {
     /// The fault as this side experiences it ([`fault_model`]).
     model: FaultModel,
     /// This side's settings, with what earlier faults left ([`icmp_tokens_at`],
-    /// [`rto_after_reconnect`]) and the stack's probe count.
+    /// [`rto_after_reconnect`]), on the stack predicted for ([`side_model_on`]).
     me: SideModel,
-    /// The peer's settings.
+    /// The peer's settings, on the same stack.
     them: SideModel,
     /// For a one-way fault, whether it stops this side's own packets; None both ways.
     mine_stopped: Option<bool>,
@@ -2764,18 +2778,15 @@ struct FaultContext<'a> {
 impl<'a> FaultContext<'a> {
     fn new(scenario: &'a Scenario, index: usize, side: Side, os: Os) -> Self {
         let spec = &scenario.faults[index];
-        let mut me = side_model(scenario, side);
+        let mut me = side_model_on(scenario, side, os);
         me.icmp_tokens_ms = icmp_tokens_at(scenario, index, side);
         me.rto_after_reconnect_ms = rto_after_reconnect(scenario, index, side);
-        if let Some(k) = me.keepalive.as_mut() {
-            k.count = os.probes(Some(k.count));
-        }
         FaultContext {
             spec,
             side,
-            model: fault_model(scenario, index, side),
+            model: fault_model_on(scenario, index, side, os),
             me,
-            them: side_model(scenario, side.other()),
+            them: side_model_on(scenario, side.other(), os),
             mine_stopped: one_way_stops(spec, side),
             at: spec.at.as_millis() as f64,
             crowd: crowd(scenario),
@@ -3442,6 +3453,23 @@ mod tests {
         // Nothing to ACK without a writer.
         let idle = parse_scenario(&text.replace("pattern = \"stream\"", "pattern = \"idle\""));
         assert!(!predict(&idle, 0, Side::Server).admits("EHOSTUNREACH"));
+    }
+
+    /// `predict --os`: both sides are on the stack predicted for. Under a one-way drop the
+    /// peer's RST comes at its own give-up, which on Windows is after ten probes too, not the
+    /// two the scenario asks Linux for.
+    #[test]
+    fn another_stack_is_both_sides_stack() {
+        let s = parse_scenario(include_str!("../scenarios/drop-one-way.toml"));
+        let linux = predict(&s, 0, Side::Client);
+        assert_eq!(linux.error.as_deref(), Some("ECONNRESET"));
+        assert!(linux.window_ms.unwrap().1 < 4000.0, "{linux:?}");
+        for side in Side::BOTH {
+            let windows = predict_on(&s, 0, side, Os::Windows);
+            // Ten probes 1 s apart after the last answer (up to a period before the fault).
+            let (lo, _) = windows.window_ms.unwrap();
+            assert!(lo >= 9_900.0, "{side}: {windows:?}");
+        }
     }
 
     /// K19: a pool that overflows the backlog in one tick widens only the upper bound, by
