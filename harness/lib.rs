@@ -64,6 +64,7 @@ pub mod lab;
 pub mod linkwatch;
 pub mod merge;
 pub mod model;
+pub mod netlink;
 pub mod nftwatch;
 pub mod observer;
 pub mod output;

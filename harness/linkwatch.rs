@@ -10,17 +10,13 @@
 //! include/uapi/linux/{netlink,rtnetlink,if_link}.h) and one attribute (IFLA_IFNAME) are read,
 //! which is less than pulling in netlink-packet-route for.
 
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
+use netlink_sys::protocols::NETLINK_ROUTE;
 
-use crate::clock;
 use crate::fault::Mechanism;
 use crate::lab::{Lab, Ns};
-use crate::nftwatch::Seen;
+use crate::netlink::{listen, open_in, string_attr, u16_at, u32_at, Seen, Stop};
 
 /// What the kernel reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,132 +112,6 @@ impl Drop for LinkWatch {
     }
 }
 
-/// A netlink socket of `protocol`, member of `groups`, created inside the namespace `fd`
-/// holds (on a throwaway thread, so no thread of ours changes namespace; a socket stays in the
-/// namespace it was created in). Shared by the link and nft watchers.
-pub(crate) fn open_in(fd: std::os::fd::RawFd, protocol: isize, groups: &[u32]) -> Option<Socket> {
-    let groups = groups.to_vec();
-    std::thread::spawn(move || -> Option<Socket> {
-        // SAFETY: setns on this short-lived thread only; fd is a namespace descriptor the lab
-        // holds open for its whole life.
-        if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
-            return None;
-        }
-        let mut socket = Socket::new(protocol).ok()?;
-        socket.bind_auto().ok()?;
-        for group in groups {
-            socket.add_membership(group).ok()?;
-        }
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 50_000,
-        };
-        // SAFETY: a valid socket and a timeval of the size passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        (rc == 0).then_some(socket)
-    })
-    .join()
-    .ok()
-    .flatten()
-}
-
-/// Tells listening threads to end, and wakes them at once: each polls the pipe's read end
-/// beside its socket, so ending a watcher takes no receive timeout (the runner's task waits
-/// for the join, and other labs with it).
-pub(crate) struct Stop {
-    flag: AtomicBool,
-    read: std::os::fd::OwnedFd,
-    write: std::os::fd::OwnedFd,
-}
-
-impl Stop {
-    pub(crate) fn new() -> Option<Stop> {
-        let (read, write) = nix::unistd::pipe().ok()?;
-        Some(Stop {
-            flag: AtomicBool::new(false),
-            read,
-            write,
-        })
-    }
-
-    pub(crate) fn signal(&self) {
-        self.flag.store(true, Ordering::Relaxed);
-        let _ = nix::unistd::write(&self.write, &[1]);
-    }
-
-    pub(crate) fn stopped(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
-    }
-
-    /// The descriptor to poll beside one's own: readable once stopped.
-    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
-        self.read.as_raw_fd()
-    }
-}
-
-/// Receives datagrams until `stop`, handing each to `on` with the monotonic ns it arrived at.
-pub(crate) fn listen(socket: &Socket, stop: &Stop, mut on: impl FnMut(&[u8], u64)) {
-    // The stamp is taken when this thread wakes, so it must wake at once even on a loaded
-    // machine: as root it runs SCHED_FIFO (it only stamps and parses a few bytes per event);
-    // without the privilege it stays an ordinary thread, and a late wake loses to the
-    // script's exit (the runner keeps the earlier of the two).
-    let param = libc::sched_param { sched_priority: 1 };
-    // SAFETY: sets this thread's own policy; the parameter is a valid sched_param.
-    let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    let mut buf = vec![0u8; 64 * 1024];
-    while !stop.stopped() {
-        let mut fds = [
-            libc::pollfd {
-                fd: socket.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds; no timeout: the stop pipe wakes us.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if ready <= 0 || fds[1].revents != 0 {
-            continue;
-        }
-        let n = match socket.recv(&mut &mut buf[..], libc::MSG_DONTWAIT) {
-            Ok(n) => n,
-            Err(e) => {
-                // Nothing after all: poll again. Anything else (ENOBUFS after an overflow):
-                // pause, so a real-time thread never spins.
-                if !matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                ) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                continue;
-            }
-        };
-        let at = clock::now_ns();
-        on(&buf[..n.min(buf.len())], at);
-    }
-}
-
-pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
 /// The link and default-route changes in one datagram of rtnetlink messages.
 pub fn parse(datagram: &[u8]) -> Vec<Change> {
     let mut out = Vec::new();
@@ -282,25 +152,6 @@ fn ifname(body: &[u8]) -> Option<String> {
     string_attr(body, 16, IFLA_IFNAME)
 }
 
-/// The string attribute of type `kind` among the netlink attributes that start at `at` in a
-/// message's body (type compared without its top flag bits, NLA_F_NESTED and
-/// NLA_F_NET_BYTEORDER).
-pub(crate) fn string_attr(body: &[u8], mut at: usize, kind: u16) -> Option<String> {
-    while let (Some(len), Some(k)) = (u16_at(body, at), u16_at(body, at + 2)) {
-        let len = len as usize;
-        if len < 4 || at + len > body.len() {
-            return None;
-        }
-        if k & 0x3fff == kind {
-            let value = &body[at + 4..at + len];
-            let end = value.iter().position(|&c| c == 0).unwrap_or(value.len());
-            return Some(String::from_utf8_lossy(&value[..end]).into_owned());
-        }
-        at += (len + 3) & !3;
-    }
-    None
-}
-
 /// What the kernel reports when a cable-pull script's change is applied: `inject DEV` takes
 /// DEV down; `heal DEV` brings it up; `heal DEV GATEWAY` is in effect once the default route
 /// is back.
@@ -330,31 +181,6 @@ pub fn expected(mechanism: &Mechanism) -> Option<Expected> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A listener with nothing arriving (a socket without a receive timeout, so a plain
-    /// blocking recv would never return) ends as soon as it is told: the runner's task waits
-    /// for that join, and with it every other lab of `run -j N`.
-    #[test]
-    fn a_listener_ends_at_once_when_told() {
-        let mut socket = Socket::new(NETLINK_ROUTE).unwrap();
-        socket.bind_auto().unwrap();
-        let stop = Arc::new(Stop::new().unwrap());
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || listen(&socket, &flag, |_, _| {}));
-        std::thread::sleep(Duration::from_millis(20));
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        let asked = std::time::Instant::now();
-        stop.signal();
-        std::thread::spawn(move || {
-            let _ = thread.join();
-            let _ = done_tx.send(asked.elapsed());
-        });
-        let took = done_rx
-            .recv_timeout(Duration::from_secs(2))
-            .expect("the listener ended");
-        eprintln!("listener ended {took:?} after the stop");
-        assert!(took < Duration::from_millis(500), "{took:?}");
-    }
 
     fn message(kind: u16, body: &[u8]) -> Vec<u8> {
         let mut m = Vec::new();

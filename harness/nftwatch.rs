@@ -10,14 +10,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use netlink_sys::protocols::NETLINK_NETFILTER;
 
 use crate::clock;
 use crate::fault::Mechanism;
 use crate::lab::{Lab, Ns};
+use crate::netlink::{Seen, Stop};
 
 /// What reports nf_tables' table changes, and what it has reported, in `nft monitor`'s words:
 /// (line, monotonic ns).
@@ -29,7 +29,7 @@ pub struct NftWatch {
 enum Source {
     /// Our netlink socket, read by a real-time thread until `stop`.
     Netlink {
-        stop: Arc<crate::linkwatch::Stop>,
+        stop: Arc<Stop>,
         thread: Option<std::thread::JoinHandle<()>>,
     },
     /// A running `nft monitor tables` (ours: killed by its pid, then reaped).
@@ -44,10 +44,6 @@ const NFT_DELTABLE: u16 = (10 << 8) | 2;
 const NFTA_TABLE_NAME: u16 = 1;
 const NFPROTO_IPV4: u8 = 2;
 
-/// How long to wait for the monitor's line once the script has exited: it normally arrives
-/// before the exit; if it does not, the exit stands.
-const WAIT: Duration = Duration::from_millis(20);
-
 impl NftWatch {
     /// Starts listening in the wire namespace: our own netlink socket, else `nft monitor`;
     /// None if neither can (the exit of the script then stamps the fault, as before).
@@ -57,14 +53,14 @@ impl NftWatch {
 
     fn listen(lab: &Lab) -> Option<NftWatch> {
         let socket =
-            crate::linkwatch::open_in(lab.fd(Ns::Wire), NETLINK_NETFILTER, &[NFNLGRP_NFTABLES])?;
-        let stop = Arc::new(crate::linkwatch::Stop::new()?);
+            crate::netlink::open_in(lab.fd(Ns::Wire), NETLINK_NETFILTER, &[NFNLGRP_NFTABLES])?;
+        let stop = Arc::new(Stop::new()?);
         let seen = Arc::new(Seen::default());
         let (flag, sink) = (Arc::clone(&stop), Arc::clone(&seen));
         let thread = std::thread::Builder::new()
             .name("nft-listen".into())
             .spawn(move || {
-                crate::linkwatch::listen(&socket, &flag, |datagram, at| {
+                crate::netlink::listen(&socket, &flag, |datagram, at| {
                     sink.push(parse(datagram).into_iter().map(|line| (line, at)));
                 });
             })
@@ -148,7 +144,7 @@ impl Drop for NftWatch {
 /// The tables added and deleted in one datagram of nfnetlink messages, as `nft monitor
 /// tables` would print them ("add table ip NAME"); only IPv4 tables (ours).
 pub fn parse(datagram: &[u8]) -> Vec<String> {
-    use crate::linkwatch::{u16_at, u32_at};
+    use crate::netlink::{u16_at, u32_at};
     let mut out = Vec::new();
     let mut at = 0;
     while let (Some(len), Some(kind)) = (u32_at(datagram, at), u16_at(datagram, at + 4)) {
@@ -175,7 +171,7 @@ pub fn parse(datagram: &[u8]) -> Vec<String> {
 
 /// NFTA_TABLE_NAME from the attributes after the 4-byte nfgenmsg.
 fn table_name(body: &[u8]) -> Option<String> {
-    crate::linkwatch::string_attr(body, 4, NFTA_TABLE_NAME)
+    crate::netlink::string_attr(body, 4, NFTA_TABLE_NAME)
 }
 
 /// The line `nft monitor tables` prints when a firewall script's table is committed.
@@ -194,104 +190,9 @@ pub fn expected_line(mechanism: &Mechanism) -> Option<String> {
     Some(format!("{verb} table ip flatline_{}", args.get(1)?))
 }
 
-/// What a watcher's thread has recorded, and a wake-up for a task waiting for a record.
-/// Shared by the nft and link watchers.
-pub(crate) struct Seen<T> {
-    records: Mutex<Vec<T>>,
-    added: tokio::sync::Notify,
-}
-
-impl<T> Default for Seen<T> {
-    fn default() -> Self {
-        Seen {
-            records: Mutex::new(Vec::new()),
-            added: tokio::sync::Notify::new(),
-        }
-    }
-}
-
-impl<T> Seen<T> {
-    /// Records `items` (from the watcher's thread) and wakes whoever waits.
-    pub(crate) fn push(&self, items: impl IntoIterator<Item = T>) {
-        if let Ok(mut records) = self.records.lock() {
-            records.extend(items);
-        }
-        self.added.notify_waiters();
-    }
-
-    /// The first record `pick` accepts, waiting up to 20 ms for the watcher's thread to
-    /// record it. The wait is the runtime's, not the thread's: every other lab on the same
-    /// runtime (`flatline run -j N`) goes on meanwhile. The stamp is the watcher's, taken
-    /// when the record arrived, so how soon this task wakes does not move it.
-    pub(crate) async fn first(&self, pick: impl Fn(&T) -> Option<u64>) -> Option<u64> {
-        self.first_within(WAIT, pick).await
-    }
-
-    async fn first_within(&self, wait: Duration, pick: impl Fn(&T) -> Option<u64>) -> Option<u64> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            // Armed before looking, so a record pushed in between still wakes us.
-            let added = self.added.notified();
-            if let Some(at) = self
-                .records
-                .lock()
-                .ok()
-                .and_then(|r| r.iter().find_map(&pick))
-            {
-                return Some(at);
-            }
-            if tokio::time::timeout_at(deadline, added).await.is_err() {
-                return None;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A record that never comes gives None after the 20 ms wait, without holding up the
-    /// runtime: a second task on the same single-threaded runtime keeps ticking meanwhile (a
-    /// blocking sleep would leave it at 0). A record pushed from another thread while a task
-    /// waits wakes it: found long before a 10 s wait would end.
-    #[test]
-    fn waiting_for_a_record_leaves_the_runtime_free() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let seen: Arc<Seen<u64>> = Arc::new(Seen::default());
-            let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
-            let ticker = {
-                let ticks = Arc::clone(&ticks);
-                tokio::spawn(async move {
-                    loop {
-                        ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        tokio::task::yield_now().await;
-                    }
-                })
-            };
-            let start = std::time::Instant::now();
-            assert_eq!(seen.first(|&x| (x == 7).then_some(x)).await, None);
-            assert!(start.elapsed() >= WAIT);
-            // The other task ran while this one waited (a blocking sleep would starve it).
-            assert!(ticks.load(std::sync::atomic::Ordering::Relaxed) > 0);
-            let sink = Arc::clone(&seen);
-            let pusher = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(5));
-                sink.push([3, 7]);
-            });
-            let start = std::time::Instant::now();
-            let wait = Duration::from_secs(10);
-            let found = seen.first_within(wait, |&x| (x == 7).then_some(x)).await;
-            assert_eq!(found, Some(7));
-            assert!(start.elapsed() < wait / 2, "{:?}", start.elapsed());
-            pusher.join().unwrap();
-            ticker.abort();
-        });
-    }
 
     /// One nfnetlink message: header, nfgenmsg for `family`, a name attribute.
     fn message(kind: u16, family: u8, name: &str) -> Vec<u8> {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::linkwatch::Stop;
+use crate::netlink::Stop;
 use crate::observer::{parse_trace_line, TraceRecord, FILTERED_TRACEPOINTS, TRACEPOINTS};
 
 /// Where tracefs lives when mounted.
