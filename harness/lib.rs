@@ -47,6 +47,7 @@
 pub mod advise;
 pub mod analysis;
 pub mod bench;
+pub mod blackbox;
 pub mod cli;
 pub mod clock;
 pub mod compare;

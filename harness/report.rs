@@ -237,7 +237,7 @@ pub fn render(t: &Record, path: &str) -> String {
         .into_iter()
         .filter(|&side| t.scenario.settings(side).program.is_some())
         .collect();
-    for f in crate::program::findings(&t.events, &programs) {
+    for f in crate::blackbox::findings(&t.events, &programs) {
         let _ = writeln!(out, "  finding: {f}");
     }
     for o in &t.verdict.expectations {

@@ -18,12 +18,13 @@ use tokio::time::Instant;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
+use crate::blackbox::{self, SideView};
 use crate::clock;
 use crate::fault::{self, Action, Mechanism};
 use crate::lab::{self, off_runtime, Lab, LabError, Ns};
 use crate::observer::TraceRecord;
 use crate::plan::Plan;
-use crate::program::{self, Addresses, Output, SideView};
+use crate::program::{self, Addresses, Output};
 use crate::record::{
     Connections, Environment, Event, FaultStep, Kind, PeerReport, Record, RunStatus, Source,
 };
@@ -1253,7 +1254,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<Record, RunError> {
     }
 
     Ok(verdict::judge_run(
-        program::with_observed(scenario, &observed),
+        blackbox::with_observed(scenario, &observed),
         environment(opts.privileges, run_date),
         status,
         events,
