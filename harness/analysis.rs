@@ -1,7 +1,7 @@
 //! What a record's events mean: when each fault took effect, when each side noticed and came
 //! back. Pure functions over events.
 
-use crate::record::{Event, FaultSummary, Kind, SideSummary, Source, Summary};
+use crate::record::{Event, Kind, Source};
 use crate::scenario::{Fault, Side};
 
 /// The moments a fault took and lost effect.
@@ -138,54 +138,9 @@ pub fn is_failover(events: &[Event], fault: &str) -> bool {
     })
 }
 
-fn round_us(ms: f64) -> f64 {
+/// A time in ms rounded to the microsecond, as records keep times.
+pub(crate) fn round_us(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
-}
-
-fn side_summary(events: &[Event], side: Side, fault: &str) -> SideSummary {
-    let found = detection(events, side, fault);
-    SideSummary {
-        detection_ms: found.as_ref().map(|d| d.0),
-        error: found.map(|d| d.1),
-        reconnect_ms: reconnect(events, side, fault),
-        pool: None,
-    }
-}
-
-/// Per fault and side: when it took effect, when each side noticed and came back.
-pub fn summarize(faults: &[Fault], events: &[Event]) -> Summary {
-    let pool = crate::pool::is_pool(events);
-    let faults: Vec<FaultSummary> = faults
-        .iter()
-        .map(|f| {
-            let times = fault_times(events, &f.id);
-            FaultSummary {
-                id: f.id.clone(),
-                kind: f.kind(),
-                injected_at_ms: times.map(|t| t.injected_ms),
-                injection_ms: times.map(|t| round_us(t.injected_ms - t.started_ms)),
-                healed_at_ms: times.and_then(|t| t.healed_ms),
-                client: SideSummary {
-                    pool: pool
-                        .then(|| crate::pool::summary(events, Side::Client, &f.id))
-                        .flatten(),
-                    ..side_summary(events, Side::Client, &f.id)
-                },
-                server: SideSummary {
-                    pool: pool
-                        .then(|| crate::pool::summary(events, Side::Server, &f.id))
-                        .flatten(),
-                    ..side_summary(events, Side::Server, &f.id)
-                },
-                storm: pool.then(|| crate::pool::storm(events, &f.id)).flatten(),
-            }
-        })
-        .collect();
-    Summary {
-        client: faults.first().map(|f| f.client.clone()).unwrap_or_default(),
-        server: faults.first().map(|f| f.server.clone()).unwrap_or_default(),
-        faults,
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::analysis::{fault_times, next_fault_start};
+use crate::analysis::{fault_times, next_fault_start, round_us};
 use crate::record::{Distribution, Event, Kind, PoolSummary, Source, Storm};
 use crate::scenario::{Pick, Side};
 
@@ -34,10 +34,6 @@ pub fn program_pool(events: &[Event], side: Side) -> bool {
                 _ => None,
             })
             .any(|started| open_at(events, side, started).len() > 1)
-}
-
-fn round_us(ms: f64) -> f64 {
-    (ms * 1000.0).round() / 1000.0
 }
 
 /// Connections of `side` open at `t_ms`: established before it and neither lost nor let go

@@ -3,9 +3,11 @@
 use crate::analysis;
 use crate::duration::{Placement, Window};
 use crate::pool;
-use crate::record::{Environment, Event, Kind, Record, RunStatus, FORMAT_VERSION};
+use crate::record::{
+    Environment, Event, FaultSummary, Kind, Record, RunStatus, SideSummary, Summary, FORMAT_VERSION,
+};
 pub use crate::record::{Outcome, Status, Verdict};
-use crate::scenario::{Check, Expectation, Pick, Scenario};
+use crate::scenario::{Check, Expectation, Fault, Pick, Scenario, Side};
 
 /// Judges every expectation. `now_ms` is the current time while the run goes on, `None` once
 /// it is over (then nothing stays pending).
@@ -38,7 +40,7 @@ pub fn judge_run(
     Record {
         format_version: FORMAT_VERSION,
         status,
-        summary: analysis::summarize(&scenario.faults, &events),
+        summary: summarize(&scenario.faults, &events),
         verdict: verdict(&scenario, &events),
         scenario,
         environment,
@@ -323,6 +325,53 @@ fn judge_missing(exp: &Expectation, watched_ms: f64) -> Outcome {
         ),
     };
     outcome(exp, Status::Failed, &never, reason)
+}
+
+fn side_summary(events: &[Event], side: Side, fault: &str) -> SideSummary {
+    let found = analysis::detection(events, side, fault);
+    SideSummary {
+        detection_ms: found.as_ref().map(|d| d.0),
+        error: found.map(|d| d.1),
+        reconnect_ms: analysis::reconnect(events, side, fault),
+        pool: None,
+    }
+}
+
+/// The record's summary, per fault and side: when it took effect, when each side noticed and
+/// came back ([`analysis`]), and for a pool its distribution and storm ([`pool`]).
+pub fn summarize(faults: &[Fault], events: &[Event]) -> Summary {
+    let pool = pool::is_pool(events);
+    let faults: Vec<FaultSummary> = faults
+        .iter()
+        .map(|f| {
+            let times = analysis::fault_times(events, &f.id);
+            FaultSummary {
+                id: f.id.clone(),
+                kind: f.kind(),
+                injected_at_ms: times.map(|t| t.injected_ms),
+                injection_ms: times.map(|t| analysis::round_us(t.injected_ms - t.started_ms)),
+                healed_at_ms: times.and_then(|t| t.healed_ms),
+                client: SideSummary {
+                    pool: pool
+                        .then(|| pool::summary(events, Side::Client, &f.id))
+                        .flatten(),
+                    ..side_summary(events, Side::Client, &f.id)
+                },
+                server: SideSummary {
+                    pool: pool
+                        .then(|| pool::summary(events, Side::Server, &f.id))
+                        .flatten(),
+                    ..side_summary(events, Side::Server, &f.id)
+                },
+                storm: pool.then(|| pool::storm(events, &f.id)).flatten(),
+            }
+        })
+        .collect();
+    Summary {
+        client: faults.first().map(|f| f.client.clone()).unwrap_or_default(),
+        server: faults.first().map(|f| f.server.clone()).unwrap_or_default(),
+        faults,
+    }
 }
 
 #[cfg(test)]
