@@ -13,13 +13,15 @@
 //! - [`record`]: typed events and the versioned JSON document a run produces.
 //! - [`analysis`]: what a record's events mean (detection and reconnect latencies).
 //! - [`pool`]: a pool of connections: distributions and the reconnect storm.
-//! - [`verdict`]: expectations judged against a record's events.
+//! - [`verdict`]: expectations judged against a record's events, and the record's summary.
 //! - [`schema`]: JSON Schemas of the record, as shipped in `schema/`.
 //! - [`compare`]: settings x faults matrices, as tables.
 //! - [`report`]: the terminal summary.
 //! - [`merge`]: shard records joined into one result, as an unsharded run.
 //! - [`suite`]: many scenarios at once: how many labs at a time, which ones, the final count.
-//! - [`program`]: user programs (black box): commands, output, what their connections mean.
+//! - [`program`]: user programs (black box): commands, lost/back lines, output.
+//! - [`blackbox`]: what a user program's connections, as the observer saw them, mean for the
+//!   record: when it noticed, when it was back, the findings.
 //! - [`observer`]: a program's connections as its kernel saw them (trace and dump records).
 //!
 //! Side-effecting shell:
@@ -36,6 +38,8 @@
 //! - [`fault`]: inject and heal faults (scripts in `scripts/fault/`).
 //! - [`linkwatch`]: when the kernel applied a cable pull (rtnetlink link/route events).
 //! - [`nftwatch`]: when the kernel committed a firewall fault (`nft monitor`).
+//! - [`netlink`]: what the kernel-event watchers share: a netlink socket in a namespace, the
+//!   listen loop, the stamped records a task waits on.
 //! - [`peer`]: the reference server and client.
 //! - [`runner`]: the one event loop that runs a scenario.
 //! - [`progress`]: what the running labs are doing, on a terminal.
