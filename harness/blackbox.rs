@@ -362,7 +362,7 @@ impl SideView {
         ))
     }
 
-    /// A line of the program's; `matched` is what [`Program::matches`] said. A `lost` line is
+    /// A line of the program's; `matched` is what [`crate::program::Program::matches`] said. A `lost` line is
     /// a notice of the latest connection not yet noticed whose kernel gave up (or whose peer
     /// closed); failing that, of the only connection still open. A program holding several
     /// open connections does not say which one its line is about: its close will say.
