@@ -203,10 +203,11 @@ pub enum InFlight {
 }
 
 impl FaultModel {
-    /// Parses the command line's spelling: silence, no-route (the peer's cable pulled at the
-    /// wire), peer-end (the peer's own end of its link pulled), own-link-wire, own-link-local
-    /// (this side's own link pulled at the wire's end, in its namespace), reset, icmp (host), icmp-port, frozen, exit, exit-unread,
-    /// reboot:MS, nat:MS[:reset], loss:PERCENT.
+    /// Parses the command line's spelling: `silence`, `no-route` (the peer's cable pulled at
+    /// the wire), `peer-end` (the peer's own end of its link pulled), `own-link-wire`,
+    /// `own-link-local` (this side's own link pulled at the wire's end, in its namespace),
+    /// `reset`, `icmp` (host), `icmp-port`, `frozen`, `exit`, `exit-unread`, `reboot:MS`,
+    /// `nat:MS[:reset]`, `loss:PERCENT`.
     pub fn parse(s: &str) -> Result<FaultModel, String> {
         let mut parts = s.split(':');
         let name = parts.next().unwrap_or_default();

@@ -2,7 +2,7 @@
 //! kernel knew (connection established, gave up with which errno and why, peer closed) and
 //! what the program did about it (closed the socket, connected again).
 //!
-//! Two sources, both pure to interpret here and read by [`crate::observer_io`]:
+//! Two sources, both pure to interpret here and read by [`crate::watcher`]:
 //! - the kernel's tracepoints (root only): `sock:inet_sock_set_state`, `tcp:tcp_send_reset`,
 //!   `tcp:tcp_receive_reset`, `sock:inet_sk_error_report`, `tcp:tcp_destroy_sock`, read from a
 //!   tracefs instance with the monotonic clock, so the stamps are the kernel's own, to the
