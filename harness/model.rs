@@ -483,6 +483,37 @@ fn retransmission_abort_range(n: u8, (rto_lo, rto_hi): (f64, f64)) -> (f64, f64)
 /// How `side` of a connection with settings `me` detects `fault`: TCP under the heartbeat's
 /// traffic, raced by the heartbeat itself.
 pub fn predict_side(me: &SideModel, fault: FaultModel) -> Prediction {
+    // The answering side of a heartbeat with its own link pulled: a PONG may be in flight
+    // (K9a, in_flight_at_the_pull) or not, each with its own race against the heartbeat.
+    if let (
+        FaultModel::OwnLinkLocal {
+            in_flight: InFlight::Maybe,
+        },
+        Some(_),
+        false,
+    ) = (fault, me.heartbeat, me.pings)
+    {
+        let yes = predict_side(
+            me,
+            FaultModel::OwnLinkLocal {
+                in_flight: InFlight::Always,
+            },
+        );
+        let no = predict_side(
+            me,
+            FaultModel::OwnLinkLocal {
+                in_flight: InFlight::No,
+            },
+        );
+        let why = format!(
+            "{}; or, with a PONG in flight at the pull: {}",
+            no.why, yes.why
+        );
+        return Prediction {
+            why,
+            ..either(no, yes)
+        };
+    }
     let tcp = tcp_under_heartbeat(me, fault);
     match heartbeat(me, fault) {
         Some(hb) => race(tcp, hb),
@@ -2045,18 +2076,29 @@ pub const WRITE_LATE_MS: f64 = 10.0;
 
 /// Whether a segment of `me`'s can be unacknowledged when its own link goes down in its
 /// namespace at fault number `index` (K9a). Its writes come every interval from the connect
-/// (the reference peers' writer; each late by up to [`WRITE_LATE_MS`]); the fault is in effect
-/// between its `at` and [`INJECT_LATE_MS`] later. A write that left up to
-/// [`unacked_before_ms`] before that moment or [`SENT_AFTER_MS`]
-/// after it can be in flight; a round trip longer than the interval keeps one in flight
-/// always. After an earlier fault (a reconnect moved the writes) anything may.
+/// (the reference peers' writer; each late by up to [`WRITE_LATE_MS`]), its PINGs every
+/// heartbeat interval, and the answering side's PONGs one way's delay after each PING; the
+/// fault is in effect between its `at` and [`INJECT_LATE_MS`] later. A segment that left up
+/// to [`unacked_before_ms`] before that moment or [`SENT_AFTER_MS`] after it can be in flight;
+/// a round trip longer than the interval keeps one in flight always. After an earlier fault
+/// (a reconnect moved the writes) anything may. The PONGs count because the pinging client
+/// holds their ACK in ping-pong mode (scripts/ack-delay.py, 30 ms each way: 39-46 ms, on its
+/// next PING): a server with TCP_USER_TIMEOUT 1 s whose own link was pulled 30 ms after a
+/// PONG gave up ENETUNREACH 0.965-0.978 s after the fault in 8 of 8 runs, the PONG's
+/// retransmissions failing, before its heartbeat's 2.5 s (scenarios/heartbeat-pong-own-link).
 fn in_flight_at_the_pull(scenario: &Scenario, index: usize, me: &SideModel) -> InFlight {
+    // (interval, offset from the connect's multiples), ms.
     let mut schedules = Vec::new();
     if me.role == Role::Writer {
-        schedules.push(me.traffic_interval_ms as f64);
+        schedules.push((me.traffic_interval_ms as f64, 0.0));
     }
-    if let (true, Some((h, _))) = (me.pings, me.heartbeat) {
-        schedules.push(h as f64);
+    if let Some((h, _)) = me.heartbeat {
+        let pong = if me.pings {
+            0.0
+        } else {
+            me.added_rtt_ms.0 / 2.0
+        };
+        schedules.push((h as f64, pong));
     }
     if schedules.is_empty() {
         return InFlight::No;
@@ -2064,11 +2106,11 @@ fn in_flight_at_the_pull(scenario: &Scenario, index: usize, me: &SideModel) -> I
     let (rtt_lo, _) = me.added_rtt_ms;
     if schedules
         .iter()
-        .any(|&i| i > 0.0 && rtt_lo >= i + WRITE_LATE_MS)
+        .any(|&(i, _)| i > 0.0 && rtt_lo >= i + WRITE_LATE_MS)
     {
         return InFlight::Always;
     }
-    if index > 0 || schedules.iter().any(|&i| i <= 0.0) {
+    if index > 0 || schedules.iter().any(|&(i, _)| i <= 0.0) {
         return InFlight::Maybe;
     }
     let at = scenario.faults[index].at.as_millis() as f64;
@@ -2076,8 +2118,8 @@ fn in_flight_at_the_pull(scenario: &Scenario, index: usize, me: &SideModel) -> I
         at - unacked_before_ms(me) - WRITE_LATE_MS,
         at + INJECT_LATE_MS + SENT_AFTER_MS,
     );
-    // The first write at or after `lo`, counted from the first at one interval.
-    let near = |i: f64| ((lo / i).ceil().max(1.0) * i) <= hi;
+    // The first segment at or after `lo`, counted from the first at one interval.
+    let near = |(i, off): (f64, f64)| (((lo - off) / i).ceil().max(1.0) * i + off) <= hi;
     if schedules.into_iter().any(near) {
         InFlight::Maybe
     } else {
@@ -2097,7 +2139,13 @@ fn in_flight_at_the_pull(scenario: &Scenario, index: usize, me: &SideModel) -> I
 /// side's keepalive probes fail the same way and count: as on a drop.
 fn tcp_own_link_local(me: &SideModel, in_flight: InFlight) -> Prediction {
     if me.role != Role::Writer {
-        return keepalive_silence(me, "this side's routes are gone; nothing it sends leaves");
+        let silent = keepalive_silence(me, "this side's routes are gone; nothing it sends leaves");
+        // A heartbeat's answering side with a PONG in flight: that PONG's retransmissions
+        // fail as a writer's would ([`own_link_local_unacked`]), unless keepalive ends first.
+        return match in_flight {
+            InFlight::No => silent,
+            _ => race(own_link_local_unacked(me), silent),
+        };
     }
     let unacked = own_link_local_unacked(me);
     let probed = match in_flight {
@@ -3551,6 +3599,32 @@ mod tests {
         assert!(near.window_ms.unwrap().1 >= 2006.0 + 10.0, "{near:?}");
         let far = server(0);
         assert!(!far.admits("ETIMEDOUT"), "{far:?}");
+    }
+
+    /// K9a: the answering side of a heartbeat has a PONG in flight after each PING, and the
+    /// pinging client holds its ACK (ping-pong mode: 39-46 ms under 30 ms each way, measured
+    /// with scripts/ack-delay.py). Its own link pulled 30 ms after a PONG, a server with UT 1 s
+    /// gave up ENETUNREACH 0.965-0.978 s after the fault (8 of 8 runs), not at its heartbeat's
+    /// 2.5 s; pulled clear of the PONGs without a delay, only the heartbeat (2.24 s).
+    #[test]
+    fn a_pong_in_flight_at_its_own_pull_gives_up_by_retransmission() {
+        let text = |delay: u32, at: u32| {
+            format!(
+                "name = \"p\"\nend = \"6s\"\nexpect = \"none\"\n[wire]\ndelay = \"{delay}ms\"\n\
+                 [server]\nuser_timeout = \"1s\"\n[client]\nkeepalive = {{ idle = \"1s\", \
+                 interval = \"1s\", count = 5 }}\n[heartbeat]\ninterval = \"500ms\"\nmisses = 5\n\
+                 [[fault]]\nkind = \"cable-pull\"\ntarget = \"server\"\nend = \"peer\"\nat = \"{at}ms\"\n"
+            )
+        };
+        let server =
+            |delay: u32, at: u32| predict(&parse_scenario(&text(delay, at)), 0, Side::Server);
+        let p = server(30, 2060);
+        let (lo, hi) = p.window_ms.unwrap();
+        assert!(p.admits("ENETUNREACH") && p.admits("HEARTBEAT"), "{p:?}");
+        assert!(lo <= 971.0 && 973.0 <= hi && hi >= 2500.0, "{p:?}");
+        let p = server(0, 2250);
+        assert!(!p.admits("ENETUNREACH"), "{p:?}");
+        assert_eq!(p.error.as_deref(), Some("HEARTBEAT"));
     }
 
     /// K9a: how long a segment can stay unacknowledged, from scripts/ack-delay.py. Without a

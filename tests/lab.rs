@@ -341,6 +341,23 @@ fn a_one_way_drop_under_a_heartbeat_lets_the_first_ping_after_it_through() {
 }
 
 #[test]
+fn a_pong_in_flight_when_the_servers_own_link_goes_gives_up_by_retransmission() {
+    let t = run_passing("heartbeat-pong-own-link.toml");
+    // K9a: the PONG the server sent 30 ms before the pull waits for the pinging client's
+    // delayed ACK (ping-pong mode, up to the 60 ms srtt), so it is in flight when the
+    // server's own link goes down in its namespace: its retransmissions fail for want of a
+    // route (soft error ENETUNREACH) and UT (1 s) counts from its send. Lower bound UT less
+    // 200 ms (the PONG's 30 ms and the fault up to 170 ms late): nothing gives up earlier than
+    // UT after a send, so the fault took effect. Upper bound UT + the last clamped timer's
+    // slack and waking the server, far below its heartbeat's 2.5 s: with ENETUNREACH it
+    // proves the PONG's retransmission path (measured 0.965-0.978 s).
+    assert_detects(&t, "server", 800.0..=1100.0, "ENETUNREACH");
+    // The client hears no PONG: its heartbeat, 5 x 500 ms after the last one (measured
+    // 2.50 s), plus slack.
+    assert_detects(&t, "client", 1950.0..=2650.0, "HEARTBEAT");
+}
+
+#[test]
 fn a_pinging_clients_keepalive_waits_behind_its_ping() {
     let t = run_passing("heartbeat-holds-keepalive.toml");
     // K18: the client's PING is in flight within one 2 s interval of the fault, and keepalive
