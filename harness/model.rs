@@ -2552,7 +2552,8 @@ fn fault_model_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Faul
         FaultSpec::FirewallDrop(d) if d.direction != Direction::Both => {
             // Both sides hear nothing back; the peer's RST at its give-up only reaches this
             // side if this side's packets are the ones dropped (the other direction is open).
-            let them = side_model_on(scenario, other, os);
+            let mut them = side_model_on(scenario, other, os);
+            them.rto_after_reconnect_ms = rto_after_reconnect(scenario, index, other);
             let peer = predict_tcp(&them, FaultModel::Silence);
             FaultModel::OneWayDrop {
                 peer_rst_ms: if mine_stopped && sends_rst(&them, &peer) {
@@ -2814,7 +2815,8 @@ struct FaultContext<'a> {
     /// This side's settings, with what earlier faults left ([`icmp_tokens_at`],
     /// [`rto_after_reconnect`]), on the stack predicted for ([`side_model_on`]).
     me: SideModel,
-    /// The peer's settings, on the same stack.
+    /// The peer's settings, on the same stack, with a reconnect's long RTO
+    /// ([`rto_after_reconnect`]).
     them: SideModel,
     /// For a one-way fault, whether it stops this side's own packets; None both ways.
     mine_stopped: Option<bool>,
@@ -2835,7 +2837,10 @@ impl<'a> FaultContext<'a> {
             side,
             model: fault_model_on(scenario, index, side, os),
             me,
-            them: side_model_on(scenario, side.other(), os),
+            them: SideModel {
+                rto_after_reconnect_ms: rto_after_reconnect(scenario, index, side.other()),
+                ..side_model_on(scenario, side.other(), os)
+            },
             mine_stopped: one_way_stops(spec, side),
             at: spec.at.as_millis() as f64,
             crowd: crowd(scenario),
@@ -4598,6 +4603,18 @@ mod tests {
             1,
         ));
         assert_eq!(rto_after_reconnect(&reject, 1, Side::Client), None);
+        // The peer's long RTO reaches this side too: behind a one-way drop of the server's
+        // packets the client's retransmissions feed the server's keepalive until the client
+        // gives up (K7), and a reconnect's RTO makes that later.
+        let one_way = parse_scenario(&text.replacen(
+            "kind = \"cable-pull\"\ntarget = \"server\"\nend = \"peer\"\nat = \"6.3s\"",
+            "kind = \"firewall-drop\"\ndirection = \"to-client\"\nat = \"6.3s\"",
+            1,
+        ));
+        let writer = predict(&one_way, 1, Side::Client).window_ms.unwrap();
+        let reader = predict(&one_way, 1, Side::Server).window_ms.unwrap();
+        // Keepalive 1s/1s/3 from the client's last retransmission: 4 s at most past it.
+        assert!(reader.1 >= writer.1 + 4000.0, "{writer:?} {reader:?}");
         // An RTO of more than half the neighbour entry's life: the first entry FAILS before
         // the first retransmission, its host-unreachables revert nothing, and the
         // retransmission starts the next entry (`tests/sim.rs`, tcp_retries2 4, writes every
