@@ -742,6 +742,14 @@ fn keepalive_silence_late(me: &SideModel, why: &str, late_ms: f64) -> Prediction
         // two expiries (V, then the rest of I).
         hi = hi.max(total + slack(first) + slack(0.0) + probes * slack(v));
     }
+    if me.user_timeout_ms > 0 && v > i && me.role == Role::Reader {
+        // Frames restart the idle time but not a timer armed for V after an answered probe:
+        // the first unanswered probe can come anywhere from I to V after L, and with a user
+        // timeout a first probe just past UT - jV gives up latest, near UT + V (K3; found by
+        // tests/sim_heartbeat.rs: 7.73 s where the two ends said 7.61 s at most).
+        let (_, latest, probes) = keepalive_give_up_range(k, me.user_timeout_ms, i, v);
+        hi = hi.max(latest + slack(v) + slack(0.0) + probes * slack(v));
+    }
     let mechanism = if me.user_timeout_ms > 0 {
         "user-timeout"
     } else {
@@ -2882,21 +2890,35 @@ fn heartbeat_reset(cx: &FaultContext, p: Prediction) -> Prediction {
     let Some((interval, _)) = me.heartbeat else {
         return p;
     };
-    if cx.model != FaultModel::Reset || cx.side != Side::Client || me.role == Role::Writer {
+    if cx.model != FaultModel::Reset || cx.side != Side::Client {
         return p;
+    }
+    if me.role == Role::Writer {
+        // Its writes wait behind a PING whose PONG met the reset, as the next PING does below.
+        return match heartbeat(me, FaultModel::Silence) {
+            Some(hb) => race(p, hb),
+            None => p,
+        };
     }
     let h = interval as f64;
     let hi = h + slack(h) + me.added_rtt_ms.1;
     if p.window_ms.is_some_and(|w| w.1 <= hi) {
         p
     } else {
-        Prediction::at(
+        let reset = Prediction::at(
             0.0,
             hi,
             "ECONNRESET",
             "reset",
             "the next heartbeat PING is answered with RST".into(),
-        )
+        );
+        // A PING whose PONG met the reset holds the next one back (Nagle) until the loss
+        // probe, about an RTO later: the heartbeat itself may notice first (found by
+        // tests/sim_heartbeat.rs, 200 ms x 2).
+        match heartbeat(me, FaultModel::Silence) {
+            Some(hb) => race(reset, hb),
+            None => reset,
+        }
     }
 }
 
@@ -3144,9 +3166,15 @@ fn rejected_one_way(cx: &FaultContext, p: Prediction) -> Prediction {
     }
     // The first probe of the peer's that the reject answers, ms after the fault is in effect
     // (at `at`, or up to INJECT_LATE_MS later, when the record's fault-injected stamp is).
+    // The probes keep their schedule from the connect only on an idle connection: data and
+    // heartbeat frames restart the peer's keepalive (found by tests/sim_heartbeat.rs: a peer
+    // whose last frame came at the connect gave up 8.41 s after the fault, where the schedule
+    // said 8.91 s at the earliest).
+    let scheduled = them.role == Role::Idle && them.heartbeat.is_none();
     let first_lo = answered_probes(k)
         .find(|&(_, hi)| hi + ANSWER_LATE_MS >= at)
-        .map_or(0.0, |(lo, _)| (lo - at - INJECT_LATE_MS).max(0.0));
+        .map_or(0.0, |(lo, _)| (lo - at - INJECT_LATE_MS).max(0.0))
+        * f64::from(u8::from(scheduled));
     let first_hi = answered_probes(k)
         .find(|&(lo, _)| lo >= at + INJECT_LATE_MS)
         .map_or(f64::INFINITY, |(_, hi)| hi - at)
@@ -3182,7 +3210,7 @@ fn rejected_one_way(cx: &FaultContext, p: Prediction) -> Prediction {
     }
     // The peer gives up no sooner than its first unanswered probe and the interval after each
     // probe it waits for: N of them, or at least one with a user timeout.
-    let peer = predict_tcp(them, FaultModel::Silence);
+    let peer = tcp_under_heartbeat(them, FaultModel::Silence);
     let waits = if them.user_timeout_ms > 0 { 1 } else { k.count };
     let earliest = first_lo + f64::from(waits) * k.interval_ms as f64 - JIFFIES_EARLY_MS;
     match peer.window_ms {
@@ -3301,17 +3329,16 @@ fn reset_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
 /// connection with an application heartbeat (the client PINGs, the server answers):
 /// - The answering side still receives the first PING sent after the fault (the pinging
 ///   side's next PING waits behind it, unacknowledged: Nagle, and after the retransmission
-///   timer fires a congestion window of one). Its heartbeat and its keepalive count from that
-///   PING, up to one interval after the fault instead of before it: the window ends one
-///   interval later. Measured (500 ms x 3): server HEARTBEAT 1.70 s after the fault (the model
-///   said 0.99-1.59 s).
+///   timer fires a congestion window of one). Its heartbeat counts from that PING, up to one
+///   interval after the fault instead of before it. Measured (500 ms x 3): server HEARTBEAT
+///   1.70 s after the fault (the model said 0.99-1.59 s). The rest is [`answering_one_way`].
 /// - The pinging side hears the answering side's FIN when the answering side's own heartbeat
 ///   closes the connection (no PINGs reach it; it has nothing unacknowledged to hold the FIN
 ///   back): EOF, racing its own heartbeat over the same window. Measured: client EOF 1.20 s,
 ///   server HEARTBEAT 1.20 s.
 ///
-/// The other way round nothing crosses: the pinging side's FIN waits behind its
-/// unacknowledged PING, and the answering side's is stopped.
+/// The other way round the answering side's packets are stopped; the pinging side's FIN
+/// crosses only before its first retransmission timeout ([`answering_one_way`]).
 fn heartbeat_one_way(cx: &FaultContext, p: Prediction) -> Prediction {
     let stops = matches!(
         &cx.spec.what,
@@ -3325,22 +3352,14 @@ fn heartbeat_one_way(cx: &FaultContext, p: Prediction) -> Prediction {
         return p;
     };
     let (me, them) = (&cx.me, &cx.them);
-    let (Some((interval, _)), Some((lo, hi))) = (me.heartbeat, p.window_ms) else {
+    let (Some(_), Some((lo, hi))) = (me.heartbeat, p.window_ms) else {
         return p;
     };
     if !stops || !mine_stopped {
         return p;
     }
-    let n = interval as f64;
-    if !me.pings && them.pings && them.role != Role::Writer {
-        return Prediction {
-            window_ms: Some((lo, hi + n)),
-            why: format!(
-                "{}; the peer's first PING after the fault still arrives: up to one interval later",
-                p.why
-            ),
-            ..p
-        };
+    if !me.pings && them.pings {
+        return answering_one_way(cx, p, (lo, hi));
     }
     if me.pings && !them.pings {
         if let Some((their_interval, their_misses)) = them.heartbeat {
@@ -3356,6 +3375,121 @@ fn heartbeat_one_way(cx: &FaultContext, p: Prediction) -> Prediction {
         }
     }
     p
+}
+
+/// K18, the answering side behind a one-way fault that stops its own packets (found by
+/// tests/sim_heartbeat.rs, measured): the pinging side's packets still arrive.
+/// - Its first PING after the fault (within H, or behind a streaming client's first
+///   unacknowledged write) arrives, and so does what the pinging side's tail-loss probe
+///   carries as new data about an RTO later: a PING written meanwhile (H below the probe's
+///   timeout). The heartbeat counts from the last: up to `late` after the fault. Measured
+///   (idle, 200 ms x 4, drop to the client): server HEARTBEAT 1.151, 1.152 s (the first PING
+///   after the fault at F+0.15 s, the loss probe's at F+0.35 s), where one interval later said
+///   at most 1.05 s.
+/// - Its answer, a PONG, is stopped: data in flight, so tcp_keepalive_timer only re-arms, and
+///   the PONG's retransmission timer runs as a writer's (its user timeout or tcp_retries2, the
+///   reject's ICMP the soft error). Its keepalive gives up only if its whole chain is shorter
+///   than H (before that PING). Measured (1 s x 6, keepalive 1s/1s/2, at 2.3 s): drop to the
+///   client, server HEARTBEAT 6.70 s where the model said ETIMEDOUT 1.99-4.16 s; port-reject
+///   to the client with UT 1.5 s: ECONNREFUSED 2.61 s.
+///   Behind a streaming peer no PING may reach it: the PINGs wait behind the first
+///   unacknowledged write, and the writer-fed keepalive (K7) applies as well.
+/// - The pinging side's own heartbeat closes with a FIN that tcp_send_fin pushes, Nagle off,
+///   while its congestion window is still open, that is before its first retransmission
+///   timeout, about two RTOs after its first unacknowledged segment: if (M - 1) H is shorter,
+///   the FIN reaches this side after everything before it: EOF at the pinging side's
+///   heartbeat. Measured (200 ms x 3): server EOF 0.547 s, the client's HEARTBEAT 0.547 s.
+fn answering_one_way(cx: &FaultContext, p: Prediction, (lo, hi): (f64, f64)) -> Prediction {
+    let (me, them) = (&cx.me, &cx.them);
+    let Some((interval, misses)) = me.heartbeat else {
+        return p;
+    };
+    let (n, m) = (interval as f64, f64::from(misses));
+    let rto = rto_range_ms(them).1;
+    let probe = rto + slack(rto) + JIFFY_MS;
+    let late = if them.role == Role::Writer {
+        n.max(them.traffic_interval_ms as f64 + 2.0 * rto)
+    } else if n < probe {
+        n + probe
+    } else {
+        n
+    };
+    let Some(hb) = heartbeat(me, cx.model) else {
+        return p;
+    };
+    let hb = heartbeat_later(hb, late);
+    // The PONG in flight: a writer of one frame, up to `late` after the fault.
+    let mut writer = *me;
+    writer.role = Role::Writer;
+    writer.traffic_interval_ms = late.ceil() as u64;
+    writer.record_bytes = PING_FRAME_BYTES;
+    // Its ACKs of the peer's retransmitted PING draw on the same bucket, which may be at any
+    // level when the PONG's retransmissions need it.
+    writer.icmp_tokens_ms = Some((0.0, ICMP_BURST * ICMP_RATELIMIT_MS));
+    let fault = match cx.model {
+        FaultModel::OneWayDrop { .. } => FaultModel::OneWayDrop { peer_rst_ms: None },
+        other => other,
+    };
+    let mut q = race(predict_tcp(&writer, fault), hb);
+    let keepalive_first = me
+        .keepalive
+        .is_some_and(|k| keepalive_give_up(k, me.user_timeout_ms, k.idle_ms as f64).0 < n);
+    // The peer's segments (its PING's retransmissions) clear the soft error the reject's ICMP
+    // recorded (tcp_ack): the PONG's give-up may report ETIMEDOUT.
+    if q.error.as_deref() != Some("ETIMEDOUT") && !q.admits("ETIMEDOUT") {
+        q.alt_errors.push("ETIMEDOUT".into());
+    }
+    // Or no PING reaches it after the fault: its keepalive runs first (a chain shorter than
+    // H), a streaming peer's PINGs all wait behind its first unacknowledged write, or the
+    // peer's own keepalive gives up (and resets) before its next PING.
+    let peer_keepalive_first = them
+        .keepalive
+        .is_some_and(|k| keepalive_give_up(k, them.user_timeout_ms, k.idle_ms as f64).0 < n);
+    if peer_keepalive_first {
+        // Its packets pass: its keepalive's reset reaches this side.
+        let mut idle = *them;
+        idle.role = Role::Idle;
+        idle.heartbeat = None;
+        idle.pings = false;
+        if let Some((a, b)) = predict_tcp(&idle, FaultModel::Silence).window_ms {
+            let rst = Prediction::at(
+                a,
+                b,
+                "ECONNRESET",
+                "reset",
+                "the peer's keepalive gave up before its next PING: its RST gets through".into(),
+            );
+            q = either(q, rst);
+        }
+    }
+    if keepalive_first || peer_keepalive_first || them.role == Role::Writer {
+        q = either(
+            Prediction {
+                window_ms: Some((lo, hi)),
+                ..p
+            },
+            q,
+        );
+    }
+    q.why = format!(
+        "{}; the peer's PINGs still arrive, the last up to {} after the fault, and the PONG \
+         is in flight: keepalive waits behind it",
+        q.why,
+        secs(late)
+    );
+    if (m - 1.0) * n < 2.0 * rto + slack(rto) + JIFFY_MS {
+        let eof = Prediction::at(
+            (m - 1.0) * n,
+            m * n + slack(n) + me.added_rtt_ms.1,
+            "EOF",
+            "eof",
+            "the peer's heartbeat closed before its first retransmission timeout: its FIN \
+             gets through"
+                .into(),
+        );
+        q = either(q, eof);
+    }
+    q
 }
 
 /// K18: the answering side sends nothing after the fault, so its keepalive runs, unless a
@@ -3378,9 +3512,7 @@ fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
             | FaultModel::NoRoute
             | FaultModel::PeerEnd
     );
-    if me.pings || !silenced || p.admits("HEARTBEAT") {
-        return p;
-    }
+    let reset = cx.model == FaultModel::Reset;
     let n = h as f64;
     // PING k leaves k * H after the connect, up to a few timer slacks late.
     let (f_lo, f_hi) = cx.crossing(ANSWER_LATE_MS);
@@ -3389,21 +3521,66 @@ fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
         .map(|t| (t, t + slack(n) + JIFFY_MS))
         .take_while(|(t, _)| *t <= f_hi)
         .any(|(_, late)| late >= f_lo);
-    if !due {
+    if me.pings && due && cx.mine_stopped == Some(true) {
+        // Seen from the pinging side whose packets are stopped: its ACK of that PONG is, so
+        // the PONG stays in flight and the peer's keepalive, which would reset this side, never
+        // runs (found by tests/sim_heartbeat.rs: HEARTBEAT 6.0 s where the peer's reset said
+        // 0.98-2.18 s).
+        let fault = match cx.model {
+            FaultModel::OneWayDrop { .. } => FaultModel::OneWayDrop { peer_rst_ms: None },
+            other => other,
+        };
+        return either(p, predict_side(me, fault));
+    }
+    if me.pings || !(silenced || reset) || !due {
         return p;
+    }
+    if reset {
+        // The PONG meets the reset as soon as it leaves (found by tests/sim_heartbeat.rs).
+        let mut alt_errors = p.alt_errors.clone();
+        if !p.admits("ECONNRESET") {
+            alt_errors.push("ECONNRESET".into());
+        }
+        return Prediction {
+            window_ms: Some((0.0, hi)),
+            alt_errors,
+            why: format!(
+                "{}; or a PING crossed just before the reset and the PONG after it: reset at once",
+                p.why
+            ),
+            ..p
+        };
     }
     let mut alt_errors = p.alt_errors.clone();
     alt_errors.push("HEARTBEAT".into());
     let hb_hi = f64::from(m) * n + slack(n) + INJECT_LATE_MS + SCHEDULING_MS;
-    Prediction {
-        window_ms: Some((lo, hi.max(hb_hi))),
-        alt_errors,
-        why: format!(
-            "{}; or a PING crossed just before the fault and the PONG after it: in flight, it \
+    let q = if p.admits("HEARTBEAT") {
+        p
+    } else {
+        Prediction {
+            window_ms: Some((lo, hi.max(hb_hi))),
+            alt_errors,
+            why: format!(
+                "{}; or a PING crossed just before the fault and the PONG after it: in flight, it \
              holds keepalive back and the heartbeat notices",
-            p.why
-        ),
-        ..p
+                p.why
+            ),
+            ..p
+        }
+    };
+    // Or the PONG's own retransmission timer gives up first, as a writer's of one frame at
+    // the fault (found by tests/sim_heartbeat.rs: ETIMEDOUT 0.91 s with UT 0.5 s).
+    let mut writer = *me;
+    writer.role = Role::Writer;
+    writer.traffic_interval_ms = INJECT_LATE_MS as u64;
+    writer.record_bytes = PING_FRAME_BYTES;
+    let fault = match cx.model {
+        FaultModel::OneWayDrop { .. } => FaultModel::OneWayDrop { peer_rst_ms: None },
+        other => other,
+    };
+    match heartbeat(me, fault) {
+        Some(hb) => either(q, race(predict_tcp(&writer, fault), hb)),
+        None => q,
     }
 }
 
@@ -4082,6 +4259,45 @@ mod tests {
         // Half an interval after a PING: keepalive alone (measured 3.57-3.59 s).
         let p = predict(&scenario("2.5s"), 0, Side::Server);
         assert!(!p.admits("HEARTBEAT") && inside(&p, 3594.0), "{p:?}");
+    }
+
+    /// K18, the answering side behind a one-way fault that stops its packets
+    /// (`answering_one_way`, found by tests/sim_heartbeat.rs). Measured with `flatline run`
+    /// (idle, the server's packets stopped): 200 ms x 4, drop at 2.05 s: server HEARTBEAT
+    /// 1.151, 1.152 s (the loss probe carried the next PING); 200 ms x 3: server EOF 0.547 s
+    /// (the client's heartbeat FIN before its first RTO); 1 s x 6, server keepalive 1s/1s/2,
+    /// at 2.3 s: drop, HEARTBEAT 6.698 s (the PONG in flight held keepalive back; the model
+    /// said ETIMEDOUT 1.99-4.16 s); port-reject with UT 1.5 s: ECONNREFUSED 2.613 s.
+    #[test]
+    fn the_answering_side_behind_a_one_way_fault_waits_behind_its_pong() {
+        let scenario = |server: &str, hb: &str, fault: &str, at: &str| {
+            parse_scenario(&format!(
+                "name = \"t\"\nend = \"14s\"\nexpect = \"none\"\n[server]\n{server}\n\
+                 [heartbeat]\n{hb}\n[[fault]]\n{fault}\ndirection = \"to-client\"\nat = \"{at}\"\n"
+            ))
+        };
+        let drop = "kind = \"firewall-drop\"";
+        let none = "keepalive = \"off\"";
+        let p = predict(
+            &scenario(none, "interval = \"200ms\"\nmisses = 4", drop, "2.05s"),
+            0,
+            Side::Server,
+        );
+        assert!(inside(&p, 1152.0) && p.admits("HEARTBEAT"), "{p:?}");
+        let p = predict(
+            &scenario(none, "interval = \"200ms\"\nmisses = 3", drop, "2.05s"),
+            0,
+            Side::Server,
+        );
+        assert!(inside(&p, 547.0) && p.admits("EOF"), "{p:?}");
+        let ka = "keepalive = { idle = \"1s\", interval = \"1s\", count = 2 }";
+        let hb = "interval = \"1s\"\nmisses = 6";
+        let p = predict(&scenario(ka, hb, drop, "2.3s"), 0, Side::Server);
+        assert!(inside(&p, 6698.0) && p.admits("HEARTBEAT"), "{p:?}");
+        let reject = "kind = \"reject\"\nwith = \"icmp-port-unreachable\"";
+        let ut = format!("{ka}\nuser_timeout = \"1500ms\"");
+        let p = predict(&scenario(&ut, hb, reject, "2.3s"), 0, Side::Server);
+        assert!(inside(&p, 2613.0) && p.admits("ECONNREFUSED"), "{p:?}");
     }
 
     #[test]

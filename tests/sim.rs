@@ -8,6 +8,9 @@
 
 use flatline::fidelity::{Cell, CellFault, CellTraffic};
 
+#[path = "sim_heartbeat.rs"]
+pub mod heartbeat;
+
 /// Milliseconds per jiffy (HZ = 250 on the machines flatline is measured on).
 const JIFFY: f64 = 4.0;
 /// TCP_RTO_MAX.
