@@ -3530,7 +3530,7 @@ fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
             FaultModel::OneWayDrop { .. } => FaultModel::OneWayDrop { peer_rst_ms: None },
             other => other,
         };
-        return either(p, predict_side(me, fault));
+        return widened(p, predict_side(me, fault));
     }
     if me.pings || !(silenced || reset) || !due {
         return p;
@@ -3579,8 +3579,22 @@ fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
         other => other,
     };
     match heartbeat(me, fault) {
-        Some(hb) => either(q, race(predict_tcp(&writer, fault), hb)),
+        Some(hb) => widened(q, race(predict_tcp(&writer, fault), hb)),
         None => q,
+    }
+}
+
+/// `p`, or [`either`] of it and `q` where `q` has a moment or an error `p` does not admit.
+fn widened(p: Prediction, q: Prediction) -> Prediction {
+    let inside = match (p.window_ms, q.window_ms) {
+        (_, None) => true,
+        (Some((a, b)), Some((c, d))) => c >= a && d <= b,
+        (None, Some(_)) => false,
+    };
+    if inside && q.error.iter().chain(&q.alt_errors).all(|e| p.admits(e)) {
+        p
+    } else {
+        either(p, q)
     }
 }
 
