@@ -37,7 +37,9 @@ import signal
 import subprocess
 import sys
 
-TRACEFS = "/sys/kernel/tracing"
+import tracelib
+from tracelib import LINE, TRACEFS, kallsyms, option, teardown, write
+
 PORT = 7000
 
 STREAM = """name = "ack-{tag}"
@@ -60,52 +62,19 @@ interval = "{ms}ms"
 misses = 3
 """
 
-LINE = re.compile(
-    r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<flags>\S+)\s+(?P<ts>\d+\.\d+):\s+(?P<what>[a-z_]+):\s(?P<rest>.*)$"
-)
 PROBE = re.compile(
     r"src=[\d.]+:(?P<sport>\d+) dest=[\d.]+:(?P<dport>\d+) .*data_len=(?P<len>\d+) snd_nxt=(?P<nxt>\S+) "
     r"snd_una=(?P<una>\S+) .*sock_cookie=(?P<cookie>\S+) .*skaddr=(?P<sk>\S+)"
 )
 
 
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def kallsyms(name):
-    with open("/proc/kallsyms") as f:
-        for line in f:
-            addr, _, sym = line.split()[:3]
-            if sym == name:
-                return "0x" + addr
-    raise SystemExit(f"{name} not in /proc/kallsyms")
-
-
 def setup(inst):
-    if not os.path.exists(TRACEFS + "/events"):
-        subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
-    os.mkdir(inst)
-    write(inst + "/buffer_size_kb", "32768")
-    write(inst + "/trace_clock", "mono")
-    filters = {
+    events = {
         "tcp/tcp_probe": f"sport == {PORT} || dport == {PORT}",
         "timer/timer_expire_entry": f"function == {kallsyms('tcp_delack_timer')}",
         "sock/sock_recv_length": "ret > 0",
     }
-    for ev, flt in filters.items():
-        write(f"{inst}/events/{ev}/filter", flt)
-        write(f"{inst}/events/{ev}/enable", "1")
-    write(inst + "/tracing_on", "1")
-
-
-def teardown(inst):
-    try:
-        write(inst + "/tracing_on", "0")
-        write(inst + "/events/enable", "0")
-    finally:
-        os.rmdir(inst)
+    tracelib.setup(inst, events, buffer_kb=32768)
 
 
 def parse(text):
@@ -198,15 +167,6 @@ def summary(ds):
     ds = sorted(ds)
     q = lambda p: ds[min(len(ds) - 1, int(p * len(ds)))]
     return f"n={len(ds)} median={q(0.5):.3f} p99={q(0.99):.3f} max={ds[-1]:.3f} ms"
-
-
-def option(args, name, default):
-    if name not in args:
-        return default
-    i = args.index(name)
-    value = int(args[i + 1])
-    del args[i : i + 2]
-    return value
 
 
 def main():

@@ -31,7 +31,9 @@ import signal
 import subprocess
 import sys
 
-TRACEFS = "/sys/kernel/tracing"
+import tracelib
+from tracelib import LINE, TRACEFS, kallsyms, option, teardown, write
+
 HEAL = 2000
 
 FAULTS = {
@@ -58,49 +60,14 @@ at = "{at}ms"
 heal = "{heal}ms"
 """
 
-LINE = re.compile(
-    r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<flags>\S+)\s+(?P<ts>\d+\.\d+):\s+(?P<what>[a-z_]+):\s(?P<rest>.*)$"
-)
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def kallsyms(name):
-    with open("/proc/kallsyms") as f:
-        for line in f:
-            addr, _, sym = line.split()[:3]
-            if sym == name:
-                return "0x" + addr
-    raise SystemExit(f"{name} not in /proc/kallsyms")
-
 
 def setup(inst):
-    if not os.path.exists(TRACEFS + "/events"):
-        subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
-    os.mkdir(inst)
-    write(inst + "/buffer_size_kb", "16384")
-    write(inst + "/trace_clock", "mono")
-    filters = {
+    events = {
         "sock/inet_sock_set_state": "dport == 7000 && newstate == 1",
         "notifier/notifier_run": f"cb == {kallsyms('rtnetlink_event')}",
         "qdisc/qdisc_reset": None,
     }
-    for ev, flt in filters.items():
-        if flt:
-            write(f"{inst}/events/{ev}/filter", flt)
-        write(f"{inst}/events/{ev}/enable", "1")
-    write(inst + "/tracing_on", "1")
-
-
-def teardown(inst):
-    try:
-        write(inst + "/tracing_on", "0")
-        write(inst + "/events/enable", "0")
-    finally:
-        os.rmdir(inst)
+    tracelib.setup(inst, events, buffer_kb=16384)
 
 
 def parse(text):
@@ -156,15 +123,6 @@ def analyse(record, kind, trace, at):
         connected_lag=round(conn["t_ms"] - (kconn + shift), 3),
     )
     return row
-
-
-def option(args, name, default, conv=int):
-    if name not in args:
-        return default
-    i = args.index(name)
-    value = conv(args[i + 1])
-    del args[i : i + 2]
-    return value
 
 
 def quant(v):

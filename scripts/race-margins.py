@@ -32,7 +32,9 @@ import signal
 import subprocess
 import sys
 
-TRACEFS = "/sys/kernel/tracing"
+import tracelib
+from tracelib import LINE, TRACEFS, kallsyms, option, teardown, write
+
 SCENARIO = """name = "race-{tag}"
 description = "server's cable pulled at the wire {off:+d} ms from its first keepalive probe's due time"
 end = "{end}ms"
@@ -51,34 +53,14 @@ fault = "f"
 detects = "predicted"
 """
 
-LINE = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<flags>\S+)\s+(?P<ts>\d+\.\d+):\s+(?P<what>[a-z_]+):\s(?P<rest>.*)$")
 FIB = re.compile(
     r"table (?P<tb>\d+) oif -?\d+ iif (?P<iif>-?\d+) proto \d+ (?P<src>[\d.]+)/\d+"
     r" -> (?P<dst>[\d.]+)/\d+ .*==> dev (?P<dev>\S*) .* err (?P<err>-?\d+)"
 )
 
 
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def kallsyms(name):
-    with open("/proc/kallsyms") as f:
-        for line in f:
-            addr, _, sym = line.split()[:3]
-            if sym == name:
-                return "0x" + addr
-    raise SystemExit(f"{name} not in /proc/kallsyms")
-
-
 def setup(inst):
-    if not os.path.exists(TRACEFS + "/events"):
-        subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
-    os.mkdir(inst)
-    write(inst + "/buffer_size_kb", "8192")
-    write(inst + "/trace_clock", "mono")
-    filters = {
+    events = {
         "fib/fib_table_lookup": "tb_id == 254",
         "icmp/icmp_send": None,
         "sock/inet_sock_set_state": None,
@@ -90,19 +72,7 @@ def setup(inst):
         "timer/timer_start": f"function == {kallsyms('tcp_keepalive_timer')}",
         "net/netif_rx": None,
     }
-    for ev, flt in filters.items():
-        if flt:
-            write(f"{inst}/events/{ev}/filter", flt)
-        write(f"{inst}/events/{ev}/enable", "1")
-    write(inst + "/tracing_on", "1")
-
-
-def teardown(inst):
-    try:
-        write(inst + "/tracing_on", "0")
-        write(inst + "/events/enable", "0")
-    finally:
-        os.rmdir(inst)
+    tracelib.setup(inst, events, buffer_kb=8192)
 
 
 def parse(text):
@@ -242,15 +212,6 @@ def analyse(record, at, trace, delay):
         error=lost["error"] if lost else None,
         detect_ms=round(lost["t_ms"] - inj["t_ms"], 1) if lost else None,
     )
-
-
-def option(args, name, default):
-    if name not in args:
-        return default
-    i = args.index(name)
-    value = int(args[i + 1])
-    del args[i : i + 2]
-    return value
 
 
 def main():

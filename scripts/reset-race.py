@@ -38,7 +38,9 @@ import signal
 import subprocess
 import sys
 
-TRACEFS = "/sys/kernel/tracing"
+import tracelib
+from tracelib import LINE, TRACEFS, option, teardown, write
+
 PORT = 7000
 SCENARIO = """name = "reset-race-{tag}"
 description = "reject with TCP reset both ways {off:+d} ms from the server's third probe's due time"
@@ -68,40 +70,15 @@ fault = "f"
 detects = "predicted"
 """
 
-LINE = re.compile(
-    r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<flags>\S+)\s+(?P<ts>\d+\.\d+):\s+(?P<what>[a-z_]+):\s(?P<rest>.*)$"
-)
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
 
 def setup(inst):
-    if not os.path.exists(TRACEFS + "/events"):
-        subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
-    os.mkdir(inst)
-    write(inst + "/buffer_size_kb", "16384")
-    write(inst + "/trace_clock", "mono")
-    filters = {
+    events = {
         "tcp/tcp_probe": f"dport == {PORT} && data_len == 0",
         "tcp/tcp_receive_reset": f"sport == {PORT} || dport == {PORT}",
         "sock/inet_sock_set_state": f"sport == {PORT} || dport == {PORT}",
         "sock/inet_sk_error_report": f"sport == {PORT} || dport == {PORT}",
     }
-    for ev, flt in filters.items():
-        write(f"{inst}/events/{ev}/filter", flt)
-        write(f"{inst}/events/{ev}/enable", "1")
-    write(inst + "/tracing_on", "1")
-
-
-def teardown(inst):
-    try:
-        write(inst + "/tracing_on", "0")
-        write(inst + "/events/enable", "0")
-    finally:
-        os.rmdir(inst)
+    tracelib.setup(inst, events, buffer_kb=16384)
 
 
 def parse(text):
@@ -192,15 +169,6 @@ def analyse(record, at, trace):
         hits=hits,
         passed=record.get("verdict", {}).get("passed"),
     )
-
-
-def option(args, name, default):
-    if name not in args:
-        return default
-    i = args.index(name)
-    value = int(args[i + 1])
-    del args[i : i + 2]
-    return value
 
 
 def main():
