@@ -3054,10 +3054,7 @@ fn answered_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
         return p;
     };
     let me = &cx.me;
-    if me.role == Role::Writer
-        || p.error.as_deref() != Some("ETIMEDOUT")
-        || !p.alt_errors.is_empty()
-    {
+    if me.role == Role::Writer || p.error.as_deref() != Some("ETIMEDOUT") || p.admits(icmp) {
         return p;
     }
     // A one-way reject of this side's packets: [`rejected_one_way`].
@@ -3074,21 +3071,41 @@ fn answered_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
         .them
         .keepalive
         .is_some_and(|k| probes_due(k, cx.crossing(answer + held)).next().is_some());
+    // A PING of the peer's heartbeat, due at the fault, is answered too (its PONG is data).
+    let ping_due = match (cx.them.pings, cx.them.heartbeat) {
+        (true, Some((h, _))) => pings_due(h, cx.crossing(answer + held)),
+        _ => false,
+    };
     let data = cx.them.role == Role::Writer;
-    if !(probe_due || data) {
+    if !(probe_due || ping_due || data) {
         return p;
     }
     let why = if data {
         DATA_ANSWERED
+    } else if ping_due {
+        "; or a heartbeat PING of the peer's, due at the fault, crossed the wire just before it \
+         and this side's PONG met it just after: an in-window ICMP, reported at the give-up"
     } else {
         "; or a keepalive probe of the peer's, due at the fault, crossed the wire just before it \
          and this side's ACK met it just after: an in-window ICMP, reported at the give-up"
     };
+    let mut alt_errors = p.alt_errors.clone();
+    alt_errors.push(icmp.into());
     Prediction {
-        alt_errors: vec![icmp.into()],
+        alt_errors,
         why: format!("{}{why}", p.why),
         ..p
     }
+}
+
+/// Whether a PING of a heartbeat every `h` ms (the k-th k * H after the connect, up to its
+/// timer's slack late) can leave between `from` and `to`, ms after the connect.
+fn pings_due(h: u64, (from, to): (f64, f64)) -> bool {
+    let n = h.max(1) as f64;
+    (1u32..)
+        .map(|k| f64::from(k) * n)
+        .take_while(|t| *t <= to)
+        .any(|t| t + slack(n) + JIFFY_MS >= from)
 }
 
 /// When the peer's keepalive probes cross the wire while they are answered (K2): I after the
@@ -3516,11 +3533,7 @@ fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
     let n = h as f64;
     // PING k leaves k * H after the connect, up to a few timer slacks late.
     let (f_lo, f_hi) = cx.crossing(ANSWER_LATE_MS);
-    let due = (1u32..)
-        .map(|k| f64::from(k) * n)
-        .map(|t| (t, t + slack(n) + JIFFY_MS))
-        .take_while(|(t, _)| *t <= f_hi)
-        .any(|(_, late)| late >= f_lo);
+    let due = pings_due(h, (f_lo, f_hi));
     if me.pings && due && cx.mine_stopped == Some(true) {
         // Seen from the pinging side whose packets are stopped: its ACK of that PONG is, so
         // the PONG stays in flight and the peer's keepalive, which would reset this side, never
@@ -3715,6 +3728,29 @@ mod tests {
             let (lo, _) = windows.window_ms.unwrap();
             assert!(lo >= 9_900.0, "{side}: {windows:?}");
         }
+    }
+
+    /// K9, K18: a heartbeat PING of the peer's that crosses the wire just before a reject with
+    /// ICMP is answered with a PONG that meets it: an in-window ICMP, which the answering side's
+    /// give-up reports. Found by the heartbeat reference simulation (client 1s/1s/1, server
+    /// 2s/1s/1 answering PINGs every 3 s: server EHOSTUNREACH 2016 ms where the model said
+    /// ETIMEDOUT or HEARTBEAT). Here the client has no keepalive, so no probe of its races
+    /// the fault; a fault clear of every PING is untouched.
+    #[test]
+    fn a_ping_answered_into_a_reject_can_give_its_icmp() {
+        let text = |at: &str| {
+            format!(
+                "name = \"t\"\nend = \"20s\"\nexpect = \"none\"\n[server]\n\
+                 keepalive = {{ idle = \"2s\", interval = \"1s\", count = 1 }}\n[client]\n\
+                 keepalive = \"off\"\n[heartbeat]\ninterval = \"3s\"\nmisses = 2\n[[fault]]\nkind = \"reject\"\n\
+                 with = \"icmp-host-unreachable\"\nat = \"{at}\"\n"
+            )
+        };
+        let on_a_ping = predict(&parse_scenario(&text("3s")), 0, Side::Server);
+        assert!(on_a_ping.admits("EHOSTUNREACH"), "{on_a_ping:?}");
+        assert!(on_a_ping.admits("ETIMEDOUT"), "{on_a_ping:?}");
+        let clear = predict(&parse_scenario(&text("4500ms")), 0, Side::Server);
+        assert!(!clear.admits("EHOSTUNREACH"), "{clear:?}");
     }
 
     /// K19: a pool that overflows the backlog in one tick widens only the upper bound, by
