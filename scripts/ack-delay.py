@@ -38,7 +38,7 @@ import subprocess
 import sys
 
 import tracelib
-from tracelib import LINE, TRACEFS, kallsyms, option, teardown, write
+from tracelib import TRACEFS, kallsyms, lines, option, teardown, write
 
 PORT = 7000
 
@@ -79,11 +79,8 @@ def setup(inst):
 
 def parse(text):
     out = []
-    for line in text.splitlines():
-        m = LINE.match(line)
-        if not m:
-            continue
-        e = dict(t=float(m["ts"]) * 1000.0, k=m["what"], task=m["task"].strip(), cpu=m["cpu"])
+    for m, t in lines(text):
+        e = dict(t=t, k=m["what"], task=m["task"].strip(), cpu=m["cpu"])
         if e["k"] == "tcp_probe":
             p = PROBE.search(m["rest"])
             if not p:

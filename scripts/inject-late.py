@@ -32,7 +32,7 @@ import subprocess
 import sys
 
 import tracelib
-from tracelib import LINE, TRACEFS, kallsyms, option, teardown, write
+from tracelib import TRACEFS, kallsyms, lines, option, teardown, write
 
 HEAL = 2000
 
@@ -72,11 +72,7 @@ def setup(inst):
 
 def parse(text):
     est, notes, resets = [], [], []
-    for line in text.splitlines():
-        m = LINE.match(line)
-        if not m:
-            continue
-        t = float(m["ts"]) * 1000.0
+    for m, t in lines(text):
         if m["what"] == "inet_sock_set_state":
             s = re.search(r"sport=(\d+)", m["rest"])
             if s:

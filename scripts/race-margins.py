@@ -33,7 +33,7 @@ import subprocess
 import sys
 
 import tracelib
-from tracelib import LINE, TRACEFS, kallsyms, option, teardown, write
+from tracelib import TRACEFS, kallsyms, lines, option, teardown, write
 
 SCENARIO = """name = "race-{tag}"
 description = "server's cable pulled at the wire {off:+d} ms from its first keepalive probe's due time"
@@ -77,11 +77,8 @@ def setup(inst):
 
 def parse(text):
     out = []
-    for line in text.splitlines():
-        m = LINE.match(line)
-        if not m:
-            continue
-        e = dict(ts=float(m["ts"]) * 1000.0, k=m["what"], task=m["task"].strip(), pid=m["pid"], cpu=m["cpu"], flags=m["flags"], rest=m["rest"])
+    for m, t in lines(text):
+        e = dict(ts=t, k=m["what"], task=m["task"].strip(), pid=m["pid"], cpu=m["cpu"], flags=m["flags"], rest=m["rest"])
         if e["k"] in ("timer_start", "timer_expire_entry"):
             e["timer"] = re.search(r"timer=(\S+)", e["rest"])[1]
             t = re.search(r"timeout=(-?\d+)", e["rest"])

@@ -39,7 +39,7 @@ import subprocess
 import sys
 
 import tracelib
-from tracelib import LINE, TRACEFS, option, teardown, write
+from tracelib import TRACEFS, lines, option, teardown, write
 
 PORT = 7000
 SCENARIO = """name = "reset-race-{tag}"
@@ -83,11 +83,8 @@ def setup(inst):
 
 def parse(text):
     out = []
-    for line in text.splitlines():
-        m = LINE.match(line)
-        if not m:
-            continue
-        e = dict(ts=float(m["ts"]) * 1000.0, k=m["what"], rest=m["rest"])
+    for m, t in lines(text):
+        e = dict(ts=t, k=m["what"], rest=m["rest"])
         if e["k"] == "tcp_probe":
             p = re.search(r"src=[\d.]+:(\d+) dest=[\d.]+:(\d+)", m["rest"])
             if not p:
