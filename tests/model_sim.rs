@@ -203,32 +203,46 @@ fn own_link_cells() -> impl Strategy<Value = Cell> {
     )
         .prop_map(
             |(local, ut, retries2, interval_ms, (idle_s, interval_s, count))| {
-                let ka = flatline::fidelity::SideCell {
-                    keepalive: Some(flatline::fidelity::Ka {
-                        idle_s,
-                        interval_s,
-                        count,
-                    }),
-                    user_timeout_ms: 0,
+                let ka = flatline::fidelity::Ka {
+                    idle_s,
+                    interval_s,
+                    count,
                 };
-                Cell {
-                    seed: 0,
-                    client: flatline::fidelity::SideCell {
-                        user_timeout_ms: ut,
-                        ..ka
-                    },
-                    server: ka,
-                    traffic: flatline::fidelity::CellTraffic::Stream {
-                        interval_ms,
-                        record_bytes: 64,
-                    },
-                    tcp_retries2: (ut == 0).then_some(retries2),
-                    fault: flatline::fidelity::CellFault::OwnLink { local },
-                    at_ms: 2000,
-                    end_ms: 40_000,
-                }
+                let fault = flatline::fidelity::CellFault::OwnLink { local };
+                writer_cell(ka, ut, retries2, interval_ms, fault)
             },
         )
+}
+
+/// A client streaming 64 B every `interval_ms` with TCP_USER_TIMEOUT `ut` (or, without one,
+/// tcp_retries2 `retries2`), both sides keepalive `ka`, the fault at 2 s.
+fn writer_cell(
+    ka: flatline::fidelity::Ka,
+    ut: u32,
+    retries2: u8,
+    interval_ms: u32,
+    fault: flatline::fidelity::CellFault,
+) -> Cell {
+    let side = flatline::fidelity::SideCell {
+        keepalive: Some(ka),
+        user_timeout_ms: 0,
+    };
+    Cell {
+        seed: 0,
+        client: flatline::fidelity::SideCell {
+            user_timeout_ms: ut,
+            ..side
+        },
+        server: side,
+        traffic: flatline::fidelity::CellTraffic::Stream {
+            interval_ms,
+            record_bytes: 64,
+        },
+        tcp_retries2: (ut == 0).then_some(retries2),
+        fault,
+        at_ms: 2000,
+        end_ms: 40_000,
+    }
 }
 
 proptest! {
@@ -258,30 +272,12 @@ fn icmp_writer_cells() -> impl Strategy<Value = Cell> {
         (1u32..=6).prop_map(|k| k * 50),
     )
         .prop_map(|(fault, ut, retries2, interval_ms)| {
-            let ka = flatline::fidelity::SideCell {
-                keepalive: Some(flatline::fidelity::Ka {
-                    idle_s: 1,
-                    interval_s: 1,
-                    count: 3,
-                }),
-                user_timeout_ms: 0,
+            let ka = flatline::fidelity::Ka {
+                idle_s: 1,
+                interval_s: 1,
+                count: 3,
             };
-            Cell {
-                seed: 0,
-                client: flatline::fidelity::SideCell {
-                    user_timeout_ms: ut,
-                    ..ka
-                },
-                server: ka,
-                traffic: flatline::fidelity::CellTraffic::Stream {
-                    interval_ms,
-                    record_bytes: 64,
-                },
-                tcp_retries2: (ut == 0).then_some(retries2),
-                fault,
-                at_ms: 2000,
-                end_ms: 40_000,
-            }
+            writer_cell(ka, ut, retries2, interval_ms, fault)
         })
 }
 
