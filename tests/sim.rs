@@ -517,27 +517,11 @@ impl Sim {
         }
         let stamp = *self.eps[0].retrans_stamp.get_or_insert(t);
         let ep = &mut self.eps[0];
-        ep.backoff += 1;
-        let backed_off = |ep: &Endpoint| (ep.rto * 2f64.powi(ep.backoff as i32)).min(RTO_MAX);
-        let mut next = backed_off(ep);
-        if ep.user_timeout > 0.0 {
-            // tcp_clamp_rto_to_user_timeout.
-            let remaining = ep.user_timeout - (t - stamp);
-            next = if remaining <= 0.0 {
-                JIFFY
-            } else {
-                next.min(remaining)
-            };
-        }
         // Host- and net-unreachable revert (tcp_v4_err: ICMP_NET_UNREACH or
         // ICMP_HOST_UNREACH calls tcp_ld_RTO_revert); port-unreachable does not.
-        if icmp && matches!(self.soft_error, "EHOSTUNREACH" | "ENETUNREACH") {
-            // The ICMP about the retransmitted snd_una arrives within the jiffy:
-            // tcp_ld_RTO_revert takes one backoff back and re-arms the timer for the RTO
-            // less the time since the segment left (a jiffy, rounded up), unclamped.
-            ep.backoff -= 1;
-            next = backed_off(ep) - JIFFY;
-        }
+        let revert = icmp && matches!(self.soft_error, "EHOSTUNREACH" | "ENETUNREACH");
+        let next =
+            retransmission_timer(ep.rto, &mut ep.backoff, ep.user_timeout, t - stamp, revert);
         self.eps[0].rtx_at = self.arm(t, next);
     }
 
@@ -981,6 +965,37 @@ fn own_link(cell: &Cell, draw: &Draw, fault_at: f64, local: bool) -> Detection {
         if t == fail {
             soft = true;
         }
+    }
+}
+
+/// The retransmission timer after a retransmission, `since_stamp` ms after the first one
+/// (retrans_stamp): one more backoff, the RTO doubled per backoff up to RTO_MAX, clamped to
+/// what the user timeout leaves (tcp_clamp_rto_to_user_timeout); or, when an ICMP host- or
+/// net-unreachable about the retransmitted head arrives within the jiffy (`revert`),
+/// tcp_ld_RTO_revert takes the backoff back and re-arms for the RTO less the time since the
+/// segment left (a jiffy, rounded up), unclamped.
+fn retransmission_timer(
+    rto: f64,
+    backoff: &mut u32,
+    user_timeout: f64,
+    since_stamp: f64,
+    revert: bool,
+) -> f64 {
+    *backoff += 1;
+    let backed_off = |backoff: u32| (rto * 2f64.powi(backoff as i32)).min(RTO_MAX);
+    if revert {
+        *backoff -= 1;
+        return backed_off(*backoff) - JIFFY;
+    }
+    let next = backed_off(*backoff);
+    if user_timeout <= 0.0 {
+        return next;
+    }
+    let remaining = user_timeout - since_stamp;
+    if remaining <= 0.0 {
+        JIFFY
+    } else {
+        next.min(remaining)
     }
 }
 

@@ -20,8 +20,9 @@
 //! ICMPs about in-window segments record the soft error; host- and net-unreachable about a
 //! retransmitted head revert a backoff (tcp_ld_RTO_revert).
 
-use super::{arm_at, budget, Cell, CellFault, CellTraffic, Detection, Draw, Path, Verdict};
-use super::{HORIZON_MS, JIFFY, RTO_MAX};
+use super::{arm_at, budget, retransmission_timer, Cell, CellFault, CellTraffic, Detection};
+use super::{Draw, Path, Verdict};
+use super::{HORIZON_MS, JIFFY};
 use std::collections::BTreeSet;
 
 /// An application heartbeat: (interval H, misses M), as a scenario's `[heartbeat]`.
@@ -361,22 +362,8 @@ impl HbSim {
         }
         let stamp = *self.eps[i].retrans_stamp.get_or_insert(t);
         let ep = &mut self.eps[i];
-        ep.backoff += 1;
-        let backed_off = |ep: &Ep| (rto * 2f64.powi(ep.backoff as i32)).min(RTO_MAX);
-        let mut next = backed_off(ep);
-        if ep.user_timeout > 0.0 {
-            let remaining = ep.user_timeout - (t - stamp);
-            next = if remaining <= 0.0 {
-                JIFFY
-            } else {
-                next.min(remaining)
-            };
-        }
-        if icmp && matches!(self.soft_error, "EHOSTUNREACH" | "ENETUNREACH") {
-            // tcp_ld_RTO_revert, the ICMP within the jiffy, unclamped.
-            ep.backoff -= 1;
-            next = backed_off(ep) - JIFFY;
-        }
+        let revert = icmp && matches!(self.soft_error, "EHOSTUNREACH" | "ENETUNREACH");
+        let next = retransmission_timer(rto, &mut ep.backoff, ep.user_timeout, t - stamp, revert);
         self.eps[i].rtx_at = self.arm(t, next);
     }
 
