@@ -2710,6 +2710,16 @@ pub fn rto_after_samples_ms(first_ms: f64, samples: u32, later_ms: f64) -> f64 {
     ((rto / JIFFY_MS).ceil() * JIFFY_MS).min(RTO_MAX_MS)
 }
 
+/// The longest RTO a connection can have after a handshake whose RTT sample was at most
+/// `first_ms` and at least `samples` ACKed writes, each a sample of at most `later_hi_ms`
+/// ([`rto_after_samples_ms`]): the estimator can rise again towards a slow sample's own RTO,
+/// so a few more samples are looked at too, each the quickest or the slowest.
+pub fn rto_after_wait_ms(first_ms: f64, samples: u32, later_hi_ms: f64) -> f64 {
+    (samples..=samples + 64)
+        .flat_map(|n| [0.0, later_hi_ms].map(|s| rto_after_samples_ms(first_ms, n, s)))
+        .fold(0.0, f64::max)
+}
+
 /// The longest RTO `side`'s connection may have when fault `index` starts because an earlier
 /// fault's reconnect handshake waited in a neighbour queue; None where no such reconnect can
 /// come before it, or the RTO it leaves is within the lab's own range (docs/physics.md, K9a).
@@ -2781,12 +2791,7 @@ pub fn rto_after_reconnect(scenario: &Scenario, index: usize, side: Side) -> Opt
                 .fold(resolved, f64::max);
             let acked = at - since - WRITE_LATE_MS - unacked_before_ms(&me);
             let samples = (acked / interval).floor().clamp(0.0, 10_000.0) as u32;
-            // The most it can be with at least that many samples: the estimator can rise again
-            // towards a slow sample's own RTO, so a few more are looked at too.
-            let rto = (samples..=samples + 64)
-                .flat_map(|n| [0.0, later_hi].map(|s| rto_after_samples_ms(first, n, s)))
-                .fold(0.0, f64::max);
-            Some(rto)
+            Some(rto_after_wait_ms(first, samples, later_hi))
         })
         .fold(f64::NEG_INFINITY, f64::max);
     (worst > base).then_some(worst)

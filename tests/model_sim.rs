@@ -11,7 +11,7 @@ use flatline::fidelity::Cell;
 use flatline::scenario::Side;
 
 use crate::sim::heartbeat::{simulate_heartbeat, Heartbeat};
-use crate::sim::{simulate_after, Draw, HORIZON_MS};
+use crate::sim::{simulate_after, simulate_reconnected, Draw, Rtt, HORIZON_MS};
 
 /// The cases each property test runs: `default`, or FLATLINE_SIM_CASES.
 fn cases(default: u32) -> ProptestConfig {
@@ -73,15 +73,17 @@ pub fn check_after(cell: &Cell, draw: &Draw, bucket: Option<(f64, f64)>) -> Resu
 }
 
 /// As [`check_after`], the client's connection also a reconnect whose handshake waited in a
-/// neighbour queue (docs/physics.md, K9a): its RTO (the draw's) may be as long as `rto_told`
-/// ms, which the model is told through `SideModel::rto_after_reconnect_ms`.
+/// neighbour queue (docs/physics.md, K9a): the simulation runs it with the RTT state `rtt`
+/// (its RTO and loss probe from the simulation's own estimator), the model is told the longest
+/// RTO it allows for that (`rto_told`, through `SideModel::rto_after_reconnect_ms`).
 pub fn check_reconnected(
     cell: &Cell,
     draw: &Draw,
     bucket: Option<(f64, f64)>,
-    rto_told: Option<f64>,
+    rtt: &Rtt,
+    rto_told: f64,
 ) -> Result<(), String> {
-    check_with(cell, draw, bucket, rto_told, None)
+    check_with(cell, draw, bucket, Some((rtt, rto_told)), None)
 }
 
 /// As [`check`], for a connection that carries the reference peers' heartbeat (K18): the
@@ -94,9 +96,10 @@ fn check_with(
     cell: &Cell,
     draw: &Draw,
     bucket: Option<(f64, f64)>,
-    rto_told: Option<f64>,
+    reconnected: Option<(&Rtt, f64)>,
     hb: Option<Heartbeat>,
 ) -> Result<(), String> {
+    let rto_told = reconnected.map(|(_, told)| told);
     // The model is told the fault's phase to the millisecond, as a scenario's `at` tells it
     // (an answer crossing the fault depends on it); the simulation keeps the fraction.
     let whole = draw.fault_shift_ms.floor();
@@ -127,7 +130,10 @@ fn check_with(
     };
     let sim = match hb {
         Some(hb) => simulate_heartbeat(cell, hb, draw),
-        None => simulate_after(cell, draw, bucket.map(|b| b.0)),
+        None => match reconnected {
+            Some((rtt, _)) => simulate_reconnected(cell, draw, bucket.map(|b| b.0), rtt),
+            None => simulate_after(cell, draw, bucket.map(|b| b.0)),
+        },
     };
     for (i, side) in Side::BOTH.iter().enumerate() {
         let p = match (bucket, rto_told) {
@@ -302,18 +308,23 @@ proptest! {
 
     /// docs/physics.md, K9a: a writer's connection that a reconnect left with a long RTO (its
     /// handshake waited in a neighbour queue), behind the faults whose segments draw ICMPs,
-    /// from a drawn bucket: the model, told the longest RTO the reconnect can have left,
-    /// contains the simulation run with any RTO up to it (its loss probe one RTO after the
-    /// lost write, the latest Linux sends it: min(2 srtt + RTO_MIN, RTO)).
+    /// from a drawn bucket. The simulation derives the RTO and the loss probe from a drawn
+    /// wait (up to ~1.07 s: RTOs up to 3.2 s) and the ACKs of the writes since, each a drawn
+    /// round trip, by its own estimator (`Rtt`); the model, told the longest RTO its estimator
+    /// allows for that wait and that many writes, contains the simulation.
     #[test]
     fn the_model_window_contains_the_simulation_after_a_slow_handshake(
         cell in icmp_writer_cells(), draw in draws(), tokens in 0.0..6000.0f64,
-        told in 220.0..3200.0f64, at in 0.0..=1.0f64,
+        wait in 0.05..1070.0f64, writes in 0u32..=12, rtts in prop::collection::vec(0.02..16.0f64, 12),
     ) {
-        let jiffies = ((told - 204.0) * at / 4.0).floor();
-        let draw = Draw { rto_ms: 204.0 + 4.0 * jiffies, ..draw };
-        if let Err(e) = check_reconnected(&cell, &draw, Some((tokens, tokens)), Some(told)) {
-            prop_assert!(false, "{}", e);
+        let mut rtt = Rtt::handshake(wait);
+        for ms in &rtts[..writes as usize] {
+            rtt.acked_write(69, *ms);
+        }
+        let later_hi = flatline::model::RTO_LAB_MAX_MS - flatline::model::RTO_MIN_MS - 4.0;
+        let told = flatline::model::rto_after_wait_ms(wait, writes, later_hi);
+        if let Err(e) = check_reconnected(&cell, &draw, Some((tokens, tokens)), &rtt, told) {
+            prop_assert!(false, "{}; simulated {:?}", e, rtt);
         }
     }
 }
