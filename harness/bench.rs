@@ -739,8 +739,8 @@ pub async fn fidelity(
     let runs = (0..n as u64).map(|i| {
         let dir = &dir;
         async move {
-            let cell = crate::fidelity::Cell::random(seed.wrapping_add(i));
-            let label = format!("flatline bench --fidelity, seed {}", cell.seed);
+            let cell = crate::fidelity::RandomCell::new(seed.wrapping_add(i));
+            let label = format!("flatline bench --fidelity, seed {}", cell.seed());
             let scenario = crate::scenario::parse(Path::new(&label), &cell.to_toml())
                 .map_err(|e| RunError::Setup(e.to_string()))?;
             let plan = crate::plan::plan(&scenario);
@@ -788,7 +788,7 @@ pub async fn fidelity(
                 .map(|(inject, _)| (inject * 1000.0).round() / 1000.0)
             });
             Ok::<_, RunError>(FidelityCell {
-                seed: cell.seed,
+                seed: cell.seed(),
                 cell: cell.describe(),
                 fault_late_ms,
                 client: side(Side::Client),

@@ -72,6 +72,12 @@ const IDLE_OWN_LINK_STREAM: u64 = 0x6964_6c65_2d6f_776e;
 /// ([`CellFault::IcmpOneWay`]), and may take the rejected side's keepalive away.
 const ONE_WAY_REJECT_STREAM: u64 = 0x7265_6a65_6374_2d31;
 
+/// Salt of the generator that gives a cell the reference peers' heartbeat ([`Extras::heartbeat`]).
+const HEARTBEAT_STREAM: u64 = 0x6865_6172_7462_6561;
+
+/// Salt of the generator that puts a delay on a cell's wire ([`Extras::delay_ms`]).
+const DELAY_STREAM: u64 = 0x7769_7265_2d64_6c79;
+
 /// tcp_rmem of a frozen server's namespace in a cell: autotuning stops at 128 KiB.
 pub const FROZEN_TCP_RMEM: &str = "4096 131072 131072";
 
@@ -145,6 +151,114 @@ pub struct Cell {
 
 /// The longest a random cell's run may last: cells whose windows reach further are redrawn.
 pub const MAX_RUN_MS: u64 = 40_000;
+
+/// The reference peers' heartbeat (docs/physics.md, K18): the client PINGs every `interval_ms`,
+/// the server answers, and either side gives up after `misses` intervals without a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatCell {
+    pub interval_ms: u64,
+    pub misses: u32,
+}
+
+/// What a cell draws beyond its settings, traffic and one fault, each on a generator of its own
+/// (a salted stream), so that the one-fault cell of a seed ([`Cell::random`]) stays what it was.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// The reference peers' heartbeat, as scenarios with a `[heartbeat]` table run it.
+    pub heartbeat: Option<HeartbeatCell>,
+    /// `[wire] delay`, added to each direction (harness/delay.rs), ms.
+    pub delay_ms: Option<u32>,
+}
+
+impl Extras {
+    /// The extras a seed draws for its one-fault `cell`: a heartbeat one cell in four, a wire
+    /// delay one cell in four, each decided on its own stream.
+    fn draw(cell: &Cell) -> Extras {
+        let mut hb = Rng::new(cell.seed ^ HEARTBEAT_STREAM);
+        let heartbeat = hb.chance(0.25).then(|| HeartbeatCell {
+            // The intervals the reference simulation draws (tests/model_sim.rs): shorter and
+            // longer than the RTO, the keepalive interval and the write interval.
+            interval_ms: hb.pick(&[200, 500, 700, 1000, 2000, 3000]),
+            misses: hb.range(2, 5) as u32,
+        });
+        let mut delay = Rng::new(cell.seed ^ DELAY_STREAM);
+        // A few to tens of ms each way, as the delay scenarios use (scenarios/delay-rtt.toml,
+        // heartbeat-pong-own-link.toml): the RTO grows by the round trip (docs/physics.md, K14).
+        let delay_ms = delay
+            .chance(0.25)
+            .then(|| delay.pick(&[5, 10, 20, 30, 40, 60]));
+        Extras {
+            heartbeat,
+            delay_ms,
+        }
+    }
+
+    fn is_none(&self) -> bool {
+        *self == Extras::default()
+    }
+
+    /// The extras for people, after a cell's own description ("" for none).
+    fn describe(&self) -> String {
+        let mut d = String::new();
+        if let Some(h) = self.heartbeat {
+            let _ = write!(d, ", heartbeat {} ms x {}", h.interval_ms, h.misses);
+        }
+        if let Some(ms) = self.delay_ms {
+            let _ = write!(d, ", wire delay {ms} ms each way");
+        }
+        d
+    }
+}
+
+/// One random cell as `flatline bench --fidelity` runs it: the seed's one-fault cell
+/// ([`Cell::random`]) with its [`Extras`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RandomCell {
+    pub cell: Cell,
+    pub extras: Extras,
+    /// How long the run lasts, ms after the client connected.
+    pub end_ms: u64,
+}
+
+impl RandomCell {
+    /// The cell of a seed; the same seed always gives the same cell. Extras whose windows would
+    /// run past [`MAX_RUN_MS`] are left out.
+    pub fn new(seed: u64) -> RandomCell {
+        let cell = Cell::random(seed);
+        let extras = Extras::draw(&cell);
+        let end = if extras.is_none() {
+            None
+        } else {
+            cell.run_length_with(&extras)
+        };
+        match end {
+            Some(end_ms) => RandomCell {
+                cell,
+                extras,
+                end_ms,
+            },
+            None => RandomCell {
+                end_ms: cell.end_ms,
+                cell,
+                extras: Extras::default(),
+            },
+        }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.cell.seed
+    }
+
+    /// The scenario file of this cell, expecting the model's windows on both sides.
+    pub fn to_toml(&self) -> String {
+        self.cell.to_toml_with(self.end_ms, &self.extras)
+    }
+
+    /// One line for people: settings, traffic, fault and extras.
+    pub fn describe(&self) -> String {
+        format!("{}{}", self.cell.describe(), self.extras.describe())
+    }
+}
 
 /// Keepalive settings of a few seconds: idle 1-4 s, interval 1-4 s, 1-3 probes.
 fn keepalive(rng: &mut Rng) -> Ka {
@@ -386,9 +500,14 @@ impl Cell {
     /// How long the run must last to see both sides' predicted windows close (plus 2 s), or
     /// None when that is longer than [`MAX_RUN_MS`].
     fn run_length_ms(&self) -> Option<u64> {
+        self.run_length_with(&Extras::default())
+    }
+
+    /// As [`Cell::run_length_ms`], with `extras`.
+    fn run_length_with(&self, extras: &Extras) -> Option<u64> {
         let s = crate::scenario::parse(
             std::path::Path::new("cell.toml"),
-            &self.to_toml_with_end(MAX_RUN_MS),
+            &self.to_toml_with(MAX_RUN_MS, extras),
         )
         .ok()?;
         let mut latest = 0.0f64;
@@ -403,10 +522,10 @@ impl Cell {
 
     /// The scenario file of this cell, expecting the model's windows on both sides.
     pub fn to_toml(&self) -> String {
-        self.to_toml_with_end(self.end_ms)
+        self.to_toml_with(self.end_ms, &Extras::default())
     }
 
-    fn to_toml_with_end(&self, end_ms: u64) -> String {
+    fn to_toml_with(&self, end_ms: u64, extras: &Extras) -> String {
         let mut t = String::new();
         let _ = writeln!(
             t,
@@ -414,7 +533,12 @@ impl Cell {
             self.seed
         );
         let _ = writeln!(t, "name = \"fidelity-{}\"", self.seed);
-        let _ = writeln!(t, "description = \"{}\"", self.describe());
+        let _ = writeln!(
+            t,
+            "description = \"{}{}\"",
+            self.describe(),
+            extras.describe()
+        );
         let _ = writeln!(t, "end = \"{end_ms}ms\"");
         for (name, side) in [("client", self.client), ("server", self.server)] {
             let _ = writeln!(t, "[{name}]");
@@ -455,6 +579,16 @@ impl Cell {
         }
         if let Some(n) = self.tcp_retries2 {
             let _ = writeln!(t, "[lab]\ntcp_retries2 = {n}");
+        }
+        if let Some(h) = extras.heartbeat {
+            let _ = writeln!(
+                t,
+                "[heartbeat]\ninterval = \"{}ms\"\nmisses = {}",
+                h.interval_ms, h.misses
+            );
+        }
+        if let Some(ms) = extras.delay_ms {
+            let _ = writeln!(t, "[wire]\ndelay = \"{ms}ms\"");
         }
         let _ = writeln!(t, "[[fault]]\nid = \"f\"\nat = \"{}ms\"", self.at_ms);
         let fault = match self.fault {
@@ -703,5 +837,142 @@ mod tests {
         // Printed seeds must keep meaning the same cell.
         let mut rng = Rng::new(1);
         assert_eq!(rng.next_u64(), 0x910a_2dec_8902_5cc1);
+    }
+
+    /// Texts of cells of seeds that draw no [`Extras`], written by `Cell::random(seed).to_toml()`
+    /// at fed30af, before the extras: (seed, text).
+    const BEFORE_THE_EXTRAS: [(u64, &str); 3] = [
+        (
+            0,
+            r#"# flatline bench --fidelity: random cell, seed 0
+name = "fidelity-0"
+description = "client 5s/5s/4, server 4s/1s/4, idle, Kill"
+end = "8000ms"
+[client]
+keepalive = { idle = "5s", interval = "5s", count = 4 }
+[server]
+keepalive = { idle = "4s", interval = "1s", count = 4 }
+[[fault]]
+id = "f"
+at = "2000ms"
+kind = "process-kill"
+target = "server"
+[[expect]]
+side = "client"
+fault = "f"
+detects = "predicted"
+[[expect]]
+side = "server"
+fault = "f"
+detects = "predicted"
+"#,
+        ),
+        (
+            4,
+            r#"# flatline bench --fidelity: random cell, seed 4
+name = "fidelity-4"
+description = "client 5s/3s/3 UT 1000ms, server 2s/5s/2, client streams 64 B every 200 ms, Icmp { port: false }"
+end = "16610ms"
+[client]
+keepalive = { idle = "5s", interval = "3s", count = 3 }
+user_timeout = "1000ms"
+[server]
+keepalive = { idle = "2s", interval = "5s", count = 2 }
+[traffic]
+pattern = "stream"
+interval = "200ms"
+record_bytes = 64
+[[fault]]
+id = "f"
+at = "2000ms"
+kind = "reject"
+with = "icmp-host-unreachable"
+[[expect]]
+side = "client"
+fault = "f"
+detects = "predicted"
+[[expect]]
+side = "server"
+fault = "f"
+detects = "predicted"
+"#,
+        ),
+        (
+            6,
+            r#"# flatline bench --fidelity: random cell, seed 6
+name = "fidelity-6"
+description = "client 4s/2s/1, server 1s/1s/1 UT 7500ms, idle, Drop { to_server: true, to_client: false }"
+end = "12342ms"
+[client]
+keepalive = { idle = "4s", interval = "2s", count = 1 }
+[server]
+keepalive = { idle = "1s", interval = "1s", count = 1 }
+user_timeout = "7500ms"
+[[fault]]
+id = "f"
+at = "2000ms"
+kind = "firewall-drop"
+direction = "to-server"
+[[expect]]
+side = "client"
+fault = "f"
+detects = "predicted"
+[[expect]]
+side = "server"
+fault = "f"
+detects = "predicted"
+"#,
+        ),
+    ];
+
+    /// FNV-1a of `Cell::random(seed).to_toml()` over seeds 0..2000, at fed30af.
+    const ONE_FAULT_CELLS_FNV: u64 = 0x6273_3dbe_1b3f_1103;
+
+    #[test]
+    fn old_seeds_give_the_cells_they_gave_before_the_extras() {
+        // A printed seed keeps meaning the same cell: the one-fault cell of every seed is what
+        // it was, and a seed that draws no extras runs exactly the scenario it ran.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for seed in 0..2000u64 {
+            for b in Cell::random(seed).to_toml().bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        assert_eq!(h, ONE_FAULT_CELLS_FNV, "a one-fault cell changed");
+        for (seed, text) in BEFORE_THE_EXTRAS {
+            let cell = RandomCell::new(seed);
+            assert_eq!(cell.extras, Extras::default(), "seed {seed}");
+            assert_eq!(cell.to_toml(), text, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn extras_are_drawn_on_top_of_the_one_fault_cell() {
+        let cells: Vec<RandomCell> = (0..600).map(RandomCell::new).collect();
+        let heartbeat: Vec<&RandomCell> = cells
+            .iter()
+            .filter(|c| c.extras.heartbeat.is_some())
+            .collect();
+        let delay: Vec<&RandomCell> = cells
+            .iter()
+            .filter(|c| c.extras.delay_ms.is_some())
+            .collect();
+        // About a quarter each, independently.
+        assert!((100..200).contains(&heartbeat.len()), "{}", heartbeat.len());
+        assert!((100..200).contains(&delay.len()), "{}", delay.len());
+        assert!(heartbeat.iter().any(|c| c.extras.delay_ms.is_some()));
+        for c in &cells {
+            // The cell under the extras is the seed's one-fault cell.
+            assert_eq!(c.cell, Cell::random(c.seed()), "{c:?}");
+            let toml = c.to_toml();
+            let s = crate::scenario::parse(std::path::Path::new("cell.toml"), &toml)
+                .unwrap_or_else(|e| panic!("seed {}: {e}\n{toml}", c.seed()));
+            assert!(s.end.as_millis() <= MAX_RUN_MS, "seed {}", c.seed());
+            let hb = c.extras.heartbeat.map(|h| (h.interval_ms, h.misses));
+            assert_eq!(s.heartbeat.map(|h| (h.interval_ms, h.misses)), hb, "{toml}");
+            let delay = u64::from(c.extras.delay_ms.unwrap_or(0));
+            assert_eq!(s.wire.delay.as_millis(), delay, "{toml}");
+        }
     }
 }

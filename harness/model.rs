@@ -1436,13 +1436,16 @@ fn writer_icmp_revert(me: &SideModel, error: &str, bucket: IcmpBucket) -> Predic
 /// maximum on the frozen side makes it a write or two. Segments the full receiver dropped are
 /// resent (tail-loss probe or RTO) before its zero window reaches the writer: one more RTO at
 /// most (measured with a 128 KiB buffer: 1-3 retransmissions, last data sent F+70 ms).
+///
+/// Under a `[wire] delay` the window closes over round trips instead ([`window_close_rounds`]).
 fn writer_persist(me: &SideModel) -> Prediction {
     let ut = me.user_timeout_ms as f64;
     let record = me.record_bytes.max(1) as f64;
     let interval = me.traffic_interval_ms.max(1) as f64;
     let buffer = me.peer_rcvbuf_max_bytes as f64;
     let fill_lo = WINDOW_MIN_BYTES.min(buffer / 4.0) / record * interval;
-    let fill_hi = (buffer / record).ceil() * interval + rto_range_ms(me).1;
+    let rounds = window_close_rounds(me.peer_rcvbuf_max_bytes) * me.added_rtt_ms.1;
+    let fill_hi = (buffer / record).ceil() * interval + rounds + rto_range_ms(me).1;
     Prediction::at(
         ut + RTO_MIN_MS + fill_lo - me.traffic_interval_ms as f64,
         ut + fill_hi
@@ -1456,6 +1459,22 @@ fn writer_persist(me: &SideModel) -> Prediction {
          TCP_USER_TIMEOUT, counted from the first probe"
             .into(),
     )
+}
+
+/// Round trips a frozen peer's receive window of at most `buffer` bytes may take to close
+/// behind a writer that fills every window it is offered (K6, K14). The frozen kernel offers
+/// about half its free space (__tcp_select_window: tcp_space, less the truesize overhead), so
+/// each round trip the writer fills the offer and the next one is half as large, until it is
+/// below an MSS and rounds to zero: log2(buffer / MSS) rounds, and one for the offer already in
+/// flight at the freeze. Without a wire delay a round trip is ~0.1 ms and the writer's pace
+/// closes it; with one, each round is the added round trip. Measured (fidelity seed 31028:
+/// 128 KiB, 40 ms each way, srtt 91-99 ms, no retransmission): the last data left 463-608 ms
+/// after the freeze in 6 runs (4.8-6.3 round trips); 128 KiB gives 8.
+fn window_close_rounds(buffer: u64) -> f64 {
+    (buffer.max(MSS_BYTES) as f64 / MSS_BYTES as f64)
+        .log2()
+        .ceil()
+        + 1.0
 }
 
 /// What a TCP side sees under a fault: one function per fault family below.
@@ -3906,6 +3925,30 @@ mod tests {
         assert_eq!(rcvbuf_max(&sysctl("4096 131072 131072")), 131_072);
         assert_eq!(rcvbuf_max(&sysctl("oops")), RCVBUF_MAX_DEFAULT_BYTES);
         assert_eq!(rcvbuf_max(&Default::default()), RCVBUF_MAX_DEFAULT_BYTES);
+    }
+
+    #[test]
+    fn a_frozen_peers_window_closes_over_round_trips_under_a_wire_delay() {
+        // Fidelity seed 31028: 64 KiB every 10 ms, UT 1.5 s, the frozen server's buffer
+        // 128 KiB, 40 ms each way: ETIMEDOUT 2.36-2.52 s in 6 runs (the last data left
+        // 463-608 ms after the freeze), where the window closing within two writes allowed
+        // at most 2.25 s.
+        let mut w = idle(Some((2000, 2000, 1)), 1500);
+        w.role = Role::Writer;
+        w.record_bytes = 65536;
+        w.traffic_interval_ms = 10;
+        w.peer_rcvbuf_max_bytes = 131_072;
+        let alone = predict_side(&w, FaultModel::PeerFrozen);
+        assert_eq!(window_close_rounds(131_072), 8.0);
+        w.added_rtt_ms = (80.0, 80.0);
+        let delayed = predict_side(&w, FaultModel::PeerFrozen);
+        for measured in [2355.0, 2429.0, 2440.0, 2455.0, 2462.0, 2524.0] {
+            assert!(!inside(&alone, measured), "{measured}: {alone:?}");
+            assert!(inside(&delayed, measured), "{measured}: {delayed:?}");
+        }
+        // Without a delay nothing changes.
+        w.added_rtt_ms = (0.0, 0.0);
+        assert_eq!(predict_side(&w, FaultModel::PeerFrozen), alone);
     }
 
     fn inside(p: &Prediction, measured_ms: f64) -> bool {

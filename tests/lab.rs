@@ -1256,11 +1256,40 @@ fn a_frozen_peer_is_caught_by_a_writers_user_timeout() {
     assert_eq!(first_loss(&t, "client")["mechanism"], "user-timeout");
 }
 
+/// The longest run of a random cell the lab test picks, ms: the cells run at once, so the
+/// test takes about this long.
+const SHORT_CELL_MS: u64 = 12_000;
+
+/// The random cells the lab test runs for `seed`: the first short cell at or after it, and the
+/// first short one after that with each extra (the reference peers' heartbeat, a wire delay),
+/// so that every run exercises each. The same seed always picks the same cells.
+fn short_cells(seed: u64) -> Vec<u64> {
+    use flatline::fidelity::RandomCell;
+    let wants: [fn(&RandomCell) -> bool; 3] = [
+        |_| true,
+        |c| c.extras.heartbeat.is_some(),
+        |c| c.extras.delay_ms.is_some(),
+    ];
+    let mut picked: Vec<u64> = Vec::new();
+    for want in wants {
+        let found = (seed..seed.saturating_add(10_000))
+            .filter(|s| !picked.contains(s))
+            .map(RandomCell::new)
+            .find(|c| c.end_ms <= SHORT_CELL_MS && want(c))
+            .expect("a short cell among 10,000 seeds");
+        picked.push(found.seed());
+    }
+    picked
+}
+
 #[test]
 fn random_cells_land_inside_the_model_window() {
-    // A handful of random cells (settings x traffic x fault within the kernel's limits) per
-    // run, each side judged against the model's window and error ("as predicted"). The seed is
-    // printed; FLATLINE_FIDELITY_SEED replays a failure.
+    // A few random cells (settings x traffic x fault, with the reference peers' heartbeat and a
+    // wire delay among them, within the kernel's limits) per run, each side judged against
+    // the model's window and error ("as predicted"). The seed is printed;
+    // FLATLINE_FIDELITY_SEED replays a failure, and `flatline bench --fidelity 1 --seed CELL`
+    // replays one cell. The cells run at once, each in its own lab (as the bench's --jobs
+    // does): short ones, so the test takes about SHORT_CELL_MS.
     let seed = std::env::var("FLATLINE_FIDELITY_SEED")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -1270,24 +1299,50 @@ fn random_cells_land_inside_the_model_window() {
                 .unwrap()
                 .as_secs()
         });
-    println!("fidelity seed {seed} (replay: FLATLINE_FIDELITY_SEED={seed})");
-    let dir = tempfile::tempdir().unwrap();
-    let output = flatline()
-        // One at a time: the other lab tests run beside it on a 2-core machine.
-        .args(["bench", "--fidelity", "3", "--jobs", "1", "--seed"])
-        .arg(seed.to_string())
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "seed {seed}: {}",
-        describe(&output)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("6 of 6 sides inside"), "{stdout}");
+    let cells = short_cells(seed);
+    println!("fidelity seed {seed}: cells {cells:?} (replay: FLATLINE_FIDELITY_SEED={seed})");
+    let runs: Vec<_> = cells
+        .iter()
+        .map(|&cell| {
+            std::thread::spawn(move || {
+                let dir = tempfile::tempdir().unwrap();
+                let output = flatline()
+                    .args(["bench", "--fidelity", "1", "--jobs", "1", "--seed"])
+                    .arg(cell.to_string())
+                    .arg("--out")
+                    .arg(dir.path())
+                    .output()
+                    .unwrap();
+                (cell, output)
+            })
+        })
+        .collect();
+    for run in runs {
+        let (cell, output) = run.join().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "seed {seed}, cell {cell}: {}",
+            describe(&output)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("2 of 2 sides inside"), "{stdout}");
+    }
+}
+
+#[test]
+fn the_lab_test_of_random_cells_picks_short_cells_with_every_extra() {
+    for seed in [0, 1_795_911_679, 1_800_000_000] {
+        let cells = short_cells(seed);
+        assert_eq!(cells, short_cells(seed), "{seed}");
+        let drawn: Vec<_> = cells
+            .iter()
+            .map(|&s| flatline::fidelity::RandomCell::new(s))
+            .collect();
+        assert!(drawn.iter().all(|c| c.end_ms <= SHORT_CELL_MS), "{seed}");
+        assert!(drawn[1].extras.heartbeat.is_some(), "{seed}");
+        assert!(drawn[2].extras.delay_ms.is_some(), "{seed}");
+    }
 }
 
 #[test]
