@@ -778,7 +778,7 @@ fn keepalive_silence_late(me: &SideModel, why: &str, late_ms: f64) -> Prediction
 /// as far as the wire's ICMP rate limit lets the messages through ([`writer_icmp_revert`]).
 fn writer_silence(me: &SideModel, error: &str, revert: bool) -> Prediction {
     if revert {
-        return writer_icmp_revert(me, error, REJECT_BUCKET);
+        return writer_icmp_revert(me, error, REJECT_BUCKET, &[]);
     }
     let interval = me.traffic_interval_ms as f64;
     let (rto_lo, rto_hi) = rto_range_ms(me);
@@ -877,14 +877,55 @@ struct Expiry {
     tail: Option<u32>,
     /// Whether an ICMP has reached the writer (its soft error is recorded).
     icmp: bool,
+    /// [`Arrival::AtOnce`] only: when the bucket was last drawn on (the previous expiry, or
+    /// an outside draw), ms after the first retransmission; the outside draws already
+    /// applied; and, before the first retransmission, whether this is the lost write (2) or
+    /// the loss probe (1), each drawing an ICMP that reverts nothing.
+    drew_at: (f64, f64),
+    drawn: usize,
+    lead: u8,
+}
+
+/// A packet of the peer's that reaches a writer in the middle of its retransmissions, whose
+/// answer draws on the same bucket towards the writer's host (docs/physics.md, K18): a
+/// keepalive probe or a retransmitted segment of the peer's, answered at once (an ACK with seq
+/// = snd_nxt) into a reject of the writer's packets one way. Its ICMP, if the bucket lets it
+/// out, is in window: tcp_v4_err records the soft error, but it is not about snd_una and
+/// reverts nothing (tcp_ld_RTO_revert).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutsideDraw {
+    /// When the answer reaches the wire: earliest, latest, ms after the writer's lost write
+    /// (for [`writer_icmp_revert`]) or after the first retransmission (for [`revert_chain`]).
+    pub at: (f64, f64),
+    /// Whether the packet answered is data with an acceptable ACK: tcp_ack clears the soft
+    /// error before the answer's ICMP can set it again.
+    pub clears: bool,
+}
+
+/// How a writer's chain starts ([`Arrival::AtOnce`]): at the lost write, then the loss probe
+/// one RTO later and the first retransmission one more, each drawing on the bucket, the lost
+/// write up to `late_ms` after the fault (the bucket may gain that much before it). `drained`:
+/// the writes are a segment or more and leave in between (no Nagle), so they may have
+/// emptied the bucket by the first retransmission.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Lead {
+    late_ms: f64,
+    drained: bool,
 }
 
 /// Where the ICMPs of [`revert_chain`] come from.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Arrival {
+enum Arrival<'a> {
     /// Each segment draws its ICMP as it reaches the wire (a firewall's reject, a router
-    /// without a route), up to `delay_ms` later.
-    AtOnce { delay_ms: f64 },
+    /// without a route), up to `delay_ms` later. With `lead`, `tokens` are the bucket's at the
+    /// fault and the chain starts at the lost write ([`Lead`]); without, at the first
+    /// retransmission. `draws`: the peer's packets answered into the same bucket meanwhile
+    /// ([`OutsideDraw`], ms after the first retransmission, earliest first).
+    AtOnce {
+        delay_ms: f64,
+        lead: Option<Lead>,
+        draws: &'a [OutsideDraw],
+    },
     /// The router holds the segments in its neighbour entry for the peer, which FAILS
     /// [`ROUTER_NEIGH_FAIL_MS`] after the segment that started it; then every queued segment
     /// draws a host-unreachable as the bucket lets it out (the peer's own end pulled, K9a).
@@ -1021,6 +1062,11 @@ fn draw(tokens: (f64, f64), b: IcmpBucket) -> (f64, f64) {
 /// (`tokens` at the fault, plus what it regained since) still holds one, each about snd_una
 /// and so a revert but a loss probe that carried new data ([`neighbour_burst`]). Between failures the chain doubles as on a drop. Which of an expiry
 /// and a failure comes first, where their ranges overlap, is followed both ways too.
+///
+/// With [`Arrival::AtOnce`]'s `draws`, each outside draw is applied between the expiries it
+/// falls between: the bucket refilled up to it, a message taken if it holds one (the soft
+/// error set; a data packet's tcp_ack clears it first), then refilled up to the expiry; one
+/// whose range straddles an expiry is followed both ways.
 fn revert_chain(
     rto: f64,
     limit: f64,
@@ -1044,12 +1090,32 @@ fn revert_chain(
         last_icmp: (f64::NEG_INFINITY, f64::NEG_INFINITY),
         tail: None,
         icmp: false,
+        // The loss probe, one span before.
+        drew_at: (-span0.1, -span0.0),
+        drawn: 0,
+        lead: 0,
     };
-    let (icmp_delay_ms, neighbour) = match arrival {
-        Arrival::AtOnce { delay_ms } => (delay_ms, false),
-        Arrival::Neighbour { .. } => (0.0, true),
+    let (icmp_delay_ms, neighbour, draws) = match arrival {
+        Arrival::AtOnce {
+            delay_ms, draws, ..
+        } => (delay_ms, false, draws),
+        Arrival::Neighbour { .. } => (0.0, true, &[][..]),
     };
     let mut stack = match arrival {
+        Arrival::AtOnce {
+            lead: Some(lead), ..
+        } => {
+            // The lost write, two spans before the first retransmission, up to `late_ms` after
+            // the fault.
+            let t = (-2.0 * span0.1, -2.0 * span0.0);
+            vec![Expiry {
+                t,
+                gain: (0.0, lead.late_ms),
+                drew_at: (t.0 - lead.late_ms, t.1),
+                lead: 2,
+                ..start
+            }]
+        }
         Arrival::AtOnce { .. } => vec![start],
         Arrival::Neighbour {
             first_fails,
@@ -1094,6 +1160,52 @@ fn revert_chain(
             // Or the expiry comes first.
             e.t.1 = e.t.1.min(f.1);
             e.fails = Some((f.0.max(e.t.0), f.1));
+        }
+        if let Some(d) = draws.get(e.drawn).filter(|d| d.at.0 <= e.t.1) {
+            // An outside draw comes before this expiry, or may: applied first.
+            stack.extend(outside_draw(e, *d, bucket));
+            if d.at.1 < e.t.0 {
+                continue;
+            }
+            // Or the expiry comes first: the draw waits for the next one.
+        }
+        if e.lead > 0 {
+            // The lost write or the loss probe: an ICMP if the bucket holds one, no revert.
+            let tokens = (
+                (e.tokens.0 + e.gain.0).min(cap),
+                (e.tokens.1 + e.gain.1).min(cap),
+            );
+            let t = if e.lead == 2 {
+                (-span0.1, -span0.0)
+            } else {
+                (0.0, 0.0)
+            };
+            let drained = match arrival {
+                Arrival::AtOnce { lead: Some(l), .. } => e.lead == 1 && l.drained,
+                _ => false,
+            };
+            let floor = |k: (f64, f64)| if drained { (0.0, k.1) } else { k };
+            let next = Expiry {
+                t,
+                gain: span0,
+                drew_at: e.t,
+                lead: e.lead - 1,
+                ..e
+            };
+            if tokens.1 >= need {
+                stack.push(Expiry {
+                    tokens: floor((tokens.0.max(need) - need, tokens.1 - need)),
+                    icmp: true,
+                    ..next
+                });
+            }
+            if tokens.0 < need {
+                stack.push(Expiry {
+                    tokens: floor(unsent(tokens, bucket)),
+                    ..next
+                });
+            }
+            continue;
         }
         if !e.first {
             if e.t.0 >= limit {
@@ -1150,6 +1262,7 @@ fn revert_chain(
                 backoff: backoff - 1,
                 first: false,
                 icmp: true,
+                drew_at: e.t,
                 ..e
             });
         }
@@ -1169,11 +1282,48 @@ fn revert_chain(
                 gain,
                 backoff,
                 first: false,
+                drew_at: e.t,
                 ..e
             });
         }
     }
     Some(end)
+}
+
+/// The states after outside draw `d` is applied to `e` before its expiry ([`revert_chain`]):
+/// the bucket refilled from the last draw up to it (at most what it gains up to the expiry),
+/// a message taken if it holds one (the soft error set) or not (a data packet's tcp_ack
+/// cleared it), each where the bucket's range allows; the rest of the gain left for the
+/// expiry.
+fn outside_draw(e: Expiry, d: OutsideDraw, b: IcmpBucket) -> impl Iterator<Item = Expiry> {
+    let need = b.pre_ms + b.cost_ms;
+    let before = (
+        (d.at.0 - e.drew_at.1).clamp(0.0, e.gain.1),
+        (d.at.1 - e.drew_at.0).clamp(0.0, e.gain.1),
+    );
+    let tokens = (
+        (e.tokens.0 + before.0).min(b.cap_ms),
+        (e.tokens.1 + before.1).min(b.cap_ms),
+    );
+    let rest_hi = (e.gain.1 - before.0).min(e.t.1 - d.at.0).max(0.0);
+    let rest_lo = (e.gain.0 - before.1).max(e.t.0 - d.at.1).max(0.0);
+    let after = Expiry {
+        gain: (rest_lo.min(rest_hi), rest_hi),
+        drew_at: d.at,
+        drawn: e.drawn + 1,
+        ..e
+    };
+    let sent = (tokens.1 >= need).then(|| Expiry {
+        tokens: (tokens.0.max(need) - need, tokens.1 - need),
+        icmp: true,
+        ..after
+    });
+    let kept = (tokens.0 < need).then(|| Expiry {
+        tokens: unsent(tokens, b),
+        icmp: e.icmp && !d.clears,
+        ..after
+    });
+    sent.into_iter().chain(kept)
 }
 
 /// Pushes a state of [`revert_chain`]'s neighbour chain, or widens a waiting one that differs
@@ -1331,7 +1481,12 @@ fn revert_each(
 /// have emptied the bucket already). If the chain branches too much, the coarse bound: an
 /// interval of at least one ratelimit always gets its ICMP, so intervals stop doubling at the
 /// first RTO << k above it, and the abort comes at most one such interval after the limit.
-fn writer_icmp_revert(me: &SideModel, error: &str, bucket: IcmpBucket) -> Prediction {
+fn writer_icmp_revert(
+    me: &SideModel,
+    error: &str,
+    bucket: IcmpBucket,
+    draws: &[OutsideDraw],
+) -> Prediction {
     let interval = me.traffic_interval_ms as f64;
     let (rto_lo, rto_hi) = rto_range_ms(me);
     let ut = me.user_timeout_ms as f64;
@@ -1348,36 +1503,44 @@ fn writer_icmp_revert(me: &SideModel, error: &str, bucket: IcmpBucket) -> Predic
     // some: a bucket short at the fault may let none out before it.
     let (mut icmp, mut silent) = (false, false);
     let mut rto = rto_lo;
+    let mut draws: Vec<OutsideDraw> = draws.to_vec();
+    draws.sort_by(|a, b| a.at.0.total_cmp(&b.at.0));
+    // Each outside draw can take the message an interval's gain would have left for the
+    // writer's own segment: an interval long enough for all of them and one more always
+    // gets its ICMP.
+    let enough = cost * (1.0 + draws.len() as f64);
     loop {
         let span = timer_span(rto);
-        // After the lost write's ICMP and the probe's, one RTO apart (the write itself within
-        // one interval of the fault: the bucket gains nothing certain before it).
-        let probe = draw(at_fault, bucket);
-        let probe = (
-            (probe.0 + span.0).min(bucket.cap_ms),
-            (probe.1 + span.1).min(bucket.cap_ms),
-        );
-        let surely = at_fault.0 >= cost || probe.0 >= cost;
-        let maybe = at_fault.1 >= cost || probe.1 >= cost;
-        let tokens = draw(probe, bucket);
-        let tokens = if me.record_bytes >= MSS_BYTES {
-            (0.0, tokens.1)
-        } else {
-            tokens
+        // The outside draws' moments after the first retransmission: the lost write came two
+        // spans before it.
+        let drawn: Vec<OutsideDraw> = draws
+            .iter()
+            .map(|d| OutsideDraw {
+                at: (d.at.0 - 2.0 * span.1, d.at.1 - 2.0 * span.0),
+                ..*d
+            })
+            .collect();
+        // From the lost write (within one interval of the fault) and the loss probe one RTO
+        // later, each drawing an ICMP if the bucket holds one.
+        let lead = Lead {
+            late_ms: interval,
+            drained: me.record_bytes >= MSS_BYTES,
         };
         let chain = revert_chain(
             rto,
             limit,
             clamp,
-            tokens,
+            at_fault,
             Arrival::AtOnce {
                 delay_ms: icmp_delay,
+                lead: Some(lead),
+                draws: &drawn,
             },
             bucket,
         );
         let c = chain.unwrap_or_else(|| {
             let mut widest = rto;
-            while widest < cost + JIFFY_MS && widest < RTO_MAX_MS {
+            while widest < enough + JIFFY_MS && widest < RTO_MAX_MS {
                 widest = (widest * 2.0).min(RTO_MAX_MS);
             }
             ChainEnd {
@@ -1388,8 +1551,8 @@ fn writer_icmp_revert(me: &SideModel, error: &str, bucket: IcmpBucket) -> Predic
             }
         });
         let b = c.hi;
-        icmp |= maybe || c.icmp;
-        silent |= !surely && c.silent;
+        icmp |= c.icmp;
+        silent |= c.silent;
         lo = lo.min(2.0 * rto + limit);
         hi = hi.max(2.0 * (rto + slack(rto)) + b);
         if rto >= rto_hi {
@@ -1627,7 +1790,7 @@ fn tcp_icmp(me: &SideModel, port: bool) -> Prediction {
 /// side's probes draw the same ICMP, out of window and ignored: ETIMEDOUT, as on a drop.
 fn tcp_no_route(me: &SideModel) -> Prediction {
     if me.role == Role::Writer {
-        writer_icmp_revert(me, "ENETUNREACH", NO_ROUTE_BUCKET)
+        writer_icmp_revert(me, "ENETUNREACH", NO_ROUTE_BUCKET, &[])
     } else {
         let p = keepalive_silence(
             me,
@@ -1780,7 +1943,7 @@ fn before_the_first_retransmission(
     fault: (f64, f64),
     tokens: (f64, f64),
     bucket: IcmpBucket,
-) -> Vec<(Arrival, (f64, f64))> {
+) -> Vec<(Arrival<'static>, (f64, f64))> {
     let nf = ROUTER_NEIGH_FAIL_MS;
     let entry = |start: (f64, f64)| (start.0 + nf.0, start.1 + nf.1);
     let arrival =
@@ -4046,7 +4209,11 @@ mod tests {
 
     /// [`revert_chain`] for a firewall's reject: (earliest, latest).
     fn at_once(rto: f64, limit: f64, clamp: bool, tokens: (f64, f64)) -> (f64, f64) {
-        let arrival = Arrival::AtOnce { delay_ms: 0.0 };
+        let arrival = Arrival::AtOnce {
+            delay_ms: 0.0,
+            lead: None,
+            draws: &[],
+        };
         let c = revert_chain(rto, limit, clamp, tokens, arrival, REJECT_BUCKET).unwrap();
         (c.lo, c.hi)
     }
@@ -4097,6 +4264,50 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// [`revert_chain`] for a firewall's reject with outside draws at `draws` (ms after the
+    /// first retransmission): (earliest, latest).
+    fn at_once_drawn(limit: f64, tokens: (f64, f64), draws: &[(f64, f64)]) -> (f64, f64) {
+        let draws: Vec<OutsideDraw> = draws
+            .iter()
+            .map(|&at| OutsideDraw { at, clears: false })
+            .collect();
+        let arrival = Arrival::AtOnce {
+            delay_ms: 0.0,
+            lead: None,
+            draws: &draws,
+        };
+        let c = revert_chain(204.0, limit, true, tokens, arrival, REJECT_BUCKET).unwrap();
+        (c.lo, c.hi)
+    }
+
+    #[test]
+    fn outside_draws_take_the_messages_the_chain_reverts_with() {
+        // Six answers drawn just before the first retransmission empty a full bucket: the
+        // chain then runs as from an empty one.
+        let six = [(-1.0, -1.0); 6];
+        let (lo, hi) = at_once_drawn(3000.0, (6000.0, 6000.0), &six);
+        let (elo, ehi) = at_once(204.0, 3000.0, true, (0.0, 0.0));
+        assert!(
+            (lo - elo).abs() < 8.0 && (hi - ehi).abs() < 8.0,
+            "{lo} {hi} {elo} {ehi}"
+        );
+        // A full bucket alone reverts three rounds: UT 500 ms ends past 580 ms; from the
+        // emptied one, the clamp's expiry ends it earlier.
+        let (_, full) = at_once(204.0, 500.0, true, (6000.0, 6000.0));
+        let (_, drained) = at_once_drawn(500.0, (6000.0, 6000.0), &six);
+        let (_, empty) = at_once(204.0, 500.0, true, (0.0, 0.0));
+        assert!(full > 580.0 && drained < full - 50.0, "{full} {drained}");
+        assert!((drained - empty).abs() < 8.0, "{drained} {empty}");
+        // A draw whose moment straddles an expiry is followed both ways: its window holds
+        // the windows of the draw just before and just after the second expiry (~612 ms).
+        let tokens = (1000.0, 1000.0);
+        let both = at_once_drawn(3000.0, tokens, &[(500.0, 700.0)]);
+        for at in [500.0, 700.0] {
+            let one = at_once_drawn(3000.0, tokens, &[(at, at)]);
+            assert!(both.0 <= one.0 && one.1 <= both.1, "{at}: {one:?} {both:?}");
         }
     }
 
