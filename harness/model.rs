@@ -3718,8 +3718,16 @@ fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
     );
     let reset = cx.model == FaultModel::Reset;
     let n = h as f64;
-    // PING k leaves k * H after the connect, up to a few timer slacks late.
-    let (f_lo, f_hi) = cx.crossing(ANSWER_LATE_MS);
+    // PING k leaves k * H after the connect, up to a few timer slacks late. Its PONG leaves one
+    // way later and stays unacknowledged until the pinging side's ACK crosses the wire: the
+    // round trip and that side's delayed-ACK timer, which ping-pong mode runs up to the srtt
+    // ([`unacked_before_ms`]). A fault in effect before that ACK crossed stops the PONG or its
+    // ACK. Measured under 30 ms each way, a fault 50 ms after a PING (docs/physics.md, K18):
+    // drop both ways, server HEARTBEAT 9.95-9.98 s where its keepalive said 2.99-4.20 s; the
+    // pinging side's packets dropped, both sides HEARTBEAT 5.96-6.01 s where the peer's reset
+    // said 0.98-2.18 s; a reset 45 ms after, the server ECONNRESET 0.007-0.272 s.
+    let pong_unacked = me.added_rtt_ms.1 / 2.0 + unacked_before_ms(me);
+    let (f_lo, f_hi) = cx.crossing(ANSWER_LATE_MS + pong_unacked);
     let due = pings_due(h, (f_lo, f_hi));
     if me.pings && due && cx.mine_stopped == Some(true) {
         // Seen from the pinging side whose packets are stopped: its ACK of that PONG is, so
@@ -3745,7 +3753,8 @@ fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
             window_ms: Some((0.0, hi)),
             alt_errors,
             why: format!(
-                "{}; or a PING crossed just before the reset and the PONG after it: reset at once",
+                "{}; or a PING crossed just before the reset and the PONG (or its ACK) after it: \
+                 reset at once, or at the PONG's retransmission",
                 p.why
             ),
             ..p
@@ -4568,6 +4577,56 @@ mod tests {
         // Half an interval after a PING: keepalive alone (measured 3.57-3.59 s).
         let p = predict(&scenario("2.5s"), 0, Side::Server);
         assert!(!p.admits("HEARTBEAT") && inside(&p, 3594.0), "{p:?}");
+    }
+
+    /// K18, a PONG in flight under a wire delay (`pong_across_the_fault`): the PONG stays
+    /// unacknowledged until the pinging side's delayed ACK crosses the wire, a round trip and
+    /// its delayed-ACK timer after the PING. Measured with `flatline run -j 24` (4 copies each,
+    /// 30 ms each way, heartbeat x misses as below, the fault 50 ms after a PING at 2 s): the
+    /// client's packets dropped, keepalive 1s/1s/1 on the server, 1 s x 6: client HEARTBEAT
+    /// 5.989-6.005 s, server 5.958-5.975 s (the model said ECONNRESET / ETIMEDOUT 0.98-2.18 s);
+    /// dropped both ways, server keepalive 1s/1s/3, 2 s x 5: server HEARTBEAT 9.949-9.975 s
+    /// (said ETIMEDOUT 2.99-4.20 s); a reset 45 ms after the PING, 500 ms x 4: server
+    /// ECONNRESET 0.007 s (the PONG) and 0.263, 0.272 s (its retransmission), HEARTBEAT 1.930 s
+    /// (said HEARTBEAT 1.49-2.09 s).
+    #[test]
+    fn a_pong_stays_in_flight_until_the_pinging_sides_delayed_ack_crosses() {
+        let scenario = |server: &str, hb: &str, fault: &str, at: &str| {
+            parse_scenario(&format!(
+                "name = \"t\"\nend = \"14s\"\nexpect = \"none\"\n[wire]\ndelay = \"30ms\"\n\
+                 [server]\n{server}\n[heartbeat]\n{hb}\n[[fault]]\n{fault}\nat = \"{at}\"\n"
+            ))
+        };
+        let ka =
+            |n: u32| format!("keepalive = {{ idle = \"1s\", interval = \"1s\", count = {n} }}");
+        let s = scenario(
+            &ka(1),
+            "interval = \"1s\"\nmisses = 6",
+            "kind = \"firewall-drop\"\ndirection = \"to-server\"",
+            "2050ms",
+        );
+        for (side, ms) in [(Side::Client, 6005.0), (Side::Server, 5958.0)] {
+            let p = predict(&s, 0, side);
+            assert!(inside(&p, ms) && p.admits("HEARTBEAT"), "{side:?} {p:?}");
+        }
+        let s = scenario(
+            &ka(3),
+            "interval = \"2s\"\nmisses = 5",
+            "kind = \"firewall-drop\"",
+            "2050ms",
+        );
+        let p = predict(&s, 0, Side::Server);
+        assert!(inside(&p, 9975.0) && p.admits("HEARTBEAT"), "{p:?}");
+        let s = scenario(
+            "keepalive = \"off\"",
+            "interval = \"500ms\"\nmisses = 4",
+            "kind = \"reject\"\nwith = \"tcp-reset\"",
+            "2045ms",
+        );
+        let p = predict(&s, 0, Side::Server);
+        for ms in [7.0, 272.0, 1930.0] {
+            assert!(inside(&p, ms) && p.admits("ECONNRESET"), "{ms} {p:?}");
+        }
     }
 
     /// K18, the answering side behind a one-way fault that stops its packets
