@@ -358,6 +358,20 @@ fn a_pong_in_flight_when_the_servers_own_link_goes_gives_up_by_retransmission() 
 }
 
 #[test]
+fn a_pong_whose_ack_meets_a_one_way_drop_holds_the_peers_keepalive_back() {
+    let t = run_passing("heartbeat-pong-held-one-way.toml");
+    // K18: 50 ms after a PING, under 30 ms each way, the client's ACK of the PONG is still
+    // held (ping-pong mode, its delayed-ACK timer up to the srtt) and meets the drop of the
+    // client's packets: the server's PONG stays in flight and its keepalive (1s/1s/1, ~1-2 s)
+    // never probes, so no RST resets the client. Both notice by the heartbeat, 6 x 1 s after
+    // the last frame heard, which came just before the fault: lower bound 5 intervals less
+    // the fault's lateness, not keepalive nor its reset; upper bound 6 intervals plus slack
+    // (measured: client 5.99-6.01 s, server 5.96-5.98 s).
+    assert_detects(&t, "client", 4900.0..=6300.0, "HEARTBEAT");
+    assert_detects(&t, "server", 4900.0..=6300.0, "HEARTBEAT");
+}
+
+#[test]
 fn a_pinging_clients_keepalive_waits_behind_its_ping() {
     let t = run_passing("heartbeat-holds-keepalive.toml");
     // K18: the client's PING is in flight within one 2 s interval of the fault, and keepalive
