@@ -245,6 +245,7 @@ impl Target {
             added_rtt_ms: (0.0, 0.0),
             icmp_tokens_ms: None,
             rto_after_reconnect_ms: None,
+            srtt_after_reconnect_ms: None,
         }
     }
 

@@ -134,6 +134,18 @@ pub struct SideModel {
     /// lab's RTO (docs/physics.md, K9a).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rto_after_reconnect_ms: Option<f64>,
+    /// Not a setting: the longest srtt (ms) that reconnect may have left, which sets the loss
+    /// probe's timeout ([`loss_probe_range_ms`]); None: the lab's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srtt_after_reconnect_ms: Option<f64>,
+}
+
+impl SideModel {
+    /// Takes what a reconnect left ([`reconnect_rtt`]): the longest RTO and srtt.
+    pub fn set_reconnect(&mut self, rtt: Option<(f64, f64)>) {
+        self.rto_after_reconnect_ms = rtt.map(|r| r.0);
+        self.srtt_after_reconnect_ms = rtt.map(|r| r.1);
+    }
 }
 
 /// A fault as this side experiences it.
@@ -415,6 +427,23 @@ pub fn rto_range_ms(me: &SideModel) -> (f64, f64) {
         RTO_LAB_MIN_MS + lo,
         me.rto_after_reconnect_ms.map_or(hi, |r| r.max(hi)),
     )
+}
+
+/// When a lone lost segment's tail-loss probe can go out after it, for an RTO of `rto`:
+/// tcp_schedule_loss_probe arms usecs_to_jiffies(2 srtt) + TCP_RTO_MIN (one segment out), at
+/// most the RTO. The lab's srtt (at most 16 ms, and the wire's delay) leaves it within a jiffy
+/// or so of the RTO, taken as the RTO itself; after a reconnect whose handshake waited in a
+/// neighbour queue, srtt is up to that wait (`srtt_after_reconnect_ms`) and the probe anywhere
+/// from RTO_MIN and a jiffy (srtt decayed) to 2 srtt + RTO_MIN, at most the RTO.
+pub fn loss_probe_range_ms(me: &SideModel, rto: f64) -> (f64, f64) {
+    match me.srtt_after_reconnect_ms {
+        None => (rto, rto),
+        Some(srtt) => {
+            let lo = RTO_MIN_MS + JIFFY_MS + 2.0 * me.added_rtt_ms.0;
+            let hi = (2.0 * srtt / JIFFY_MS).ceil() * JIFFY_MS + RTO_MIN_MS;
+            (lo.min(rto), hi.min(rto))
+        }
+    }
 }
 
 /// H(n): the time retransmissions of a segment may take before the connection is aborted,
@@ -903,14 +932,16 @@ pub struct OutsideDraw {
 }
 
 /// How a writer's chain starts ([`Arrival::AtOnce`]): at the lost write, then the loss probe
-/// one RTO later and the first retransmission one more, each drawing on the bucket, the lost
-/// write up to `late_ms` after the fault (the bucket may gain that much before it). `drained`:
-/// the writes are a segment or more and leave in between (no Nagle), so they may have
-/// emptied the bucket by the first retransmission.
+/// `probe_ms` later (its timer's span: [`loss_probe_range_ms`]) and the first retransmission
+/// one RTO more, each drawing on the bucket, the lost write up to `late_ms` after the fault
+/// (the bucket may gain that much before it). `drained`: the writes are a segment or more and
+/// leave in between (no Nagle), so they may have emptied the bucket by the first
+/// retransmission.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Lead {
     late_ms: f64,
     drained: bool,
+    probe_ms: (f64, f64),
 }
 
 /// Where the ICMPs of [`revert_chain`] come from.
@@ -1105,9 +1136,9 @@ fn revert_chain(
         Arrival::AtOnce {
             lead: Some(lead), ..
         } => {
-            // The lost write, two spans before the first retransmission, up to `late_ms` after
-            // the fault.
-            let t = (-2.0 * span0.1, -2.0 * span0.0);
+            // The lost write, the loss probe's and one span before the first retransmission,
+            // up to `late_ms` after the fault.
+            let t = (-lead.probe_ms.1 - span0.1, -lead.probe_ms.0 - span0.0);
             vec![Expiry {
                 t,
                 gain: (0.0, lead.late_ms),
@@ -1180,14 +1211,19 @@ fn revert_chain(
             } else {
                 (0.0, 0.0)
             };
-            let drained = match arrival {
-                Arrival::AtOnce { lead: Some(l), .. } => e.lead == 1 && l.drained,
-                _ => false,
+            let (drained, gain) = match arrival {
+                // From the lost write to the probe, the probe's timer; from the probe to the
+                // first retransmission, one RTO.
+                Arrival::AtOnce { lead: Some(l), .. } => (
+                    e.lead == 1 && l.drained,
+                    if e.lead == 2 { l.probe_ms } else { span0 },
+                ),
+                _ => (false, span0),
             };
             let floor = |k: (f64, f64)| if drained { (0.0, k.1) } else { k };
             let next = Expiry {
                 t,
-                gain: span0,
+                gain,
                 drew_at: e.t,
                 lead: e.lead - 1,
                 ..e
@@ -1511,20 +1547,23 @@ fn writer_icmp_revert(
     let enough = cost * (1.0 + draws.len() as f64);
     loop {
         let span = timer_span(rto);
-        // The outside draws' moments after the first retransmission: the lost write came two
-        // spans before it.
+        let pto = loss_probe_range_ms(me, rto);
+        let probe = (timer_span(pto.0).0, timer_span(pto.1).1);
+        // The outside draws' moments after the first retransmission: the lost write came the
+        // loss probe's and one span before it.
         let drawn: Vec<OutsideDraw> = draws
             .iter()
             .map(|d| OutsideDraw {
-                at: (d.at.0 - 2.0 * span.1, d.at.1 - 2.0 * span.0),
+                at: (d.at.0 - probe.1 - span.1, d.at.1 - probe.0 - span.0),
                 ..*d
             })
             .collect();
-        // From the lost write (within one interval of the fault) and the loss probe one RTO
-        // later, each drawing an ICMP if the bucket holds one.
+        // From the lost write (within one interval of the fault) and the loss probe after it,
+        // each drawing an ICMP if the bucket holds one.
         let lead = Lead {
             late_ms: interval,
             drained: me.record_bytes >= MSS_BYTES,
+            probe_ms: probe,
         };
         let chain = revert_chain(
             rto,
@@ -1553,8 +1592,8 @@ fn writer_icmp_revert(
         let b = c.hi;
         icmp |= c.icmp;
         silent |= c.silent;
-        lo = lo.min(2.0 * rto + limit);
-        hi = hi.max(2.0 * (rto + slack(rto)) + b);
+        lo = lo.min(pto.0 + rto + limit);
+        hi = hi.max(pto.1 + slack(pto.1) + rto + slack(rto) + b);
         if rto >= rto_hi {
             break;
         }
@@ -1849,24 +1888,28 @@ fn tcp_peer_end(me: &SideModel) -> Prediction {
     let mut rto = rto_lo;
     loop {
         let span = timer_span(rto);
+        let pto = loss_probe_range_ms(me, rto);
+        let probe_span = (timer_span(pto.0).0, timer_span(pto.1).1);
         // The loss probe carries the writes held back behind the lost one (new data, its ICMP
-        // no revert) if one came within its RTO, else the lost segment again.
-        let tails: &[bool] = if interval < span.0 {
+        // no revert) if one came before it, else the lost segment again.
+        let tails: &[bool] = if interval < probe_span.0 {
             &[true]
-        } else if interval >= span.1 {
+        } else if interval >= probe_span.1 {
             &[false]
         } else {
             &[true, false]
         };
         // The entry starts with the lost write (two waiting at the first retransmission: it
-        // and the loss probe, two timer spans earlier) or with the probe (one, one span).
-        for ((back, queued), &tail) in [((2.0 * span.0, 2.0 * span.1), 2), (span, 1)]
+        // and the loss probe, the probe's and one timer span earlier) or with the probe (one,
+        // one span).
+        let write_back = (probe_span.0 + span.0, probe_span.1 + span.1);
+        for ((back, queued), &tail) in [(write_back, 2), (span, 1)]
             .into_iter()
             .flat_map(|b| tails.iter().map(move |t| (b, t)))
         {
-            // The fault came at most one interval before the lost write, two spans before the
-            // first retransmission.
-            let fault = (-2.0 * span.1 - interval, -2.0 * span.0);
+            // The fault came at most one interval before the lost write, the probe's and one
+            // span before the first retransmission.
+            let fault = (-write_back.1 - interval, -write_back.0);
             for (arrival, tokens) in
                 before_the_first_retransmission(span, back, queued, tail, fault, tokens, bucket)
             {
@@ -1885,8 +1928,8 @@ fn tcp_peer_end(me: &SideModel) -> Prediction {
                             silent: true,
                         }
                     });
-                lo = lo.min(2.0 * rto + c.lo.max(limit));
-                hi = hi.max(2.0 * (rto + slack(rto)) + c.hi);
+                lo = lo.min(pto.0 + rto + c.lo.max(limit));
+                hi = hi.max(pto.1 + slack(pto.1) + rto + slack(rto) + c.hi);
                 icmp |= c.icmp;
                 silent |= c.silent;
             }
@@ -2687,6 +2730,7 @@ fn side_model_on(scenario: &Scenario, side: Side, os: Os) -> SideModel {
         added_rtt_ms: scenario.wire.added_rtt_range_ms(),
         icmp_tokens_ms: None,
         rto_after_reconnect_ms: None,
+        srtt_after_reconnect_ms: None,
     }
 }
 
@@ -2743,7 +2787,7 @@ fn fault_model_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Faul
             // Both sides hear nothing back; the peer's RST at its give-up only reaches this
             // side if this side's packets are the ones dropped (the other direction is open).
             let mut them = side_model_on(scenario, other, os);
-            them.rto_after_reconnect_ms = rto_after_reconnect(scenario, index, other);
+            them.set_reconnect(reconnect_rtt(scenario, index, other));
             let peer = predict_tcp(&them, FaultModel::Silence);
             FaultModel::OneWayDrop {
                 peer_rst_ms: if mine_stopped && sends_rst(&them, &peer) {
@@ -2893,13 +2937,55 @@ pub fn rto_after_samples_ms(first_ms: f64, samples: u32, later_ms: f64) -> f64 {
 }
 
 /// The longest RTO a connection can have after a handshake whose RTT sample was at most
-/// `first_ms` and at least `samples` ACKed writes, each a sample of at most `later_hi_ms`
-/// ([`rto_after_samples_ms`]): the estimator can rise again towards a slow sample's own RTO,
-/// so a few more samples are looked at too, each the quickest or the slowest.
+/// `first_ms` and at least `samples` ACKed writes, each a sample of anything up to
+/// `later_hi_ms`: [`rto_after_samples_ms`]'s steps run on bounds rather than values. Each step
+/// of tcp_rtt_estimator is non-decreasing in srtt, mdev and rttvar for a given error, and the
+/// error is at most the larger of srtt's top (a quick sample) and `later_hi_ms` less srtt's
+/// bottom (a slow one), so the top of each follows from the tops before. Samples that swing
+/// between quick and slow keep mdev up where a steady one lets it fall (the reference
+/// simulation found an RTO 8 ms over the steady extremes'). More samples than `samples` are
+/// looked at too: a slow sample can raise the estimate again.
 pub fn rto_after_wait_ms(first_ms: f64, samples: u32, later_hi_ms: f64) -> f64 {
-    (samples..=samples + 64)
-        .flat_map(|n| [0.0, later_hi_ms].map(|s| rto_after_samples_ms(first_ms, n, s)))
-        .fold(0.0, f64::max)
+    let us = |ms: f64| (ms * 1000.0).ceil().max(1.0) as i64;
+    let rto_min = us(RTO_MIN_MS);
+    let (first, later) = (us(first_ms), us(later_hi_ms));
+    // srtt eight times over (top and bottom), mdev and rttvar four times over (tops).
+    let (mut srtt_hi, mut srtt_lo) = (first << 3, 1i64 << 3);
+    let mut mdev = first << 1;
+    let mut rttvar = mdev.max(rto_min);
+    let mut window_start = rttvar;
+    let rto = |srtt_hi: i64, rttvar: i64| {
+        let ms = ((srtt_hi >> 3) + rttvar) as f64 / 1000.0;
+        ((ms / JIFFY_MS).ceil() * JIFFY_MS).min(RTO_MAX_MS)
+    };
+    let mut worst = if samples == 0 {
+        rto(srtt_hi, rttvar)
+    } else {
+        0.0
+    };
+    for n in 1..=samples + 64 {
+        let rising = (later - (srtt_lo >> 3)).max(0);
+        let falling = srtt_hi >> 3;
+        srtt_hi += later - (srtt_hi >> 3);
+        srtt_lo += 1 - (srtt_lo >> 3);
+        let up = mdev + (rising - (mdev >> 2));
+        let down = match falling - (mdev >> 2) {
+            m if m > 0 => mdev + (m >> 3),
+            m => mdev + m,
+        };
+        mdev = up.max(down);
+        let mdev_max = mdev.max(window_start);
+        if mdev_max > rttvar {
+            rttvar = mdev_max;
+        } else {
+            rttvar -= (rttvar - mdev_max) >> 2;
+        }
+        window_start = rto_min;
+        if n >= samples {
+            worst = worst.max(rto(srtt_hi, rttvar));
+        }
+    }
+    worst
 }
 
 /// The longest RTO `side`'s connection may have when fault `index` starts because an earlier
@@ -2923,6 +3009,13 @@ pub fn rto_after_wait_ms(first_ms: f64, samples: u32, later_hi_ms: f64) -> f64 {
 /// between) and this fault; a side that does not write keeps what the handshake left, which no
 /// detection of its reads on.
 pub fn rto_after_reconnect(scenario: &Scenario, index: usize, side: Side) -> Option<f64> {
+    reconnect_rtt(scenario, index, side).map(|(rto, _)| rto)
+}
+
+/// As [`rto_after_reconnect`], with the longest srtt the reconnect can have left too (its
+/// first sample, the handshake's wait; the writes' samples since only bring it down): (RTO,
+/// srtt), ms.
+pub fn reconnect_rtt(scenario: &Scenario, index: usize, side: Side) -> Option<(f64, f64)> {
     let me = side_model(scenario, side);
     if me.role != Role::Writer {
         return None;
@@ -2973,10 +3066,15 @@ pub fn rto_after_reconnect(scenario: &Scenario, index: usize, side: Side) -> Opt
                 .fold(resolved, f64::max);
             let acked = at - since - WRITE_LATE_MS - unacked_before_ms(&me);
             let samples = (acked / interval).floor().clamp(0.0, 10_000.0) as u32;
-            Some(rto_after_wait_ms(first, samples, later_hi))
+            Some((
+                rto_after_wait_ms(first, samples, later_hi),
+                first.max(later_hi),
+            ))
         })
-        .fold(f64::NEG_INFINITY, f64::max);
-    (worst > base).then_some(worst)
+        .fold((f64::NEG_INFINITY, 0.0), |a: (f64, f64), b| {
+            (a.0.max(b.0), a.1.max(b.1))
+        });
+    (worst.0 > base).then_some(worst)
 }
 
 /// Predicts how `side` detects fault number `index` of `scenario` (Linux, as run here).
@@ -3026,15 +3124,16 @@ impl<'a> FaultContext<'a> {
         let spec = &scenario.faults[index];
         let mut me = side_model_on(scenario, side, os);
         me.icmp_tokens_ms = icmp_tokens_at(scenario, index, side);
-        me.rto_after_reconnect_ms = rto_after_reconnect(scenario, index, side);
+        me.set_reconnect(reconnect_rtt(scenario, index, side));
         FaultContext {
             spec,
             side,
             model: fault_model_on(scenario, index, side, os),
             me,
-            them: SideModel {
-                rto_after_reconnect_ms: rto_after_reconnect(scenario, index, side.other()),
-                ..side_model_on(scenario, side.other(), os)
+            them: {
+                let mut them = side_model_on(scenario, side.other(), os);
+                them.set_reconnect(reconnect_rtt(scenario, index, side.other()));
+                them
             },
             mine_stopped: one_way_stops(spec, side),
             at: spec.at.as_millis() as f64,
@@ -3990,6 +4089,7 @@ mod tests {
             added_rtt_ms: (0.0, 0.0),
             icmp_tokens_ms: None,
             rto_after_reconnect_ms: None,
+            srtt_after_reconnect_ms: None,
         }
     }
 
@@ -5148,7 +5248,11 @@ mod tests {
         let mut me = side_model(&twice, Side::Client);
         me.icmp_tokens_ms = icmp_tokens_at(&twice, 1, Side::Client);
         let old = predict_side(&me, FaultModel::PeerEnd);
-        me.rto_after_reconnect_ms = Some(rto);
+        me.set_reconnect(reconnect_rtt(&twice, 1, Side::Client));
+        assert_eq!(me.rto_after_reconnect_ms, Some(rto));
+        // srtt at most the SYN's wait: the loss probe at most 2 * 550 + 200 ms after the write.
+        assert_eq!(me.srtt_after_reconnect_ms, Some(550.0));
+        assert_eq!(loss_probe_range_ms(&me, rto), (204.0, 1300.0));
         let new = predict_side(&me, FaultModel::PeerEnd);
         assert_eq!(predict(&twice, 1, Side::Client).window_ms, new.window_ms);
         assert_eq!(new.error.as_deref(), Some("EHOSTUNREACH"), "{new:?}");
@@ -5432,6 +5536,7 @@ mod tests {
                 added_rtt_ms: (0.0, 0.0),
                 icmp_tokens_ms: tokens,
                 rto_after_reconnect_ms: None,
+                srtt_after_reconnect_ms: None,
             }
         }
     }

@@ -99,6 +99,7 @@ impl Flags {
             added_rtt_ms: (0.0, 0.0),
             icmp_tokens_ms: None,
             rto_after_reconnect_ms: None,
+            srtt_after_reconnect_ms: None,
         };
         Ok((side, fault))
     }

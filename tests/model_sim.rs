@@ -75,15 +75,15 @@ pub fn check_after(cell: &Cell, draw: &Draw, bucket: Option<(f64, f64)>) -> Resu
 /// As [`check_after`], the client's connection also a reconnect whose handshake waited in a
 /// neighbour queue (docs/physics.md, K9a): the simulation runs it with the RTT state `rtt`
 /// (its RTO and loss probe from the simulation's own estimator), the model is told the longest
-/// RTO it allows for that (`rto_told`, through `SideModel::rto_after_reconnect_ms`).
+/// RTO and srtt it allows for that (`told`, through `SideModel::set_reconnect`).
 pub fn check_reconnected(
     cell: &Cell,
     draw: &Draw,
     bucket: Option<(f64, f64)>,
     rtt: &Rtt,
-    rto_told: f64,
+    told: (f64, f64),
 ) -> Result<(), String> {
-    check_with(cell, draw, bucket, Some((rtt, rto_told)), None)
+    check_with(cell, draw, bucket, Some((rtt, told)), None)
 }
 
 /// As [`check`], for a connection that carries the reference peers' heartbeat (K18): the
@@ -96,7 +96,7 @@ fn check_with(
     cell: &Cell,
     draw: &Draw,
     bucket: Option<(f64, f64)>,
-    reconnected: Option<(&Rtt, f64)>,
+    reconnected: Option<(&Rtt, (f64, f64))>,
     hb: Option<Heartbeat>,
 ) -> Result<(), String> {
     let rto_told = reconnected.map(|(_, told)| told);
@@ -148,7 +148,7 @@ fn check_with(
                     cell.describe()
                 );
                 me.icmp_tokens_ms = bucket.map(|(_, least)| (least, 6000.0));
-                me.rto_after_reconnect_ms = rto_told;
+                me.set_reconnect(rto_told);
                 let fault = flatline::model::fault_model(&scenario, 0, *side);
                 flatline::model::predict_side(&me, fault)
             }
@@ -322,7 +322,9 @@ proptest! {
             rtt.acked_write(69, *ms);
         }
         let later_hi = flatline::model::RTO_LAB_MAX_MS - flatline::model::RTO_MIN_MS - 4.0;
-        let told = flatline::model::rto_after_wait_ms(wait, writes, later_hi);
+        let told = (flatline::model::rto_after_wait_ms(wait, writes, later_hi), wait.max(later_hi));
+        // The model's estimator bound holds the simulation's estimator.
+        prop_assert!(rtt.rto_ms() <= told.0 && rtt.srtt_ms() <= told.1 + 0.001, "{rtt:?}: told {told:?}");
         if let Err(e) = check_reconnected(&cell, &draw, Some((tokens, tokens)), &rtt, told) {
             prop_assert!(false, "{}; simulated {:?}", e, rtt);
         }

@@ -158,14 +158,6 @@ impl Rtt {
     }
 }
 
-/// Whether a reconnected writer's loss probe comes at 2 srtt + RTO_MIN (the kernel's rule)
-/// rather than at the RTO (the latest it can come). Off for now: with it, 5,049 cases into
-/// `the_model_window_contains_the_simulation_after_a_slow_handshake` the model's window missed
-/// a cable pull (UT 3.5 s, 50 ms writes, RTO 1.62 s, loss probe 0.89 s: 9.26 s against at
-/// most 8.83 s): the model takes the probe one RTO after the lost write, so the wire's bucket
-/// regains more before it than it does.
-const LOSS_PROBE_FROM_SRTT: bool = false;
-
 /// usecs_to_jiffies: rounds up.
 fn jiffies_up(us: i64) -> f64 {
     (us as f64 / (JIFFY * 1000.0)).ceil()
@@ -841,11 +833,7 @@ fn simulate_with(
     if let Some(rtt) = rtt {
         let rto = rtt.rto_ms();
         sim.eps[0].rto = rto;
-        sim.eps[0].loss_probe = if LOSS_PROBE_FROM_SRTT {
-            rtt.loss_probe_ms(rto)
-        } else {
-            rto
-        };
+        sim.eps[0].loss_probe = rtt.loss_probe_ms(rto);
     }
     // Both ends are established at 0; each keepalive timer starts then (tcp_set_keepalive).
     for i in 0..2 {
