@@ -4175,6 +4175,15 @@ mod tests {
         // left unread could come a 120 ms timer after it arrived, 240 ms after its send.
         me.added_rtt_ms = (120.0, 120.0);
         assert!(unacked_before_ms(&me) >= 240.0 + JIFFY_MS);
+        // A reader that leaves its data to the timer (frozen: `scripts/ack-delay.py OUT --jobs 4
+        // --seconds 6 --delay D --freeze stream:35`, session 8): ato doubles at each expiry up
+        // to the reader's srtt (its handshake's round trip), the timer fires on the next jiffy
+        // or two: a record's send to its ACK's arrival at most 48.0 ms without a delay, 108.3 ms
+        // with 25 ms each way (hold 58.3 ms), 208.1 ms with 50 ms each way (hold 108.1 ms).
+        for (d, measured) in [(0.0, 48.04), (25.0, 108.35), (50.0, 208.06)] {
+            me.added_rtt_ms = (2.0 * d, 2.0 * d);
+            assert!(unacked_before_ms(&me) >= measured, "{d} ms each way");
+        }
         // The timer's cap stops at TCP_DELACK_MAX.
         me.added_rtt_ms = (400.0, 400.0);
         assert_eq!(unacked_before_ms(&me), 400.0 + DELACK_MAX_MS + 10.0);

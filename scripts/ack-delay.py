@@ -5,7 +5,7 @@ the writer, and what sent the ACK. Root only; run from the repository after `car
 --release`.
 
     unshare -m --propagation private scripts/ack-delay.py OUT [--jobs N] [--seconds S]
-        [--delay MS] [--busy N] PATTERN...
+        [--delay MS] [--busy N] [--freeze] PATTERN...
 
 PATTERN is `stream:MS` (the client writes a record every MS ms, the reference reader reads it)
 or `heartbeat:MS` (the client PINGs every MS ms, the server answers PONG: both directions carry
@@ -13,7 +13,10 @@ data, so both ACK in ping-pong mode), optionally `:BYTES` (the record's size). E
 --jobs labs at once (default 1) for --seconds (default 10) of traffic, all of them traced in
 one tracefs instance of its own (`ackdelay-<pid>`, removed at the end, also on TERM or INT) on
 the monotonic clock; --busy starts N busy loops for the run (ended with it); --delay adds
-`[wire] delay` each way.
+`[wire] delay` each way; --freeze freezes the server (SIGSTOP) 1 s in for the rest of a
+`stream` run, so that its kernel alone ACKs the records it can no longer read: by the
+delayed-ACK timer (tcp_send_delayed_ack: ato, which grows towards twice the records' interval
+when they come closer than ato (tcp_event_data_recv), bounded by max(srtt, TCP_DELACK_MIN)).
 
 Traced: tcp:tcp_probe on port 7000 (every segment a socket receives: data_len, snd_nxt, snd_una,
 the socket), timer:timer_expire_entry of tcp_delack_timer (the delayed-ACK timer's expiry, per
@@ -50,7 +53,14 @@ expect = "none"
 [traffic]
 pattern = "stream"
 interval = "{ms}ms"
-{size}"""
+{size}{freeze}"""
+
+FREEZE = """
+[[fault]]
+kind = "freeze"
+target = "server"
+at = "1s"
+"""
 
 HEARTBEAT = """name = "ack-{tag}"
 description = "ACK delay: a heartbeat every {ms} ms"
@@ -172,6 +182,9 @@ def main():
     seconds = option(args, "--seconds", 10)
     delay = option(args, "--delay", 0)
     busy = option(args, "--busy", 0)
+    freeze = "--freeze" in args
+    if freeze:
+        args.remove("--freeze")
     out, patterns = args[0], args[1:]
     os.makedirs(out, exist_ok=True)
     flatline = os.path.abspath("target/release/flatline")
@@ -195,6 +208,7 @@ def main():
                         end=seconds * 1000,
                         wire=wire,
                         size=f"record_bytes = {size[0]}\n" if size else "",
+                        freeze=FREEZE if freeze else "",
                     )
                     path = f"{out}/ack-{tag}.toml"
                     write(path, text)
@@ -207,13 +221,13 @@ def main():
                 )
                 with open(inst + "/trace") as f:
                     text = f.read()
-                write(f"{out}/{pat.replace(':', '-')}-j{jobs}-b{busy}-d{delay}.trace", text)
+                write(f"{out}/{pat.replace(':', '-')}-j{jobs}-b{busy}-d{delay}{'-frozen' if freeze else ''}.trace", text)
                 ds = delays(parse(text))
                 by = {}
                 for d, how, port, side in ds:
                     by.setdefault(f"{side}'s data, {how}", []).append(d)
-                    log.write(json.dumps(dict(pattern=pat, jobs=jobs, busy=busy, delay=delay, ms=round(d, 4), how=how, port=port, side=side)) + "\n")
-                print(f"{pat} jobs={jobs} busy={busy} delay={delay}: all {summary([d[0] for d in ds])}", flush=True)
+                    log.write(json.dumps(dict(pattern=pat, jobs=jobs, busy=busy, delay=delay, freeze=freeze, ms=round(d, 4), how=how, port=port, side=side)) + "\n")
+                print(f"{pat} jobs={jobs} busy={busy} delay={delay} freeze={freeze}: all {summary([d[0] for d in ds])}", flush=True)
                 for how, v in sorted(by.items()):
                     print(f"    {how}: {summary(v)}", flush=True)
     finally:
