@@ -467,20 +467,43 @@ mod tests {
             server: side.clone(),
             record: String::new(),
             fault_late_ms: Some(late),
+            second: None,
+        };
+        // A cell with a second fault, itself late: its sides and its lateness are shown too.
+        let twice = FidelityCell {
+            second: Some(FidelityFault {
+                client: FidelitySide {
+                    inside: false,
+                    ..side.clone()
+                },
+                server: side.clone(),
+                fault_late_ms: Some(crate::model::INJECT_LATE_MS + 7.0),
+            }),
+            ..cell(3, 10.0)
         };
         let f = Fidelity {
             seed: 1,
-            cells: vec![cell(1, 12.5), cell(2, crate::model::INJECT_LATE_MS + 77.0)],
-            inside: 4,
-            sides: 4,
+            cells: vec![
+                cell(1, 12.5),
+                cell(2, crate::model::INJECT_LATE_MS + 77.0),
+                twice,
+            ],
+            inside: 7,
+            sides: 8,
             wall_ms: 5000.0,
         };
         let text = render_fidelity(&f);
         assert_eq!(
             text.matches("more than the model allows").count(),
-            1,
+            2,
             "{text}"
         );
+        assert!(text.contains("the second fault took effect"), "{text}");
+        assert!(
+            text.contains("second fault: client 1.00 s ETIMEDOUT (predicted 0.9s..1.1s ETIMEDOUT)  << OUTSIDE"),
+            "{text}"
+        );
+        assert!(text.contains("7 of 8 sides inside"), "{text}");
         assert!(text.contains("seed 2: c"), "{text}");
         assert!(
             text.ends_with(&format!(
@@ -688,6 +711,18 @@ pub struct FidelityCell {
     /// How late the fault took effect after its `at`, ms (the model allows
     /// [`crate::model::INJECT_LATE_MS`]; more labs per core make it later).
     pub fault_late_ms: Option<f64>,
+    /// The second fault, for a cell that heals its fault and injects another
+    /// ([`crate::fidelity::SecondFault`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second: Option<FidelityFault>,
+}
+
+/// The second fault of a random cell, each side measured against the model.
+#[derive(Clone, Debug, Serialize)]
+pub struct FidelityFault {
+    pub client: FidelitySide,
+    pub server: FidelitySide,
+    pub fault_late_ms: Option<f64>,
 }
 
 /// What `flatline bench --fidelity N` found.
@@ -696,8 +731,8 @@ pub struct Fidelity {
     /// The first seed; the cells are seeds `seed`, `seed + 1`, ...
     pub seed: u64,
     pub cells: Vec<FidelityCell>,
-    /// Sides (two per cell) whose outcome landed inside the predicted window, with an error
-    /// the model allows (or "never" where the model says never within the run).
+    /// Sides (two per fault of each cell) whose outcome landed inside the predicted window,
+    /// with an error the model allows (or "never" where the model says never within the run).
     pub inside: usize,
     pub sides: usize,
     pub wall_ms: f64,
@@ -754,46 +789,58 @@ pub async fn fidelity(
                 let sig = opts.stop.received().unwrap_or(nix::sys::signal::SIGINT);
                 return Err(RunError::Interrupted(sig));
             }
-            let injected = record
-                .summary
-                .faults
-                .first()
-                .and_then(|f| f.injected_at_ms)
-                .unwrap_or(0.0);
             let last = record.events.iter().map(|e| e.t_ms).fold(0.0, f64::max);
-            let side = |side: Side| {
-                let p = crate::model::predict(&scenario, 0, side);
-                let s = match side {
-                    Side::Client => &record.summary.client,
-                    Side::Server => &record.summary.server,
+            // Each fault's sides: a side's first loss from the fault's injection until the
+            // next fault's (crate::analysis::first_loss), watched until then or the run's end.
+            let judge = |index: usize| {
+                let fault = &scenario.faults[index];
+                let times = crate::analysis::fault_times(&record.events, &fault.id);
+                let injected = times.map_or(0.0, |t| t.injected_ms);
+                let until = times.map_or(last, |t| {
+                    crate::analysis::next_fault_start(&record.events, &fault.id, t.started_ms)
+                        .min(last)
+                });
+                let summary = record.summary.faults.get(index);
+                let side = |side: Side| {
+                    let p = crate::model::predict(&scenario, index, side);
+                    let s = summary.map(|f| match side {
+                        Side::Client => &f.client,
+                        Side::Server => &f.server,
+                    });
+                    let detection_ms = s.and_then(|s| s.detection_ms);
+                    let error = s.and_then(|s| s.error.clone());
+                    let measured =
+                        detection_ms.map(|ms| (ms, error.as_deref().unwrap_or("unknown")));
+                    FidelitySide {
+                        measured_ms: detection_ms,
+                        inside: as_predicted(&p, measured, until - injected),
+                        error,
+                        predicted: p.window_text(),
+                        predicted_error: p.error,
+                        predicted_alt_errors: p.alt_errors,
+                    }
                 };
-                let measured = s
-                    .detection_ms
-                    .map(|ms| (ms, s.error.as_deref().unwrap_or("unknown")));
-                FidelitySide {
-                    measured_ms: s.detection_ms,
-                    error: s.error.clone(),
-                    inside: as_predicted(&p, measured, last - injected),
-                    predicted: p.window_text(),
-                    predicted_error: p.error,
-                    predicted_alt_errors: p.alt_errors,
-                }
-            };
-            let fault_late_ms = scenario.faults.first().and_then(|f| {
-                crate::analysis::lateness(
+                let fault_late_ms = crate::analysis::lateness(
                     &record.events,
-                    f,
+                    fault,
                     scenario.client.connections.unwrap_or(1),
                 )
-                .map(|(inject, _)| (inject * 1000.0).round() / 1000.0)
-            });
+                .map(|(inject, _)| (inject * 1000.0).round() / 1000.0);
+                FidelityFault {
+                    client: side(Side::Client),
+                    server: side(Side::Server),
+                    fault_late_ms,
+                }
+            };
+            let first = judge(0);
             Ok::<_, RunError>(FidelityCell {
                 seed: cell.seed(),
                 cell: cell.describe(),
-                fault_late_ms,
-                client: side(Side::Client),
-                server: side(Side::Server),
+                fault_late_ms: first.fault_late_ms,
+                client: first.client,
+                server: first.server,
                 record: path.display().to_string(),
+                second: (scenario.faults.len() > 1).then(|| judge(1)),
             })
         }
     });
@@ -803,14 +850,17 @@ pub async fn fidelity(
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
-    let inside = cells
+    let sides: Vec<&FidelitySide> = cells
         .iter()
-        .flat_map(|c| [&c.client, &c.server])
-        .filter(|s| s.inside)
-        .count();
+        .flat_map(|c| {
+            let second = c.second.iter().flat_map(|g| [&g.client, &g.server]);
+            [&c.client, &c.server].into_iter().chain(second)
+        })
+        .collect();
+    let inside = sides.iter().filter(|s| s.inside).count();
     Ok(Fidelity {
         seed,
-        sides: cells.len() * 2,
+        sides: sides.len(),
         inside,
         cells,
         wall_ms: start.elapsed().as_secs_f64() * 1000.0,
@@ -837,22 +887,36 @@ pub fn render_fidelity(f: &Fidelity) -> String {
         format!("{measured} (predicted {}){mark}", predicted.trim_end())
     };
     let limit = crate::model::INJECT_LATE_MS;
+    let late_line = |s: &mut String, late: Option<f64>, which: &str| {
+        if let Some(late) = late.filter(|&l| l > limit) {
+            let _ = writeln!(
+                s,
+                "  {which} took effect {late:.0} ms after its `at`, more than the model allows \
+                 for ({limit:.0} ms)"
+            );
+        }
+    };
     for c in &f.cells {
         let _ = writeln!(s, "seed {}: {}", c.seed, c.cell);
         let _ = writeln!(s, "  client {}", show(&c.client));
         let _ = writeln!(s, "  server {}", show(&c.server));
-        if let Some(late) = c.fault_late_ms.filter(|&l| l > limit) {
-            let _ = writeln!(
-                s,
-                "  the fault took effect {late:.0} ms after its `at`, more than the model allows \
-                 for ({limit:.0} ms)"
-            );
+        late_line(&mut s, c.fault_late_ms, "the fault");
+        if let Some(g) = &c.second {
+            let _ = writeln!(s, "  second fault: client {}", show(&g.client));
+            let _ = writeln!(s, "  second fault: server {}", show(&g.server));
+            late_line(&mut s, g.fault_late_ms, "the second fault");
         }
     }
     let latest = f
         .cells
         .iter()
-        .filter_map(|c| c.fault_late_ms)
+        .flat_map(|c| {
+            [
+                c.fault_late_ms,
+                c.second.as_ref().and_then(|g| g.fault_late_ms),
+            ]
+        })
+        .flatten()
         .fold(None, |m: Option<f64>, l| Some(m.map_or(l, |m| m.max(l))));
     let late = latest.map_or(String::new(), |l| {
         format!("; faults at most {l:.1} ms after their `at`")

@@ -78,6 +78,10 @@ const HEARTBEAT_STREAM: u64 = 0x6865_6172_7462_6561;
 /// Salt of the generator that puts a delay on a cell's wire ([`Extras::delay_ms`]).
 const DELAY_STREAM: u64 = 0x7769_7265_2d64_6c79;
 
+/// Salt of the generator that heals a cell's fault and injects a second one on the connection
+/// the client makes again ([`Extras::second`]).
+const SECOND_FAULT_STREAM: u64 = 0x7365_636f_6e64_2d66;
+
 /// tcp_rmem of a frozen server's namespace in a cell: autotuning stops at 128 KiB.
 pub const FROZEN_TCP_RMEM: &str = "4096 131072 131072";
 
@@ -168,11 +172,117 @@ pub struct Extras {
     pub heartbeat: Option<HeartbeatCell>,
     /// `[wire] delay`, added to each direction (harness/delay.rs), ms.
     pub delay_ms: Option<u32>,
+    /// The fault healed once both sides gave up, and a second one on the new connection.
+    pub second: Option<SecondFault>,
+}
+
+/// Fault, heal, second fault: the cell's fault is healed once both sides' windows have closed,
+/// the client connects again (every 500 ms, each attempt up to 1 s), and a second fault comes
+/// on the new connection. What the first leaves behind is what the model carries from one
+/// fault to the next: the wire's ICMP bucket drawn on (`icmp_tokens_at`), a reconnect whose
+/// handshake waited in a neighbour queue (`rto_after_reconnect`), timers no longer on their
+/// schedule from the first connect (docs/physics.md, K9, K9a).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SecondFault {
+    /// The first fault's heal, ms after the connect.
+    pub heal_ms: u64,
+    pub fault: CellFault,
+    /// ms after the first connect.
+    pub at_ms: u64,
+}
+
+/// How long after the latest window of the first fault it is healed, ms.
+const HEAL_AFTER_MS: u64 = 500;
+
+impl SecondFault {
+    /// The second fault a seed draws for `cell` with `extras` (one cell in four), or None.
+    ///
+    /// Only a fault of the network is healed: a killed server is gone, and a frozen one,
+    /// thawed, reads at the heal the reset the client's give-up left (a moment of the heal's,
+    /// which the model does not predict). Both sides must lose the first connection within
+    /// the run: a side that never notices keeps it, and its timers run on into the second.
+    fn draw(cell: &Cell, extras: &Extras) -> Option<SecondFault> {
+        let mut rng = Rng::new(cell.seed ^ SECOND_FAULT_STREAM);
+        if !rng.chance(0.25) {
+            return None;
+        }
+        let streams = matches!(cell.traffic, CellTraffic::Stream { .. });
+        let drop = CellFault::Drop {
+            to_server: true,
+            to_client: true,
+        };
+        let one_way = |to_server| CellFault::Drop {
+            to_server,
+            to_client: !to_server,
+        };
+        // The faults the cells draw for this traffic; a fault twice, as the scenarios that
+        // run one twice do, one time in two.
+        let fault = if rng.chance(0.5) {
+            cell.fault
+        } else if streams {
+            rng.pick(&[
+                drop,
+                one_way(true),
+                one_way(false),
+                CellFault::PeerEnd,
+                CellFault::OwnLink { local: false },
+                CellFault::OwnLink { local: true },
+                CellFault::Icmp { port: false },
+                CellFault::Icmp { port: true },
+            ])
+        } else {
+            rng.pick(&[
+                drop,
+                one_way(true),
+                one_way(false),
+                CellFault::CablePull,
+                CellFault::OwnLink { local: false },
+                CellFault::Reset,
+                CellFault::Icmp { port: false },
+                CellFault::Icmp { port: true },
+                CellFault::IcmpOneWay {
+                    port: false,
+                    to_server: true,
+                },
+                CellFault::IcmpOneWay {
+                    port: true,
+                    to_server: false,
+                },
+            ])
+        };
+        let gap_ms = rng.pick(&[2500, 3000, 4000]);
+        let healed = |f: CellFault| {
+            !matches!(
+                f,
+                CellFault::Kill | CellFault::Freeze | CellFault::Nat { .. }
+            )
+        };
+        if !healed(cell.fault) || !healed(fault) {
+            return None;
+        }
+        let s = crate::scenario::parse(
+            std::path::Path::new("cell.toml"),
+            &cell.to_toml_with(MAX_RUN_MS, extras),
+        )
+        .ok()?;
+        let mut latest = 0.0f64;
+        for side in crate::scenario::Side::BOTH {
+            let (_, hi) = crate::model::predict(&s, 0, side).window_ms?;
+            latest = latest.max(hi);
+        }
+        let heal_ms = (cell.at_ms + latest.ceil() as u64 + HEAL_AFTER_MS).div_ceil(100) * 100;
+        Some(SecondFault {
+            heal_ms,
+            fault,
+            at_ms: heal_ms + gap_ms,
+        })
+    }
 }
 
 impl Extras {
     /// The extras a seed draws for its one-fault `cell`: a heartbeat one cell in four, a wire
-    /// delay one cell in four, each decided on its own stream.
+    /// delay one cell in four, a second fault one cell in four ([`SecondFault::draw`]), each
+    /// decided on its own stream.
     fn draw(cell: &Cell) -> Extras {
         let mut hb = Rng::new(cell.seed ^ HEARTBEAT_STREAM);
         let heartbeat = hb.chance(0.25).then(|| HeartbeatCell {
@@ -187,10 +297,13 @@ impl Extras {
         let delay_ms = delay
             .chance(0.25)
             .then(|| delay.pick(&[5, 10, 20, 30, 40, 60]));
-        Extras {
+        let mut extras = Extras {
             heartbeat,
             delay_ms,
-        }
+            second: None,
+        };
+        extras.second = SecondFault::draw(cell, &extras);
+        extras
     }
 
     fn is_none(&self) -> bool {
@@ -205,6 +318,13 @@ impl Extras {
         }
         if let Some(ms) = self.delay_ms {
             let _ = write!(d, ", wire delay {ms} ms each way");
+        }
+        if let Some(g) = self.second {
+            let _ = write!(
+                d,
+                ", healed at {} ms, then {:?} at {} ms",
+                g.heal_ms, g.fault, g.at_ms
+            );
         }
         d
     }
@@ -225,24 +345,31 @@ impl RandomCell {
     /// run past [`MAX_RUN_MS`] are left out.
     pub fn new(seed: u64) -> RandomCell {
         let cell = Cell::random(seed);
-        let extras = Extras::draw(&cell);
-        let end = if extras.is_none() {
-            None
-        } else {
-            cell.run_length_with(&extras)
-        };
-        match end {
-            Some(end_ms) => RandomCell {
-                cell,
-                extras,
-                end_ms,
+        let drawn = Extras::draw(&cell);
+        // Without the second fault if the run would be too long with it, then without any.
+        let candidates = [
+            drawn,
+            Extras {
+                second: None,
+                ..drawn
             },
-            None => RandomCell {
+        ];
+        candidates
+            .into_iter()
+            .filter(|extras| !extras.is_none())
+            .find_map(|extras| {
+                let end_ms = cell.run_length_with(&extras)?;
+                Some(RandomCell {
+                    cell: cell.clone(),
+                    extras,
+                    end_ms,
+                })
+            })
+            .unwrap_or_else(|| RandomCell {
                 end_ms: cell.end_ms,
                 cell,
                 extras: Extras::default(),
-            },
-        }
+            })
     }
 
     pub fn seed(&self) -> u64 {
@@ -503,21 +630,25 @@ impl Cell {
         self.run_length_with(&Extras::default())
     }
 
-    /// As [`Cell::run_length_ms`], with `extras`.
+    /// As [`Cell::run_length_ms`], with `extras`: every fault's windows.
     fn run_length_with(&self, extras: &Extras) -> Option<u64> {
         let s = crate::scenario::parse(
             std::path::Path::new("cell.toml"),
             &self.to_toml_with(MAX_RUN_MS, extras),
         )
         .ok()?;
-        let mut latest = 0.0f64;
-        for side in crate::scenario::Side::BOTH {
-            if let Some((_, hi)) = crate::model::predict(&s, 0, side).window_ms {
-                latest = latest.max(hi);
+        let mut end = 0;
+        for (index, fault) in s.faults.iter().enumerate() {
+            let at = fault.at.as_millis();
+            let mut latest = 0.0f64;
+            for side in crate::scenario::Side::BOTH {
+                if let Some((_, hi)) = crate::model::predict(&s, index, side).window_ms {
+                    latest = latest.max(hi);
+                }
             }
+            end = end.max((at + latest.ceil() as u64 + 2000).max(at + 6000));
         }
-        let end = self.at_ms + latest.ceil() as u64 + 2000;
-        (end <= MAX_RUN_MS).then_some(end.max(self.at_ms + 6000))
+        (end <= MAX_RUN_MS).then_some(end)
     }
 
     /// The scenario file of this cell, expecting the model's windows on both sides.
@@ -591,47 +722,26 @@ impl Cell {
             let _ = writeln!(t, "[wire]\ndelay = \"{ms}ms\"");
         }
         let _ = writeln!(t, "[[fault]]\nid = \"f\"\nat = \"{}ms\"", self.at_ms);
-        let fault = match self.fault {
-            CellFault::Drop {
-                to_server,
-                to_client,
-            } => {
-                let direction = match (to_server, to_client) {
-                    (true, false) => "to-server",
-                    (false, true) => "to-client",
-                    _ => "both",
-                };
-                format!("kind = \"firewall-drop\"\ndirection = \"{direction}\"")
-            }
-            CellFault::CablePull => "kind = \"cable-pull\"\ntarget = \"server\"".into(),
-            CellFault::PeerEnd => {
-                "kind = \"cable-pull\"\ntarget = \"server\"\nend = \"peer\"".into()
-            }
-            CellFault::OwnLink { local } => format!(
-                "kind = \"cable-pull\"\ntarget = \"client\"\nend = \"{}\"",
-                if local { "peer" } else { "wire" }
-            ),
-            CellFault::Reset => "kind = \"reject\"\nwith = \"tcp-reset\"".into(),
-            CellFault::Icmp { port } => format!(
-                "kind = \"reject\"\nwith = \"icmp-{}-unreachable\"",
-                if port { "port" } else { "host" }
-            ),
-            CellFault::IcmpOneWay { port, to_server } => format!(
-                "kind = \"reject\"\nwith = \"icmp-{}-unreachable\"\ndirection = \"{}\"",
-                if port { "port" } else { "host" },
-                if to_server { "to-server" } else { "to-client" }
-            ),
-            CellFault::Nat { timeout_s, reset } => {
-                format!("kind = \"nat-timeout\"\ntimeout = \"{timeout_s}s\"\nreset = {reset}")
-            }
-            CellFault::Kill => "kind = \"process-kill\"\ntarget = \"server\"".into(),
-            CellFault::Freeze => "kind = \"freeze\"\ntarget = \"server\"".into(),
-        };
-        let _ = writeln!(t, "{fault}");
-        for side in ["client", "server"] {
+        if let Some(second) = extras.second {
+            let _ = writeln!(t, "heal = \"{}ms\"", second.heal_ms);
+        }
+        let _ = writeln!(t, "{}", fault_lines(self.fault));
+        if let Some(second) = extras.second {
             let _ = writeln!(
                 t,
-                "[[expect]]\nside = \"{side}\"\nfault = \"f\"\ndetects = \"predicted\""
+                "[[fault]]\nid = \"g\"\nat = \"{}ms\"\n{}",
+                second.at_ms,
+                fault_lines(second.fault)
+            );
+        }
+        for (side, fault) in ["client", "server"]
+            .into_iter()
+            .flat_map(|side| [(side, "f"), (side, "g")])
+            .filter(|(_, f)| *f == "f" || extras.second.is_some())
+        {
+            let _ = writeln!(
+                t,
+                "[[expect]]\nside = \"{side}\"\nfault = \"{fault}\"\ndetects = \"predicted\""
             );
         }
         t
@@ -665,6 +775,44 @@ impl Cell {
             side(self.server),
             self.fault
         )
+    }
+}
+
+/// The `[[fault]]` keys of a cell's fault after its `id` and `at`.
+fn fault_lines(fault: CellFault) -> String {
+    match fault {
+        CellFault::Drop {
+            to_server,
+            to_client,
+        } => {
+            let direction = match (to_server, to_client) {
+                (true, false) => "to-server",
+                (false, true) => "to-client",
+                _ => "both",
+            };
+            format!("kind = \"firewall-drop\"\ndirection = \"{direction}\"")
+        }
+        CellFault::CablePull => "kind = \"cable-pull\"\ntarget = \"server\"".into(),
+        CellFault::PeerEnd => "kind = \"cable-pull\"\ntarget = \"server\"\nend = \"peer\"".into(),
+        CellFault::OwnLink { local } => format!(
+            "kind = \"cable-pull\"\ntarget = \"client\"\nend = \"{}\"",
+            if local { "peer" } else { "wire" }
+        ),
+        CellFault::Reset => "kind = \"reject\"\nwith = \"tcp-reset\"".into(),
+        CellFault::Icmp { port } => format!(
+            "kind = \"reject\"\nwith = \"icmp-{}-unreachable\"",
+            if port { "port" } else { "host" }
+        ),
+        CellFault::IcmpOneWay { port, to_server } => format!(
+            "kind = \"reject\"\nwith = \"icmp-{}-unreachable\"\ndirection = \"{}\"",
+            if port { "port" } else { "host" },
+            if to_server { "to-server" } else { "to-client" }
+        ),
+        CellFault::Nat { timeout_s, reset } => {
+            format!("kind = \"nat-timeout\"\ntimeout = \"{timeout_s}s\"\nreset = {reset}")
+        }
+        CellFault::Kill => "kind = \"process-kill\"\ntarget = \"server\"".into(),
+        CellFault::Freeze => "kind = \"freeze\"\ntarget = \"server\"".into(),
     }
 }
 
@@ -974,5 +1122,43 @@ detects = "predicted"
             let delay = u64::from(c.extras.delay_ms.unwrap_or(0));
             assert_eq!(s.wire.delay.as_millis(), delay, "{toml}");
         }
+    }
+
+    #[test]
+    fn a_second_fault_comes_on_the_new_connection_after_the_heal() {
+        let cells: Vec<RandomCell> = (0..600).map(RandomCell::new).collect();
+        let twice: Vec<&RandomCell> = cells.iter().filter(|c| c.extras.second.is_some()).collect();
+        assert!(twice.len() >= 40, "{}", twice.len());
+        let mut same = 0;
+        for c in twice {
+            let g = c.extras.second.unwrap();
+            for f in [c.cell.fault, g.fault] {
+                assert!(
+                    !matches!(
+                        f,
+                        CellFault::Kill | CellFault::Freeze | CellFault::Nat { .. }
+                    ),
+                    "{c:?}"
+                );
+            }
+            same += usize::from(g.fault == c.cell.fault);
+            let s =
+                crate::scenario::parse(std::path::Path::new("cell.toml"), &c.to_toml()).unwrap();
+            assert_eq!(s.faults.len(), 2, "{}", c.to_toml());
+            assert_eq!(s.expectations.len(), 4, "{}", c.to_toml());
+            // Healed once both sides' windows have closed, then a reconnect's time and more.
+            for side in crate::scenario::Side::BOTH {
+                let (_, hi) = crate::model::predict(&s, 0, side).window_ms.unwrap();
+                assert!(
+                    c.cell.at_ms as f64 + hi + 500.0 <= g.heal_ms as f64,
+                    "{c:?}"
+                );
+            }
+            assert_eq!(s.faults[0].heal.unwrap().as_millis(), g.heal_ms);
+            assert!(g.at_ms >= g.heal_ms + 2500, "{c:?}");
+            assert_eq!(s.faults[1].at.as_millis(), g.at_ms);
+            assert!(s.end.as_millis() <= MAX_RUN_MS);
+        }
+        assert!(same >= 10, "{same}");
     }
 }

@@ -3130,6 +3130,11 @@ struct FaultContext<'a> {
     mine_stopped: Option<bool>,
     /// The fault's `at`, ms after the start.
     at: f64,
+    /// Whether the connection's timers still run on their schedule from the first connect
+    /// ([`answered_probes`], [`pings_due`]): not after an earlier fault, which may have ended
+    /// the connection (the client connected again at a moment the model does not know) or
+    /// held its probes and PINGs back. Off schedule, a probe or PING may be due at any moment.
+    on_schedule: bool,
     /// Keepalive probes that can leave in one tick ([`crowd`]).
     crowd: u32,
 }
@@ -3152,6 +3157,7 @@ impl<'a> FaultContext<'a> {
             },
             mine_stopped: one_way_stops(spec, side),
             at: spec.at.as_millis() as f64,
+            on_schedule: !scenario.faults.iter().any(|f| f.at < spec.at),
             crowd: crowd(scenario),
         }
     }
@@ -3165,6 +3171,23 @@ impl<'a> FaultContext<'a> {
     /// after the start, earliest and latest.
     fn crossing(&self, before: f64) -> (f64, f64) {
         (self.at - before, self.at + INJECT_LATE_MS)
+    }
+
+    /// Which of the peer's (or this side's) keepalive probes, answered, can cross the wire
+    /// from `before` ms ahead of the fault until it is in effect ([`probes_due`]); off
+    /// schedule, the first or any later one.
+    fn probes_due(&self, k: KeepaliveMs, before: f64) -> Vec<usize> {
+        if self.on_schedule {
+            probes_due(k, self.crossing(before)).collect()
+        } else {
+            vec![0, 1]
+        }
+    }
+
+    /// Whether a heartbeat PING every `h` ms can leave from `before` ms ahead of the fault
+    /// until it is in effect ([`pings_due`]); off schedule, always.
+    fn ping_due(&self, h: u64, before: f64) -> bool {
+        !self.on_schedule || pings_due(h, self.crossing(before))
     }
 }
 
@@ -3371,10 +3394,10 @@ fn answered_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
     let probe_due = cx
         .them
         .keepalive
-        .is_some_and(|k| probes_due(k, cx.crossing(answer + held)).next().is_some());
+        .is_some_and(|k| !cx.probes_due(k, answer + held).is_empty());
     // A PING of the peer's heartbeat, due at the fault, is answered too (its PONG is data).
     let ping_due = match (cx.them.pings, cx.them.heartbeat) {
-        (true, Some((h, _))) => pings_due(h, cx.crossing(answer + held)),
+        (true, Some((h, _))) => cx.ping_due(h, answer + held),
         _ => false,
     };
     let data = cx.them.role == Role::Writer;
@@ -3488,15 +3511,21 @@ fn rejected_one_way(cx: &FaultContext, p: Prediction) -> Prediction {
     // heartbeat frames restart the peer's keepalive (found by tests/sim_heartbeat.rs: a peer
     // whose last frame came at the connect gave up 8.41 s after the fault, where the schedule
     // said 8.91 s at the earliest).
-    let scheduled = them.role == Role::Idle && them.heartbeat.is_none();
+    // Off schedule (after an earlier fault) the next probe comes at most one period after the
+    // fault is in effect, late by its timers' slack.
+    let scheduled = them.role == Role::Idle && them.heartbeat.is_none() && cx.on_schedule;
     let first_lo = answered_probes(k)
         .find(|&(_, hi)| hi + ANSWER_LATE_MS >= at)
         .map_or(0.0, |(lo, _)| (lo - at - INJECT_LATE_MS).max(0.0))
         * f64::from(u8::from(scheduled));
-    let first_hi = answered_probes(k)
-        .find(|&(lo, _)| lo >= at + INJECT_LATE_MS)
-        .map_or(f64::INFINITY, |(_, hi)| hi - at)
-        + ANSWER_LATE_MS;
+    let first_hi = if cx.on_schedule {
+        answered_probes(k)
+            .find(|&(lo, _)| lo >= at + INJECT_LATE_MS)
+            .map_or(f64::INFINITY, |(_, hi)| hi - at)
+    } else {
+        let (i, v) = (k.idle_ms as f64, k.interval_ms as f64);
+        INJECT_LATE_MS + i.max(v) + slack(i.max(v)) + slack(v) + JIFFY_MS
+    } + ANSWER_LATE_MS;
     if let (true, Some((olo, ohi))) = (silent, p.window_ms) {
         // This side's own probes before it, each an ICMP from the same bucket.
         let own_icmps = me.keepalive.map_or(0.0, |mk| {
@@ -3618,7 +3647,7 @@ fn reset_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
     let (i, v) = (k.idle_ms as f64, k.interval_ms as f64);
     let ut = me.user_timeout_ms as f64;
     let race = ANSWER_LATE_MS + me.added_rtt_ms.1;
-    let gives_up = probes_due(k, cx.crossing(race)).any(|n| {
+    let gives_up = cx.probes_due(k, race).into_iter().any(|n| {
         let since_answer = if n == 0 { i } else { i.max(v) };
         if ut > 0.0 {
             since_answer + v + slack(v) >= ut
@@ -3841,8 +3870,7 @@ fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
     // pinging side's packets dropped, both sides HEARTBEAT 5.96-6.01 s where the peer's reset
     // said 0.98-2.18 s; a reset 45 ms after, the server ECONNRESET 0.007-0.272 s.
     let pong_unacked = me.added_rtt_ms.1 / 2.0 + unacked_before_ms(me);
-    let (f_lo, f_hi) = cx.crossing(ANSWER_LATE_MS + pong_unacked);
-    let due = pings_due(h, (f_lo, f_hi));
+    let due = cx.ping_due(h, ANSWER_LATE_MS + pong_unacked);
     if me.pings && due && cx.mine_stopped == Some(true) {
         // Seen from the pinging side whose packets are stopped: its ACK of that PONG is, so
         // the PONG stays in flight and the peer's keepalive, which would reset this side, never
@@ -4621,6 +4649,47 @@ mod tests {
         let two = "keepalive = { idle = \"1s\", interval = \"2s\", count = 2 }";
         let p = predict(&scenario(two, "3s"), 0, Side::Server);
         assert!(p.alt_errors.is_empty(), "{p:?}");
+    }
+
+    /// After an earlier fault the connection's timers are off their schedule from the first
+    /// connect (`FaultContext::on_schedule`): the client connected again at a moment the model
+    /// does not know, so a probe may be due at any fault's moment, and the races that need one
+    /// are admitted (the random cells' fault, heal, second fault).
+    #[test]
+    fn after_an_earlier_fault_a_probe_may_be_due_at_any_moment() {
+        let ut =
+            "keepalive = { idle = \"1s\", interval = \"2s\", count = 1 }\nuser_timeout = \"4s\"";
+        let text = |earlier: &str| {
+            format!(
+                "name = \"t\"\nend = \"30s\"\nexpect = \"none\"\n\
+                 [server]\n{ut}\n\
+                 [client]\nkeepalive = {{ idle = \"2s\", interval = \"2s\", count = 2 }}\n\
+                 {earlier}\
+                 [[fault]]\nid = \"r\"\nkind = \"reject\"\nwith = \"tcp-reset\"\nat = \"14s\"\n"
+            )
+        };
+        // Alone at 14 s, half a period from the server's probes (1 s, 3 s, ..., 13 s, 15 s):
+        // only the reset.
+        let alone = parse_scenario(&text(""));
+        let p = predict(&alone, 0, Side::Server);
+        assert!(p.alt_errors.is_empty(), "{p:?}");
+        // The same after a drop that ended the connection and healed: the client connected
+        // again at a moment the model does not know.
+        let earlier = "[[fault]]\nid = \"d\"\nkind = \"firewall-drop\"\nat = \"2s\"\n\
+                       heal = \"8s\"\n";
+        let twice = parse_scenario(&text(earlier));
+        let p = predict(&twice, 1, Side::Server);
+        assert!(p.admits("ETIMEDOUT"), "{p:?}");
+        // The earlier fault itself is on schedule.
+        let first = predict(&twice, 0, Side::Server);
+        assert_eq!(
+            first,
+            predict(
+                &parse_scenario(&text(earlier).replace("at = \"14s\"", "at = \"29s\"")),
+                0,
+                Side::Server
+            )
+        );
     }
 
     /// K18 one way (`heartbeat_one_way`): the answering side whose packets are stopped hears

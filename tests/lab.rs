@@ -1271,18 +1271,20 @@ fn a_frozen_peer_is_caught_by_a_writers_user_timeout() {
 }
 
 /// The longest run of a random cell the lab test picks, ms: the cells run at once, so the
-/// test takes about this long.
-const SHORT_CELL_MS: u64 = 12_000;
+/// test takes about this long. A cell with a second fault runs 11.5 s at the least.
+const SHORT_CELL_MS: u64 = 15_000;
 
 /// The random cells the lab test runs for `seed`: the first short cell at or after it, and the
-/// first short one after that with each extra (the reference peers' heartbeat, a wire delay),
-/// so that every run exercises each. The same seed always picks the same cells.
+/// first short one after that with each extra (the reference peers' heartbeat, a wire delay,
+/// a second fault after a heal), so that every run exercises each. The same seed always picks
+/// the same cells.
 fn short_cells(seed: u64) -> Vec<u64> {
     use flatline::fidelity::RandomCell;
-    let wants: [fn(&RandomCell) -> bool; 3] = [
+    let wants: [fn(&RandomCell) -> bool; 4] = [
         |_| true,
         |c| c.extras.heartbeat.is_some(),
         |c| c.extras.delay_ms.is_some(),
+        |c| c.extras.second.is_some(),
     ];
     let mut picked: Vec<u64> = Vec::new();
     for want in wants {
@@ -1298,12 +1300,12 @@ fn short_cells(seed: u64) -> Vec<u64> {
 
 #[test]
 fn random_cells_land_inside_the_model_window() {
-    // A few random cells (settings x traffic x fault, with the reference peers' heartbeat and a
-    // wire delay among them, within the kernel's limits) per run, each side judged against
-    // the model's window and error ("as predicted"). The seed is printed;
-    // FLATLINE_FIDELITY_SEED replays a failure, and `flatline bench --fidelity 1 --seed CELL`
-    // replays one cell. The cells run at once, each in its own lab (as the bench's --jobs
-    // does): short ones, so the test takes about SHORT_CELL_MS.
+    // A few random cells (settings x traffic x fault, with the reference peers' heartbeat, a
+    // wire delay and a second fault among them, within the kernel's limits) per run, each
+    // side of each fault judged against the model's window and error ("as predicted"). The
+    // seed is printed; FLATLINE_FIDELITY_SEED replays a failure, and `flatline bench
+    // --fidelity 1 --seed CELL` replays one cell. The cells run at once, each in its own lab
+    // (as the bench's --jobs does): short ones, so the test takes about SHORT_CELL_MS.
     let seed = std::env::var("FLATLINE_FIDELITY_SEED")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -1340,7 +1342,19 @@ fn random_cells_land_inside_the_model_window() {
             describe(&output)
         );
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(stdout.contains("2 of 2 sides inside"), "{stdout}");
+        let sides = if flatline::fidelity::RandomCell::new(cell)
+            .extras
+            .second
+            .is_some()
+        {
+            4
+        } else {
+            2
+        };
+        assert!(
+            stdout.contains(&format!("{sides} of {sides} sides inside")),
+            "{stdout}"
+        );
     }
 }
 
@@ -1356,6 +1370,7 @@ fn the_lab_test_of_random_cells_picks_short_cells_with_every_extra() {
         assert!(drawn.iter().all(|c| c.end_ms <= SHORT_CELL_MS), "{seed}");
         assert!(drawn[1].extras.heartbeat.is_some(), "{seed}");
         assert!(drawn[2].extras.delay_ms.is_some(), "{seed}");
+        assert!(drawn[3].extras.second.is_some(), "{seed}");
     }
 }
 
