@@ -3847,6 +3847,7 @@ fn answering_one_way(cx: &FaultContext, p: Prediction, (lo, hi): (f64, f64)) -> 
 /// HEARTBEAT too. Measured (keepalive 1s/1s/3, heartbeat 2 s x 5, drop both ways at 2 s, on a
 /// PING's moment, under load): server HEARTBEAT 10.00 s where its keepalive gives up 3-4 s.
 fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
+    let p = first_pong_across_the_fault(cx, p);
     let me = &cx.me;
     let (Some((h, m)), Some((lo, hi))) = (me.heartbeat, p.window_ms) else {
         return p;
@@ -3932,6 +3933,43 @@ fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
     match heartbeat(me, fault) {
         Some(hb) => widened(q, race(predict_tcp(&writer, fault), hb)),
         None => q,
+    }
+}
+
+/// K18, the pinging side's heartbeat where the fault can stop the very first PONG: the peer
+/// counts "no reply" from the last frame heard, which before the first PONG is the connect, H
+/// (and that PING's timer slack) and the round trip before the PONG would have come, not at
+/// most H before the fault. So the heartbeat can notice up to the round trip and a slack
+/// earlier than (M - 1) H after the fault. Measured (`scripts/checks/heartbeat-pong-drop-50ms.toml`,
+/// 30 ms each way, 2 s x 5, drop both ways 50 ms after the first PING): client HEARTBEAT
+/// 7.931, 7.943 s where the first PONG was dropped (the model said 7.99 s at the earliest).
+fn first_pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
+    let me = &cx.me;
+    let (Some((h, m)), Some((lo, hi))) = (me.heartbeat, p.window_ms) else {
+        return p;
+    };
+    if !me.pings || !p.admits("HEARTBEAT") {
+        return p;
+    }
+    let n = h as f64;
+    let rtt = me.added_rtt_ms.1;
+    let late = slack(n) + JIFFY_MS;
+    // The first PONG crosses back H + its timer's slack + the round trip after the connect.
+    let first_pong_crosses = n + late + rtt + ANSWER_LATE_MS;
+    if cx.at > first_pong_crosses || cx.at + INJECT_LATE_MS < n {
+        return p;
+    }
+    let earliest = (f64::from(m) - 1.0) * n - rtt - late;
+    if earliest >= lo {
+        return p;
+    }
+    Prediction {
+        window_ms: Some((earliest.max(0.0), hi)),
+        why: format!(
+            "{}; the first PONG may not have come: the heartbeat counts from the connect",
+            p.why
+        ),
+        ..p
     }
 }
 
@@ -4823,6 +4861,10 @@ mod tests {
         );
         let p = predict(&s, 0, Side::Server);
         assert!(inside(&p, 9975.0) && p.admits("HEARTBEAT"), "{p:?}");
+        // Its client: where the drop took the first PONG, the heartbeat counted from the
+        // connect (`first_pong_across_the_fault`): 7.931 s.
+        let p = predict(&s, 0, Side::Client);
+        assert!(inside(&p, 7931.0) && inside(&p, 9995.0), "{p:?}");
         let s = scenario(
             "keepalive = \"off\"",
             "interval = \"500ms\"\nmisses = 4",
