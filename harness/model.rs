@@ -3956,7 +3956,9 @@ fn first_pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
     let late = slack(n) + JIFFY_MS;
     // The first PONG crosses back H + its timer's slack + the round trip after the connect.
     let first_pong_crosses = n + late + rtt + ANSWER_LATE_MS;
-    if cx.at > first_pong_crosses || cx.at + INJECT_LATE_MS < n {
+    // Off schedule (after an earlier fault) the connection may be a new one, its first PONG
+    // due at any moment.
+    if cx.on_schedule && (cx.at > first_pong_crosses || cx.at + INJECT_LATE_MS < n) {
         return p;
     }
     let earliest = (f64::from(m) - 1.0) * n - rtt - late;
@@ -4865,6 +4867,16 @@ mod tests {
         // connect (`first_pong_across_the_fault`): 7.931 s.
         let p = predict(&s, 0, Side::Client);
         assert!(inside(&p, 7931.0) && inside(&p, 9995.0), "{p:?}");
+        // After an earlier fault the client may have connected again at any moment: its first
+        // PONG may be the one a later fault stops.
+        let twice = parse_scenario(
+            "name = \"t\"\nend = \"40s\"\nexpect = \"none\"\n[wire]\ndelay = \"30ms\"\n\
+             [heartbeat]\ninterval = \"2s\"\nmisses = 5\n\
+             [[fault]]\nkind = \"firewall-drop\"\nat = \"2050ms\"\nheal = \"16s\"\n\
+             [[fault]]\nkind = \"firewall-drop\"\nat = \"30s\"\n",
+        );
+        let p = predict(&twice, 1, Side::Client);
+        assert!(inside(&p, 7931.0), "{p:?}");
         let s = scenario(
             "keepalive = \"off\"",
             "interval = \"500ms\"\nmisses = 4",
