@@ -372,6 +372,18 @@ fn a_pong_whose_ack_meets_a_one_way_drop_holds_the_peers_keepalive_back() {
 }
 
 #[test]
+fn a_pong_never_acknowledged_meets_the_reset() {
+    let t = run_passing("heartbeat-reset-pong-in-flight.toml");
+    // K18: 45 ms after a PING, under 30 ms each way, the server's PONG is in the wire's queue
+    // or its ACK is held by the client; it meets the reset itself, or its retransmission does
+    // one RTO (~260 ms) after its send. Upper bound 350 ms, below the server's heartbeat
+    // (2 x 200 ms after the PING it heard, ~385 ms after the fault): the PONG drew the reset,
+    // not a PING nor the heartbeat (measured 0.000-0.291 s in 14 runs). ECONNRESET proves
+    // the reset took effect.
+    assert_detects(&t, "server", 0.0..=350.0, "ECONNRESET");
+}
+
+#[test]
 fn a_pinging_clients_keepalive_waits_behind_its_ping() {
     let t = run_passing("heartbeat-holds-keepalive.toml");
     // K18: the client's PING is in flight within one 2 s interval of the fault, and keepalive
