@@ -3111,6 +3111,24 @@ pub fn predict_on(scenario: &Scenario, index: usize, side: Side, os: Os) -> Pred
     CORRECTIONS.iter().fold(p, |p, correct| correct(&cx, p))
 }
 
+/// As [`predict`], with this side told what earlier faults would have left it (the wire's
+/// ICMP bucket towards its host, [`SideModel::icmp_tokens_ms`]; a reconnect's longest RTO and
+/// srtt, [`SideModel::set_reconnect`]) in place of what the scenario's own earlier faults
+/// leave: for checking the model against a simulation started from such a state.
+pub fn predict_told(
+    scenario: &Scenario,
+    index: usize,
+    side: Side,
+    icmp_tokens_ms: Option<(f64, f64)>,
+    reconnect: Option<(f64, f64)>,
+) -> Prediction {
+    let mut cx = FaultContext::new(scenario, index, side, Os::Linux);
+    cx.me.icmp_tokens_ms = icmp_tokens_ms;
+    cx.me.set_reconnect(reconnect);
+    let p = crowded(predict_side(&cx.me, cx.model), &cx.me, cx.crowd);
+    CORRECTIONS.iter().fold(p, |p, correct| correct(&cx, p))
+}
+
 /// Fault number `index` of a scenario as the rules that correct one side's prediction need it,
 /// worked out once ([`predict_on`]).
 struct FaultContext<'a> {
@@ -3196,9 +3214,10 @@ impl<'a> FaultContext<'a> {
 type Correction = fn(&FaultContext, Prediction) -> Prediction;
 
 /// The corrections, in the order [`predict_on`] applies them.
-const CORRECTIONS: [Correction; 8] = [
+const CORRECTIONS: [Correction; 9] = [
     heartbeat_reset,
     fed_by_a_writer,
+    answered_into_the_chain,
     rejected_one_way,
     reset_across_the_fault,
     heartbeat_one_way,
@@ -3457,6 +3476,160 @@ fn probes_due(k: KeepaliveMs, (from, to): (f64, f64)) -> impl Iterator<Item = us
         .take_while(move |(_, (lo, _))| *lo <= to)
         .filter(move |(_, (_, hi))| *hi >= from)
         .map(|(n, _)| n)
+}
+
+/// K18 (and K7): a writer whose own packets are rejected with ICMP host-unreachable one way,
+/// while the peer's still reach it. Its retransmissions' ICMPs revert its backoff as far as
+/// the wire's bucket towards its host lets them out ([`revert_chain`]), and what the peer
+/// sends meanwhile is answered into the same reject, each answer an ICMP from the same bucket
+/// ([`OutsideDraw`], [`peer_answers`]): the peer's keepalive probes (the writer ACKs each
+/// at once, tcp_send_dupack), or, with the reference peers' heartbeat, a PONG that was in
+/// flight at the fault and its retransmissions (ACKed the same way; their tcp_ack clears the
+/// soft error first). Each such draw can take the message a retransmission would have
+/// reverted with, in the middle of the chain, so the chain is followed with the draws at
+/// their moments, for each way the peer's packets can come. Found by the reference
+/// simulation (tests/sim_heartbeat.rs): a streaming client gave up 4.79 s after the fault
+/// where the chain alone allowed at most 4.66 s.
+fn answered_into_the_chain(cx: &FaultContext, p: Prediction) -> Prediction {
+    let me = &cx.me;
+    if cx.model != (FaultModel::Icmp { port: false })
+        || cx.mine_stopped != Some(true)
+        || me.role != Role::Writer
+    {
+        return p;
+    }
+    let worlds = peer_answers(cx);
+    if worlds.iter().all(|w| w.is_empty()) {
+        return p;
+    }
+    let drawn = worlds
+        .iter()
+        .map(|draws| {
+            let tcp = writer_icmp_revert(me, "EHOSTUNREACH", REJECT_BUCKET, draws);
+            match heartbeat(me, cx.model) {
+                Some(hb) => race(tcp, hb),
+                None => tcp,
+            }
+        })
+        .reduce(either)
+        .expect("at least one way");
+    Prediction {
+        why: format!(
+            "{}; the peer's packets still reach this side, and each answer draws on the wire's \
+             ICMP bucket in the middle of the chain",
+            drawn.why
+        ),
+        ..drawn
+    }
+}
+
+/// The ways the peer's packets can reach a writer whose own packets a reject stops one way,
+/// each as the moments its answers draw on the bucket ([`OutsideDraw`], ms after the writer's
+/// lost write, the first write after the fault):
+/// - The peer's keepalive probes, if it has keepalive and nothing of its own in flight: it
+///   received the writer's last segment L before the fault (one write interval before the
+///   lost write, or anything up to that with the heartbeat's PINGs in between), and probes
+///   I after L, then every V, unanswered, until it gives up ([`keepalive_give_up`]), each
+///   late by its timers' slack; the answer crosses within [`ANSWER_LATE_MS`], a wire delay's
+///   hold on top. A peer whose idle time is shorter than the write interval probes between
+///   writes, on another schedule: not followed here.
+/// - With the reference peers' heartbeat, a PONG in flight: a PING that crossed just before
+///   the fault (its PONG's ACK is held up to [`unacked_before_ms`]) is answered, and the
+///   writer's ACK of the PONG meets the reject (or rides on the lost write itself: with and
+///   without that draw); the PONG is then data in flight for the peer, whose keepalive waits
+///   behind it, and its loss probe and retransmissions (one RTO, then doubling, until its own
+///   limit) each reach the writer and draw an ICMP.
+fn peer_answers(cx: &FaultContext) -> Vec<Vec<OutsideDraw>> {
+    let (me, them) = (&cx.me, &cx.them);
+    let interval = me.traffic_interval_ms as f64;
+    // The answer's moment against the writer's own segments': both wait in a wire delay's
+    // queue (one way each), the answer after the peer's packet waited too.
+    let (d0, d1) = (me.added_rtt_ms.0 / 2.0, me.added_rtt_ms.1 / 2.0);
+    let answer = (2.0 * d0 - d1, 2.0 * d1 - d0 + ANSWER_LATE_MS);
+    let mut worlds = Vec::new();
+    // The peer's probes, from its last segment received L: the lost write comes one interval
+    // after L, or less with PINGs between the writes.
+    let since_last = if me.heartbeat.is_some() {
+        (0.0, interval + WRITE_LATE_MS)
+    } else {
+        (interval - WRITE_LATE_MS, interval + WRITE_LATE_MS)
+    };
+    match them.keepalive {
+        Some(k) if (k.idle_ms as f64) > since_last.1 => {
+            let (i, v) = (k.idle_ms as f64, k.interval_ms as f64);
+            let probes = keepalive_give_up(k, them.user_timeout_ms, i).1 as u32;
+            worlds.push(
+                (0..probes)
+                    .map(|j| {
+                        let j = f64::from(j);
+                        let due = i + j * v;
+                        let late = slack(i) + j * (slack(v) + JIFFY_MS) + JIFFY_MS;
+                        OutsideDraw {
+                            at: (
+                                due - since_last.1 - JIFFIES_EARLY_MS + answer.0,
+                                due - since_last.0 + late + answer.1,
+                            ),
+                            clears: false,
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        // No keepalive: nothing of the peer's comes while nothing of its own is in flight.
+        None => worlds.push(Vec::new()),
+        // Probes between the writes: another schedule, not followed.
+        Some(_) => return Vec::new(),
+    }
+    if let (true, Some((h, _))) = (me.pings, me.heartbeat) {
+        let before = unacked_before_ms(me) + ANSWER_LATE_MS;
+        if pings_due(h, cx.crossing(before)) {
+            // The PING crossed at X, at most `before` ahead of the fault F, which came at most
+            // an interval ahead of the lost write W: X - W in [-(before + interval + late), 0].
+            let x = (-(before + interval + WRITE_LATE_MS), 0.0);
+            let (rto_lo, rto_hi) = rto_range_ms(them);
+            let limit = match them.user_timeout_ms {
+                0 => retransmission_budget_ms(them.tcp_retries2),
+                ut => ut as f64,
+            };
+            // The writer's chain is over by its own limit and a few intervals: later draws
+            // change nothing.
+            let horizon = x.1
+                + 4.0 * (me.user_timeout_ms as f64).max(retransmission_budget_ms(me.tcp_retries2));
+            let mut retransmissions = Vec::new();
+            // The loss probe one RTO after the PONG, the first retransmission one more, then
+            // doubling; the give-up at the first expiry `limit` after the first.
+            let (mut t, mut step, mut first) = ((0.0, 0.0), (rto_lo, rto_hi), None);
+            for n in 0.. {
+                let span = (step.0 - JIFFY_MS, step.1 + slack(step.1) + JIFFY_MS);
+                t = (t.0 + span.0, t.1 + span.1);
+                if let Some(f) = first {
+                    if t.0 - f >= limit || x.0 + t.0 > horizon {
+                        break;
+                    }
+                }
+                retransmissions.push(OutsideDraw {
+                    at: (x.0 + t.0 + answer.0, x.1 + t.1 + answer.1),
+                    clears: true,
+                });
+                if n == 1 {
+                    first = Some(t.0);
+                }
+                if n >= 1 {
+                    step = (
+                        (step.0 * 2.0).min(RTO_MAX_MS),
+                        (step.1 * 2.0).min(RTO_MAX_MS),
+                    );
+                }
+            }
+            worlds.push(retransmissions.clone());
+            let ack = OutsideDraw {
+                at: (x.0 + answer.0, x.1 + answer.1 + before),
+                clears: true,
+            };
+            worlds.push(std::iter::once(ack).chain(retransmissions).collect());
+        }
+    }
+    worlds
 }
 
 /// K7: a one-way reject with ICMP that stops only this side's packets (`fault_model` gives
@@ -4523,6 +4696,47 @@ mod tests {
             let one = at_once_drawn(3000.0, tokens, &[(at, at)]);
             assert!(both.0 <= one.0 && one.1 <= both.1, "{at}: {one:?} {both:?}");
         }
+    }
+
+    #[test]
+    fn a_writers_answers_to_the_peer_draw_on_its_chains_bucket() {
+        // Found by the reference simulation (tests/sim_heartbeat.rs, RTO 220 ms): a client
+        // streaming 64 B every 150 ms, keepalive off, tcp_retries2 3, against a server with
+        // keepalive 3s/1s/2 and the heartbeat 2 s x 3; the client's packets rejected with ICMP
+        // host-unreachable one way at 2 s. The client's ACKs of what the server still sends
+        // draw on its chain's bucket: it gave up EHOSTUNREACH 4.803 s after the fault, where
+        // the chain alone allowed 3.40-4.56 s.
+        use crate::fidelity::{Cell, CellFault, CellTraffic, Ka, SideCell};
+        let cell = Cell {
+            seed: 0,
+            client: SideCell {
+                keepalive: None,
+                user_timeout_ms: 0,
+            },
+            server: SideCell {
+                keepalive: Some(Ka {
+                    idle_s: 3,
+                    interval_s: 1,
+                    count: 2,
+                }),
+                user_timeout_ms: 0,
+            },
+            traffic: CellTraffic::Stream {
+                interval_ms: 150,
+                record_bytes: 64,
+            },
+            tcp_retries2: Some(3),
+            fault: CellFault::IcmpOneWay {
+                port: false,
+                to_server: true,
+            },
+            at_ms: 2000,
+            end_ms: 40_000,
+        };
+        let text = cell.to_toml() + "[heartbeat]\ninterval = \"2000ms\"\nmisses = 3\n";
+        let client = predict(&parse_scenario(&text), 0, Side::Client);
+        assert!(inside(&client, 4803.0), "{client:?}");
+        assert!(client.admits("EHOSTUNREACH"), "{client:?}");
     }
 
     #[test]

@@ -66,8 +66,8 @@ pub fn check(cell: &Cell, draw: &Draw) -> Result<(), String> {
 
 /// As [`check`], with the wire's ICMP bucket towards the client short at the fault (an earlier
 /// fault drew on it): `bucket` is (what the simulation's bucket holds, the least the model is
-/// told), ms. The client must be a writer: the model takes the bucket through
-/// `SideModel::icmp_tokens_ms` and [`flatline::model::predict_side`].
+/// told), ms. The client must be a writer: the model is told the bucket through
+/// [`flatline::model::predict_told`].
 pub fn check_after(cell: &Cell, draw: &Draw, bucket: Option<(f64, f64)>) -> Result<(), String> {
     check_with(cell, draw, bucket, None, None)
 }
@@ -140,17 +140,20 @@ fn check_with(
             (None, None) => flatline::model::predict(&scenario, 0, *side),
             _ if *side == Side::Server => flatline::model::predict(&scenario, 0, *side),
             _ => {
-                let mut me = flatline::model::side_model(&scenario, *side);
+                let me = flatline::model::side_model(&scenario, *side);
                 assert_eq!(
                     me.role,
                     flatline::model::Role::Writer,
                     "{}",
                     cell.describe()
                 );
-                me.icmp_tokens_ms = bucket.map(|(_, least)| (least, 6000.0));
-                me.set_reconnect(rto_told);
-                let fault = flatline::model::fault_model(&scenario, 0, *side);
-                flatline::model::predict_side(&me, fault)
+                flatline::model::predict_told(
+                    &scenario,
+                    0,
+                    *side,
+                    bucket.map(|(_, least)| (least, 6000.0)),
+                    rto_told,
+                )
             }
         };
         let fail = |what: String| {
@@ -264,7 +267,9 @@ proptest! {
 
 /// A busy writer behind a fault whose segments draw ICMPs (a reject with ICMP, the server's
 /// own end pulled, the server's cable pulled at the wire: ip_error's net-unreachable), with
-/// the settings the random cells draw.
+/// the settings the random cells draw. A reject of the writer's packets only lets the server's
+/// keepalive probes (1s/1s/3) through, and the writer's answers to them draw on the bucket in
+/// the middle of its chain (docs/physics.md, K18), which the random cells never draw.
 fn icmp_writer_cells() -> impl Strategy<Value = Cell> {
     (
         prop_oneof![
@@ -272,6 +277,10 @@ fn icmp_writer_cells() -> impl Strategy<Value = Cell> {
             Just(flatline::fidelity::CellFault::Icmp { port: true }),
             Just(flatline::fidelity::CellFault::PeerEnd),
             Just(flatline::fidelity::CellFault::CablePull),
+            any::<bool>().prop_map(|port| flatline::fidelity::CellFault::IcmpOneWay {
+                port,
+                to_server: true
+            }),
         ],
         prop_oneof![Just(0u32), (1u32..=16).prop_map(|k| k * 500)],
         3u8..=6,
@@ -392,20 +401,8 @@ fn heartbeat_cells() -> impl Strategy<Value = (Cell, Heartbeat)> {
         .prop_map(
             |(client, server, fault, traffic, retries2, interval_ms, misses)| {
                 let writer = traffic != CellTraffic::Idle;
-                // Not drawn: a streaming client whose own packets are rejected one way. Its ACKs of
-                // the server's probes draw on the bucket its retransmissions need, and the model's
-                // chain does not follow that (2 in 40,000 drawn cells fell outside; docs/physics.md,
-                // K18).
-                let fault = match fault {
-                    CellFault::IcmpOneWay {
-                        port,
-                        to_server: true,
-                    } if writer => CellFault::IcmpOneWay {
-                        port,
-                        to_server: false,
-                    },
-                    other => other,
-                };
+                // A streaming client whose own packets are rejected one way is drawn too: its
+                // answers to the server's probes and PONGs draw on its chain's bucket (K18).
                 let cell = Cell {
                     seed: 0,
                     client,
