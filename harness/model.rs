@@ -3582,7 +3582,7 @@ fn peer_answers(cx: &FaultContext) -> Vec<Vec<OutsideDraw>> {
     }
     if let (true, Some((h, _))) = (me.pings, me.heartbeat) {
         let before = unacked_before_ms(me) + ANSWER_LATE_MS;
-        if pings_due(h, cx.crossing(before)) {
+        if cx.ping_due(h, before) {
             // The PING crossed at X, at most `before` ahead of the fault F, which came at most
             // an interval ahead of the lost write W: X - W in [-(before + interval + late), 0].
             let x = (-(before + interval + WRITE_LATE_MS), 0.0);
