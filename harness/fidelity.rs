@@ -3,6 +3,10 @@
 //! model's windows (`detects = "predicted"`). Used by `flatline bench --fidelity N`, the lab
 //! test of random cells and the reference simulation's property test.
 //!
+//! The bench and the lab test run a [`RandomCell`]: the seed's one-fault [`Cell`] (what the
+//! reference simulation models) with its [`Extras`]: the reference peers' heartbeat, a wire
+//! delay, a second fault after a heal, each drawn on a salted stream of its own.
+//!
 //! The generator is a small SplitMix64 written out here rather than `rand`: a printed seed
 //! must give the same cell with every later version of flatline, which `rand` does not promise
 //! for its generators.
