@@ -301,6 +301,22 @@ fn a_one_way_reject_sends_its_icmps_to_the_stopped_side_and_the_writer_feeds_its
 }
 
 #[test]
+fn a_writers_answers_to_the_peers_probes_draw_on_the_bucket_its_retransmissions_revert_with() {
+    let t = run_passing("reject-one-way-writer-probed.toml");
+    // K18/K9: the client's packets are rejected with host-unreachable one way while it streams
+    // (UT 4 s); the server's probes (1s/1s/5) still reach it and its ACKs of them draw on the
+    // same ICMP bucket as its retransmissions. It gives up at the first expiry at least UT
+    // after its first retransmission: UT + 2 RTO less a few jiffies (4.38 s) at the earliest;
+    // the model's latest, an interval reverted past UT, 6.27 s, plus timer slack. Its give-up
+    // before the server's RST (~6.1 s) and EHOSTUNREACH prove the ICMPs reached it.
+    // Measured 4.534-5.066 s in 8 runs.
+    assert_detects(&t, "client", 4380.0..=6300.0, "EHOSTUNREACH");
+    // The server stops receiving at the fault and gives up I + N*V = 6 s after the client's
+    // last segment (at most 100 ms before the fault), plus six timers' slack.
+    assert_detects(&t, "server", 5870.0..=6350.0, "ETIMEDOUT");
+}
+
+#[test]
 fn a_one_way_reject_resets_a_client_without_keepalive_when_the_server_gives_up() {
     let t = run_passing("reject-one-way-peer-resets.toml");
     // K7: the server's probes pass, the client's answers are rejected: the server's keepalive
