@@ -771,11 +771,15 @@ fn keepalive_silence_late(me: &SideModel, why: &str, late_ms: f64) -> Prediction
         // two expiries (V, then the rest of I).
         hi = hi.max(total + slack(first) + slack(0.0) + probes * slack(v));
     }
-    if me.user_timeout_ms > 0 && v > i && me.role == Role::Reader {
+    // A reader's data and a heartbeat's frames (PINGs to the answering side, PONGs to the
+    // pinging one) arrive at any phase of the timer.
+    let frames = me.role == Role::Reader || me.heartbeat.is_some();
+    if me.user_timeout_ms > 0 && v > i && frames {
         // Frames restart the idle time but not a timer armed for V after an answered probe:
         // the first unanswered probe can come anywhere from I to V after L, and with a user
         // timeout a first probe just past UT - jV gives up latest, near UT + V (K3; found by
-        // tests/sim_heartbeat.rs: 7.73 s where the two ends said 7.61 s at most).
+        // tests/sim_heartbeat.rs: 7.73 s where the two ends said 7.61 s at most, and for an
+        // idle connection's heartbeat 10.48 s where they said 9.66 s).
         let (_, latest, probes) = keepalive_give_up_range(k, me.user_timeout_ms, i, v);
         hi = hi.max(latest + slack(v) + slack(0.0) + probes * slack(v));
     }
@@ -4325,6 +4329,27 @@ mod tests {
         w.role = Role::Writer;
         let p = predict_side(&w, FaultModel::Silence);
         assert_eq!(crowded(p.clone(), &w, 20_000), p);
+    }
+
+    #[test]
+    fn a_heartbeats_frames_arrive_at_any_phase_of_the_keepalive_timer() {
+        // tests/sim_heartbeat.rs (a model_sim case at 100,000): the server 1s/4s/2 with UT
+        // 7.5 s answering a 3 s heartbeat, the client's packets dropped one way. A probe
+        // answered before the last PING armed the timer for V, so the first unanswered probe
+        // came 3 s after the last PING, the next at 7 s (< UT), the give-up at 11 s: 10.48 s
+        // after the fault, where the model said 9.66 s at most (ECONNRESET at the client).
+        let mut s = idle(Some((1000, 4000, 2)), 7500);
+        let bare = keepalive_silence(&s, "silent");
+        s.heartbeat = Some((3000, 5));
+        let framed = keepalive_silence(&s, "silent");
+        let (lo, hi) = framed.window_ms.unwrap();
+        assert!(bare.window_ms.unwrap().1 < 10_482.0, "{bare:?}");
+        assert!(lo <= 10_482.0 && 10_482.0 <= hi, "{framed:?}");
+        // The first probe moves from I to at most V after L: the bound by less than V.
+        assert!(
+            hi - bare.window_ms.unwrap().1 < 4000.0,
+            "{framed:?} {bare:?}"
+        );
     }
 
     fn idle(ka: Option<(u64, u64, u32)>, ut: u64) -> SideModel {
