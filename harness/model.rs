@@ -4058,7 +4058,27 @@ fn pong_across_the_fault(cx: &FaultContext, p: Prediction) -> Prediction {
             FaultModel::OneWayDrop { .. } => FaultModel::OneWayDrop { peer_rst_ms: None },
             other => other,
         };
-        return widened(p, predict_side(me, fault));
+        let q = widened(p, predict_side(me, fault));
+        if !matches!(cx.model, FaultModel::Icmp { .. }) || q.admits("ETIMEDOUT") {
+            return q;
+        }
+        // The PONG's loss probe and retransmissions still reach this side: each is data with
+        // an acceptable ACK, and tcp_ack clears the soft error the ICMPs recorded. Once the
+        // wire's bucket runs dry, the last of them can come after the last ICMP, and the
+        // give-up reports ETIMEDOUT (found by tests/sim_heartbeat.rs at 100,000 cases: UT
+        // 0.5 s, heartbeat 1 s x 2, the client's packets rejected one way, ETIMEDOUT 1.93 s
+        // where the model said EHOSTUNREACH).
+        let mut alt_errors = q.alt_errors.clone();
+        alt_errors.push("ETIMEDOUT".into());
+        return Prediction {
+            alt_errors,
+            why: format!(
+                "{}; the PONG's retransmissions clear the ICMP's soft error (tcp_ack), and after \
+                 the bucket runs dry the give-up can report ETIMEDOUT",
+                q.why
+            ),
+            ..q
+        };
     }
     if me.pings || !(silenced || reset) || !due {
         return p;
@@ -4974,6 +4994,34 @@ mod tests {
     /// K18 one way (`heartbeat_one_way`): the answering side whose packets are stopped hears
     /// the first PING after the fault, one interval later at most; the pinging side whose
     /// packets are stopped may hear the answering side's FIN first.
+    /// K18: the pinging side whose packets a reject with ICMP stops one way, a PONG in flight:
+    /// the PONG's retransmissions reach it, and each clears the soft error its ICMPs recorded
+    /// (tcp_ack), so after the bucket runs dry the give-up can report ETIMEDOUT. Found by
+    /// tests/sim_heartbeat.rs at 100,000 cases: UT 0.5 s, heartbeat 1 s x 2, the reject 0.35 ms
+    /// after a PING, ETIMEDOUT 1.93 s where the model said EHOSTUNREACH alone.
+    #[test]
+    fn a_pong_retransmitted_into_a_one_way_reject_clears_the_icmps_error() {
+        let scenario = |at: &str| {
+            let text = format!(
+                "name = \"t\"\nend = \"20s\"\nexpect = \"none\"\n\
+                 [heartbeat]\ninterval = \"1s\"\nmisses = 2\n\
+                 [client]\nuser_timeout = \"500ms\"\n\
+                 [[fault]]\nkind = \"reject\"\nwith = \"icmp-host-unreachable\"\n\
+                 direction = \"to-server\"\nat = \"{at}\"\n"
+            );
+            parse_scenario(&text)
+        };
+        let client = predict(&scenario("3s"), 0, Side::Client);
+        assert!(inside(&client, 1928.0), "{client:?}");
+        assert!(
+            client.admits("EHOSTUNREACH") && client.admits("ETIMEDOUT"),
+            "{client:?}"
+        );
+        // Half an interval from any PING, no PONG is in flight: the ICMP's error alone.
+        let client = predict(&scenario("3.5s"), 0, Side::Client);
+        assert!(!client.admits("ETIMEDOUT"), "{client:?}");
+    }
+
     #[test]
     fn a_one_way_fault_under_a_heartbeat() {
         let scenario = |direction: &str| {
