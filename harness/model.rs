@@ -4991,9 +4991,6 @@ mod tests {
         );
     }
 
-    /// K18 one way (`heartbeat_one_way`): the answering side whose packets are stopped hears
-    /// the first PING after the fault, one interval later at most; the pinging side whose
-    /// packets are stopped may hear the answering side's FIN first.
     /// K18: the pinging side whose packets a reject with ICMP stops one way, a PONG in flight:
     /// the PONG's retransmissions reach it, and each clears the soft error its ICMPs recorded
     /// (tcp_ack), so after the bucket runs dry the give-up can report ETIMEDOUT. Found by
@@ -5022,6 +5019,9 @@ mod tests {
         assert!(!client.admits("ETIMEDOUT"), "{client:?}");
     }
 
+    /// K18 one way (`heartbeat_one_way`): the answering side whose packets are stopped hears
+    /// the first PING after the fault, one interval later at most; the pinging side whose
+    /// packets are stopped may hear the answering side's FIN first.
     #[test]
     fn a_one_way_fault_under_a_heartbeat() {
         let scenario = |direction: &str| {
