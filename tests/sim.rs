@@ -516,10 +516,7 @@ impl Sim {
         let elapsed = (self.jiffies(t) - self.jiffies(self.eps[i].last_rcv)) as f64 * JIFFY;
         if elapsed >= idle {
             let ep = &self.eps[i];
-            let ut = ep.user_timeout;
-            if (ut > 0.0 && elapsed >= ut && ep.probes_out > 0)
-                || (ut == 0.0 && ep.probes_out >= count)
-            {
+            if keepalive_gives_up(ep.user_timeout, elapsed, ep.probes_out, count) {
                 let error = ep.soft.unwrap_or("ETIMEDOUT");
                 self.die(i, t, error, true);
                 return;
@@ -750,16 +747,31 @@ fn persist(cell: &Cell, draw: &Draw, fault_at: f64) -> Detection {
     }
 }
 
-fn endpoint(side: flatline::fidelity::SideCell, draw: &Draw) -> Endpoint {
-    let keepalive = side.keepalive.map(|k| {
+/// A side's keepalive in ms: (idle, interval, count), as Linux takes whole seconds.
+fn keepalive_ms(side: flatline::fidelity::SideCell) -> Option<(f64, f64, u32)> {
+    side.keepalive.map(|k| {
         (
             f64::from(k.idle_s) * 1000.0,
             f64::from(k.interval_s) * 1000.0,
             k.count,
         )
-    });
+    })
+}
+
+/// tcp_keepalive_timer's give-up, at an expiry `elapsed` ms after the last receipt: with a
+/// user timeout, once it has passed with a probe out (KEEPCNT ignored); without, once
+/// `count` probes went unanswered.
+fn keepalive_gives_up(user_timeout: f64, elapsed: f64, probes_out: u32, count: u32) -> bool {
+    if user_timeout > 0.0 {
+        elapsed >= user_timeout && probes_out > 0
+    } else {
+        probes_out >= count
+    }
+}
+
+fn endpoint(side: flatline::fidelity::SideCell, draw: &Draw) -> Endpoint {
     Endpoint {
-        keepalive,
+        keepalive: keepalive_ms(side),
         user_timeout: f64::from(side.user_timeout_ms),
         dead: None,
         last_rcv: 0.0,

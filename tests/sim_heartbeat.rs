@@ -21,7 +21,7 @@
 //! retransmitted head revert a backoff (tcp_ld_RTO_revert).
 
 use super::{arm_at, budget, retransmission_timer, Cell, CellFault, CellTraffic, Detection};
-use super::{Draw, Path, Verdict};
+use super::{keepalive_gives_up, keepalive_ms, Draw, Path, Verdict};
 use super::{HORIZON_MS, JIFFY};
 use std::collections::BTreeSet;
 
@@ -73,13 +73,7 @@ struct Ep {
 impl Ep {
     fn new(side: flatline::fidelity::SideCell) -> Ep {
         Ep {
-            keepalive: side.keepalive.map(|k| {
-                (
-                    f64::from(k.idle_s) * 1000.0,
-                    f64::from(k.interval_s) * 1000.0,
-                    k.count,
-                )
-            }),
+            keepalive: keepalive_ms(side),
             user_timeout: f64::from(side.user_timeout_ms),
             dead: None,
             closed: false,
@@ -380,9 +374,7 @@ impl HbSim {
             return;
         }
         let ep = &self.eps[i];
-        let ut = ep.user_timeout;
-        if (ut > 0.0 && elapsed >= ut && ep.probes_out > 0) || (ut == 0.0 && ep.probes_out >= count)
-        {
+        if keepalive_gives_up(ep.user_timeout, elapsed, ep.probes_out, count) {
             let error = ep.soft.unwrap_or("ETIMEDOUT");
             self.die(i, t, error, true);
             return;
